@@ -1,0 +1,38 @@
+# Enclave: thin recipes; each makes sure the project virtualenv is installed first.
+
+python := env_var_or_default("PYTHON", "python3")
+venv := ".venv"
+bin := venv / "bin"
+
+# Create .venv and install the project with every extra (re-runs only when pyproject.toml changes).
+install:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ ! -x {{bin}}/python ]; then {{python}} -m venv {{venv}}; fi
+    stamp={{venv}}/.installed
+    if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+        {{bin}}/python -m pip install --quiet --upgrade pip
+        # llama-cpp-python compiles from source the first time (about 25 minutes on 2 cores);
+        # pip caches the wheel, so later installs take seconds.
+        CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}" \
+            {{bin}}/python -m pip install --quiet -e '.[local,modal,dev]'
+        touch "$stamp"
+    fi
+
+# Bring the local stack up (node on :8001, gateway on :8000) and answer a first chat.
+up *ARGS: install
+    {{bin}}/enclave up {{ARGS}}
+
+# Run the test suite against real local servers.
+test *ARGS: install
+    HF_HUB_OFFLINE=1 {{bin}}/pytest {{ARGS}}
+
+# Benchmarks (pytest-benchmark); figures go to the terminal and .benchmarks/.
+bench *ARGS: install
+    HF_HUB_OFFLINE=1 {{bin}}/pytest benchmarks --benchmark-only --benchmark-autosave {{ARGS}}
+
+# Lint and type-check.
+lint: install
+    {{bin}}/ruff check .
+    {{bin}}/ruff format --check .
+    {{bin}}/mypy

@@ -1,0 +1,61 @@
+"""The typed, frozen request context that the gateway's steps pass along.
+
+A step is ``async (ctx) -> ctx``: it reads what earlier steps produced, returns a
+new context with what it adds, or raises an :class:`~functions.errors.EnclaveError`.
+Steps are composed once, at start-up, into a single step (:func:`compose`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.datastructures import Headers
+
+from functions.settings import Deployment
+from functions.wire import ChatCompletionRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling. ``key_id`` is a short fingerprint, never the key itself."""
+
+    key_id: str
+    tenant: str = "default"
+    role: str = "member"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    request_id: str
+    headers: Headers
+    payload: Any = None  # the request's JSON, as sent
+    body: ChatCompletionRequest | None = None
+    principal: Principal | None = None
+    # deployments to try, in order: litellm's pick for the model, then its fallbacks
+    plan: tuple[Deployment, ...] = ()
+    # what each step decided, for the log line (and, later, the audit record)
+    decisions: Mapping[str, str] = field(default_factory=dict)
+
+    def evolve(self, **changes: object) -> RequestContext:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def decided(self, step: str, verdict: str, **changes: object) -> RequestContext:
+        return self.evolve(decisions={**self.decisions, step: verdict}, **changes)
+
+
+Step = Callable[[RequestContext], Awaitable[RequestContext]]
+
+
+def compose(steps: Sequence[Step]) -> Step:
+    """One step that runs ``steps`` in order."""
+    chain = tuple(steps)
+
+    async def pipeline(ctx: RequestContext) -> RequestContext:
+        for step in chain:
+            ctx = await step(ctx)
+        return ctx
+
+    return pipeline

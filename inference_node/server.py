@@ -1,0 +1,270 @@
+"""The inference node: an OpenAI-compatible server over one engine.
+
+Routes: ``POST /v1/chat/completions`` (plain and SSE), ``GET /v1/models``,
+``GET /health`` (200 only once the model is loaded), ``GET /metrics``.
+
+The engine is loaded in a worker thread after the server starts, so ``/health``
+can say "loading" instead of the port being closed. Requests wait in the
+admission queue for a free engine slot; past its bound they get 503 at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from loguru import logger
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from functions.edge import Edge, http_exception_handler, json_response, read_json
+from functions.edge import unless_disconnected
+from functions.errors import (
+    EnclaveError,
+    InvalidRequestError,
+    ModelNotFoundError,
+    ServiceUnavailableError,
+    map_exception,
+)
+from functions.metrics import Metrics
+from functions.settings import Settings
+from functions.wire import (
+    SSE_DONE,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    Choice,
+    ChunkChoice,
+    Delta,
+    ModelCard,
+    ModelList,
+    ResponseMessage,
+    Usage,
+    completion_id,
+    now,
+    sse_event,
+)
+from inference_node.admission import Admission
+from inference_node.engine import Engine, GenerationParams, Piece
+
+ROUTE = "/v1/chat/completions"
+
+
+@dataclass
+class NodeState:
+    """What the routes share: the engine once loaded, or why it is not."""
+
+    settings: Settings
+    metrics: Metrics
+    admission: Admission
+    engine: Engine | None = None
+    load_error: str | None = None
+    loader: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    def ready_engine(self) -> Engine:
+        if self.engine is None:
+            reason = self.load_error or "The model is still loading."
+            raise ServiceUnavailableError(reason, headers={"retry-after": "2"})
+        return self.engine
+
+
+def _params(body: ChatCompletionRequest) -> GenerationParams:
+    if (body.n or 1) != 1:
+        raise InvalidRequestError("Only n=1 is supported.", param="n")
+    return GenerationParams(
+        messages=[{"role": m.role, "content": m.text()} for m in body.messages],
+        max_tokens=body.token_limit,
+        temperature=1.0 if body.temperature is None else body.temperature,
+        top_p=1.0 if body.top_p is None else body.top_p,
+        stop=body.stop_list,
+        seed=body.seed,
+    )
+
+
+async def _collect(engine: Engine, params: GenerationParams) -> tuple[str, Piece]:
+    parts: list[str] = []
+    last = Piece("")
+    async for piece in engine.generate(params):
+        parts.append(piece.text)
+        last = piece
+    return "".join(parts), last
+
+
+def _usage(piece: Piece) -> Usage:
+    prompt, completion = piece.prompt_tokens or 0, piece.completion_tokens or 0
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+
+
+async def _stream(
+    state: NodeState, engine: Engine, params: GenerationParams, body: ChatCompletionRequest
+) -> AsyncIterator[bytes]:
+    ident, created, started = completion_id(), now(), time.perf_counter()
+
+    def chunk(delta: Delta, finish: str | None = None) -> ChatCompletionChunk:
+        choice = ChunkChoice(delta=delta, finish_reason=finish)  # type: ignore[arg-type]
+        return ChatCompletionChunk(id=ident, choices=[choice], created=created, model=engine.model_id)
+
+    status = "200"
+    try:
+        yield sse_event(chunk(Delta(role="assistant", content="")))
+        first = True
+        async for piece in engine.generate(params):
+            if first and piece.text:
+                state.metrics.ttft.labels(engine.model_id, "").observe(time.perf_counter() - started)
+                first = False
+            if piece.text:
+                yield sse_event(chunk(Delta(content=piece.text)))
+            if piece.finish_reason is not None:
+                yield sse_event(chunk(Delta(), piece.finish_reason))
+                _count_tokens(state, engine, piece)
+                if body.wants_usage_in_stream:
+                    usage = ChatCompletionChunk(
+                        id=ident, choices=[], created=created, model=engine.model_id,
+                        usage=_usage(piece),
+                    )
+                    yield sse_event(usage)
+    except Exception as exc:  # after the first byte: a final error event, then [DONE]
+        error = map_exception(exc)
+        status = str(error.status_code)
+        logger.opt(exception=exc).warning("stream failed")
+        yield sse_event(error.body())
+    except asyncio.CancelledError:
+        status = "499"
+        raise
+    finally:
+        state.admission.release()
+        _observe(state, engine.model_id, status, started)
+    yield SSE_DONE
+
+
+def _count_tokens(state: NodeState, engine: Engine, piece: Piece) -> None:
+    tokens = state.metrics.tokens
+    tokens.labels(engine.model_id, "", "in").inc(piece.prompt_tokens or 0)
+    tokens.labels(engine.model_id, "", "out").inc(piece.completion_tokens or 0)
+
+
+def _observe(state: NodeState, model: str, status: str, started: float) -> None:
+    state.metrics.requests.labels(ROUTE, model, "", status).inc()
+    state.metrics.latency.labels(ROUTE, model).observe(time.perf_counter() - started)
+
+
+def _chat_endpoint(state: NodeState) -> Callable[[Request], object]:
+    async def chat(request: Request) -> Response:
+        body = ChatCompletionRequest.model_validate(
+            await read_json(request, state.settings.node.max_body_bytes)
+        )
+        engine = state.ready_engine()
+        if body.model != engine.model_id:
+            raise ModelNotFoundError(
+                f"The model `{body.model}` does not exist on this node.", param="model"
+            )
+        params = _params(body)
+        await state.admission.acquire()
+        if body.stream:
+            return StreamingResponse(
+                _stream(state, engine, params, body), media_type="text/event-stream"
+            )
+        started = time.perf_counter()
+        status = "200"
+        try:
+            text, last = await unless_disconnected(request, _collect(engine, params))
+        except BaseException as exc:
+            status = str(map_exception(exc).status_code) if isinstance(exc, Exception) else "499"
+            raise
+        finally:
+            state.admission.release()
+            _observe(state, engine.model_id, status, started)
+        _count_tokens(state, engine, last)
+        answer = ChatCompletion(
+            id=completion_id(),
+            choices=[
+                Choice(
+                    finish_reason=last.finish_reason or "stop",  # type: ignore[arg-type]
+                    index=0,
+                    message=ResponseMessage(content=text),
+                )
+            ],
+            created=now(),
+            model=engine.model_id,
+            usage=_usage(last),
+        )
+        return Response(answer.model_dump_json(), media_type="application/json")
+
+    return chat
+
+
+def create_app(
+    settings: Settings,
+    load: Callable[[], Engine] | None = None,
+    engine: Engine | None = None,
+) -> Starlette:
+    """The node app. Give ``engine`` (already loaded) or ``load`` (run in a thread at start-up)."""
+    metrics = Metrics("node")
+    state = NodeState(
+        settings=settings,
+        metrics=metrics,
+        admission=Admission(settings.node.max_concurrency, settings.node.max_queue, metrics),
+        engine=engine,
+    )
+
+    async def load_engine() -> None:
+        assert load is not None
+        started = time.perf_counter()
+        try:
+            state.engine = await asyncio.to_thread(load)
+        except Exception as exc:
+            state.load_error = f"The model failed to load: {map_exception(exc).message}"
+            logger.opt(exception=exc).error("engine failed to load")
+            return
+        logger.info("engine ready", model=state.engine.model_id,
+                    seconds=round(time.perf_counter() - started, 2))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if state.engine is None and load is not None:
+            state.loader = asyncio.create_task(load_engine())
+        yield
+        if state.loader is not None:
+            await state.loader
+        if state.engine is not None:
+            await state.engine.aclose()
+
+    async def health(request: Request) -> Response:
+        if state.engine is None or not await state.engine.health():
+            status = "failed" if state.load_error else "loading"
+            return json_response({"status": status, "detail": state.load_error}, 503)
+        return json_response({"status": "ok", "model": state.engine.model_id,
+                              "queue": state.admission.waiting})
+
+    async def models(request: Request) -> Response:
+        engine = state.ready_engine()
+        card = ModelCard(id=engine.model_id, created=now(), owned_by="enclave")
+        return Response(ModelList(data=[card]).model_dump_json(), media_type="application/json")
+
+    async def prometheus(request: Request) -> Response:
+        payload, content_type = metrics.render()
+        return Response(payload, media_type=content_type)
+
+    app = Starlette(
+        routes=[
+            Route(ROUTE, _chat_endpoint(state), methods=["POST"]),  # type: ignore[arg-type]
+            Route("/v1/models", models),
+            Route("/health", health),
+            Route("/metrics", prometheus),
+        ],
+        middleware=[Middleware(Edge)],
+        exception_handlers={HTTPException: http_exception_handler},
+        lifespan=lifespan,
+    )
+    app.state.node = state
+    return app
+
+
+__all__ = ["EnclaveError", "NodeState", "create_app"]

@@ -1,0 +1,31 @@
+"""The ``enclave`` command."""
+
+from __future__ import annotations
+
+import argparse
+
+from functions.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="enclave", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="run the node and the gateway locally")
+    up.add_argument("--check", action="store_true", help="stop after the first answered chat")
+    serve = commands.add_parser("serve", help="run one service in the foreground")
+    serve.add_argument("service", choices=["gateway", "node"])
+    args = parser.parse_args(argv)
+
+    settings = Settings()
+    if args.command == "up":
+        from infra.launcher import up as run_up
+
+        return run_up(settings, check_only=args.check)
+    from infra.serve import serve as run_serve
+
+    run_serve(args.service, settings)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

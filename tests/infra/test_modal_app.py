@@ -1,0 +1,185 @@
+"""What infra/modal_app.py registers with Modal, read back without a token or network.
+
+Modal objects are lazy: decorators record a definition and only `modal deploy`
+sends it. The public ``Function.info()`` answers from that local definition for
+GPUs, volumes, secrets, timeouts, concurrency and web endpoints. Autoscaling
+(min_containers, scaledown_window) is not in it, so ``_autoscaler`` reads the
+AutoscalerSettings message modal 1.6.4 has built for the deploy request.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import modal
+import pytest
+from modal._partial_function import _PartialFunctionFlags
+from modal._utils.async_utils import synchronizer
+from modal_proto import api_pb2
+
+import infra.modal_app as modal_app
+from functions.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MODAL_ENV = (
+    "ENCLAVE_MODAL_GPU",
+    "ENCLAVE_MODAL_SCALEDOWN_S",
+    "ENCLAVE_MODAL_MIN_CONTAINERS",
+    "ENCLAVE_MODAL_NODE_CONCURRENCY",
+)
+
+
+@pytest.fixture
+def module(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    """modal_app as imported with default Modal parameters; reloaded again afterwards."""
+    for name in MODAL_ENV:
+        monkeypatch.delenv(name, raising=False)
+    yield importlib.reload(modal_app)
+    monkeypatch.undo()
+    importlib.reload(modal_app)
+
+
+def node_function(module: ModuleType) -> modal.Function:
+    """The service function that runs every method of the InferenceNode class."""
+    function: modal.Function = module.InferenceNode._get_class_service_function()
+    return function
+
+
+def _autoscaler(function: modal.Function) -> api_pb2.AutoscalerSettings:
+    loader = synchronizer._translate_in(function)._load
+    settings: api_pb2.AutoscalerSettings = inspect.getclosurevars(loader).nonlocals[
+        "autoscaler_settings"
+    ]
+    return settings
+
+
+def _local_state(module: ModuleType) -> object:
+    return synchronizer._translate_in(module.app)._local_state
+
+
+def test_app_registers_the_gateway_the_node_and_the_smoke_test(module: ModuleType) -> None:
+    state = _local_state(module)
+    assert module.app.name == "enclave"
+    assert set(state.functions) == {"gateway", "InferenceNode.*"}  # type: ignore[attr-defined]
+    assert set(state.classes) == {"InferenceNode"}  # type: ignore[attr-defined]
+    assert set(state.local_entrypoints) == {"smoke"}  # type: ignore[attr-defined]
+    assert sorted(state.web_endpoints) == ["InferenceNode.serve", "gateway"]  # type: ignore[attr-defined]
+
+
+def test_node_requests_a_gpu_and_scales_to_zero(module: ModuleType) -> None:
+    function = node_function(module)
+    info = function.info()
+    assert info.gpus == [("L40S", 1)]
+    assert info.concurrency_info is not None
+    assert info.concurrency_info.max_inputs == 8
+    assert info.timeout == 600
+    autoscaler = _autoscaler(function)
+    assert autoscaler.HasField("min_containers")
+    assert autoscaler.min_containers == 0
+    assert autoscaler.scaledown_window == 300
+
+
+def test_node_mounts_weights_and_reads_the_settings_secret(module: ModuleType) -> None:
+    info = node_function(module).info()
+    assert set(info.volumes) == {"/weights"}
+    assert info.volumes["/weights"].name == "enclave-weights"
+    assert info.secrets == ["modal.Secret.from_name('enclave-settings')"]
+
+
+def test_node_loads_on_enter_and_serves_asgi(module: ModuleType) -> None:
+    partials = synchronizer._translate_in(module.InferenceNode)._get_partial_functions()
+    # No exit hook: the node app's lifespan closes the engine, and must be the only one to.
+    assert set(partials) == {"start", "serve"}
+    assert partials["start"].flags == _PartialFunctionFlags.ENTER_POST_SNAPSHOT
+    serve = partials["serve"].params.webhook_config
+    assert serve.type == api_pb2.WEBHOOK_TYPE_ASGI_APP
+    assert serve.requested_suffix == "enclave-node"
+    info = node_function(module).info()
+    assert info.method_names == ["serve"]
+    assert info.method_details is not None
+    assert set(info.method_details) == {"serve"}
+
+
+def test_gateway_is_a_cpu_asgi_app_with_the_data_volume(module: ModuleType) -> None:
+    info = module.gateway.info()
+    assert info.gpus == []
+    assert info.web_info is not None
+    assert info.concurrency_info is not None
+    assert info.concurrency_info.max_inputs == 100
+    assert set(info.volumes) == {"/data"}
+    assert info.volumes["/data"].name == "enclave-data"
+    assert info.secrets == ["modal.Secret.from_name('enclave-settings')"]
+    webhook = synchronizer._translate_in(module.gateway)._webhook_config
+    assert webhook.type == api_pb2.WEBHOOK_TYPE_ASGI_APP
+    assert webhook.requested_suffix == "enclave"
+    assert _autoscaler(module.gateway).min_containers == 0
+
+
+def test_modal_parameters_come_from_the_deploy_environment(
+    module: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENCLAVE_MODAL_GPU", "H100")
+    monkeypatch.setenv("ENCLAVE_MODAL_SCALEDOWN_S", "60")
+    monkeypatch.setenv("ENCLAVE_MODAL_MIN_CONTAINERS", "1")
+    monkeypatch.setenv("ENCLAVE_MODAL_NODE_CONCURRENCY", "4")
+    reloaded = importlib.reload(module)
+    function = node_function(reloaded)
+    info = function.info()
+    assert info.gpus == [("H100", 1)]
+    assert info.concurrency_info is not None
+    assert info.concurrency_info.max_inputs == 4
+    assert _autoscaler(function).min_containers == 1
+    assert _autoscaler(function).scaledown_window == 60
+    assert _autoscaler(reloaded.gateway).min_containers == 0  # the gateway always scales to zero
+
+
+def test_images_read_the_repository_pyproject() -> None:
+    assert modal_app.PYPROJECT == REPO_ROOT / "pyproject.toml"
+    assert modal_app.PYPROJECT.is_file()
+    for package in modal_app.SOURCE_PACKAGES:
+        assert (REPO_ROOT / package).is_dir()
+
+
+@pytest.mark.parametrize(
+    ("configured", "expected"),
+    [
+        ("model.gguf", Path("/weights/model.gguf")),
+        ("/opt/model.gguf", Path("/opt/model.gguf")),
+        (None, None),
+    ],
+)
+def test_node_settings_reads_relative_model_paths_from_the_volume(
+    monkeypatch: pytest.MonkeyPatch, configured: str | None, expected: Path | None
+) -> None:
+    if configured is None:
+        monkeypatch.delenv("ENCLAVE_NODE_MODEL_PATH", raising=False)
+    else:
+        monkeypatch.setenv("ENCLAVE_NODE_MODEL_PATH", configured)
+    monkeypatch.setenv("ENCLAVE_NODE_THREADS", "3")
+    settings = modal_app.node_settings()
+    assert isinstance(settings, Settings)
+    assert settings.node.model_path == expected
+    assert settings.node.threads == 3  # the rest of the node section is kept
+
+
+def test_import_needs_no_modal_token_config_or_warnings(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODAL_")}
+    env["HOME"] = str(tmp_path)  # no ~/.modal.toml
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-c", "import infra.modal_app"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written, e.g. no token file
