@@ -87,9 +87,15 @@ class Chat:
                 continue
             self.router.record_success(deployment)
             if attempt:
-                self.metrics.fallbacks.labels(ctx.body.model, ctx.plan[0].name, deployment.name).inc()
-                logger.info("fell back", model=ctx.body.model, deployment=deployment.name,
-                            attempt=attempt + 1)
+                self.metrics.fallbacks.labels(
+                    ctx.body.model, ctx.plan[0].name, deployment.name
+                ).inc()
+                logger.info(
+                    "fell back",
+                    model=ctx.body.model,
+                    deployment=deployment.name,
+                    attempt=attempt + 1,
+                )
             return deployment, opened
         self.metrics.requests.labels(ROUTE, ctx.body.model, "", "503").inc()
         raise NoDeploymentError(
@@ -141,14 +147,22 @@ class Chat:
         tokens.labels(model, deployment.name, "in").inc(usage.get("prompt_tokens") or 0)
         tokens.labels(model, deployment.name, "out").inc(usage.get("completion_tokens") or 0)
 
-    def _finish(self, ctx: RequestContext, deployment: Deployment, status: str, started: float) -> None:
+    def _finish(
+        self, ctx: RequestContext, deployment: Deployment, status: str, started: float
+    ) -> None:
         assert ctx.body is not None
         elapsed = time.perf_counter() - started
         self.metrics.requests.labels(ROUTE, ctx.body.model, deployment.name, status).inc()
         self.metrics.latency.labels(ROUTE, ctx.body.model).observe(elapsed)
-        logger.info("chat", model=ctx.body.model, deployment=deployment.name, status=status,
-                    stream=bool(ctx.body.stream), decisions=dict(ctx.decisions),
-                    ms=round(elapsed * 1000, 2))
+        logger.info(
+            "chat",
+            model=ctx.body.model,
+            deployment=deployment.name,
+            status=status,
+            stream=bool(ctx.body.stream),
+            decisions=dict(ctx.decisions),
+            ms=round(elapsed * 1000, 2),
+        )
 
 
 def _has_content(chunk: dict[str, Any]) -> bool:

@@ -11,8 +11,8 @@ import os
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch the cost map
 
-import litellm  # noqa: E402
-from litellm.router_utils.router_callbacks import track_deployment_metrics  # noqa: E402
+import litellm
+from litellm.router_utils.router_callbacks import track_deployment_metrics
 
 litellm.telemetry = False
 litellm.suppress_debug_info = True

@@ -26,28 +26,42 @@ class Metrics:
         p = f"enclave_{service}"
         r = self.registry
         self.requests = Counter(
-            f"{p}_requests", "Requests answered", ["route", "model", "deployment", "status"],
+            f"{p}_requests",
+            "Requests answered",
+            ["route", "model", "deployment", "status"],
             registry=r,
         )
         self.latency = Histogram(
-            f"{p}_request_seconds", "Time to the last byte", ["route", "model"],
-            buckets=LATENCY_BUCKETS, registry=r,
+            f"{p}_request_seconds",
+            "Time to the last byte",
+            ["route", "model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.ttft = Histogram(
-            f"{p}_time_to_first_token_seconds", "Time to the first streamed token",
-            ["model", "deployment"], buckets=LATENCY_BUCKETS, registry=r,
+            f"{p}_time_to_first_token_seconds",
+            "Time to the first streamed token",
+            ["model", "deployment"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.tokens = Counter(
-            f"{p}_tokens", "Tokens in (prompt) and out (completion)",
-            ["model", "deployment", "direction"], registry=r,
+            f"{p}_tokens",
+            "Tokens in (prompt) and out (completion)",
+            ["model", "deployment", "direction"],
+            registry=r,
         )
         self.upstream_errors = Counter(
-            f"{p}_upstream_errors", "Failed upstream attempts", ["deployment", "reason"],
+            f"{p}_upstream_errors",
+            "Failed upstream attempts",
+            ["deployment", "reason"],
             registry=r,
         )
         self.fallbacks = Counter(
-            f"{p}_fallbacks", "Requests answered by a later deployment than planned first",
-            ["model", "from_deployment", "to_deployment"], registry=r,
+            f"{p}_fallbacks",
+            "Requests answered by a later deployment than planned first",
+            ["model", "from_deployment", "to_deployment"],
+            registry=r,
         )
         self.queue_depth = Gauge(f"{p}_queue_depth", "Requests waiting for capacity", registry=r)
         self.in_flight = Gauge(f"{p}_in_flight", "Requests being generated", registry=r)

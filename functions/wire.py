@@ -15,7 +15,7 @@ import uuid
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "function_call"]
@@ -105,7 +105,6 @@ class ChatCompletion(BaseModel):
     choices: list[Choice]
     created: int
     model: str
-    system_fingerprint: str | None = None
     object: Literal["chat.completion"] = "chat.completion"
     usage: Usage | None = None
 
@@ -121,13 +120,16 @@ class ChunkChoice(BaseModel):
     finish_reason: FinishReason | None = None
     index: int = 0
 
+    @field_serializer("delta")
+    def _delta_without_nulls(self, delta: Delta) -> dict[str, Any]:
+        return delta.model_dump(exclude_none=True)  # OpenAI omits, never nulls, delta fields
+
 
 class ChatCompletionChunk(BaseModel):
     id: str
     choices: list[ChunkChoice]
     created: int
     model: str
-    system_fingerprint: str | None = None
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
     usage: Usage | None = None
 

@@ -24,8 +24,13 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from functions.edge import Edge, http_exception_handler, json_response, read_json
-from functions.edge import unless_disconnected
+from functions.edge import (
+    Edge,
+    http_exception_handler,
+    json_response,
+    read_json,
+    unless_disconnected,
+)
 from functions.errors import (
     EnclaveError,
     InvalidRequestError,
@@ -99,7 +104,9 @@ async def _collect(engine: Engine, params: GenerationParams) -> tuple[str, Piece
 
 def _usage(piece: Piece) -> Usage:
     prompt, completion = piece.prompt_tokens or 0, piece.completion_tokens or 0
-    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+    return Usage(
+        prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+    )
 
 
 async def _stream(
@@ -109,7 +116,9 @@ async def _stream(
 
     def chunk(delta: Delta, finish: str | None = None) -> ChatCompletionChunk:
         choice = ChunkChoice(delta=delta, finish_reason=finish)  # type: ignore[arg-type]
-        return ChatCompletionChunk(id=ident, choices=[choice], created=created, model=engine.model_id)
+        return ChatCompletionChunk(
+            id=ident, choices=[choice], created=created, model=engine.model_id
+        )
 
     status = "200"
     try:
@@ -117,7 +126,9 @@ async def _stream(
         first = True
         async for piece in engine.generate(params):
             if first and piece.text:
-                state.metrics.ttft.labels(engine.model_id, "").observe(time.perf_counter() - started)
+                state.metrics.ttft.labels(engine.model_id, "").observe(
+                    time.perf_counter() - started
+                )
                 first = False
             if piece.text:
                 yield sse_event(chunk(Delta(content=piece.text)))
@@ -126,7 +137,10 @@ async def _stream(
                 _count_tokens(state, engine, piece)
                 if body.wants_usage_in_stream:
                     usage = ChatCompletionChunk(
-                        id=ident, choices=[], created=created, model=engine.model_id,
+                        id=ident,
+                        choices=[],
+                        created=created,
+                        model=engine.model_id,
                         usage=_usage(piece),
                     )
                     yield sse_event(usage)
@@ -137,6 +151,7 @@ async def _stream(
         yield sse_event(error.body())
     except asyncio.CancelledError:
         status = "499"
+        logger.info("stream cancelled: the client went away", status=499)
         raise
     finally:
         state.admission.release()
@@ -223,8 +238,11 @@ def create_app(
             state.load_error = f"The model failed to load: {map_exception(exc).message}"
             logger.opt(exception=exc).error("engine failed to load")
             return
-        logger.info("engine ready", model=state.engine.model_id,
-                    seconds=round(time.perf_counter() - started, 2))
+        logger.info(
+            "engine ready",
+            model=state.engine.model_id,
+            seconds=round(time.perf_counter() - started, 2),
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -240,8 +258,9 @@ def create_app(
         if state.engine is None or not await state.engine.health():
             status = "failed" if state.load_error else "loading"
             return json_response({"status": status, "detail": state.load_error}, 503)
-        return json_response({"status": "ok", "model": state.engine.model_id,
-                              "queue": state.admission.waiting})
+        return json_response(
+            {"status": "ok", "model": state.engine.model_id, "queue": state.admission.waiting}
+        )
 
     async def models(request: Request) -> Response:
         engine = state.ready_engine()
@@ -254,7 +273,7 @@ def create_app(
 
     app = Starlette(
         routes=[
-            Route(ROUTE, _chat_endpoint(state), methods=["POST"]),  # type: ignore[arg-type]
+            Route(ROUTE, _chat_endpoint(state), methods=["POST"]),
             Route("/v1/models", models),
             Route("/health", health),
             Route("/metrics", prometheus),

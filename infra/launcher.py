@@ -38,7 +38,8 @@ def api_key(settings: Settings) -> str:
 
 def spawn(service: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "infra.cli", "serve", service], env=env,
+        [sys.executable, "-m", "infra.cli", "serve", service],
+        env=env,
         cwd=Path.cwd(),
     )
 
@@ -75,8 +76,12 @@ def first_chat(base: str, key: str, model: str) -> str:
     response = httpx.post(
         f"{base}/chat/completions",
         headers={"authorization": f"Bearer {key}"},
-        json={"model": model, "max_tokens": 48, "temperature": 0,
-              "messages": [{"role": "user", "content": "What is the capital of France?"}]},
+        json={
+            "model": model,
+            "max_tokens": 48,
+            "temperature": 0,
+            "messages": [{"role": "user", "content": "What is the capital of France?"}],
+        },
         timeout=120,
     )
     response.raise_for_status()
@@ -85,8 +90,11 @@ def first_chat(base: str, key: str, model: str) -> str:
 
 def up(settings: Settings, check_only: bool = False) -> int:
     key = api_key(settings)
-    env = {**os.environ, "ENCLAVE_GATEWAY_API_KEYS": json.dumps([key]),
-           "ENCLAVE_DATA_DIR": str(settings.data_dir)}
+    env = {
+        **os.environ,
+        "ENCLAVE_GATEWAY_API_KEYS": json.dumps([key]),
+        "ENCLAVE_DATA_DIR": str(settings.data_dir),
+    }
     procs: list[subprocess.Popen[bytes]] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -10,11 +10,15 @@ Deploy, from the repository root::
         ENCLAVE_GATEWAY_API_KEYS='["sk-…"]' \\
         ENCLAVE_GATEWAY_DEPLOYMENTS='[{"name": "modal-gpu", "model": "smollm2",
             "api_base": "https://<workspace>--enclave-node.modal.run/v1",
-            "upstream_model": "SmolLM2-135M-Instruct"}]' \\
-        ENCLAVE_NODE_MODEL_PATH=model.gguf            # relative: read from /weights
-    modal volume put enclave-weights ./model.gguf /   # optional: the default GGUF is baked in
+            "upstream_model": "SmolLM2-135M-Instruct"}]'
     modal deploy -m infra.modal_app
-    modal run -m infra.modal_app --deployed           # smoke test: GET the gateway's /health
+    modal run -m infra.modal_app::smoke --deployed   # GET the deployed gateway's /health
+
+The node serves the GGUF baked into its image. To serve other weights, upload
+them with ``modal volume put enclave-weights ./model.gguf /`` and add
+``ENCLAVE_NODE_MODEL_PATH=model.gguf`` (relative: read from /weights) and
+``ENCLAVE_NODE_MODEL_ID`` (the deployment's ``upstream_model``) to the secret;
+``modal secret create --force`` replaces it, and new containers read it.
 
 Costs: with ``min_containers=0`` an idle deployment costs nothing — no GPU, no
 CPU. The first request after ``scaledown_window`` seconds of quiet pays a cold

@@ -32,7 +32,12 @@ def serve(service: str, settings: Settings) -> None:
     else:
         app, host, port = node_app(settings), settings.node.host, settings.node.port
     config = uvicorn.Config(
-        app, host=host, port=port, log_config=None, access_log=False, lifespan="on",
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
         timeout_graceful_shutdown=5,
     )
     uvicorn.Server(config).run()

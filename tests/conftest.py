@@ -79,7 +79,10 @@ def start(service: str, env: dict[str, str], log_dir: Path, timeout: float = 120
     with log.open("wb") as sink:
         proc = subprocess.Popen(
             [sys.executable, "-m", "infra.cli", "serve", service],
-            env=full_env, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT,
+            env=full_env,
+            cwd=ROOT,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
         )
     server = Server(service, port, proc, log)
     deadline = time.monotonic() + timeout
@@ -96,10 +99,17 @@ def start(service: str, env: dict[str, str], log_dir: Path, timeout: float = 120
     raise RuntimeError(f"{service} not ready: {log.read_text()[-2000:]}")
 
 
-def deployment(name: str, node: Server | str, model: str = "smollm2", **extra: Any) -> dict[str, Any]:
+def deployment(
+    name: str, node: Server | str, model: str = "smollm2", **extra: Any
+) -> dict[str, Any]:
     base = node.url if isinstance(node, Server) else node
-    return {"name": name, "model": model, "api_base": f"{base}/v1",
-            "upstream_model": NODE_MODEL, **extra}
+    return {
+        "name": name,
+        "model": model,
+        "api_base": f"{base}/v1",
+        "upstream_model": NODE_MODEL,
+        **extra,
+    }
 
 
 def gateway_env(deployments: list[dict[str, Any]], **extra: str) -> dict[str, str]:
@@ -125,8 +135,10 @@ def node(log_dir: Path) -> Iterator[Server]:
 @pytest.fixture(scope="session")
 def gateway(node: Server, log_dir: Path) -> Iterator[Server]:
     env = gateway_env(
-        [deployment("local-cpu", node),
-         deployment("local-cpu-litellm", node, model="smollm2-litellm", via="litellm")],
+        [
+            deployment("local-cpu", node),
+            deployment("local-cpu-litellm", node, model="smollm2-litellm", via="litellm"),
+        ],
         ENCLAVE_GATEWAY_MAX_BODY_BYTES="65536",
     )
     server = start("gateway", env, log_dir)

@@ -47,6 +47,7 @@ class LlamaCppEngine:
             n_ctx=settings.context_tokens,
             n_threads=settings.threads,
             n_threads_batch=settings.threads,
+            n_gpu_layers=settings.gpu_layers,
             verbose=False,
         )
         template = self._llm.metadata.get("tokenizer.chat_template")
@@ -132,8 +133,13 @@ class LlamaCppEngine:
         stops = StopBuffer(params.stop)
         produced, finish = 0, "length"
         for token in llm.generate(
-            tokens, temp=params.temperature, top_p=params.top_p, top_k=0, min_p=0.0,
-            repeat_penalty=1.0, reset=True,
+            tokens,
+            temp=params.temperature,
+            top_p=params.top_p,
+            top_k=0,
+            min_p=0.0,
+            repeat_penalty=1.0,
+            reset=True,
         ):
             if cancelled.is_set():
                 return

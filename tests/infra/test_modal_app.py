@@ -17,6 +17,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import modal
 import pytest
@@ -46,31 +47,32 @@ def module(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     importlib.reload(modal_app)
 
 
-def node_function(module: ModuleType) -> modal.Function:
-    """The service function that runs every method of the InferenceNode class."""
-    function: modal.Function = module.InferenceNode._get_class_service_function()
-    return function
+def _raw(handle: object) -> Any:
+    """The modal-internal object behind a public handle (modal.App, Function, Cls)."""
+    return synchronizer._translate_in(handle)  # type: ignore[no-untyped-call]
 
 
-def _autoscaler(function: modal.Function) -> api_pb2.AutoscalerSettings:
-    loader = synchronizer._translate_in(function)._load
-    settings: api_pb2.AutoscalerSettings = inspect.getclosurevars(loader).nonlocals[
+def node_function(module: ModuleType) -> Any:
+    """The service function (a modal.Function) that runs every method of InferenceNode."""
+    return module.InferenceNode._get_class_service_function()
+
+
+def _autoscaler(function: object) -> api_pb2.AutoscalerSettings:
+    settings: api_pb2.AutoscalerSettings = inspect.getclosurevars(_raw(function)._load).nonlocals[
         "autoscaler_settings"
     ]
     return settings
 
 
-def _local_state(module: ModuleType) -> object:
-    return synchronizer._translate_in(module.app)._local_state
-
-
 def test_app_registers_the_gateway_the_node_and_the_smoke_test(module: ModuleType) -> None:
-    state = _local_state(module)
+    state = _raw(module.app)._local_state
     assert module.app.name == "enclave"
-    assert set(state.functions) == {"gateway", "InferenceNode.*"}  # type: ignore[attr-defined]
-    assert set(state.classes) == {"InferenceNode"}  # type: ignore[attr-defined]
-    assert set(state.local_entrypoints) == {"smoke"}  # type: ignore[attr-defined]
-    assert sorted(state.web_endpoints) == ["InferenceNode.serve", "gateway"]  # type: ignore[attr-defined]
+    assert isinstance(module.gateway, modal.Function)
+    assert isinstance(module.InferenceNode, modal.Cls)
+    assert set(state.functions) == {"gateway", "InferenceNode.*"}
+    assert set(state.classes) == {"InferenceNode"}
+    assert set(state.local_entrypoints) == {"smoke"}
+    assert sorted(state.web_endpoints) == ["InferenceNode.serve", "gateway"]
 
 
 def test_node_requests_a_gpu_and_scales_to_zero(module: ModuleType) -> None:
@@ -94,7 +96,7 @@ def test_node_mounts_weights_and_reads_the_settings_secret(module: ModuleType) -
 
 
 def test_node_loads_on_enter_and_serves_asgi(module: ModuleType) -> None:
-    partials = synchronizer._translate_in(module.InferenceNode)._get_partial_functions()
+    partials = _raw(module.InferenceNode)._get_partial_functions()
     # No exit hook: the node app's lifespan closes the engine, and must be the only one to.
     assert set(partials) == {"start", "serve"}
     assert partials["start"].flags == _PartialFunctionFlags.ENTER_POST_SNAPSHOT
@@ -116,7 +118,7 @@ def test_gateway_is_a_cpu_asgi_app_with_the_data_volume(module: ModuleType) -> N
     assert set(info.volumes) == {"/data"}
     assert info.volumes["/data"].name == "enclave-data"
     assert info.secrets == ["modal.Secret.from_name('enclave-settings')"]
-    webhook = synchronizer._translate_in(module.gateway)._webhook_config
+    webhook = _raw(module.gateway)._webhook_config
     assert webhook.type == api_pb2.WEBHOOK_TYPE_ASGI_APP
     assert webhook.requested_suffix == "enclave"
     assert _autoscaler(module.gateway).min_containers == 0
