@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from starlette.datastructures import Headers
+
 from functions.context import Principal, RequestContext, Step
 from functions.errors import AuthenticationError
 from functions.settings import GatewaySettings
@@ -27,6 +29,12 @@ def bearer_token(values: list[str]) -> bytes:
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationError("The Authorization header must be 'Bearer <key>'.")
     return token.strip().encode()
+
+
+def check_key(headers: Headers, key: bytes) -> None:
+    """Raise 401 unless ``headers`` carry exactly one bearer ``key``."""
+    if not hmac.compare_digest(bearer_token(headers.getlist("authorization")), key):
+        raise AuthenticationError("Incorrect API key provided.")
 
 
 def make_authenticate(settings: GatewaySettings) -> Step:

@@ -103,6 +103,9 @@ class NodeSettings(BaseModel):
     max_concurrency: int = Field(default=1, ge=1, description="generations at once")
     max_queue: int = Field(default=8, ge=0, description="waiting requests before 503")
     max_body_bytes: int = Field(default=1_048_576, gt=0)
+    # When set, callers (the gateway: the deployment's api_key) must send it as a bearer
+    # key. Set it wherever the node's port is reachable by more than the gateway (Modal).
+    api_key: SecretStr | None = None
 
 
 class Settings(BaseSettings):

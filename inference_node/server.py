@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from functions.auth import check_key
 from functions.edge import (
     Edge,
     http_exception_handler,
@@ -72,6 +73,11 @@ class NodeState:
     engine: Engine | None = None
     load_error: str | None = None
     loader: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    def authorise(self, request: Request) -> None:
+        key = self.settings.node.api_key
+        if key is not None:
+            check_key(request.headers, key.get_secret_value().encode())
 
     def ready_engine(self) -> Engine:
         if self.engine is None:
@@ -172,6 +178,7 @@ def _observe(state: NodeState, model: str, status: str, started: float) -> None:
 
 def _chat_endpoint(state: NodeState) -> Callable[[Request], object]:
     async def chat(request: Request) -> Response:
+        state.authorise(request)
         body = ChatCompletionRequest.model_validate(
             await read_json(request, state.settings.node.max_body_bytes)
         )
@@ -263,6 +270,7 @@ def create_app(
         )
 
     async def models(request: Request) -> Response:
+        state.authorise(request)
         engine = state.ready_engine()
         card = ModelCard(id=engine.model_id, created=now(), owned_by="enclave")
         return Response(ModelList(data=[card]).model_dump_json(), media_type="application/json")

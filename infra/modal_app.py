@@ -8,9 +8,10 @@ Deploy, from the repository root::
 
     modal secret create enclave-settings \\
         ENCLAVE_GATEWAY_API_KEYS='["sk-…"]' \\
+        ENCLAVE_NODE_API_KEY='node-…' \\
         ENCLAVE_GATEWAY_DEPLOYMENTS='[{"name": "modal-gpu", "model": "smollm2",
             "api_base": "https://<workspace>--enclave-node.modal.run/v1",
-            "upstream_model": "SmolLM2-135M-Instruct"}]'
+            "upstream_model": "SmolLM2-135M-Instruct", "api_key": "node-…"}]'
     modal deploy -m infra.modal_app
     modal run -m infra.modal_app::smoke --deployed   # GET the deployed gateway's /health
 
@@ -82,6 +83,8 @@ node_image = (
         env={"CMAKE_ARGS": "-DGGML_CUDA=on"},
         gpu=GPU,
     )
+    # every layer on the GPU; the secret can override it like any other setting
+    .env({"ENCLAVE_NODE_GPU_LAYERS": "-1"})
     .add_local_python_source(*SOURCE_PACKAGES)
 )
 
@@ -109,8 +112,9 @@ def node_settings() -> Settings:
 # ## The inference node
 #
 # One GPU container per NODE_CONCURRENCY requests; none at all when idle.
-# Its URL, https://<workspace>--enclave-node.modal.run, is public and checks no
-# API key (the gateway does): whoever learns it can spend GPU time.
+# Its URL, https://<workspace>--enclave-node.modal.run, is public, so the secret
+# must set ENCLAVE_NODE_API_KEY: the node then refuses any caller without it, and
+# the gateway's deployment sends it (its "api_key").
 @app.cls(
     image=node_image,
     gpu=GPU,
