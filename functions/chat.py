@@ -101,7 +101,7 @@ class Chat:
         raise NoDeploymentError(
             f"No deployment of `{ctx.body.model}` is available: "
             f"{last.message if last else 'none configured'}",
-            headers=last.headers if last else {"retry-after": "1"},
+            headers=(last.headers if last else {}) or {"retry-after": "1"},
         )
 
     async def _relay_stream(

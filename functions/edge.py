@@ -69,7 +69,9 @@ async def read_json(request: Request, limit: int) -> Any:
 
 def _map_http_exception(exc: HTTPException) -> EnclaveError:
     if exc.status_code == 405:
-        return MethodNotAllowedError("Method not allowed for this route.")
+        return MethodNotAllowedError(
+            "Method not allowed for this route.", headers=dict(exc.headers or {})
+        )
     return RouteNotFoundError("No such route.")
 
 

@@ -1,6 +1,6 @@
 """The OpenAI-compatible gateway: the steps composed once into one app.
 
-    POST /v1/chat/completions   authenticate → parse → route → answer (relay)
+    POST /v1/chat/completions   authenticate → read body → parse → route → answer (relay)
     GET  /v1/models             authenticate → the models this caller may use
     GET  /health                liveness and the configured models
     GET  /metrics               Prometheus
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -39,9 +38,9 @@ async def parse_chat(ctx: RequestContext) -> RequestContext:
     return ctx.evolve(body=ChatCompletionRequest.model_validate(ctx.payload))
 
 
-def chat_steps(authenticate: Step, route: Step) -> Sequence[Step]:
-    """The request pipeline before the answer, in order; new concerns slot in before route."""
-    return (authenticate, parse_chat, route)
+def chat_steps(route: Step) -> Sequence[Step]:
+    """The steps between authentication and the answer; new concerns slot in before route."""
+    return (parse_chat, route)
 
 
 def create_app(settings: Settings, router: DeploymentRouter | None = None) -> Starlette:
@@ -52,14 +51,16 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
     relay = Relay(gateway.max_connections)
     chat = Chat(router=router, relay=relay, metrics=metrics)
     authenticate = make_authenticate(gateway)
-    pipeline = compose(chat_steps(authenticate, make_route(router)))
+    pipeline = compose(chat_steps(make_route(router)))
 
-    def context(request: Request, payload: Any = None) -> RequestContext:
-        return RequestContext(request_id=trace_id.get(), headers=request.headers, payload=payload)
+    def context(request: Request) -> RequestContext:
+        return RequestContext(request_id=trace_id.get(), headers=request.headers)
 
     async def chat_completions(request: Request) -> Response:
+        # the key is checked before a byte of the body is read or parsed
+        ctx = await authenticate(context(request))
         payload = await read_json(request, gateway.max_body_bytes)
-        return await chat(request, await pipeline(context(request, payload)))
+        return await chat(request, await pipeline(ctx.evolve(payload=payload)))
 
     async def models(request: Request) -> Response:
         await authenticate(context(request))

@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from functions.errors import InvalidRequestError
 from functions.settings import NodeSettings
 
 
@@ -64,8 +63,8 @@ class Engine(Protocol):
 EngineFactory = Callable[[NodeSettings], Engine]
 
 
-class UnknownEngineError(InvalidRequestError):
-    pass
+class UnknownEngineError(LookupError):
+    """Settings name an engine nobody registered: a start-up error, not a request error."""
 
 
 class EngineRegistry:

@@ -66,7 +66,7 @@ def _ask(gateway: Server, stream: bool = False) -> tuple[httpx.Response, float]:
 def test_failover_to_the_fallback_node_when_the_primary_is_down(
     pair: tuple[Server, Server, Server],
 ) -> None:
-    primary, backup, gateway = pair
+    primary, _backup, gateway = pair
     healthy, healthy_s = _ask(gateway)
     assert healthy.status_code == 200
     assert healthy.headers["x-enclave-deployment"] == "primary"
