@@ -7,6 +7,7 @@ request, by any step, carries it without being passed around.
 
 from __future__ import annotations
 
+import logging
 import sys
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TextIO
@@ -39,7 +40,25 @@ def _json_sink(stream: TextIO, service: str) -> Any:
     return write
 
 
+class _ToLoguru(logging.Handler):
+    """Standard-library records (uvicorn, litellm, httpx) into the same JSON lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        logger.opt(exception=record.exc_info).log(
+            level, record.getMessage(), logger_name=record.name
+        )
+
+
 def configure_logging(service: str, level: str = "INFO", stream: TextIO | None = None) -> None:
-    """Send every loguru record to ``stream`` (stderr) as one JSON object per line."""
+    """Send every record, loguru's and the standard library's, to ``stream`` as JSON lines."""
     logger.remove()
     logger.add(_json_sink(stream or sys.stderr, service), level=level, format="{message}")
+    logging.basicConfig(handlers=[_ToLoguru()], level=level, force=True)
+    for name in ("uvicorn", "uvicorn.error"):
+        named = logging.getLogger(name)
+        named.handlers.clear()
+        named.propagate = True

@@ -121,3 +121,18 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     node: NodeSettings = Field(default_factory=NodeSettings)
+
+    @model_validator(mode="after")
+    def _default_deployment_is_our_node(self) -> Settings:
+        """Unless deployments are configured, the gateway routes to the node these settings run."""
+        if "deployments" not in self.gateway.model_fields_set:
+            node = self.node
+            local = Deployment(
+                name="local-cpu",
+                model=DEFAULT_MODEL,
+                api_base=f"http://{node.host}:{node.port}/v1",
+                upstream_model=node.model_id,
+                api_key=node.api_key,
+            )
+            self.gateway = self.gateway.model_copy(update={"deployments": [local]})
+        return self

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,15 @@ class Server:
     def logs(self) -> list[dict[str, Any]]:
         lines = self.log.read_text().splitlines()
         return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def logged(self, match: Callable[[dict[str, Any]], bool], timeout: float = 5) -> bool:
+        """Whether a log line matching ``match`` appears (lines land after the response)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(match(line) for line in self.logs()):
+                return True
+            time.sleep(0.05)
+        return False
 
 
 def start(service: str, env: dict[str, str], log_dir: Path, timeout: float = 120) -> Server:

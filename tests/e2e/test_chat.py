@@ -151,9 +151,11 @@ def test_request_id_reaches_the_node_and_comes_back(gateway: Server, node: Serve
     )
     assert response.status_code == 200
     assert response.headers["x-request-id"] == "trace-e2e-42"
-    assert any(line["trace_id"] == "trace-e2e-42" for line in node.logs())
-    gateway_lines = [line for line in gateway.logs() if line["trace_id"] == "trace-e2e-42"]
-    assert {line["msg"] for line in gateway_lines} >= {"chat", "request"}
+    assert node.logged(lambda line: line["trace_id"] == "trace-e2e-42")
+    assert gateway.logged(lambda line: line["trace_id"] == "trace-e2e-42" and line["msg"] == "chat")
+    assert gateway.logged(
+        lambda line: line["trace_id"] == "trace-e2e-42" and line["msg"] == "request"
+    )
 
 
 def test_node_serves_the_openai_api_directly(node: Server) -> None:

@@ -130,9 +130,7 @@ def test_auth_is_checked_before_the_model() -> None:
     assert_error(request("POST", CHAT, json={**HELLO, "model": "ghost"}), 401)
 
 
-@pytest.mark.parametrize(
-    "body", [b"{not json", b"x" * (LIMIT * 4)], ids=["malformed", "oversize"]
-)
+@pytest.mark.parametrize("body", [b"{not json", b"x" * (LIMIT * 4)], ids=["malformed", "oversize"])
 def test_without_a_key_the_body_is_never_read(body: bytes) -> None:
     # authentication comes first: an anonymous caller learns nothing from the body's fate
     assert_error(request("POST", CHAT, content=body), 401, "invalid_api_key")

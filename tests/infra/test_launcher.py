@@ -1,0 +1,82 @@
+"""`enclave up`: both processes start, a first chat is answered, and both stop cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import ROOT, free_port
+
+
+def _env(tmp_path: Path) -> tuple[dict[str, str], int, int]:
+    gateway_port, node_port = free_port(), free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ENCLAVE_")},
+        "HF_HUB_OFFLINE": "1",
+        "ENCLAVE_GATEWAY_PORT": str(gateway_port),
+        "ENCLAVE_NODE_PORT": str(node_port),
+        "ENCLAVE_DATA_DIR": str(tmp_path / "data"),
+    }
+    return env, gateway_port, node_port
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_up_answers_a_first_chat_and_prints_how_to_call(tmp_path: Path) -> None:
+    env, gateway_port, node_port = _env(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "infra.cli", "up", "--check"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    key_file = tmp_path / "data" / "api_key"
+    key = key_file.read_text().strip()
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    out = done.stdout
+    assert f"http://127.0.0.1:{gateway_port}/v1" in out
+    assert key in out and f"Authorization: Bearer {key}" in out
+    assert "curl " in out
+    answer = out.split("->", 1)[1].splitlines()[0].strip().strip("'\"")
+    assert answer, "the first chat came back empty"
+    assert not _listening(gateway_port) and not _listening(node_port)
+
+
+def test_sigterm_stops_both_processes(tmp_path: Path) -> None:
+    env, gateway_port, node_port = _env(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "infra.cli", "up"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 300
+        for line in proc.stdout:
+            if "Ctrl-C stops both processes" in line or time.monotonic() > deadline:
+                break
+        assert _listening(gateway_port) and _listening(node_port)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert not _listening(gateway_port) and not _listening(node_port)
