@@ -1,19 +1,33 @@
-"""Authentication: a bearer key compared in constant time with the keys in Settings.
+"""Authentication: every request is tied to a principal, or refused with 401.
 
-A missing, malformed, repeated or unknown credential is a 401 in OpenAI's error
-shape. With no keys configured every request is refused: security fails closed.
+A bearer credential is one of:
+
+- a key from the key store (:mod:`functions.keys`), looked up by its HMAC;
+- a bootstrap key from Settings (``ENCLAVE_GATEWAY_API_KEYS``), compared in
+  constant time; it acts as an admin of tenant ``default`` (local emulation
+  prints one; production deployments create store keys with it and can drop it);
+- a JWT from the configured OIDC issuer, when one is configured.
+
+A missing, malformed, repeated, unknown, revoked or expired credential is a 401
+in OpenAI's error shape. With nothing configured every request is refused:
+security fails closed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Awaitable, Callable
 
 from starlette.datastructures import Headers
 
 from functions.context import Principal, RequestContext, Step
 from functions.errors import AuthenticationError
+from functions.keys import KeyRecord, KeyStore
 from functions.settings import GatewaySettings
+
+# a verifier for bearer JWTs: returns the principal, or raises AuthenticationError
+TokenVerifier = Callable[[str], Awaitable[Principal | None]]
 
 
 def key_fingerprint(key: bytes) -> str:
@@ -37,19 +51,46 @@ def check_key(headers: Headers, key: bytes) -> None:
         raise AuthenticationError("Incorrect API key provided.")
 
 
-def make_authenticate(settings: GatewaySettings) -> Step:
-    keys = [k.get_secret_value().encode() for k in settings.api_keys]
-    principals = [Principal(key_id=key_fingerprint(k)) for k in keys]
+def principal_of(record: KeyRecord) -> Principal:
+    return Principal(
+        key_id=record.id,
+        tenant=record.tenant,
+        role=record.role,
+        models=frozenset(record.models) if record.models is not None else None,
+        collections=frozenset(record.collections) if record.collections is not None else None,
+        rpm=record.rpm,
+        tpm=record.tpm,
+        daily_tokens=record.daily_tokens,
+    )
 
-    async def authenticate(ctx: RequestContext) -> RequestContext:
-        token = bearer_token(ctx.headers.getlist("authorization"))
+
+def make_authenticate(
+    settings: GatewaySettings,
+    keys: KeyStore | None = None,
+    verify_token: TokenVerifier | None = None,
+) -> Step:
+    static = [k.get_secret_value().encode() for k in settings.api_keys]
+    bootstrap = [Principal(key_id=f"bootstrap-{key_fingerprint(k)}", role="admin") for k in static]
+
+    def from_static(token: bytes) -> Principal | None:
         match = None
-        for key, principal in zip(keys, principals, strict=True):
+        for key, principal in zip(static, bootstrap, strict=True):
             # every key is compared, so the time taken does not say which one matched
             if hmac.compare_digest(token, key):
                 match = principal
-        if match is None:
+        return match
+
+    async def authenticate(ctx: RequestContext) -> RequestContext:
+        token = bearer_token(ctx.headers.getlist("authorization"))
+        principal = from_static(token)
+        how = "bootstrap-key"
+        if principal is None and keys is not None:
+            record = keys.lookup(token)
+            principal, how = (principal_of(record), "key") if record else (None, how)
+        if principal is None and verify_token is not None and token.count(b".") == 2:
+            principal, how = await verify_token(token.decode("ascii", "replace")), "oidc"
+        if principal is None:
             raise AuthenticationError("Incorrect API key provided.")
-        return ctx.decided("auth", "key", principal=match)
+        return ctx.decided("auth", how, principal=principal)
 
     return authenticate

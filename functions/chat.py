@@ -117,7 +117,7 @@ class Chat:
         try:
             async for payload in events:
                 if payload == b"[DONE]":
-                    break
+                    continue  # read on to the end, so the upstream connection is reused
                 chunk = orjson.loads(payload)
                 if first and _has_content(chunk):
                     self.metrics.ttft.labels(model, deployment.name).observe(

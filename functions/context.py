@@ -20,11 +20,16 @@ from functions.wire import ChatCompletionRequest
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling. ``key_id`` is a short fingerprint, never the key itself."""
+    """Who is calling: a key's id (never the key) or a token's subject, and its policy."""
 
     key_id: str
     tenant: str = "default"
     role: str = "member"
+    models: frozenset[str] | None = None  # None: any model the role may use
+    collections: frozenset[str] | None = None  # None: any collection of the tenant
+    rpm: int | None = None
+    tpm: int | None = None
+    daily_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

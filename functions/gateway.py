@@ -2,6 +2,7 @@
 
     POST /v1/chat/completions   authenticate → read body → parse → route → answer (relay)
     GET  /v1/models             authenticate → the models this caller may use
+    …    /v1/admin/keys…        key management for admins (functions/admin.py)
     GET  /health                liveness and the configured models
     GET  /metrics               Prometheus
 
@@ -21,10 +22,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from functions import rbac
+from functions.admin import admin_routes
 from functions.auth import make_authenticate
 from functions.chat import ROUTE, Chat
 from functions.context import RequestContext, Step, compose
 from functions.edge import Edge, http_exception_handler, json_response, read_json
+from functions.keys import KeyStore, load_pepper
 from functions.logs import trace_id
 from functions.metrics import Metrics
 from functions.relay import Relay
@@ -43,6 +47,14 @@ def chat_steps(route: Step) -> Sequence[Step]:
     return (parse_chat, route)
 
 
+def key_store(settings: Settings) -> KeyStore:
+    configured = settings.gateway.key_pepper
+    pepper = load_pepper(
+        settings.data_dir, configured.get_secret_value().encode() if configured else None
+    )
+    return KeyStore(settings.data_dir, pepper, reload_s=settings.gateway.key_reload_s)
+
+
 def create_app(settings: Settings, router: DeploymentRouter | None = None) -> Starlette:
     """Build the gateway from ``settings``. litellm is already imported; this builds its Router."""
     gateway = settings.gateway
@@ -50,7 +62,8 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
     metrics = Metrics("gateway")
     relay = Relay(gateway.max_connections)
     chat = Chat(router=router, relay=relay, metrics=metrics)
-    authenticate = make_authenticate(gateway)
+    keys = key_store(settings)
+    authenticate = make_authenticate(gateway, keys)
     pipeline = compose(chat_steps(make_route(router)))
 
     def context(request: Request) -> RequestContext:
@@ -63,9 +76,14 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
         return await chat(request, await pipeline(ctx.evolve(payload=payload)))
 
     async def models(request: Request) -> Response:
-        await authenticate(context(request))
+        principal = (await authenticate(context(request))).principal
+        assert principal is not None
         created = now()
-        cards = [ModelCard(id=m, created=created, owned_by="enclave") for m in router.models()]
+        cards = [
+            ModelCard(id=m, created=created, owned_by="enclave")
+            for m in router.models()
+            if rbac.may_use_model(principal, m)
+        ]
         return Response(ModelList(data=cards).model_dump_json(), media_type="application/json")
 
     async def health(request: Request) -> Response:
@@ -86,6 +104,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
             Route("/v1/models", models),
             Route("/health", health),
             Route("/metrics", prometheus),
+            *admin_routes(keys, authenticate),
         ],
         middleware=[Middleware(Edge)],
         exception_handlers={HTTPException: http_exception_handler},

@@ -14,8 +14,9 @@ at start-up.
 
 from __future__ import annotations
 
+from functions import rbac
 from functions.context import RequestContext, Step
-from functions.errors import ModelNotFoundError, NoDeploymentError
+from functions.errors import ModelNotFoundError, NoDeploymentError, PermissionDeniedError
 from functions.llm import litellm, track_deployment_metrics
 from functions.settings import Deployment, GatewaySettings
 
@@ -120,6 +121,16 @@ class DeploymentRouter:
 def make_route(router: DeploymentRouter) -> Step:
     async def route(ctx: RequestContext) -> RequestContext:
         assert ctx.body is not None, "route runs after the body is parsed"
+        assert ctx.principal is not None, "route runs after authentication"
+        if not rbac.may_use_model(ctx.principal, ctx.body.model):
+            if ctx.body.model not in router.models():
+                raise ModelNotFoundError(
+                    f"The model `{ctx.body.model}` does not exist or you do not have access to it.",
+                    param="model",
+                )
+            raise PermissionDeniedError(
+                f"This key may not use the model `{ctx.body.model}`.", param="model"
+            )
         plan = await router.plan(ctx.body.model)
         if not plan:
             raise NoDeploymentError(f"No deployment can serve `{ctx.body.model}` now.")

@@ -67,7 +67,11 @@ def _default_deployments() -> list[Deployment]:
 class GatewaySettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
+    # bootstrap keys: admins of tenant "default"; day-to-day keys live in the key store
     api_keys: list[SecretStr] = Field(default_factory=list)
+    # HMAC pepper for stored keys; unset: generated once into <data_dir>/key_pepper
+    key_pepper: SecretStr | None = None
+    key_reload_s: float = Field(default=1.0, gt=0, description="revocation reaches every process")
     deployments: list[Deployment] = Field(default_factory=_default_deployments)
     # public model name -> public model names tried, in order, when it fails
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)

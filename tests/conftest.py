@@ -156,5 +156,6 @@ def gateway(node: Server, log_dir: Path) -> Iterator[Server]:
 
 
 @pytest.fixture
-def client(gateway: Server) -> Any:
-    return OpenAI(base_url=f"{gateway.url}/v1", api_key=API_KEY, max_retries=0, timeout=120)
+def client(gateway: Server) -> Iterator[OpenAI]:
+    with OpenAI(base_url=f"{gateway.url}/v1", api_key=API_KEY, max_retries=0, timeout=120) as sdk:
+        yield sdk

@@ -159,9 +159,9 @@ def test_request_id_reaches_the_node_and_comes_back(gateway: Server, node: Serve
 
 
 def test_node_serves_the_openai_api_directly(node: Server) -> None:
-    direct = OpenAI(base_url=f"{node.url}/v1", api_key="unused", max_retries=0)
-    assert [m.id for m in direct.models.list().data] == [NODE_MODEL]
-    answer = direct.chat.completions.create(model=NODE_MODEL, messages=QUESTION, max_tokens=4)
+    with OpenAI(base_url=f"{node.url}/v1", api_key="unused", max_retries=0) as direct:
+        assert [m.id for m in direct.models.list().data] == [NODE_MODEL]
+        answer = direct.chat.completions.create(model=NODE_MODEL, messages=QUESTION, max_tokens=4)
     assert answer.model == NODE_MODEL
 
 

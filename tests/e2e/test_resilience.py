@@ -214,7 +214,9 @@ def test_wrong_or_missing_key_is_401(gateway: Server, headers: dict[str, str]) -
     )
     assert response.status_code == 401
     validate("ErrorResponse", response.json())
-    sdk = OpenAI(base_url=f"{gateway.url}/v1", api_key="wrong", max_retries=0)
-    with pytest.raises(Exception) as caught:
+    with (
+        OpenAI(base_url=f"{gateway.url}/v1", api_key="wrong", max_retries=0) as sdk,
+        pytest.raises(Exception) as caught,
+    ):
         sdk.models.list()
     assert getattr(caught.value, "status_code", None) == 401

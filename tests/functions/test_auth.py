@@ -31,7 +31,8 @@ def test_a_configured_key_sets_the_principal(key: str) -> None:
     before = context(f"Bearer {key}")
     after = authenticate(before, [KEY, OTHER])
     assert after.principal is not None
-    assert after.decisions == {"auth": "key"}
+    assert after.decisions == {"auth": "bootstrap-key"}
+    assert after.principal.role == "admin" and after.principal.tenant == "default"
     assert before.principal is None  # the context is frozen: a new one is returned
     key_id = after.principal.key_id
     assert key_id and key not in key_id and key_id not in key
