@@ -24,10 +24,19 @@ from starlette.datastructures import Headers
 from functions.context import Principal, RequestContext, Step
 from functions.errors import AuthenticationError
 from functions.keys import KeyRecord, KeyStore
+from functions.oidc import OIDCVerifier, looks_like_jwt
 from functions.settings import GatewaySettings
 
-# a verifier for bearer JWTs: returns the principal, or raises AuthenticationError
-TokenVerifier = Callable[[str], Awaitable[Principal | None]]
+# a verifier for bearer JWTs: returns the principal, or raises (401, 403 or 503)
+TokenVerifier = Callable[[str], Awaitable[Principal]]
+
+
+def oidc_token_verifier(verifier: OIDCVerifier) -> TokenVerifier:
+    async def verify_token(token: str) -> Principal:
+        identity = await verifier.verify(token)
+        return Principal(key_id=identity.key_id, tenant=identity.tenant, role=identity.role)
+
+    return verify_token
 
 
 def key_fingerprint(key: bytes) -> str:
@@ -82,13 +91,15 @@ def make_authenticate(
 
     async def authenticate(ctx: RequestContext) -> RequestContext:
         token = bearer_token(ctx.headers.getlist("authorization"))
+        text = token.decode("ascii", "replace")
+        if verify_token is not None and looks_like_jwt(text):
+            # a JWT is judged by the issuer alone: its errors propagate, no key fallback
+            return ctx.decided("auth", "oidc", principal=await verify_token(text))
         principal = from_static(token)
         how = "bootstrap-key"
         if principal is None and keys is not None:
             record = keys.lookup(token)
             principal, how = (principal_of(record), "key") if record else (None, how)
-        if principal is None and verify_token is not None and token.count(b".") == 2:
-            principal, how = await verify_token(token.decode("ascii", "replace")), "oidc"
         if principal is None:
             raise AuthenticationError("Incorrect API key provided.")
         return ctx.decided("auth", how, principal=principal)

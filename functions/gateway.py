@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 
+import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -24,13 +25,14 @@ from starlette.routing import Route
 
 from functions import rbac
 from functions.admin import admin_routes
-from functions.auth import make_authenticate
+from functions.auth import make_authenticate, oidc_token_verifier
 from functions.chat import ROUTE, Chat
 from functions.context import RequestContext, Step, compose
 from functions.edge import Edge, http_exception_handler, json_response, read_json
-from functions.keys import KeyStore, load_pepper
+from functions.keys import key_store
 from functions.logs import trace_id
 from functions.metrics import Metrics
+from functions.oidc import JWKSCache, OIDCVerifier
 from functions.relay import Relay
 from functions.routing import DeploymentRouter, make_route
 from functions.settings import Settings
@@ -47,14 +49,6 @@ def chat_steps(route: Step) -> Sequence[Step]:
     return (parse_chat, route)
 
 
-def key_store(settings: Settings) -> KeyStore:
-    configured = settings.gateway.key_pepper
-    pepper = load_pepper(
-        settings.data_dir, configured.get_secret_value().encode() if configured else None
-    )
-    return KeyStore(settings.data_dir, pepper, reload_s=settings.gateway.key_reload_s)
-
-
 def create_app(settings: Settings, router: DeploymentRouter | None = None) -> Starlette:
     """Build the gateway from ``settings``. litellm is already imported; this builds its Router."""
     gateway = settings.gateway
@@ -63,7 +57,13 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
     relay = Relay(gateway.max_connections)
     chat = Chat(router=router, relay=relay, metrics=metrics)
     keys = key_store(settings)
-    authenticate = make_authenticate(gateway, keys)
+    oidc_client = httpx.AsyncClient() if gateway.oidc else None
+    verify_token = (
+        oidc_token_verifier(OIDCVerifier(gateway.oidc, JWKSCache(gateway.oidc, oidc_client)))
+        if gateway.oidc and oidc_client
+        else None
+    )
+    authenticate = make_authenticate(gateway, keys, verify_token)
     pipeline = compose(chat_steps(make_route(router)))
 
     def context(request: Request) -> RequestContext:
@@ -97,6 +97,8 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         await relay.aclose()
+        if oidc_client is not None:
+            await oidc_client.aclose()
 
     app = Starlette(
         routes=[

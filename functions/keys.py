@@ -30,6 +30,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, TypeAdapter
 
 from functions.errors import InvalidRequestError, RouteNotFoundError
+from functions.settings import Settings
 
 Role = Literal["admin", "member", "auditor"]
 KEY_PREFIX = "sk-enc-"
@@ -220,3 +221,12 @@ def load_pepper(directory: Path, configured: bytes | None) -> bytes:
             with os.fdopen(fd, "w") as out:
                 out.write(secrets.token_hex(32))
     return path.read_text().strip().encode()
+
+
+def key_store(settings: Settings) -> KeyStore:
+    """The key store the settings describe: under the data directory, with its pepper."""
+    configured = settings.gateway.key_pepper
+    pepper = load_pepper(
+        settings.data_dir, configured.get_secret_value().encode() if configured else None
+    )
+    return KeyStore(settings.data_dir, pepper, reload_s=settings.gateway.key_reload_s)

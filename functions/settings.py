@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from functions.oidc.settings import OIDCSettings
+
 DEFAULT_MODEL = "smollm2"
 DEFAULT_NODE_MODEL_ID = "SmolLM2-135M-Instruct"
 
@@ -72,6 +74,9 @@ class GatewaySettings(BaseModel):
     # HMAC pepper for stored keys; unset: generated once into <data_dir>/key_pepper
     key_pepper: SecretStr | None = None
     key_reload_s: float = Field(default=1.0, gt=0, description="revocation reaches every process")
+    # bearer JWTs from one OpenID Connect issuer, e.g.
+    # ENCLAVE_GATEWAY_OIDC='{"issuer": "https://idp", "audience": "enclave", "role_map": {…}}'
+    oidc: OIDCSettings | None = None
     deployments: list[Deployment] = Field(default_factory=_default_deployments)
     # public model name -> public model names tried, in order, when it fails
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from functions.errors import EnclaveError
 from functions.settings import Settings
+from infra import cli_keys
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,9 +16,15 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--check", action="store_true", help="stop after the first answered chat")
     serve = commands.add_parser("serve", help="run one service in the foreground")
     serve.add_argument("service", choices=["gateway", "node"])
+    cli_keys.add_parser(commands)
     args = parser.parse_args(argv)
 
     settings = Settings()
+    if args.command == "keys":
+        try:
+            return cli_keys.run(args, settings)
+        except EnclaveError as exc:
+            parser.exit(2, f"enclave: {exc.message}\n")
     if args.command == "up":
         from infra.launcher import up as run_up
 

@@ -1,0 +1,137 @@
+"""Admin endpoints and RBAC through the gateway app, in process."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from functions.gateway import create_app
+from functions.settings import Deployment, GatewaySettings, Settings
+from tests.openapi import validate
+
+BOOT = "sk-boot-" + "b" * 24
+UNREACHABLE = "http://127.0.0.1:9/v1"
+
+
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path,
+        gateway=GatewaySettings(
+            api_keys=[BOOT],
+            deployments=[
+                Deployment(name="d1", model="m1", api_base=UNREACHABLE),
+                Deployment(name="d2", model="m2", api_base=UNREACHABLE),
+            ],
+            key_reload_s=0.01,
+        ),
+    )
+
+
+def run(tmp_path: Path, scenario: Callable[[httpx.AsyncClient], Awaitable[Any]]) -> Any:
+    app = create_app(settings(tmp_path))
+
+    async def main() -> Any:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+                return await scenario(client)
+
+    return asyncio.run(main())
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {key}"}
+
+
+def test_admin_lifecycle_and_member_rights(tmp_path: Path) -> None:
+    async def scenario(gw: httpx.AsyncClient) -> None:
+        made = await gw.post(
+            "/v1/admin/keys",
+            headers=bearer(BOOT),
+            json={"tenant": "acme", "role": "member", "models": ["m1"]},
+        )
+        assert made.status_code == 201, made.text
+        member, key_id = made.json()["key"], made.json()["id"]
+        assert "digest" not in made.json()
+
+        models = (await gw.get("/v1/models", headers=bearer(member))).json()
+        assert [m["id"] for m in models["data"]] == ["m1"]
+        chat = {"messages": [{"role": "user", "content": "hi"}]}
+        denied = await gw.post(
+            "/v1/chat/completions", headers=bearer(member), json={**chat, "model": "m2"}
+        )
+        assert denied.status_code == 403
+        validate("ErrorResponse", denied.json())
+        allowed = await gw.post(
+            "/v1/chat/completions", headers=bearer(member), json={**chat, "model": "m1"}
+        )
+        assert allowed.status_code == 503  # authorised; the deployment itself is down
+
+        assert (await gw.get("/v1/admin/keys", headers=bearer(member))).status_code == 403
+        listed = (await gw.get("/v1/admin/keys", headers=bearer(BOOT))).json()["data"]
+        assert [k["id"] for k in listed] == [key_id]
+
+        rotated = await gw.post(f"/v1/admin/keys/{key_id}/rotate", headers=bearer(BOOT))
+        new_key = rotated.json()["key"]
+        assert (await gw.get("/v1/models", headers=bearer(member))).status_code == 401
+        assert (await gw.get("/v1/models", headers=bearer(new_key))).status_code == 200
+        revoked = await gw.post(
+            f"/v1/admin/keys/{rotated.json()['id']}/revoke", headers=bearer(BOOT)
+        )
+        assert revoked.json()["revoked_at"] is not None
+        assert (await gw.get("/v1/models", headers=bearer(new_key))).status_code == 401
+
+    run(tmp_path, scenario)
+
+
+def test_a_tenant_admin_manages_only_its_tenant(tmp_path: Path) -> None:
+    async def scenario(gw: httpx.AsyncClient) -> None:
+        admin = (
+            await gw.post(
+                "/v1/admin/keys", headers=bearer(BOOT), json={"tenant": "acme", "role": "admin"}
+            )
+        ).json()["key"]
+        other = (
+            await gw.post("/v1/admin/keys", headers=bearer(BOOT), json={"tenant": "globex"})
+        ).json()["id"]
+        refused = await gw.post("/v1/admin/keys", headers=bearer(admin), json={"tenant": "globex"})
+        assert refused.status_code == 403
+        hidden = await gw.post(f"/v1/admin/keys/{other}/revoke", headers=bearer(admin))
+        assert hidden.status_code == 404
+        mine = (await gw.get("/v1/admin/keys", headers=bearer(admin))).json()["data"]
+        assert {k["tenant"] for k in mine} == {"acme"}
+
+    run(tmp_path, scenario)
+
+
+def test_an_auditor_may_not_chat(tmp_path: Path) -> None:
+    async def scenario(gw: httpx.AsyncClient) -> None:
+        auditor = (
+            await gw.post(
+                "/v1/admin/keys", headers=bearer(BOOT), json={"tenant": "acme", "role": "auditor"}
+            )
+        ).json()["key"]
+        answer = await gw.post(
+            "/v1/chat/completions",
+            headers=bearer(auditor),
+            json={"model": "m1", "messages": [{"role": "user", "content": "hi"}]},
+        )
+        assert answer.status_code == 403
+        assert (await gw.get("/v1/models", headers=bearer(auditor))).json()["data"] == []
+
+    run(tmp_path, scenario)
+
+
+def test_a_bad_key_spec_is_400(tmp_path: Path) -> None:
+    async def scenario(gw: httpx.AsyncClient) -> httpx.Response:
+        return await gw.post(
+            "/v1/admin/keys", headers=bearer(BOOT), json={"tenant": "acme corp!", "role": "owner"}
+        )
+
+    response = run(tmp_path, scenario)
+    assert response.status_code == 400
+    validate("ErrorResponse", response.json())

@@ -1,0 +1,78 @@
+"""The key store: HMAC-only storage, lookup, expiry, revocation across processes, rotation."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from functions.errors import InvalidRequestError, RouteNotFoundError
+from functions.keys import KeySpec, KeyStore, load_pepper, parse_duration
+
+PEPPER = b"p" * 32
+
+
+def store(path: Path, reload_s: float = 0.05) -> KeyStore:
+    return KeyStore(path, PEPPER, reload_s=reload_s)
+
+
+def test_a_created_key_is_found_and_only_its_hmac_is_stored(tmp_path: Path) -> None:
+    keys = store(tmp_path)
+    key, record = keys.create(KeySpec(tenant="acme", role="member", models=["m1"], rpm=5))
+    found = keys.lookup(key.encode())
+    assert found is not None and found.id == record.id and found.rpm == 5
+    on_disk = (tmp_path / "keys.json").read_text()
+    assert key not in on_disk and key[len("sk-enc-") + 4 :] not in on_disk
+    assert (tmp_path / "keys.json").stat().st_mode & 0o777 == 0o600
+    assert keys.lookup(b"sk-enc-unknown") is None
+
+
+def test_a_different_pepper_finds_nothing(tmp_path: Path) -> None:
+    key, _ = store(tmp_path).create(KeySpec(tenant="acme"))
+    assert KeyStore(tmp_path, b"q" * 32).lookup(key.encode()) is None
+
+
+def test_revocation_reaches_another_process_within_reload_s(tmp_path: Path) -> None:
+    writer, reader = store(tmp_path), store(tmp_path, reload_s=0.2)
+    key, record = writer.create(KeySpec(tenant="acme"))
+    assert reader.lookup(key.encode()) is not None
+    writer.revoke(record.id)
+    started = time.monotonic()
+    while reader.lookup(key.encode()) is not None:
+        assert time.monotonic() - started < 1.0, "revocation not seen within the bound"
+        time.sleep(0.02)
+
+
+def test_rotation_revokes_the_old_key_and_keeps_the_policy(tmp_path: Path) -> None:
+    keys = store(tmp_path)
+    old_key, old = keys.create(KeySpec(tenant="acme", role="member", models=["m1"], tpm=99))
+    new_key, new = keys.rotate(old.id)
+    assert keys.lookup(old_key.encode()) is None
+    found = keys.lookup(new_key.encode())
+    assert found is not None and found.id == new.id != old.id
+    assert (found.tenant, found.models, found.tpm) == ("acme", ["m1"], 99)
+
+
+def test_an_expired_key_is_refused(tmp_path: Path) -> None:
+    keys = store(tmp_path)
+    key, record = keys.create(KeySpec(tenant="acme", expires="1m"))
+    assert keys.lookup(key.encode()) is not None
+    assert record.expires_at is not None
+    assert not record.usable(datetime.now(UTC) + timedelta(minutes=2))
+
+
+def test_unknown_ids_and_bad_durations_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(RouteNotFoundError):
+        store(tmp_path).revoke("key_nope")
+    with pytest.raises(InvalidRequestError):
+        parse_duration("forever")
+    assert parse_duration("30d") == timedelta(days=30)
+
+
+def test_the_pepper_is_generated_once_and_kept_private(tmp_path: Path) -> None:
+    first = load_pepper(tmp_path, None)
+    assert load_pepper(tmp_path, None) == first and len(first) >= 32
+    assert (tmp_path / "key_pepper").stat().st_mode & 0o777 == 0o600
+    assert load_pepper(tmp_path, b"configured" * 2) == b"configured" * 2
