@@ -23,8 +23,19 @@ install:
 up *ARGS: install
     {{bin}}/enclave up {{ARGS}}
 
+# The rate-limit tests run a real redis-server: install Debian's package when missing.
+_redis:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v redis-server >/dev/null 2>&1 && exit 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
+    else
+        echo "redis-server is needed by the tests: sudo apt-get install redis-server" >&2; exit 1
+    fi
+
 # Run the test suite against real local servers.
-test *ARGS: install
+test *ARGS: install _redis
     HF_HUB_OFFLINE=1 {{bin}}/pytest {{ARGS}}
 
 # Benchmarks (pytest-benchmark); figures go to the terminal and .benchmarks/.

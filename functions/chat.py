@@ -11,6 +11,7 @@ client did not ask for it.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -24,15 +25,18 @@ from starlette.responses import Response, StreamingResponse
 from functions.context import RequestContext
 from functions.edge import unless_disconnected
 from functions.errors import (
+    EnclaveError,
     NoDeploymentError,
     ServiceUnavailableError,
     UpstreamUnavailableError,
+    UpstreamUnreachableError,
     map_exception,
 )
 from functions.metrics import Metrics
 from functions.relay import Opened, Relay
 from functions.routing import DeploymentRouter
 from functions.settings import Deployment
+from functions.warmth import Warmth
 from functions.wire import SSE_DONE, ChatCompletionRequest, sse_event
 
 ROUTE = "/v1/chat/completions"
@@ -51,42 +55,108 @@ class Chat:
     router: DeploymentRouter
     relay: Relay
     metrics: Metrics
+    warmth: Warmth
+    cold_wait_s: float
+    keepalive_s: float
 
     async def __call__(self, request: Request, ctx: RequestContext) -> Response:
+        """Answer from a warm deployment, waking cold ones; wait only if no other may serve."""
         assert ctx.body is not None
         started = time.perf_counter()
-        deployment, opened = await unless_disconnected(request, self._open(ctx))
+        warm = tuple(d for d in ctx.plan if not self.warmth.is_cold(d))
+        cold = tuple(d for d in ctx.plan if self.warmth.is_cold(d))
+        for deployment in cold:
+            self.warmth.wake(deployment)
+        if warm or not cold:
+            try:
+                opened = await unless_disconnected(request, self._open(ctx, warm))
+                return self._respond(ctx, *opened, started)
+            except NoDeploymentError:
+                cold = tuple(d for d in ctx.plan if self.warmth.is_cold(d))
+                if not cold:
+                    raise
+        if ctx.body.stream:
+            return StreamingResponse(
+                self._wait_then_stream(ctx, cold, started), media_type="text/event-stream"
+            )
+        ready = await unless_disconnected(request, self.warmth.wait_warm(cold, self.cold_wait_s))
+        if ready is None:
+            raise self._still_cold(ctx)
+        opened = await unless_disconnected(request, self._open(ctx, (ready,)))
+        return self._respond(ctx, *opened, started)
+
+    def _respond(
+        self, ctx: RequestContext, deployment: Deployment, opened: Opened, started: float
+    ) -> Response:
+        assert ctx.body is not None
+        headers = {"x-enclave-deployment": deployment.name}
         if opened.events is not None:
             return StreamingResponse(
                 self._relay_stream(ctx, deployment, opened.events, started),
                 media_type="text/event-stream",
-                headers={"x-enclave-deployment": deployment.name},
+                headers=headers,
             )
         assert opened.body is not None
         self._account(ctx.body.model, deployment, _usage_of(opened.body))
         self._finish(ctx, deployment, "200", started)
-        return Response(
-            opened.body,
-            media_type="application/json",
-            headers={"x-enclave-deployment": deployment.name},
+        return Response(opened.body, media_type="application/json", headers=headers)
+
+    def _still_cold(self, ctx: RequestContext) -> NoDeploymentError:
+        assert ctx.body is not None
+        self.metrics.requests.labels(ROUTE, ctx.body.model, "", "503").inc()
+        return NoDeploymentError(
+            f"The model `{ctx.body.model}` is starting up and did not become ready within "
+            f"{self.cold_wait_s:.0f} s; no other deployment may serve this request.",
+            headers={"retry-after": "10"},
         )
 
-    async def _open(self, ctx: RequestContext) -> tuple[Deployment, Opened]:
+    async def _wait_then_stream(
+        self, ctx: RequestContext, cold: tuple[Deployment, ...], started: float
+    ) -> AsyncIterator[bytes]:
+        """SSE comments keep the connection alive while a cold deployment starts."""
+        waiter = asyncio.ensure_future(self.warmth.wait_warm(cold, self.cold_wait_s))
+        try:
+            while True:
+                yield b": waiting for the model to start\n\n"
+                done, _ = await asyncio.wait({waiter}, timeout=self.keepalive_s)
+                if done:
+                    break
+        finally:
+            waiter.cancel()
+        ready = waiter.result()
+        try:
+            if ready is None:
+                raise self._still_cold(ctx)
+            deployment, opened = await self._open(ctx, (ready,))
+        except EnclaveError as exc:  # the stream has started: the error is its last event
+            yield sse_event(exc.body())
+            yield SSE_DONE
+            return
+        assert opened.events is not None
+        async for event in self._relay_stream(ctx, deployment, opened.events, started):
+            yield event
+
+    async def _open(
+        self, ctx: RequestContext, plan: tuple[Deployment, ...]
+    ) -> tuple[Deployment, Opened]:
         assert ctx.body is not None
         last: ServiceUnavailableError | None = None
-        for attempt, deployment in enumerate(ctx.plan):
+        for attempt, deployment in enumerate(plan):
             try:
                 opened = await self.relay.open(
                     deployment, upstream_payload(ctx.body, deployment), ctx.request_id
                 )
             except UpstreamUnavailableError as exc:
                 last = exc
+                if isinstance(exc, UpstreamUnreachableError):
+                    self.warmth.mark_cold(deployment)
+                    self.warmth.wake(deployment)
                 self.router.record_failure(deployment, exc.status_code, exc.message)
                 self.metrics.upstream_errors.labels(deployment.name, exc.code or "").inc()
                 logger.warning("deployment failed", deployment=deployment.name, error=exc.message)
                 continue
             self.router.record_success(deployment)
-            if attempt:
+            if deployment is not ctx.plan[0]:
                 self.metrics.fallbacks.labels(
                     ctx.body.model, ctx.plan[0].name, deployment.name
                 ).inc()
@@ -100,7 +170,7 @@ class Chat:
         self.metrics.requests.labels(ROUTE, ctx.body.model, "", "503").inc()
         raise NoDeploymentError(
             f"No deployment of `{ctx.body.model}` is available: "
-            f"{last.message if last else 'none configured'}",
+            f"{last.message if last else 'none is ready'}",
             headers=(last.headers if last else {}) or {"retry-after": "1"},
         )
 

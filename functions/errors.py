@@ -14,6 +14,7 @@
     └── ServiceUnavailableError       503 server_error          service_unavailable
         ├── QueueFullError            503                        queue_full
         ├── UpstreamUnavailableError  503                        upstream_unavailable
+        │   └── UpstreamUnreachableError 503                     upstream_unreachable
         └── NoDeploymentError         503                        no_deployment_available
 
 Each class carries its HTTP status and OpenAI error ``type``/``code``. Exceptions
@@ -139,6 +140,12 @@ class UpstreamUnavailableError(ServiceUnavailableError):
     code = "upstream_unavailable"
 
 
+class UpstreamUnreachableError(UpstreamUnavailableError):
+    """No answer at all (refused, timed out): the deployment may be cold or gone."""
+
+    code = "upstream_unreachable"
+
+
 class NoDeploymentError(ServiceUnavailableError):
     code = "no_deployment_available"
 
@@ -158,7 +165,7 @@ def map_exception(exc: BaseException) -> EnclaveError:
     if isinstance(exc, pydantic.ValidationError):
         return _validation_error(exc)
     if isinstance(exc, httpx.TimeoutException):
-        return UpstreamUnavailableError("The model server did not answer in time.")
+        return UpstreamUnreachableError("The model server did not answer in time.")
     if isinstance(exc, httpx.TransportError):
-        return UpstreamUnavailableError("The model server could not be reached.")
+        return UpstreamUnreachableError("The model server could not be reached.")
     return EnclaveError("The server had an internal error while processing the request.")

@@ -36,6 +36,7 @@ from functions.oidc import JWKSCache, OIDCVerifier
 from functions.relay import Relay
 from functions.routing import DeploymentRouter, make_route
 from functions.settings import Settings
+from functions.warmth import Warmth
 from functions.wire import ChatCompletionRequest, ModelCard, ModelList, now
 
 
@@ -55,7 +56,20 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
     router = router or DeploymentRouter(gateway)
     metrics = Metrics("gateway")
     relay = Relay(gateway.max_connections)
-    chat = Chat(router=router, relay=relay, metrics=metrics)
+    warmth = Warmth(
+        gateway.deployments,
+        probe_interval_s=gateway.probe_interval_s,
+        probe_timeout_s=gateway.probe_timeout_s,
+        wake_timeout_s=gateway.wake_timeout_s,
+    )
+    chat = Chat(
+        router=router,
+        relay=relay,
+        metrics=metrics,
+        warmth=warmth,
+        cold_wait_s=gateway.cold_wait_s,
+        keepalive_s=gateway.keepalive_s,
+    )
     keys = key_store(settings)
     oidc_client = httpx.AsyncClient() if gateway.oidc else None
     verify_token = (
@@ -87,7 +101,9 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
         return Response(ModelList(data=cards).model_dump_json(), media_type="application/json")
 
     async def health(request: Request) -> Response:
-        return json_response({"status": "ok", "models": router.models()})
+        return json_response(
+            {"status": "ok", "models": router.models(), "deployments": warmth.states()}
+        )
 
     async def prometheus(request: Request) -> Response:
         payload, content_type = metrics.render()
@@ -95,7 +111,9 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        warmth.start()
         yield
+        await warmth.aclose()
         await relay.aclose()
         if oidc_client is not None:
             await oidc_client.aclose()

@@ -18,7 +18,12 @@ from typing import Any
 import httpx
 import orjson
 
-from functions.errors import UpstreamError, UpstreamUnavailableError, map_exception
+from functions.errors import (
+    UpstreamError,
+    UpstreamUnavailableError,
+    UpstreamUnreachableError,
+    map_exception,
+)
 from functions.llm import litellm
 from functions.settings import Deployment
 
@@ -142,7 +147,7 @@ def _classify(exc: Exception) -> UpstreamError | UpstreamUnavailableError:
     """httpx and litellm failures, by type and status code."""
     status = getattr(exc, "status_code", None)
     if isinstance(exc, litellm.exceptions.APIConnectionError | litellm.exceptions.Timeout):
-        return UpstreamUnavailableError("The model server could not be reached.")
+        return UpstreamUnreachableError("The model server could not be reached.")
     if isinstance(status, int) and 400 <= status < 500 and status not in _DEPLOYMENT_FAULTS:
         return UpstreamError("The model server refused the request.", upstream_status=status)
     mapped = map_exception(exc)

@@ -41,6 +41,10 @@ class Deployment(BaseModel):
     api_key: SecretStr | None = None
     timeout_s: float = Field(default=120.0, gt=0, description="whole-request timeout")
     connect_timeout_s: float = Field(default=2.0, gt=0)
+    # "external": a provider outside the organisation; data classified at or above the
+    # gateway's on-prem-only level never goes there, not even as a fallback
+    location: Literal["on_prem", "external"] = "on_prem"
+    health_url: str | None = Field(default=None, description="default: <api_base>/../health")
 
     @property
     def target_model(self) -> str:
@@ -84,6 +88,12 @@ class GatewaySettings(BaseModel):
     allowed_fails: int = Field(default=0, ge=0, description="failures per minute before cooldown")
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     max_connections: int = Field(default=200, gt=0, description="pooled upstream connections")
+    # cold self-hosted nodes (scale to zero): probing, waking, and how long to wait for one
+    probe_interval_s: float = Field(default=2.0, gt=0)
+    probe_timeout_s: float = Field(default=0.5, gt=0)
+    wake_timeout_s: float = Field(default=300.0, gt=0, description="a GPU container's cold start")
+    cold_wait_s: float = Field(default=120.0, ge=0, description="then 503")
+    keepalive_s: float = Field(default=5.0, gt=0, description="SSE comments while waiting")
 
     @model_validator(mode="after")
     def _check_references(self) -> GatewaySettings:

@@ -95,14 +95,17 @@ def test_failover_to_the_fallback_node_when_the_primary_is_down(
 
 def test_every_deployment_down_is_a_clear_503(log_dir: Path) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
-    gateway = start("gateway", gateway_env([deployment("dead", dead)]), log_dir)
+    env = gateway_env([deployment("dead", dead)], ENCLAVE_GATEWAY_COLD_WAIT_S="1")
+    gateway = start("gateway", env, log_dir)
     try:
-        response, _ = _ask(gateway)
+        response, waited = _ask(gateway)
     finally:
         gateway.stop()
     assert response.status_code == 503
     validate("ErrorResponse", response.json())
     assert response.json()["error"]["code"] == "no_deployment_available"
+    assert response.headers["retry-after"]
+    assert waited < 10
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ from functions.errors import (
     ServiceUnavailableError,
     UpstreamError,
     UpstreamUnavailableError,
+    UpstreamUnreachableError,
     map_exception,
 )
 from tests.openapi import validate
@@ -56,6 +57,13 @@ TREE = [
         503,
         "server_error",
         "upstream_unavailable",
+    ),
+    (
+        UpstreamUnreachableError,
+        UpstreamUnavailableError,
+        503,
+        "server_error",
+        "upstream_unreachable",
     ),
     (NoDeploymentError, ServiceUnavailableError, 503, "server_error", "no_deployment_available"),
 ]
@@ -168,10 +176,10 @@ REQUEST = httpx.Request("POST", "http://upstream/v1/chat/completions")
     ],
     ids=lambda e: type(e).__name__,
 )
-def test_transport_failures_map_to_upstream_unavailable(exc: httpx.TransportError) -> None:
+def test_transport_failures_map_to_upstream_unreachable(exc: httpx.TransportError) -> None:
     mapped = map_exception(exc)
-    assert type(mapped) is UpstreamUnavailableError
-    assert (mapped.status_code, mapped.code) == (503, "upstream_unavailable")
+    assert type(mapped) is UpstreamUnreachableError  # a subclass of UpstreamUnavailableError
+    assert (mapped.status_code, mapped.code) == (503, "upstream_unreachable")
 
 
 def test_a_timeout_says_so() -> None:

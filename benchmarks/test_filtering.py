@@ -1,0 +1,117 @@
+"""Latency of content filtering: the whole input step and the whole output guard, per message.
+
+Messages of 200 and 3,000 characters in Chinese and English (Faker text with a
+phone number, an email and a lexicon term in them), against the shipped lexicons
+plus 1,000 generated terms. ``input`` is :meth:`ContentFilter.mask_conversation` on
+one user message (normalise, lexicon, regex rules, PII, injection score, masking);
+``rules`` is lexicon + regex + PII alone; ``output`` feeds the answer through
+:meth:`ContentFilter.output_stream` in 8-character chunks (guard + restore).
+Run: ``pytest benchmarks/test_filtering.py --benchmark-only -s``.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from faker import Faker
+
+from benchmarks.conftest import ms_stats, report
+from functions.filtering import ContentFilter, FilterPolicy, MaskedConversation
+from functions.filtering.normalise import normalise
+from functions.wire import ChatMessage
+
+SIZES = (200, 3000)
+CHUNK = 8
+
+
+def _lexicon_file(path: Path, rng: random.Random, fake: Faker) -> Path:
+    pool = (
+        "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下"
+    )
+    zh = {"".join(rng.choice(pool) for _ in range(rng.randint(3, 5))) for _ in range(600)}
+    en = {f"{fake.word()} {fake.word()} {rng.randint(10, 99)}" for _ in range(600)}
+    actions = ("flag", "mask", "block")
+    lines = [f"{t}\t{rng.choice(actions)}\tbench" for t in sorted(zh)[:500] + sorted(en)[:500]]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def content_filter(tmp_path_factory: pytest.TempPathFactory) -> ContentFilter:
+    rng = random.Random(7)
+    fake = Faker("en_US")
+    fake.seed_instance(7)
+    path = _lexicon_file(tmp_path_factory.mktemp("lexicon") / "bench.txt", rng, fake)
+    policy = FilterPolicy(lexicons=("builtin:zh", "builtin:en", str(path)))
+    cf = ContentFilter(policy)
+    assert len(cf.lexicon) >= 1000
+    return cf
+
+
+def _message(lang: str, size: int) -> str:
+    fake = Faker("zh_CN" if lang == "zh" else "en_US")
+    fake.seed_instance(size)
+    extra = (
+        "联系13812345678或li.lei@example.com, 内部资料。"
+        if lang == "zh"
+        else (" Call 138-1234-5678 or mail li.lei@example.com, internal use only. ")
+    )
+    text = extra
+    while len(text) < size:
+        text += fake.text(max_nb_chars=200)
+    return text[:size]
+
+
+CASES = [(lang, size) for size in SIZES for lang in ("zh", "en")]
+
+
+@pytest.mark.parametrize(("lang", "size"), CASES, ids=[f"{lang}-{size}" for lang, size in CASES])
+def test_input_filtering(
+    benchmark: Any, content_filter: ContentFilter, lang: str, size: int
+) -> None:
+    messages = [ChatMessage(role="user", content=_message(lang, size))]
+    result = benchmark(content_filter.mask_conversation, messages)
+    assert "13812345678" not in result.messages[0].text()
+    median, mean = ms_stats(benchmark)
+    report(benchmark, f"filter input {lang}-{size}", median_ms=median, mean_ms=mean)
+
+
+@pytest.mark.parametrize(("lang", "size"), CASES, ids=[f"{lang}-{size}" for lang, size in CASES])
+def test_rules_only(benchmark: Any, content_filter: ContentFilter, lang: str, size: int) -> None:
+    text = _message(lang, size)
+    hits = benchmark(lambda: content_filter.detect(normalise(text), "input"))
+    assert hits
+    median, mean = ms_stats(benchmark)
+    report(benchmark, f"filter rules {lang}-{size}", median_ms=median, mean_ms=mean)
+
+
+def _stream(cf: ContentFilter, conversation: MaskedConversation, chunks: list[str]) -> str:
+    stream = cf.output_stream(conversation)
+    return "".join(stream.feed(c) for c in chunks) + stream.finish()
+
+
+@pytest.mark.parametrize(("lang", "size"), CASES, ids=[f"{lang}-{size}" for lang, size in CASES])
+def test_output_filtering(
+    benchmark: Any, content_filter: ContentFilter, lang: str, size: int
+) -> None:
+    conversation = content_filter.mask_conversation(
+        [
+            ChatMessage(role="system", content="You are a helpful assistant for Acme Corp."),
+            ChatMessage(role="user", content="我的手机13812345678"),
+        ]
+    )
+    answer = "<PHONE_1> " + _message(lang, size).replace("13812345678", "13987654321")
+    chunks = [answer[i : i + CHUNK] for i in range(0, len(answer), CHUNK)]
+    out = benchmark(_stream, content_filter, conversation, chunks)
+    assert out.startswith("13812345678") and "13987654321" not in out
+    median, mean = ms_stats(benchmark)
+    report(
+        benchmark,
+        f"filter output {lang}-{size}",
+        median_ms=median,
+        mean_ms=mean,
+        chunks=len(chunks),
+    )

@@ -1,0 +1,68 @@
+"""Tamper-evident audit log: one sealed JSON record per request and per admin action.
+
+    records.py   the record schema, builders, and the chain MAC
+    settings.py  ``AuditSettings`` (``settings.audit``), key loading, key generation
+    store.py     the file layout, durable writes, signed documents
+    chain.py     one writer's hash chain (why one chain per writer: see there)
+    envelope.py  content capture: AES-256-GCM, wrapped data keys, KEK rotation
+    writer.py    ``AuditLog``: non-blocking ``record()``, background batched writes
+    verify.py    ``verify``: which record was edited, deleted, reordered or cut off
+    prune.py     retention with signed checkpoints
+    commands.py  ``enclave audit verify | rotate-key | prune | keygen``
+
+Threat model, in short: without the HMAC key no record can be changed, added or
+removed unseen; without the Ed25519 private key no head or prune checkpoint can be
+forged. Whoever can delete a chain's log files *and* its head can make a whole chain
+vanish: keep ``heads_directory`` on storage the gateway's operators cannot rewrite,
+or copy heads off-host. The gateway holds both keys, so this detects tampering with
+the storage, not by a compromised gateway process.
+"""
+
+from functions.audit.commands import (
+    env_lines,
+    keygen_command,
+    prune_command,
+    rotate_command,
+    verify_command,
+)
+from functions.audit.envelope import (
+    RotateReport,
+    WrappedKey,
+    decrypt_content,
+    load_keyring,
+    rotate_kek,
+)
+from functions.audit.errors import AuditConfigError, AuditError, AuditKeyError
+from functions.audit.prune import PruneReport, prune
+from functions.audit.records import build_admin_record, build_request_record
+from functions.audit.settings import AuditKeys, AuditSettings, generate_keys, load_keys
+from functions.audit.verify import Issue, VerifyReport, verify
+from functions.audit.writer import AuditLog
+
+__all__ = [
+    "AuditConfigError",
+    "AuditError",
+    "AuditKeyError",
+    "AuditKeys",
+    "AuditLog",
+    "AuditSettings",
+    "Issue",
+    "PruneReport",
+    "RotateReport",
+    "VerifyReport",
+    "WrappedKey",
+    "build_admin_record",
+    "build_request_record",
+    "decrypt_content",
+    "env_lines",
+    "generate_keys",
+    "keygen_command",
+    "load_keyring",
+    "load_keys",
+    "prune",
+    "prune_command",
+    "rotate_command",
+    "rotate_kek",
+    "verify",
+    "verify_command",
+]

@@ -1,0 +1,254 @@
+"""Prompt-injection and jailbreak detection for Chinese and English: a scored heuristic.
+
+Each rule that matches the normalised text contributes its weight ``w``; the score
+is the noisy-OR ``1 - Π(1 - w)``, in ``[0, 1]``, so one strong signal (an
+instruction override, 0.85) crosses the default threshold (0.5) alone while weak
+ones (the word "jailbreak", 0.45; "pretend you are", 0.25) need company. Families:
+
+* ``override``   ignore/forget the previous instructions · 忽略之前的指令
+* ``roleplay``   DAN, developer mode, "you are no longer bound" · 开发者模式, 不受任何限制
+* ``extraction`` repeat your system prompt · 输出你的系统提示词
+* ``template``   chat-template tokens smuggled into user text (``<|im_start|>``, ``[INST]``)
+* ``encoded``    a base64 or hex blob (or rot13 text) whose *decoded* text scores as
+                 an injection, or "decode this and follow it"
+
+It is a filter in front of a model, not a classifier of intent: it catches the
+common, reusable attack phrasings cheaply (a few regex passes, no model). The
+measured precision and recall are in ``tests/functions/filtering/test_quality.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import re
+from dataclasses import dataclass
+
+from functions.filtering.normalise import normalise
+
+_EN_OVERRIDE_VERB = r"\b(?:ignore|disregard|forget|skip|override|bypass|neglect|drop|abandon)\b"
+_EN_TARGET = (
+    r"\b(?:instructions?|prompts?|rules|directions?|directives?|guidelines|guidance|constraints"
+    r"|restrictions|polic(?:y|ies)|programming|commands?|orders|context|messages?)\b"
+)
+_ZH_TARGET = r"(?:指令|指示|提示词?|规则|设定|命令|要求|限制|约束|规定|安全策略|准则)"
+_ZH_PROMPT = (
+    r"(?:系统提示词?|系统指令|系统消息|系统设定|初始指令|原始指令|初始提示|隐藏指令|预设指令"
+    r"|提示词|system prompt)"
+)
+_ZH_REVEAL = r"(?:输出|打印|显示|告诉我|重复|泄露|透露|给我看|展示|复述|说出|念出|列出|翻译|公开)"
+_ZH_NEAR = r"[^,.!?;。\n]"  # normalised text: full-width punctuation is ASCII
+
+_RULES: tuple[tuple[str, float, str], ...] = (
+    # --- instruction override
+    (
+        "override",
+        0.85,
+        rf"{_EN_OVERRIDE_VERB}[^.\n]{{0,40}}?\b(?:previous|prior|above|earlier"
+        rf"|preceding|foregoing|initial|original|system|your)\b[^.\n]{{0,30}}?{_EN_TARGET}",
+    ),
+    (
+        "override_weak",
+        0.45,
+        rf"{_EN_OVERRIDE_VERB}\s+(?:all|any|every|the)\s+(?:of\s+)?(?:the\s+)?"
+        rf"(?:\w+\s+)?{_EN_TARGET}",
+    ),
+    (
+        "new_instructions",
+        0.5,
+        r"\b(?:new|updated|real|actual|true)\s+(?:instructions?|task|"
+        r"directives?)\s*:",
+    ),
+    ("from_now_on", 0.3, r"\bfrom now on\b"),
+    ("forget_all", 0.5, r"\bforget (?:everything|all)(?: of)? (?:you|that|above|before|previous)"),
+    (
+        "just_print",
+        0.45,
+        r"\b(?:just|only|instead)\s+(?:say|print|output|write|respond with)\s*[\"“':]",
+    ),
+    (
+        "override",
+        0.85,
+        rf"(?:忽略|无视|忘记|忘掉|不要理会|不用理会|别管|跳过|绕过|覆盖|抛弃|放弃)掉?你?"
+        rf"(?:之前|以上|上面|上述|前面|先前|此前|原来|原有|原先|原始|最初|初始|系统|你的|所有|全部|一切|任何)"
+        rf"的?(?:所有|全部|一切|任何)?的?{_ZH_TARGET}",
+    ),
+    (
+        "override_loose",
+        0.6,
+        rf"(?:忽略|无视|忘记|忘掉|不要理会|不用理会|别管|跳过|绕过|抛弃|放弃)(?!了)"
+        rf"{_ZH_NEAR}{{0,12}}?"
+        rf"(?:你|之前|以上|上面|上述|前面|系统|所有|全部|一切){_ZH_NEAR}{{0,8}}?{_ZH_TARGET}",
+    ),
+    ("new_instructions", 0.5, r"(?:新的|真正的|最新)(?:指令|任务|规则):"),
+    ("from_now_on", 0.3, r"从现在(?:开始|起)"),
+    # --- role-play and jailbreak personas
+    (
+        "dan",
+        0.9,
+        r"do anything now|\b(?:you are|you're|act as|acting as|become|be)\s+(?:an?\s+)?dan\b",
+    ),
+    (
+        "mode_switch",
+        0.7,
+        r"\b(?:developer|dev|god|jailbreak|unrestricted|maintenance|admin|sudo"
+        r"|debug|evil|opposite)\s+mode\b|\b(?:admin(?:istrator)?|system|root) override\b",
+    ),
+    ("jailbreak_word", 0.45, r"\bjailbr(?:eak|oken)"),
+    (
+        "no_limits",
+        0.6,
+        r"\b(?:no|without|free (?:of|from)|not bound by|unbound by|ignore)\s+(?:any\s+)?"
+        r"(?:ethical|moral|content|safety|openai'?s?)\s+(?:guidelines|restrictions|filters?|polic(?:y|ies)"
+        r"|constraints|principles|rules|limitations|boundaries)",
+    ),
+    (
+        "unfiltered",
+        0.45,
+        r"\b(?:unfiltered|uncensored|unrestricted|amoral|unethical|no limits"
+        r"|(?:without|no) (?:any )?(?:restrictions|limits|limitations|filters|censorship))\b",
+    ),
+    ("persona", 0.35, r"\b(?:you are|you're) (?:now|going to be|no longer|free)\b"),
+    ("acronym_persona", 0.3, r"\bwhich stands for\b|\bstands for \""),
+    (
+        "pretend",
+        0.25,
+        r"\b(?:pretend|imagine|roleplay|role-play|act)\b[^.\n]{0,30}"
+        r"\b(?:you are|you're|to be|as)\b",
+    ),
+    (
+        "character",
+        0.4,
+        r"\b(?:stay in character|break(?:ing)? character|never refuse|not allowed to refuse)\b",
+    ),
+    ("policy_talk", 0.3, r"\b(?:openai|anthropic)(?:'s)? (?:content )?polic(?:y|ies)\b"),
+    ("persona", 0.35, r"你现在是|你(?:将|要)扮演|扮演一(?:个|名)|假装你是|假设你是|你不再是"),
+    ("mode_switch", 0.7, r"(?:开发者|越狱|上帝|管理员|调试|无限制|维护)模式"),
+    ("jailbreak_word", 0.45, r"越狱"),
+    (
+        "no_limits",
+        0.6,
+        r"(?:没有|不受|摆脱|解除|无视|去掉|不再有|不必遵守|无需遵守)(?:任何|所有|一切)?的?(?:安全|道德)?"
+        r"(?:限制|约束|审查|道德|伦理|规则|过滤|安全)",
+    ),
+    ("character", 0.4, r"(?:不要|不能|不许|不可以)拒绝|保持角色"),
+    # --- system prompt extraction
+    (
+        "extraction",
+        0.85,
+        r"\b(?:repeat|print|show|reveal|display|output|tell me|give me|share|dump|leak"
+        r"|expose|return|recite|spell check|translate|write out"
+        r"|see|view|access|provide"
+        r"|what (?:is|are|was|were)|encode|copy)\b[^.\n?]{0,40}"
+        r"\b(?:system (?:prompt|message|instructions?)"
+        r"|initial (?:prompt|instructions?|configuration)|hidden (?:prompt|instructions?)"
+        r"|original (?:prompt|instructions?)"
+        r"|(?:your|the previous|the above) (?:instructions|prompt|configuration|rules)"
+        r"|(?:text|everything|words) above|starting instructions|pre-?prompt"
+        r"|beginning of (?:this|the) conversation)",
+    ),
+    (
+        "system_prompt_word",
+        0.35,
+        r"\bsystem (?:prompt|message)\b|\binitial instructions\b|systemprompt",
+    ),
+    (
+        "extraction_hint",
+        0.45,
+        r"\b(?:before this conversation|were you told|you were instructed"
+        r"|your instructions are|my instructions are|i was instructed"
+        r"|(?:text|instructions?|prompt) you (?:were|have been) given)\b",
+    ),
+    (
+        "extraction",
+        0.85,
+        rf"{_ZH_REVEAL}{_ZH_NEAR}{{0,8}}?{_ZH_PROMPT}|{_ZH_PROMPT}{_ZH_NEAR}{{0,12}}?{_ZH_REVEAL}"
+        r"|把你的(?:设定|指令|提示)",
+    ),
+    (
+        "extraction",
+        0.75,
+        r"(?:系统提示词?|系统指令|初始指令|system prompt)(?:是什么|的内容|里写了什么|原文)",
+    ),
+    # --- chat-template tokens in user text
+    (
+        "template",
+        0.7,
+        r"<\|im_(?:start|end)\|>|\[/?inst\]|<<sys>>|<\|(?:system|endoftext|eot_id)\|>"
+        r"|</?system>|^\s*#{2,}\s*(?:system|instruction)",
+    ),
+    # --- encoded payloads announced as such
+    (
+        "decode_and_follow",
+        0.5,
+        r"(?:decode|解码|base64|rot13|hex)[^\n]{0,40}(?:follow|execute|do what"
+        r"|obey|carry out|执行|照做|遵循|按照)",
+    ),
+)
+_COMPILED = tuple((name, weight, re.compile(pattern, re.M)) for name, weight, pattern in _RULES)
+_BASE64 = re.compile(r"[A-Za-z0-9+/]{20,}={0,2}|[A-Za-z0-9_\-]{24,}")
+_HEX = re.compile(r"(?:[0-9a-fA-F]{2}){12,}|(?:\\x[0-9a-fA-F]{2}){8,}")
+_ROT13_HINT = re.compile(r"rot-?13|caesar|凯撒")
+
+
+@dataclass(frozen=True, slots=True)
+class InjectionScore:
+    score: float
+    reasons: tuple[str, ...]
+
+
+def _rule_weights(text: str) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for name, weight, pattern in _COMPILED:
+        if weight > found.get(name, 0.0) and pattern.search(text):
+            found[name] = weight
+    return found
+
+
+def _combine(weights: dict[str, float]) -> float:
+    remaining = 1.0
+    for weight in weights.values():
+        remaining *= 1.0 - weight
+    return round(1.0 - remaining, 4)
+
+
+def _decoded(blob: str) -> str | None:
+    """``blob`` decoded as base64 or hex, if that gives mostly printable text."""
+    try:
+        if blob.startswith("\\x"):
+            raw = bytes.fromhex(blob.replace("\\x", ""))
+        elif re.fullmatch(r"[0-9a-fA-F]+", blob):
+            raw = bytes.fromhex(blob)
+        else:
+            raw = base64.b64decode(
+                blob.replace("-", "+").replace("_", "/") + "=" * (-len(blob) % 4)
+            )
+        text = raw.decode("utf-8")
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return None
+    printable = sum(c.isprintable() or c.isspace() for c in text)
+    return text if text and printable / len(text) > 0.9 else None
+
+
+def _encoded_weight(original: str, folded: str) -> float:
+    """The score of the strongest payload hidden in base64, hex or rot13 (0 if none)."""
+    best = 0.0
+    for pattern in (_BASE64, _HEX):
+        for match in pattern.finditer(original):
+            decoded = _decoded(match.group())
+            if decoded is not None:
+                best = max(best, _combine(_rule_weights(normalise(decoded).text)))
+    if _ROT13_HINT.search(folded):
+        best = max(best, _combine(_rule_weights(codecs.encode(folded, "rot13"))))
+    return best
+
+
+def score_injection(text: str, folded: str | None = None) -> InjectionScore:
+    """The injection score of ``text`` (``folded``: its normalised form, if already made)."""
+    folded = normalise(text).text if folded is None else folded
+    weights = _rule_weights(folded)
+    hidden = _encoded_weight(text, folded)
+    if hidden >= 0.4:
+        weights["encoded"] = max(0.9, hidden)
+    return InjectionScore(_combine(weights), tuple(sorted(weights)))

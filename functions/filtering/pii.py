@@ -1,0 +1,334 @@
+"""Personal data and secrets: patterns on normalised text, confirmed by validation.
+
+Entity types (the placeholder names): ``SECRET`` (API keys, tokens, private key
+blocks, ``password=…``), ``EMAIL``, ``ID_CARD`` (PRC resident ID), ``BANK_CARD``
+(UnionPay), ``CREDIT_CARD`` (Visa, Mastercard, Amex, Discover, JCB, Diners),
+``SSN``, ``PHONE`` (mainland mobile), ``LANDLINE``, ``PASSPORT`` (PRC), ``IPV6``,
+``IPV4``. :data:`DETECTORS` is in priority order: when two findings overlap the
+engine keeps the earlier type (an email wins over the phone number that is its
+local part).
+
+Numbers tolerate one space or hyphen between any two digits (``138 1234 5678``);
+a number must not touch a letter or digit on either side, but CJK text may touch
+it (``手机13812345678``). Weak formats need a context word nearby: bank cards
+(unless written in groups of four), landlines written without a separator,
+passports, and SSNs not written ``123-45-6789``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from functions.filtering import validators
+from functions.filtering.normalise import Normalised
+
+
+class Found(NamedTuple):
+    type: str
+    rule: str
+    start: int  # original offsets
+    end: int
+    canonical: str
+
+
+# (normalised start, normalised end, canonical value) or None when the check fails
+Check = Callable[[re.Match[str], Normalised], "tuple[int, int, str] | None"]
+
+_L = r"(?<![0-9a-z])(?<!\d-)"
+_R = r"(?![0-9a-z])(?!-\d)"
+_S = r"[ \-]?"
+_SEP = re.compile(r"[ \-]")
+_DIGIT = re.compile(r"\d")
+_NUMERIC = frozenset({"ID_CARD", "CARD", "SSN", "PHONE", "LANDLINE", "PASSPORT", "IPV4"})
+
+
+def _run(lo: int, hi: int | None = None) -> str:
+    return rf"\d(?:{_S}\d){{{lo - 1},{(hi or lo) - 1}}}"
+
+
+def _near(norm: Normalised, start: int, end: int, words: re.Pattern[str]) -> bool:
+    """Whether a context word is within 24 characters before or 16 after the span."""
+    return bool(words.search(norm.text, max(0, start - 24), start)) or bool(
+        words.search(norm.text, end, end + 16)
+    )
+
+
+_CARD_WORDS = re.compile(
+    r"卡|账号|帐号|账户|帐户|银联|支付|转账|付款|收款|还款|有效期|"
+    r"card|visa|master|amex|unionpay|account|acct|pay|cvv|expir"
+)
+_LANDLINE_WORDS = re.compile(
+    r"电话|座机|固话|传真|致电|拨打|热线|总机|分机|联系|tel|phone|fax|call"
+)
+_PASSPORT_WORDS = re.compile(r"护照|证件|旅行证|passport|travel document")
+_SSN_WORDS = re.compile(r"ssn|social security|社会安全|社保号")
+_VERSION_WORDS = re.compile(r"版本|\b(?:version|ver\.?|v|release|build)[:\s]*$")
+
+
+def _digits(m: re.Match[str], group: int = 0) -> str:
+    return _SEP.sub("", m.group(group))
+
+
+def _id_card(m: re.Match[str], norm: Normalised) -> tuple[int, int, str] | None:
+    value = _digits(m)
+    return (m.start(), m.end(), value) if validators.prc_id(value) else None
+
+
+def _mobile(m: re.Match[str], norm: Normalised) -> tuple[int, int, str] | None:
+    value = _digits(m, 1)
+    return (m.start(), m.end(), value) if validators.mobile(value) else None
+
+
+def _landline(m: re.Match[str], norm: Normalised) -> tuple[int, int, str] | None:
+    value = re.sub(r"\D", "", m.group(1))
+    if not validators.landline(value):
+        return None
+    written_plain = m.group(1).isdigit()
+    if written_plain and not _near(norm, m.start(), m.end(), _LANDLINE_WORDS):
+        return None
+    return m.start(), m.end(), value
+
+
+def _grouped(raw: str) -> bool:
+    groups = _SEP.split(raw)
+    lengths = [len(g) for g in groups]
+    fours = len(groups) >= 3 and all(n == 4 for n in lengths[:-1]) and 1 <= lengths[-1] <= 4
+    return fours or lengths == [4, 6, 5] or lengths == [6, 13]
+
+
+def _card(m: re.Match[str], norm: Normalised) -> tuple[int, int, str] | None:
+    raw = m.group()
+    # a greedy run may swallow a following group: try each separator cut, longest first
+    ends = [len(raw)] + [s.start() for s in reversed(list(_SEP.finditer(raw)))]
+    for end in ends:
+        value = _SEP.sub("", raw[:end])
+        scheme = validators.card_scheme(value)
+        if scheme is None:
+            continue
+        start, stop = m.start(), m.start() + end
+        if _grouped(raw[:end]) or _near(norm, start, stop, _CARD_WORDS):
+            return start, stop, value
+    return None
+
+
+def _card_type(canonical: str) -> str:
+    return validators.card_scheme(canonical) or "CREDIT_CARD"
+
+
+def _ssn(m: re.Match[str], norm: Normalised) -> tuple[int, int, str] | None:
+    value = _digits(m)
+    if not validators.ssn(value):
+        return None
+    if m.group().count("-") != 2 and not _near(norm, m.start(), m.end(), _SSN_WORDS):
+        return None
+    return m.start(), m.end(), value
+
+
+def _with_words(words: re.Pattern[str]) -> Check:
+    def check(m: re.Match[str], norm: Normalised) -> tuple[int, int, str] | None:
+        ok = _near(norm, m.start(), m.end(), words)
+        return (m.start(), m.end(), m.group()) if ok else None
+
+    return check
+
+
+def _email(m: re.Match[str], norm: Normalised) -> tuple[int, int, str] | None:
+    local = m.group(1)
+    if ".." in local or local.endswith("."):
+        return None
+    return m.start(), m.end(), m.group()
+
+
+def _ipv4(m: re.Match[str], norm: Normalised) -> tuple[int, int, str] | None:
+    try:
+        ipaddress.IPv4Address(m.group())
+    except ValueError:
+        return None
+    if _VERSION_WORDS.search(norm.text, max(0, m.start() - 12), m.start()):
+        return None
+    return m.start(), m.end(), m.group()
+
+
+def _ipv6(m: re.Match[str], norm: Normalised) -> tuple[int, int, str] | None:
+    start, value = m.start(), m.group()
+    if value.startswith(":") and not value.startswith("::"):
+        start, value = start + 1, value[1:]  # a colon before it (also the folded full-width colon)
+    try:
+        address = ipaddress.IPv6Address(value)
+    except ValueError:
+        return None
+    if not any(len(group) >= 3 for group in value.split(":")):
+        return None  # "a::b" is a path in Rust or C++, not an address
+    return start, m.end(), address.compressed
+
+
+def _original(m: re.Match[str], norm: Normalised, group: int = 0) -> tuple[int, int, str]:
+    start, end = m.span(group)
+    o_start, o_end = norm.span(start, end)
+    return start, end, norm.original[o_start:o_end]
+
+
+def _secret(m: re.Match[str], norm: Normalised) -> tuple[int, int, str] | None:
+    return _original(m, norm, 1 if m.lastindex else 0)
+
+
+def _aws(m: re.Match[str], norm: Normalised) -> tuple[int, int, str] | None:
+    start, end, value = _original(m, norm)
+    return (start, end, value) if re.fullmatch(r"(?:AKIA|ASIA)[A-Z0-9]{16}", value) else None
+
+
+def _jwt(m: re.Match[str], norm: Normalised) -> tuple[int, int, str] | None:
+    start, end, value = _original(m, norm)
+    header = value.split(".", 1)[0]
+    try:
+        decoded = base64.urlsafe_b64decode(header + "=" * (-len(header) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    return (start, end, value) if decoded.lstrip().startswith(b"{") else None
+
+
+def _assignment(m: re.Match[str], norm: Normalised) -> tuple[int, int, str] | None:
+    start, end, value = _original(m, norm, 1)
+    plain = value.isalpha() and (value.islower() or value.isupper())
+    if len(set(value)) < 4 or plain:
+        return None  # "password is required", "token: ********"
+    return start, end, value
+
+
+@dataclass(frozen=True, slots=True)
+class Detector:
+    type: str
+    rule: str
+    pattern: re.Pattern[str]
+    check: Check
+    # the pattern cannot match unless one of these substrings is in the text: a cheap
+    # ``in`` test that skips most regex passes on ordinary text
+    hints: tuple[str, ...] = ()
+
+    @property
+    def numeric(self) -> bool:
+        return self.type in _NUMERIC
+
+    def applies(self, text: str) -> bool:
+        return not self.hints or any(hint in text for hint in self.hints)
+
+
+def _d(type_: str, rule: str, pattern: str, check: Check, *hints: str) -> Detector:
+    return Detector(type_, rule, re.compile(pattern), check, hints)
+
+
+_SECRET_KEYS = (
+    r"api[_\-]?key|apikey|secret[_\-]?key|client[_\-]?secret|access[_\-]?token|auth[_\-]?token"
+    r"|private[_\-]?token|\btoken|\bsecret|password|passwd|\bpwd|密码|口令|密钥|令牌"
+)
+_DOMAIN = r"(?:[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}"
+
+DETECTORS: tuple[Detector, ...] = (
+    _d(
+        "SECRET",
+        "private_key",
+        r"-----begin [a-z0-9 ]*private key-----[\s\S]*?(?:-----end [a-z0-9 ]*private key-----|\Z)",
+        _secret,
+        "-----begin",
+    ),
+    _d(
+        "SECRET",
+        "openai_key",
+        r"(?<![a-z0-9_\-])sk-(?:proj-|ant-)?[a-z0-9_\-]{20,}",
+        _secret,
+        "sk-",
+    ),
+    _d("SECRET", "stripe_key", r"(?<![a-z0-9])[sr]k_(?:live|test)_[a-z0-9]{16,}", _secret, "k_"),
+    _d(
+        "SECRET",
+        "aws_key",
+        r"(?<![a-z0-9])(?:akia|asia)[a-z0-9]{16}(?![a-z0-9])",
+        _aws,
+        "akia",
+        "asia",
+    ),
+    _d(
+        "SECRET",
+        "github_token",
+        r"(?<![a-z0-9])(?:gh[pousr]_[a-z0-9]{36,}|github_pat_[a-z0-9_]{50,})",
+        _secret,
+        "_",
+    ),
+    _d("SECRET", "slack_token", r"(?<![a-z0-9])xox[abprs]-[a-z0-9\-]{10,}", _secret, "xox"),
+    _d("SECRET", "google_key", r"(?<![a-z0-9])aiza[a-z0-9_\-]{35}(?![a-z0-9_\-])", _secret, "aiza"),
+    _d(
+        "SECRET",
+        "jwt",
+        r"(?<![a-z0-9_\-])ey[a-z0-9_\-]{8,}\.ey[a-z0-9_\-]{8,}\.[a-z0-9_\-]{8,}",
+        _jwt,
+        ".ey",
+    ),
+    _d("SECRET", "bearer", r"\bbearer\s+([a-z0-9\-._~+/]{20,}=*)", _secret, "bearer"),
+    _d(
+        "SECRET",
+        "assignment",
+        rf"(?:{_SECRET_KEYS})[\"']?\s*(?:[:=]|\bis\b|是|为)\s*[\"']?"
+        r"([^\s\"'`,;。、<>{}()\[\]]{6,128})",
+        _assignment,
+        *("key", "secret", "token", "passw", "pwd", "密码", "口令", "密钥", "令牌"),
+    ),
+    _d(
+        "EMAIL",
+        "email",
+        rf"(?<![a-z0-9._%+\-])([a-z0-9](?:[a-z0-9._%+\-]{{0,62}}[a-z0-9_%+\-])?)@{_DOMAIN}"
+        r"(?![a-z0-9\-]|\.[a-z0-9])",
+        _email,
+        "@",
+    ),
+    _d("ID_CARD", "prc_id", rf"{_L}{_run(17)}{_S}[0-9x]{_R}", _id_card),
+    _d("CARD", "card", rf"{_L}{_run(13, 19)}{_R}", _card),
+    _d("SSN", "ssn", rf"{_L}\d{{3}}([ \-]?)\d{{2}}\1\d{{4}}{_R}", _ssn),
+    _d("PHONE", "mobile", rf"{_L}(?:(?:\+|00)86{_S})?(1{_S}[3-9](?:{_S}\d){{9}}){_R}", _mobile),
+    _d(
+        "LANDLINE",
+        "landline",
+        rf"{_L}((?:\(0\d{{2,3}}\)\s?|0\d{{2,3}}{_S})[2-9]\d{{2,3}}{_S}\d{{4}}){_R}",
+        _landline,
+    ),
+    _d(
+        "PASSPORT",
+        "prc_passport",
+        rf"{_L}(?:[eg]\d{{8}}|e[a-hj-np-z]\d{{7}}){_R}",
+        _with_words(_PASSPORT_WORDS),
+    ),
+    _d(
+        "IPV6",
+        "ipv6",
+        r"(?<![0-9a-z])(?:[0-9a-f]{0,4}:){2,8}[0-9a-f]{0,4}(?![0-9a-z:])",
+        _ipv6,
+        ":",
+    ),
+    _d("IPV4", "ipv4", r"(?<![0-9a-z.])(?:\d{1,3}\.){3}\d{1,3}(?![0-9a-z]|\.\d)", _ipv4, "."),
+)
+PRIORITY = {"SECRET": 0, "EMAIL": 1, "ID_CARD": 2, "BANK_CARD": 3, "CREDIT_CARD": 3}
+PRIORITY |= {"SSN": 4, "PHONE": 5, "LANDLINE": 6, "PASSPORT": 7, "IPV6": 8, "IPV4": 9}
+
+
+def find_pii(norm: Normalised) -> list[Found]:
+    """Every validated finding in ``norm`` (overlaps included; the engine resolves them)."""
+    found = []
+    text = norm.text
+    has_digits = _DIGIT.search(text) is not None
+    for detector in DETECTORS:
+        if not detector.applies(text) or (detector.numeric and not has_digits):
+            continue
+        for m in detector.pattern.finditer(text):
+            checked = detector.check(m, norm)
+            if checked is None:
+                continue
+            start, end, canonical = checked
+            o_start, o_end = norm.span(start, end)
+            type_ = _card_type(canonical) if detector.type == "CARD" else detector.type
+            found.append(Found(type_, detector.rule, o_start, o_end, canonical))
+    return found

@@ -1,0 +1,140 @@
+"""What the filters find and decide: detections, verdicts, and the two errors they raise.
+
+A :class:`Detection` never carries the value it found: results go into log lines
+and out of ``/v1/filter``, and neither may repeat the secret they describe.
+Offsets are always in the *original* text (``text[start:end]``), whatever the
+normalisation did.
+
+The errors hang in :mod:`functions.errors`' tree:
+
+    InvalidRequestError                400
+    └── ContentBlockedError            400 invalid_request_error  content_filter
+    NoDeploymentError                  503
+    └── NoCompliantDeploymentError     503 server_error           no_compliant_deployment
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from functions.errors import InvalidRequestError, NoDeploymentError
+from functions.filtering.classify import Level, highest
+from functions.filtering.policy import EntityAction
+
+Verdict = Literal["allow", "mask", "block"]
+Source = Literal["pii", "lexicon", "injection", "leak"]
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A detection while it is being decided (internal; carries the canonical value)."""
+
+    type: str
+    start: int
+    end: int
+    action: EntityAction
+    source: Source
+    rule: str
+    level: Level
+    canonical: str = ""  # what makes two surface forms the same value, for the vault
+
+
+class Detection(BaseModel):
+    """One finding, as reported: where, what kind, and what was done about it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: str
+    start: int
+    end: int
+    action: EntityAction
+    source: Source
+    rule: str
+    level: Level
+    placeholder: str | None = None  # the placeholder that replaced it, on input
+    message: int | None = None  # index of the message, in a conversation
+
+
+class FilterResult(BaseModel):
+    """The outcome of one scan: ``/v1/filter`` returns ``model_dump()`` of this."""
+
+    model_config = ConfigDict(frozen=True)
+
+    verdict: Verdict
+    masked_text: str
+    level: Level
+    detections: list[Detection]
+    injection_score: float = 0.0
+    reasons: list[str] = []
+
+    @property
+    def blocked(self) -> bool:
+        return self.verdict == "block"
+
+    def log_fields(self) -> dict[str, str]:
+        """Verdict, level and every detection's type and action: safe for a log line."""
+        found = ",".join(f"{d.type}:{d.action}" for d in self.detections)
+        return {
+            "filter": self.verdict,
+            "level": self.level.value,
+            "detections": found,
+            "injection": f"{self.injection_score:.2f}",
+        }
+
+    def raise_if_blocked(self) -> None:
+        if self.blocked:
+            raise ContentBlockedError.of(self.detections)
+
+
+def verdict_of(detections: list[Detection]) -> Verdict:
+    actions = {d.action for d in detections}
+    if "block" in actions:
+        return "block"
+    return "mask" if "mask" in actions else "allow"
+
+
+def level_of(detections: list[Detection], default: Level) -> Level:
+    return highest((d.level for d in detections), floor=default)
+
+
+class ContentBlockedError(InvalidRequestError):
+    """The content policy refused a request, or stopped an answer mid-stream."""
+
+    code = "content_filter"
+
+    @classmethod
+    def of(cls, detections: list[Detection]) -> ContentBlockedError:
+        kinds = sorted({d.type for d in detections if d.action == "block"})
+        return cls(f"The content was blocked by the content policy ({', '.join(kinds)}).")
+
+
+class NoCompliantDeploymentError(NoDeploymentError):
+    """Every deployment this request may use is down or excluded by its classification."""
+
+    code = "no_compliant_deployment"
+
+
+_SEVERITY = {"block": 0, "mask": 1, "flag": 2, "allow": 3}
+
+
+def resolve(hits: list[Hit], priority: dict[str, int] | None = None) -> list[Hit]:
+    """Overlapping hits reduced to disjoint ones, in text order.
+
+    The most severe action wins (a ``block`` is never hidden inside a ``flag``), then
+    the longer span, then the type that comes first in ``priority``.
+    """
+    if len(hits) < 2:
+        return hits
+    ranks = priority or {}
+    ordered = sorted(
+        hits,
+        key=lambda h: (_SEVERITY[h.action], h.start - h.end, ranks.get(h.type, 99), h.start),
+    )
+    kept: list[Hit] = []
+    for hit in ordered:
+        if all(hit.end <= k.start or k.end <= hit.start for k in kept):
+            kept.append(hit)
+    return sorted(kept, key=lambda h: h.start)
