@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,8 @@ from functions.errors import (
     UpstreamUnreachableError,
     map_exception,
 )
+from functions.filtering.engine import FilterSet
+from functions.filtering.steps import AnswerFilter
 from functions.metrics import Metrics
 from functions.relay import Opened, Relay
 from functions.routing import DeploymentRouter
@@ -56,10 +58,19 @@ class Chat:
     relay: Relay
     metrics: Metrics
     warmth: Warmth
+    filters: FilterSet
     cold_wait_s: float
     keepalive_s: float
 
     async def __call__(self, request: Request, ctx: RequestContext) -> Response:
+        assert ctx.body is not None
+        try:
+            return await self._answer(request, ctx)
+        except ServiceUnavailableError:
+            self.metrics.requests.labels(ROUTE, ctx.body.model, "", "503").inc()
+            raise
+
+    async def _answer(self, request: Request, ctx: RequestContext) -> Response:
         """Answer from a warm deployment, waking cold ones; wait only if no other may serve."""
         assert ctx.body is not None
         started = time.perf_counter()
@@ -75,6 +86,8 @@ class Chat:
                 cold = tuple(d for d in ctx.plan if self.warmth.is_cold(d))
                 if not cold:
                     raise
+        if self.cold_wait_s <= 0:
+            raise self._still_cold(ctx)
         if ctx.body.stream:
             return StreamingResponse(
                 self._wait_then_stream(ctx, cold, started), media_type="text/event-stream"
@@ -98,12 +111,13 @@ class Chat:
             )
         assert opened.body is not None
         self._account(ctx.body.model, deployment, _usage_of(opened.body))
+        answer = self._answer_filter(ctx)
+        body = opened.body if answer is None else answer.body(opened.body)
         self._finish(ctx, deployment, "200", started)
-        return Response(opened.body, media_type="application/json", headers=headers)
+        return Response(body, media_type="application/json", headers=headers)
 
     def _still_cold(self, ctx: RequestContext) -> NoDeploymentError:
         assert ctx.body is not None
-        self.metrics.requests.labels(ROUTE, ctx.body.model, "", "503").inc()
         return NoDeploymentError(
             f"The model `{ctx.body.model}` is starting up and did not become ready within "
             f"{self.cold_wait_s:.0f} s; no other deployment may serve this request.",
@@ -167,7 +181,6 @@ class Chat:
                     attempt=attempt + 1,
                 )
             return deployment, opened
-        self.metrics.requests.labels(ROUTE, ctx.body.model, "", "503").inc()
         raise NoDeploymentError(
             f"No deployment of `{ctx.body.model}` is available: "
             f"{last.message if last else 'none is ready'}",
@@ -178,11 +191,12 @@ class Chat:
         self,
         ctx: RequestContext,
         deployment: Deployment,
-        events: AsyncIterator[bytes],
+        events: AsyncGenerator[bytes],
         started: float,
     ) -> AsyncIterator[bytes]:
         assert ctx.body is not None
         model, wants_usage, status = ctx.body.model, ctx.body.wants_usage_in_stream, "200"
+        answer = self._answer_filter(ctx)
         first = True
         try:
             async for payload in events:
@@ -200,15 +214,24 @@ class Chat:
                     self._account(model, deployment, chunk["usage"])
                     if not wants_usage and not chunk.get("choices"):
                         continue
-                yield b"data: " + payload + b"\n\n"
+                if answer is None:
+                    yield b"data: " + payload + b"\n\n"
+                elif (checked := answer.chunk(chunk)) is not None:
+                    yield b"data: " + orjson.dumps(checked) + b"\n\n"
         except Exception as exc:  # after the first byte: report in-band, then end the stream
             error = map_exception(exc)
             status = str(error.status_code)
-            logger.warning("stream relay failed", deployment=deployment.name, error=error.message)
+            logger.warning("stream ended early", deployment=deployment.name, error=error.message)
             yield sse_event(error.body())
         finally:
+            await events.aclose()
             self._finish(ctx, deployment, status, started)
         yield SSE_DONE
+
+    def _answer_filter(self, ctx: RequestContext) -> AnswerFilter | None:
+        if ctx.conversation is None or ctx.principal is None:
+            return None
+        return AnswerFilter(self.filters, ctx.principal.tenant, ctx.conversation)
 
     def _account(self, model: str, deployment: Deployment, usage: dict[str, Any] | None) -> None:
         if not usage:

@@ -14,6 +14,8 @@ from typing import Any
 
 from starlette.datastructures import Headers
 
+from functions.filtering.classify import Level
+from functions.filtering.engine import MaskedConversation
 from functions.settings import Deployment
 from functions.wire import ChatCompletionRequest
 
@@ -41,7 +43,10 @@ class RequestContext:
     principal: Principal | None = None
     # deployments to try, in order: litellm's pick for the model, then its fallbacks
     plan: tuple[Deployment, ...] = ()
-    # what each step decided, for the log line (and, later, the audit record)
+    # the request as the model may see it, and what it takes to restore the answer
+    conversation: MaskedConversation | None = None
+    level: Level | None = None  # data classification, set by the filter step
+    # what each step decided, for the log line and the audit record
     decisions: Mapping[str, str] = field(default_factory=dict)
 
     def evolve(self, **changes: object) -> RequestContext:

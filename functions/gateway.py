@@ -1,13 +1,15 @@
 """The OpenAI-compatible gateway: the steps composed once into one app.
 
-    POST /v1/chat/completions   authenticate → read body → parse → route → answer (relay)
+    POST /v1/chat/completions   authenticate → read body → parse → filter → route → comply
+                                → answer (relay; the answer checked and restored)
+    POST /v1/filter             authenticate → what the filter makes of a text
     GET  /v1/models             authenticate → the models this caller may use
     …    /v1/admin/keys…        key management for admins (functions/admin.py)
     GET  /health                liveness and the configured models
     GET  /metrics               Prometheus
 
-Later concerns (filtering, retrieval, …) are steps inserted between parse and
-route in :func:`chat_steps`; no other step changes for them.
+New concerns (retrieval, limits, …) are steps inserted in :func:`chat_steps`;
+no other step changes for them.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from functions.auth import make_authenticate, oidc_token_verifier
 from functions.chat import ROUTE, Chat
 from functions.context import RequestContext, Step, compose
 from functions.edge import Edge, http_exception_handler, json_response, read_json
+from functions.filtering.engine import FilterSet
+from functions.filtering.steps import filter_route, make_comply, make_filter_input
 from functions.keys import key_store
 from functions.logs import trace_id
 from functions.metrics import Metrics
@@ -45,9 +49,9 @@ async def parse_chat(ctx: RequestContext) -> RequestContext:
     return ctx.evolve(body=ChatCompletionRequest.model_validate(ctx.payload))
 
 
-def chat_steps(route: Step) -> Sequence[Step]:
-    """The steps between authentication and the answer; new concerns slot in before route."""
-    return (parse_chat, route)
+def chat_steps(filters: FilterSet, route: Step) -> Sequence[Step]:
+    """The steps between authentication and the answer, in order."""
+    return (parse_chat, make_filter_input(filters), route, make_comply(filters))
 
 
 def create_app(settings: Settings, router: DeploymentRouter | None = None) -> Starlette:
@@ -56,6 +60,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
     router = router or DeploymentRouter(gateway)
     metrics = Metrics("gateway")
     relay = Relay(gateway.max_connections)
+    filters = FilterSet(settings.filtering)  # every tenant's lexicons, loaded once
     warmth = Warmth(
         gateway.deployments,
         probe_interval_s=gateway.probe_interval_s,
@@ -67,6 +72,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
         relay=relay,
         metrics=metrics,
         warmth=warmth,
+        filters=filters,
         cold_wait_s=gateway.cold_wait_s,
         keepalive_s=gateway.keepalive_s,
     )
@@ -78,7 +84,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
         else None
     )
     authenticate = make_authenticate(gateway, keys, verify_token)
-    pipeline = compose(chat_steps(make_route(router)))
+    pipeline = compose(chat_steps(filters, make_route(router)))
 
     def context(request: Request) -> RequestContext:
         return RequestContext(request_id=trace_id.get(), headers=request.headers)
@@ -124,6 +130,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
             Route("/v1/models", models),
             Route("/health", health),
             Route("/metrics", prometheus),
+            filter_route(filters, authenticate),
             *admin_routes(keys, authenticate),
         ],
         middleware=[Middleware(Edge)],

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from functions.filtering.policy import FilterPolicy
 from functions.oidc.settings import OIDCSettings
 
 DEFAULT_MODEL = "smollm2"
@@ -140,6 +141,8 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     node: NodeSettings = Field(default_factory=NodeSettings)
+    # content safety and data masking; ENCLAVE_FILTERING_ON_PREM_ONLY_AT=secret etc.
+    filtering: FilterPolicy = Field(default_factory=FilterPolicy)
 
     @model_validator(mode="after")
     def _default_deployment_is_our_node(self) -> Settings:

@@ -27,6 +27,7 @@ def settings(tmp_path: Path) -> Settings:
                 Deployment(name="d2", model="m2", api_base=UNREACHABLE),
             ],
             key_reload_s=0.01,
+            cold_wait_s=0,
         ),
     )
 

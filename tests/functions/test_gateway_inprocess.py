@@ -42,6 +42,7 @@ def make_app() -> Starlette:
                 api_keys=[KEY],
                 deployments=[Deployment(name="d1", model="m1", api_base=UNREACHABLE)],
                 max_body_bytes=LIMIT,
+                cold_wait_s=0,  # an unreachable node is refused at once, not awaited
             )
         )
     )
