@@ -22,6 +22,7 @@ from loguru import logger
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from functions.audit.local import RequestAudit
 from functions.context import RequestContext
 from functions.edge import unless_disconnected
 from functions.errors import (
@@ -59,6 +60,7 @@ class Chat:
     metrics: Metrics
     warmth: Warmth
     filters: FilterSet
+    audit: RequestAudit
     cold_wait_s: float
     keepalive_s: float
 
@@ -68,6 +70,10 @@ class Chat:
             return await self._answer(request, ctx)
         except ServiceUnavailableError:
             self.metrics.requests.labels(ROUTE, ctx.body.model, "", "503").inc()
+            raise
+        except BaseException:
+            if ctx.admission is not None:  # nothing was generated: give the estimate back
+                await ctx.admission.settle(0)
             raise
 
     async def _answer(self, request: Request, ctx: RequestContext) -> Response:
@@ -81,7 +87,7 @@ class Chat:
         if warm or not cold:
             try:
                 opened = await unless_disconnected(request, self._open(ctx, warm))
-                return self._respond(ctx, *opened, started)
+                return await self._respond(ctx, *opened, started)
             except NoDeploymentError:
                 cold = tuple(d for d in ctx.plan if self.warmth.is_cold(d))
                 if not cold:
@@ -96,13 +102,13 @@ class Chat:
         if ready is None:
             raise self._still_cold(ctx)
         opened = await unless_disconnected(request, self._open(ctx, (ready,)))
-        return self._respond(ctx, *opened, started)
+        return await self._respond(ctx, *opened, started)
 
-    def _respond(
+    async def _respond(
         self, ctx: RequestContext, deployment: Deployment, opened: Opened, started: float
     ) -> Response:
         assert ctx.body is not None
-        headers = {"x-enclave-deployment": deployment.name}
+        headers = {"x-enclave-deployment": deployment.name, **self._limit_headers(ctx)}
         if opened.events is not None:
             return StreamingResponse(
                 self._relay_stream(ctx, deployment, opened.events, started),
@@ -110,10 +116,11 @@ class Chat:
                 headers=headers,
             )
         assert opened.body is not None
-        self._account(ctx.body.model, deployment, _usage_of(opened.body))
+        usage = _usage_of(opened.body)
+        self._account(ctx.body.model, deployment, usage)
         answer = self._answer_filter(ctx)
         body = opened.body if answer is None else answer.body(opened.body)
-        self._finish(ctx, deployment, "200", started)
+        await self._finish(ctx, deployment, "200", started, usage, _text_of(body))
         return Response(body, media_type="application/json", headers=headers)
 
     def _still_cold(self, ctx: RequestContext) -> NoDeploymentError:
@@ -143,6 +150,9 @@ class Chat:
                 raise self._still_cold(ctx)
             deployment, opened = await self._open(ctx, (ready,))
         except EnclaveError as exc:  # the stream has started: the error is its last event
+            if ctx.admission is not None:
+                await ctx.admission.settle(0)
+            self.audit.request(ctx, status=exc.status_code, latency_s=time.perf_counter() - started)
             yield sse_event(exc.body())
             yield SSE_DONE
             return
@@ -197,7 +207,8 @@ class Chat:
         assert ctx.body is not None
         model, wants_usage, status = ctx.body.model, ctx.body.wants_usage_in_stream, "200"
         answer = self._answer_filter(ctx)
-        first = True
+        first, usage = True, None
+        emitted: list[str] = []  # the answer as the client saw it, kept only for capture
         try:
             async for payload in events:
                 if payload == b"[DONE]":
@@ -211,13 +222,17 @@ class Chat:
                 if "error" in chunk:
                     status = "502"
                 if chunk.get("usage"):
-                    self._account(model, deployment, chunk["usage"])
+                    usage = chunk["usage"]
+                    self._account(model, deployment, usage)
                     if not wants_usage and not chunk.get("choices"):
                         continue
                 if answer is None:
                     yield b"data: " + payload + b"\n\n"
                 elif (checked := answer.chunk(chunk)) is not None:
+                    chunk = checked
                     yield b"data: " + orjson.dumps(checked) + b"\n\n"
+                if self.audit.capturing:
+                    emitted.append(_delta_text(chunk))
         except Exception as exc:  # after the first byte: report in-band, then end the stream
             error = map_exception(exc)
             status = str(error.status_code)
@@ -225,13 +240,17 @@ class Chat:
             yield sse_event(error.body())
         finally:
             await events.aclose()
-            self._finish(ctx, deployment, status, started)
+            await self._finish(ctx, deployment, status, started, usage, "".join(emitted))
         yield SSE_DONE
 
     def _answer_filter(self, ctx: RequestContext) -> AnswerFilter | None:
         if ctx.conversation is None or ctx.principal is None:
             return None
         return AnswerFilter(self.filters, ctx.principal.tenant, ctx.conversation)
+
+    @staticmethod
+    def _limit_headers(ctx: RequestContext) -> dict[str, str]:
+        return ctx.admission.headers if ctx.admission is not None else {}
 
     def _account(self, model: str, deployment: Deployment, usage: dict[str, Any] | None) -> None:
         if not usage:
@@ -240,11 +259,28 @@ class Chat:
         tokens.labels(model, deployment.name, "in").inc(usage.get("prompt_tokens") or 0)
         tokens.labels(model, deployment.name, "out").inc(usage.get("completion_tokens") or 0)
 
-    def _finish(
-        self, ctx: RequestContext, deployment: Deployment, status: str, started: float
+    async def _finish(
+        self,
+        ctx: RequestContext,
+        deployment: Deployment,
+        status: str,
+        started: float,
+        usage: dict[str, Any] | None,
+        answer: str | None,
     ) -> None:
+        """Count, log, audit, and settle the rate-limit estimate with the real usage."""
         assert ctx.body is not None
+        if ctx.admission is not None:
+            await ctx.admission.settle(int((usage or {}).get("total_tokens") or 0))
         elapsed = time.perf_counter() - started
+        self.audit.request(
+            ctx,
+            status=int(status),
+            latency_s=elapsed,
+            deployment=deployment.name,
+            usage=usage,
+            answer=answer,
+        )
         self.metrics.requests.labels(ROUTE, ctx.body.model, deployment.name, status).inc()
         self.metrics.latency.labels(ROUTE, ctx.body.model).observe(elapsed)
         logger.info(
@@ -261,6 +297,18 @@ class Chat:
 def _has_content(chunk: dict[str, Any]) -> bool:
     choices = chunk.get("choices") or []
     return bool(choices and (choices[0].get("delta") or {}).get("content"))
+
+
+def _delta_text(chunk: dict[str, Any]) -> str:
+    choices = chunk.get("choices") or []
+    return str((choices[0].get("delta") or {}).get("content") or "") if choices else ""
+
+
+def _text_of(body: bytes) -> str | None:
+    try:
+        return str(orjson.loads(body)["choices"][0]["message"]["content"])
+    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError):
+        return None
 
 
 def _usage_of(body: bytes) -> dict[str, Any] | None:

@@ -16,6 +16,7 @@ from starlette.datastructures import Headers
 
 from functions.filtering.classify import Level
 from functions.filtering.engine import MaskedConversation
+from functions.ratelimit.limiter import Admission
 from functions.settings import Deployment
 from functions.wire import ChatCompletionRequest
 
@@ -46,6 +47,7 @@ class RequestContext:
     # the request as the model may see it, and what it takes to restore the answer
     conversation: MaskedConversation | None = None
     level: Level | None = None  # data classification, set by the filter step
+    admission: Admission | None = None  # rate-limit headers and the token settlement
     # what each step decided, for the log line and the audit record
     decisions: Mapping[str, str] = field(default_factory=dict)
 

@@ -1,6 +1,7 @@
 """The OpenAI-compatible gateway: the steps composed once into one app.
 
-    POST /v1/chat/completions   authenticate → read body → parse → filter → route → comply
+    POST /v1/chat/completions   authenticate → read body → parse → filter → rate limit
+                                → route → comply
                                 → answer (relay; the answer checked and restored)
     POST /v1/filter             authenticate → what the filter makes of a text
     GET  /v1/models             authenticate → the models this caller may use
@@ -15,9 +16,11 @@ no other step changes for them.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator, Sequence
 
 import httpx
+from prometheus_client import Counter
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -27,16 +30,21 @@ from starlette.routing import Route
 
 from functions import rbac
 from functions.admin import admin_routes
+from functions.audit.local import RequestAudit, resolve_audit
+from functions.audit.writer import AuditLog
 from functions.auth import make_authenticate, oidc_token_verifier
 from functions.chat import ROUTE, Chat
 from functions.context import RequestContext, Step, compose
 from functions.edge import Edge, http_exception_handler, json_response, read_json
+from functions.errors import ServiceUnavailableError, map_exception
 from functions.filtering.engine import FilterSet
 from functions.filtering.steps import filter_route, make_comply, make_filter_input
 from functions.keys import key_store
 from functions.logs import trace_id
 from functions.metrics import Metrics
 from functions.oidc import JWKSCache, OIDCVerifier
+from functions.ratelimit.limiter import RateLimiter
+from functions.ratelimit.steps import make_rate_limit
 from functions.relay import Relay
 from functions.routing import DeploymentRouter, make_route
 from functions.settings import Settings
@@ -49,9 +57,15 @@ async def parse_chat(ctx: RequestContext) -> RequestContext:
     return ctx.evolve(body=ChatCompletionRequest.model_validate(ctx.payload))
 
 
-def chat_steps(filters: FilterSet, route: Step) -> Sequence[Step]:
+def chat_steps(filters: FilterSet, limiter: RateLimiter, route: Step) -> Sequence[Step]:
     """The steps between authentication and the answer, in order."""
-    return (parse_chat, make_filter_input(filters), route, make_comply(filters))
+    return (
+        parse_chat,
+        make_filter_input(filters),
+        make_rate_limit(limiter),
+        route,
+        make_comply(filters),
+    )
 
 
 def create_app(settings: Settings, router: DeploymentRouter | None = None) -> Starlette:
@@ -61,6 +75,22 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
     metrics = Metrics("gateway")
     relay = Relay(gateway.max_connections)
     filters = FilterSet(settings.filtering)  # every tenant's lexicons, loaded once
+    audit_settings = resolve_audit(settings.audit, settings.data_dir)
+    audit_failures = Counter(
+        "enclave_gateway_audit_failures",
+        "Audit records lost, by reason",
+        ["reason"],
+        registry=metrics.registry,
+    )
+    audit_log = (
+        AuditLog(
+            audit_settings,
+            on_failure=lambda reason, n: audit_failures.labels(reason.split(":")[0]).inc(n),
+        )
+        if audit_settings.enabled
+        else None
+    )
+    audit = RequestAudit(audit_log)
     warmth = Warmth(
         gateway.deployments,
         probe_interval_s=gateway.probe_interval_s,
@@ -73,6 +103,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
         metrics=metrics,
         warmth=warmth,
         filters=filters,
+        audit=audit,
         cold_wait_s=gateway.cold_wait_s,
         keepalive_s=gateway.keepalive_s,
     )
@@ -84,16 +115,29 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
         else None
     )
     authenticate = make_authenticate(gateway, keys, verify_token)
-    pipeline = compose(chat_steps(filters, make_route(router)))
+    limiter = RateLimiter.from_settings(gateway.rate_limit, settings.data_dir)
+    pipeline = compose(chat_steps(filters, limiter, make_route(router)))
 
     def context(request: Request) -> RequestContext:
         return RequestContext(request_id=trace_id.get(), headers=request.headers)
 
     async def chat_completions(request: Request) -> Response:
-        # the key is checked before a byte of the body is read or parsed
-        ctx = await authenticate(context(request))
-        payload = await read_json(request, gateway.max_body_bytes)
-        return await chat(request, await pipeline(ctx.evolve(payload=payload)))
+        started = time.perf_counter()
+        ctx = context(request)
+        try:
+            if audit_log is not None and not audit_log.healthy:
+                raise ServiceUnavailableError("The audit log cannot be written; refusing requests.")
+            # the key is checked before a byte of the body is read or parsed
+            ctx = await authenticate(ctx)
+            payload = await read_json(request, gateway.max_body_bytes)
+            ctx = ctx.evolve(payload=payload)
+            ctx = await pipeline(ctx)
+        except Exception as exc:  # refused before an answer: still one audit record
+            audit.request(
+                ctx, status=map_exception(exc).status_code, latency_s=time.perf_counter() - started
+            )
+            raise
+        return await chat(request, ctx)
 
     async def models(request: Request) -> Response:
         principal = (await authenticate(context(request))).principal
@@ -107,8 +151,18 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
         return Response(ModelList(data=cards).model_dump_json(), media_type="application/json")
 
     async def health(request: Request) -> Response:
+        audit_state = (
+            {"healthy": audit_log.healthy, "written": audit_log.written, "lost": audit_log.failures}
+            if audit_log is not None
+            else {"enabled": False}
+        )
         return json_response(
-            {"status": "ok", "models": router.models(), "deployments": warmth.states()}
+            {
+                "status": "ok",
+                "models": router.models(),
+                "deployments": warmth.states(),
+                "audit": audit_state,
+            }
         )
 
     async def prometheus(request: Request) -> Response:
@@ -118,9 +172,14 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         warmth.start()
+        if audit_log is not None:
+            await audit_log.start()
         yield
+        if audit_log is not None:
+            await audit_log.aclose()
         await warmth.aclose()
         await relay.aclose()
+        await limiter.aclose()
         if oidc_client is not None:
             await oidc_client.aclose()
 
@@ -131,7 +190,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
             Route("/health", health),
             Route("/metrics", prometheus),
             filter_route(filters, authenticate),
-            *admin_routes(keys, authenticate),
+            *admin_routes(keys, authenticate, audit.admin),
         ],
         middleware=[Middleware(Edge)],
         exception_handlers={HTTPException: http_exception_handler},

@@ -15,8 +15,10 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from functions.audit.settings import AuditSettings
 from functions.filtering.policy import FilterPolicy
 from functions.oidc.settings import OIDCSettings
+from functions.ratelimit.settings import RateLimitSettings
 
 DEFAULT_MODEL = "smollm2"
 DEFAULT_NODE_MODEL_ID = "SmolLM2-135M-Instruct"
@@ -82,6 +84,9 @@ class GatewaySettings(BaseModel):
     # bearer JWTs from one OpenID Connect issuer, e.g.
     # ENCLAVE_GATEWAY_OIDC='{"issuer": "https://idp", "audience": "enclave", "role_map": {…}}'
     oidc: OIDCSettings | None = None
+    # requests/tokens per minute and daily budgets, per key and tenant; shared by every
+    # process through the store ("memory" one process, "file" one host, "redis" many)
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     deployments: list[Deployment] = Field(default_factory=_default_deployments)
     # public model name -> public model names tried, in order, when it fails
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)
@@ -143,6 +148,8 @@ class Settings(BaseSettings):
     node: NodeSettings = Field(default_factory=NodeSettings)
     # content safety and data masking; ENCLAVE_FILTERING_ON_PREM_ONLY_AT=secret etc.
     filtering: FilterPolicy = Field(default_factory=FilterPolicy)
+    # the tamper-evident audit log; ENCLAVE_AUDIT_HMAC_KEY, _SIGNING_KEY, _CAPTURE_CONTENT…
+    audit: AuditSettings = Field(default_factory=AuditSettings)
 
     @model_validator(mode="after")
     def _default_deployment_is_our_node(self) -> Settings:

@@ -6,7 +6,7 @@ import argparse
 
 from functions.errors import EnclaveError
 from functions.settings import Settings
-from infra import cli_keys
+from infra import cli_audit, cli_keys
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,6 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run one service in the foreground")
     serve.add_argument("service", choices=["gateway", "node"])
     cli_keys.add_parser(commands)
+    cli_audit.add_parser(commands)
     args = parser.parse_args(argv)
 
     settings = Settings()
@@ -25,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
             return cli_keys.run(args, settings)
         except EnclaveError as exc:
             parser.exit(2, f"enclave: {exc.message}\n")
+    if args.command == "audit":
+        return cli_audit.run(args, settings)
     if args.command == "up":
         from infra.launcher import up as run_up
 

@@ -1,0 +1,127 @@
+"""Audit settings as a gateway process uses them, and the hook the request path calls.
+
+Locally nothing needs configuring: unless keys are set, a key set is generated
+once under ``<data_dir>/audit-keys`` (private parts mode 0600) and records go to
+``<data_dir>/audit``. Production deployments set ``ENCLAVE_AUDIT_*`` instead
+(keys from a secret; the heads directory on storage the gateway cannot rewrite).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from functions.audit.records import build_admin_record, build_request_record
+from functions.audit.settings import AuditSettings, generate_keys, new_kek
+from functions.audit.writer import AuditLog
+from functions.context import Principal, RequestContext
+from functions.logs import trace_id
+
+
+def resolve_audit(audit: AuditSettings, data_dir: Path) -> AuditSettings:
+    """``audit`` with the data directory's defaults and, if none are set, local keys."""
+    fields: dict[str, Any] = {k: getattr(audit, k) for k in audit.model_fields_set}
+    fields.setdefault("directory", data_dir / "audit")
+    configured = audit.hmac_key or audit.signing_key or audit.signing_key_path
+    if audit.enabled and not configured:
+        fields.update(_local_keys(data_dir / "audit-keys"))
+    return AuditSettings.model_validate(
+        {
+            k: v.get_secret_value() if hasattr(v, "get_secret_value") else v
+            for k, v in fields.items()
+        }
+    )
+
+
+def _local_keys(directory: Path) -> dict[str, Any]:
+    saved = directory / "settings.json"
+    if saved.exists():
+        loaded: dict[str, Any] = json.loads(saved.read_text())
+        return loaded
+    fields = generate_keys(directory)
+    fields["kek"] = {
+        k: v.get_secret_value() if hasattr(v, "get_secret_value") else v
+        for k, v in fields["kek"].items()
+    }
+    fd = os.open(saved, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(fields, out)
+    return fields
+
+
+class RequestAudit:
+    """What the gateway records: one record per request and per admin action."""
+
+    def __init__(self, log: AuditLog | None) -> None:
+        self.log = log
+
+    @property
+    def capturing(self) -> bool:
+        """Whether answers are to be kept (encrypted) in the records."""
+        return self.log is not None and self.log.settings.capture_content
+
+    def request(
+        self,
+        ctx: RequestContext,
+        *,
+        status: int | str,
+        latency_s: float,
+        deployment: str | None = None,
+        usage: dict[str, Any] | None = None,
+        answer: str | None = None,
+    ) -> None:
+        if self.log is None:
+            return
+        principal, usage = ctx.principal, usage or {}
+        capture = self.log.settings.capture_content
+        self.log.record(
+            build_request_record(
+                trace_id=ctx.request_id,
+                principal=principal.key_id if principal else None,
+                tenant=principal.tenant if principal else None,
+                role=principal.role if principal else None,
+                model=ctx.body.model if ctx.body else None,
+                deployment=deployment,
+                tokens_in=usage.get("prompt_tokens"),
+                tokens_out=usage.get("completion_tokens"),
+                latency_ms=latency_s * 1000,
+                status=status,
+                decisions=ctx.decisions,
+                prompt=ctx.payload.get("messages")
+                if capture and isinstance(ctx.payload, dict)
+                else None,
+                answer=answer if capture else None,
+            )
+        )
+
+    def admin(self, principal: Principal, action: str, details: dict[str, Any]) -> None:
+        if self.log is None:
+            return
+        self.log.record(
+            build_admin_record(
+                trace_id=trace_id.get(),
+                principal=principal.key_id,
+                tenant=principal.tenant,
+                role=principal.role,
+                action=action,
+                status=200,
+                target=str(details.get("key_id")) if details.get("key_id") else None,
+            )
+        )
+
+
+def add_local_kek(data_dir: Path) -> str:
+    """Generate a new KEK into the local key set and make it the active one; its id."""
+    saved = data_dir / "audit-keys" / "settings.json"
+    fields: dict[str, Any] = json.loads(saved.read_text())
+    kek_id, kek = new_kek()
+    fields["kek"][kek_id] = kek
+    fields["active_kek"] = kek_id
+    tmp = saved.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(fields, out)
+    os.replace(tmp, saved)
+    return kek_id

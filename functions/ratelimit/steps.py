@@ -1,0 +1,33 @@
+"""The gateway's rate-limit step: admit the request against its key's and tenant's buckets.
+
+A key's own limits (``rpm``, ``tpm``, ``daily_tokens`` on its record) win over
+the settings' defaults; the tenant's come from settings. The admission rides on
+the context so the answer can carry the ``x-ratelimit-*`` headers and settle the
+token estimate against the real usage.
+"""
+
+from __future__ import annotations
+
+from functions.context import Principal, RequestContext, Step
+from functions.ratelimit.limiter import RateLimiter
+from functions.ratelimit.settings import Limits
+
+
+def limits_of(principal: Principal) -> Limits | None:
+    if principal.rpm is None and principal.tpm is None and principal.daily_tokens is None:
+        return None  # the settings decide (defaults and per-key overrides)
+    return Limits(rpm=principal.rpm, tpm=principal.tpm, daily_tokens=principal.daily_tokens)
+
+
+def make_rate_limit(limiter: RateLimiter) -> Step:
+    async def rate_limit(ctx: RequestContext) -> RequestContext:
+        assert ctx.principal is not None and ctx.body is not None
+        admission = await limiter.admit(
+            ctx.principal.key_id,
+            ctx.principal.tenant,
+            limits_of(ctx.principal),
+            estimated_tokens=limiter.estimate_tokens(ctx.body),
+        )
+        return ctx.decided("rate_limit", "admitted", admission=admission)
+
+    return rate_limit
