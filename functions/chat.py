@@ -47,6 +47,7 @@ ROUTE = "/v1/chat/completions"
 
 def upstream_payload(body: ChatCompletionRequest, deployment: Deployment) -> dict[str, Any]:
     payload = body.model_dump(exclude_unset=True, exclude_none=True)
+    payload.pop("enclave", None)  # our extension stops here
     payload["model"] = deployment.target_model
     if body.stream:
         payload["stream_options"] = {**payload.get("stream_options", {}), "include_usage": True}
@@ -120,6 +121,8 @@ class Chat:
         self._account(ctx.body.model, deployment, usage)
         answer = self._answer_filter(ctx)
         body = opened.body if answer is None else answer.body(opened.body)
+        if ctx.citations:
+            body = orjson.dumps({**orjson.loads(body), **_extension(ctx)})
         await self._finish(ctx, deployment, "200", started, usage, _text_of(body))
         return Response(body, media_type="application/json", headers=headers)
 
@@ -207,7 +210,7 @@ class Chat:
         assert ctx.body is not None
         model, wants_usage, status = ctx.body.model, ctx.body.wants_usage_in_stream, "200"
         answer = self._answer_filter(ctx)
-        first, usage = True, None
+        first, usage, cite = True, None, bool(ctx.citations)
         emitted: list[str] = []  # the answer as the client saw it, kept only for capture
         try:
             async for payload in events:
@@ -226,11 +229,14 @@ class Chat:
                     self._account(model, deployment, usage)
                     if not wants_usage and not chunk.get("choices"):
                         continue
-                if answer is None:
-                    yield b"data: " + payload + b"\n\n"
-                elif (checked := answer.chunk(chunk)) is not None:
-                    chunk = checked
-                    yield b"data: " + orjson.dumps(checked) + b"\n\n"
+                if answer is not None and (chunk := answer.chunk(chunk)) is None:
+                    continue
+                if cite:  # the first chunk carries the citations
+                    chunk, cite = {**chunk, **_extension(ctx)}, False
+                    payload = orjson.dumps(chunk)
+                elif answer is not None:
+                    payload = orjson.dumps(chunk)
+                yield b"data: " + payload + b"\n\n"
                 if self.audit.capturing:
                     emitted.append(_delta_text(chunk))
         except Exception as exc:  # after the first byte: report in-band, then end the stream
@@ -297,6 +303,11 @@ class Chat:
 def _has_content(chunk: dict[str, Any]) -> bool:
     choices = chunk.get("choices") or []
     return bool(choices and (choices[0].get("delta") or {}).get("content"))
+
+
+def _extension(ctx: RequestContext) -> dict[str, Any]:
+    """Enclave's own response field: the sources retrieved into the prompt."""
+    return {"enclave": {"citations": list(ctx.citations)}}
 
 
 def _delta_text(chunk: dict[str, Any]) -> str:

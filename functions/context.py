@@ -48,6 +48,7 @@ class RequestContext:
     conversation: MaskedConversation | None = None
     level: Level | None = None  # data classification, set by the filter step
     admission: Admission | None = None  # rate-limit headers and the token settlement
+    citations: tuple[dict[str, Any], ...] = ()  # sources retrieved into the prompt
     # what each step decided, for the log line and the audit record
     decisions: Mapping[str, str] = field(default_factory=dict)
 

@@ -54,6 +54,11 @@ def json_response(payload: Any, status: int = 200) -> Response:
 
 async def read_json(request: Request, limit: int) -> Any:
     """The request body parsed as JSON, refused with 413 past ``limit`` bytes."""
+    return orjson.loads(await read_body(request, limit))
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 past ``limit`` bytes (declared or streamed)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise RequestTooLargeError(f"Request body exceeds the limit of {limit} bytes.")
@@ -64,7 +69,7 @@ async def read_json(request: Request, limit: int) -> Any:
         if size > limit:
             raise RequestTooLargeError(f"Request body exceeds the limit of {limit} bytes.")
         chunks.append(chunk)
-    return orjson.loads(b"".join(chunks))
+    return b"".join(chunks)
 
 
 def _map_http_exception(exc: HTTPException) -> EnclaveError:

@@ -1,9 +1,10 @@
 """The OpenAI-compatible gateway: the steps composed once into one app.
 
-    POST /v1/chat/completions   authenticate → read body → parse → filter → rate limit
+    POST /v1/chat/completions   authenticate → read body → parse → retrieve → filter → rate limit
                                 → route → comply
                                 → answer (relay; the answer checked and restored)
     POST /v1/filter             authenticate → what the filter makes of a text
+    POST /v1/retrieve, /v1/embeddings, PUT /v1/admin/collections/…   the knowledge base
     GET  /v1/models             authenticate → the models this caller may use
     …    /v1/admin/keys…        key management for admins (functions/admin.py)
     GET  /health                liveness and the configured models
@@ -40,6 +41,7 @@ from functions.errors import ServiceUnavailableError, map_exception
 from functions.filtering.engine import FilterSet
 from functions.filtering.steps import filter_route, make_comply, make_filter_input
 from functions.keys import key_store
+from functions.knowledge.steps import Knowledge, knowledge_routes, make_retrieve
 from functions.logs import trace_id
 from functions.metrics import Metrics
 from functions.oidc import JWKSCache, OIDCVerifier
@@ -57,10 +59,17 @@ async def parse_chat(ctx: RequestContext) -> RequestContext:
     return ctx.evolve(body=ChatCompletionRequest.model_validate(ctx.payload))
 
 
-def chat_steps(filters: FilterSet, limiter: RateLimiter, route: Step) -> Sequence[Step]:
-    """The steps between authentication and the answer, in order."""
+def chat_steps(
+    filters: FilterSet, limiter: RateLimiter, retrieve: Step, route: Step
+) -> Sequence[Step]:
+    """The steps between authentication and the answer, in order.
+
+    Retrieval comes before filtering, so retrieved passages are masked and
+    classified like the rest of the prompt.
+    """
     return (
         parse_chat,
+        retrieve,
         make_filter_input(filters),
         make_rate_limit(limiter),
         route,
@@ -116,7 +125,10 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
     )
     authenticate = make_authenticate(gateway, keys, verify_token)
     limiter = RateLimiter.from_settings(gateway.rate_limit, settings.data_dir)
-    pipeline = compose(chat_steps(filters, limiter, make_route(router)))
+    knowledge = Knowledge(settings.knowledge)
+    aliases = {name: (a.model, a.collections) for name, a in gateway.aliases.items()}
+    retrieve = make_retrieve(knowledge, aliases)
+    pipeline = compose(chat_steps(filters, limiter, retrieve, make_route(router)))
 
     def context(request: Request) -> RequestContext:
         return RequestContext(request_id=trace_id.get(), headers=request.headers)
@@ -145,8 +157,8 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
         created = now()
         cards = [
             ModelCard(id=m, created=created, owned_by="enclave")
-            for m in router.models()
-            if rbac.may_use_model(principal, m)
+            for m in [*router.models(), *aliases]
+            if rbac.may_use_model(principal, aliases[m][0] if m in aliases else m)
         ]
         return Response(ModelList(data=cards).model_dump_json(), media_type="application/json")
 
@@ -190,6 +202,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
             Route("/health", health),
             Route("/metrics", prometheus),
             filter_route(filters, authenticate),
+            *knowledge_routes(knowledge, authenticate),
             *admin_routes(keys, authenticate, audit.admin),
         ],
         middleware=[Middleware(Edge)],

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from functions.audit.settings import AuditSettings
 from functions.filtering.policy import FilterPolicy
+from functions.knowledge.settings import KnowledgeSettings
 from functions.oidc.settings import OIDCSettings
 from functions.ratelimit.settings import RateLimitSettings
 
@@ -73,6 +74,11 @@ def _default_deployments() -> list[Deployment]:
     ]
 
 
+class ModelAlias(BaseModel):
+    model: str = Field(min_length=1)
+    collections: list[str] = Field(min_length=1)
+
+
 class GatewaySettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
@@ -84,6 +90,9 @@ class GatewaySettings(BaseModel):
     # bearer JWTs from one OpenID Connect issuer, e.g.
     # ENCLAVE_GATEWAY_OIDC='{"issuer": "https://idp", "audience": "enclave", "role_map": {…}}'
     oidc: OIDCSettings | None = None
+    # model names bound to knowledge collections, e.g. {"handbook-chat": {"model":
+    # "smollm2", "collections": ["handbook"]}}: a chat with the alias retrieves from them
+    aliases: dict[str, ModelAlias] = Field(default_factory=dict)
     # requests/tokens per minute and daily budgets, per key and tenant; shared by every
     # process through the store ("memory" one process, "file" one host, "redis" many)
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
@@ -150,6 +159,15 @@ class Settings(BaseSettings):
     filtering: FilterPolicy = Field(default_factory=FilterPolicy)
     # the tamper-evident audit log; ENCLAVE_AUDIT_HMAC_KEY, _SIGNING_KEY, _CAPTURE_CONTENT…
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    # documents for retrieval; ENCLAVE_KNOWLEDGE_URI=s3://bucket/prefix, _S3_ENDPOINT…
+    knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
+
+    @model_validator(mode="after")
+    def _knowledge_under_the_data_directory(self) -> Settings:
+        if "uri" not in self.knowledge.model_fields_set:
+            uri = str(self.data_dir / "knowledge")
+            self.knowledge = self.knowledge.model_copy(update={"uri": uri})
+        return self
 
     @model_validator(mode="after")
     def _default_deployment_is_our_node(self) -> Settings:

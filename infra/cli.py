@@ -6,7 +6,7 @@ import argparse
 
 from functions.errors import EnclaveError
 from functions.settings import Settings
-from infra import cli_audit, cli_keys
+from infra import cli_audit, cli_keys, cli_knowledge
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,12 +18,18 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("service", choices=["gateway", "node"])
     cli_keys.add_parser(commands)
     cli_audit.add_parser(commands)
+    cli_knowledge.add_parsers(commands)
     args = parser.parse_args(argv)
 
     settings = Settings()
     if args.command == "keys":
         try:
             return cli_keys.run(args, settings)
+        except EnclaveError as exc:
+            parser.exit(2, f"enclave: {exc.message}\n")
+    if args.command in ("ingest", "docs"):
+        try:
+            return cli_knowledge.run(args, settings)
         except EnclaveError as exc:
             parser.exit(2, f"enclave: {exc.message}\n")
     if args.command == "audit":

@@ -1,0 +1,157 @@
+"""The gateway's side of the knowledge base: the retrieval step and its function URLs.
+
+    retrieve              chat: passages from the named collections go before the
+                          conversation as a numbered context; citations ride along
+    POST /v1/retrieve     {"query", "collections", "top_k"} → {"data": [passages]}
+    POST /v1/embeddings   OpenAI-compatible, with the knowledge base's embedder
+    PUT  /v1/admin/collections/{collection}/documents?filename=…   ingest one upload
+
+A chat names collections with ``extra_body={"enclave": {"collections": [...]}}``
+or through a model alias bound to collections (``ENCLAVE_GATEWAY_ALIASES``).
+Access is decided before any search: the tenant's own collections, narrowed by
+the key's collection list (:func:`functions.rbac.may_read_collection`); anything
+else is 403 and nothing from it is read. The embedder is loaded on first use, in
+a worker thread, so it costs the gateway's cold start nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from functions import rbac
+from functions.context import Principal, RequestContext, Step
+from functions.edge import json_response, read_body, read_json
+from functions.errors import InvalidRequestError
+from functions.knowledge.access import Caller, TenantAccess
+from functions.knowledge.api import (
+    EmbeddingRequest,
+    RetrieveRequest,
+    RetrieveResponse,
+    create_embeddings,
+)
+from functions.knowledge.base import KnowledgeBase
+from functions.knowledge.prompting import citations, context_message
+from functions.knowledge.settings import KnowledgeSettings
+from functions.knowledge.store import CollectionRef
+from functions.logs import trace_id
+from functions.wire import ChatMessage
+
+BODY_LIMIT = 262_144
+
+
+class RbacAccess(TenantAccess):
+    """Own tenant only (TenantAccess), and only the collections a key lists, if it lists any."""
+
+    def can_read(self, caller: Caller, ref: CollectionRef) -> bool:
+        if not super().can_read(caller, ref):
+            return False
+        if isinstance(caller, Principal):
+            return rbac.may_read_collection(caller, ref.tenant, ref.name)
+        return True
+
+
+class Knowledge:
+    """The knowledge base, opened on first use (the embedder takes seconds to load)."""
+
+    def __init__(self, settings: KnowledgeSettings) -> None:
+        self.settings = settings
+        self._kb: KnowledgeBase | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> KnowledgeBase:
+        async with self._lock:
+            if self._kb is None:
+                self._kb = await asyncio.to_thread(KnowledgeBase, self.settings, None, RbacAccess())
+        return self._kb
+
+
+def _collections(ctx: RequestContext) -> list[str]:
+    extension = ctx.payload.get("enclave") if isinstance(ctx.payload, dict) else None
+    if extension is None:
+        return []
+    names = extension.get("collections") if isinstance(extension, dict) else None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise InvalidRequestError(
+            "enclave.collections must be a list of collection names.", param="enclave.collections"
+        )
+    return names
+
+
+def make_retrieve(knowledge: Knowledge, aliases: dict[str, tuple[str, list[str]]]) -> Step:
+    async def retrieve(ctx: RequestContext) -> RequestContext:
+        assert ctx.body is not None and ctx.principal is not None
+        body, names = ctx.body, _collections(ctx)
+        if body.model in aliases:
+            model, bound = aliases[body.model]
+            body, names = body.model_copy(update={"model": model}), [*bound, *names]
+        question = next((m.text() for m in reversed(body.messages) if m.role == "user"), "")
+        if not names or not question:
+            return ctx.evolve(body=body) if body is not ctx.body else ctx
+        kb = await knowledge.get()
+        passages = await asyncio.to_thread(kb.retrieve, question, names, ctx.principal)
+        limit = knowledge.settings.context_max_chars
+        context = ChatMessage.model_validate(context_message(passages, max_chars=limit))
+        found = tuple(dict(c) for c in citations(passages, max_chars=limit))
+        return ctx.evolve(
+            body=body.model_copy(update={"messages": [context, *body.messages]}),
+            citations=found,
+            decisions={**ctx.decisions, "retrieval": ",".join(names) + f":{len(found)}"},
+        )
+
+    return retrieve
+
+
+def knowledge_routes(knowledge: Knowledge, authenticate: Step) -> list[Route]:
+    async def caller(request: Request) -> Principal:
+        ctx = await authenticate(RequestContext(request_id=trace_id.get(), headers=request.headers))
+        assert ctx.principal is not None
+        return ctx.principal
+
+    async def retrieve(request: Request) -> Response:
+        principal = await caller(request)
+        req = RetrieveRequest.model_validate(await read_json(request, BODY_LIMIT))
+        kb = await knowledge.get()
+        passages = await asyncio.to_thread(
+            kb.retrieve, req.query, req.collections, principal, req.top_k
+        )
+        return json_response(RetrieveResponse.of(passages).model_dump(mode="json"))
+
+    async def embeddings(request: Request) -> Response:
+        rbac.require(await caller(request), rbac.CHAT)
+        req = EmbeddingRequest.model_validate(await read_json(request, BODY_LIMIT))
+        kb = await knowledge.get()
+        body: dict[str, Any] = await asyncio.to_thread(create_embeddings, kb.embedder, req)
+        return json_response(body)
+
+    async def upload(request: Request) -> Response:
+        principal = await caller(request)
+        filename = request.query_params.get("filename", "")
+        if not filename:
+            raise InvalidRequestError("Name the file: ?filename=report.pdf", param="filename")
+        kb = await knowledge.get()
+        data = await read_body(request, knowledge.settings.max_upload_bytes)
+        summary = await asyncio.to_thread(
+            kb.ingest_upload, principal, filename, data, request.path_params["collection"]
+        )
+        return json_response(
+            {
+                "files": summary.files,
+                "chunks": summary.chunks,
+                "added": summary.added,
+                "replaced": summary.replaced,
+                "unchanged": summary.unchanged,
+                "failed": [{"source": f.source, "reason": f.reason} for f in summary.failed],
+            },
+            201 if summary.added or summary.replaced else 200,
+        )
+
+    return [
+        Route("/v1/retrieve", retrieve, methods=["POST"]),
+        Route("/v1/embeddings", embeddings, methods=["POST"]),
+        Route("/v1/admin/collections/{collection}/documents", upload, methods=["PUT"]),
+    ]

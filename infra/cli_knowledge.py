@@ -1,0 +1,63 @@
+"""``enclave ingest`` and ``enclave docs list|delete``: the knowledge base from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from functions.knowledge.base import KnowledgeBase
+from functions.knowledge.ingest import IngestProgress, IngestSummary
+from functions.settings import Settings
+
+
+def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ingest = commands.add_parser("ingest", help="ingest files and folders into a collection")
+    ingest.add_argument("paths", nargs="+")
+    ingest.add_argument("--collection", required=True)
+    ingest.add_argument("--tenant", default="default")
+    docs = commands.add_parser("docs", help="list or delete a collection's documents")
+    actions = docs.add_subparsers(dest="docs_command", required=True)
+    listing = actions.add_parser("list")
+    delete = actions.add_parser("delete")
+    delete.add_argument("source", help="the document's source, as 'docs list' shows it")
+    for parser in (listing, delete):
+        parser.add_argument("--collection", required=True)
+        parser.add_argument("--tenant", default="default")
+
+
+def _progress(event: IngestProgress) -> None:
+    width = 30
+    filled = width * event.done // max(event.total, 1)
+    bar = "#" * filled + "-" * (width - filled)
+    sys.stderr.write(
+        f"\r{event.phase:<6} [{bar}] {event.done}/{event.total} {event.source[-40:]:<40}"
+    )
+    if event.done >= event.total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def summary_lines(summary: IngestSummary) -> list[str]:
+    lines = [
+        f"collection {summary.collection}: {summary.files} files, {summary.chunks} chunks "
+        f"({summary.added} added, {summary.replaced} replaced, {summary.unchanged} unchanged) "
+        f"in {summary.seconds:.1f} s, {summary.chunks_per_s:.1f} chunks/s",
+    ]
+    lines += [f"skipped {source}" for source in summary.skipped]
+    lines += [f"failed  {failure.source}: {failure.reason}" for failure in summary.failed]
+    return lines
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    kb = KnowledgeBase(settings.knowledge)
+    if args.command == "ingest":
+        summary = kb.ingest(args.paths, args.collection, tenant=args.tenant, progress=_progress)
+        print("\n".join(summary_lines(summary)))
+        return 1 if summary.failed else 0
+    if args.docs_command == "list":
+        for doc in kb.list_documents(args.collection, args.tenant):
+            print(f"{doc.source}\t{doc.chunks} chunks\t{doc.title}")
+        return 0
+    deleted = kb.delete_document(args.collection, args.source, args.tenant)
+    print(f"deleted {deleted} chunks of {args.source}")
+    return 0 if deleted else 1
