@@ -137,6 +137,18 @@ class NodeSettings(BaseModel):
     max_concurrency: int = Field(default=1, ge=1, description="generations at once")
     max_queue: int = Field(default=8, ge=0, description="waiting requests before 503")
     max_body_bytes: int = Field(default=1_048_576, gt=0)
+    # exllamav2 (a model directory: EXL2 or FP16 safetensors + config + tokenizer)
+    exl2_cache_tokens: int | None = Field(default=None, ge=256, description="KV-cache tokens")
+    exl2_cache_quant: Literal["fp16", "q4", "q6", "q8"] = "fp16"
+    exl2_paged: bool | None = Field(default=None, description="None: paged if flash-attn")
+    # TensorRT-LLM, run as a supervised trtllm-serve child process
+    trt_backend: Literal["pytorch", "tensorrt"] = "pytorch"
+    trt_tokenizer_path: Path | None = None
+    trt_command: list[str] = Field(default_factory=lambda: ["trtllm-serve"], min_length=1)
+    trt_extra_args: list[str] = Field(default_factory=list)
+    trt_startup_timeout_s: float = Field(default=1800.0, gt=0)
+    trt_stop_grace_s: float = Field(default=30.0, ge=0)
+    trt_max_restarts: int = Field(default=3, ge=0)
     # When set, callers (the gateway: the deployment's api_key) must send it as a bearer
     # key. Set it wherever the node's port is reachable by more than the gateway (Modal).
     api_key: SecretStr | None = None

@@ -139,6 +139,8 @@ class ModelCard(BaseModel):
     created: int
     object: Literal["model"] = "model"
     owned_by: str
+    # Enclave extension: the weights behind the model (path, kind, revision) on a node
+    enclave: dict[str, str] | None = None
 
 
 class ModelList(BaseModel):

@@ -59,6 +59,7 @@ from functions.wire import (
 )
 from inference_node.admission import Admission
 from inference_node.engine import Engine, GenerationParams, Piece
+from inference_node.weights import ModelIdentity
 
 ROUTE = "/v1/chat/completions"
 
@@ -84,6 +85,12 @@ class NodeState:
             reason = self.load_error or "The model is still loading."
             raise ServiceUnavailableError(reason, headers={"retry-after": "2"})
         return self.engine
+
+
+def identity_of(engine: Engine) -> ModelIdentity | None:
+    """The weights' identity, for engines that know it (every built-in one does)."""
+    identity = getattr(engine, "identity", None)
+    return identity if isinstance(identity, ModelIdentity) else None
 
 
 def _params(body: ChatCompletionRequest) -> GenerationParams:
@@ -245,8 +252,10 @@ def create_app(
             state.load_error = f"The model failed to load: {map_exception(exc).message}"
             logger.opt(exception=exc).error("engine failed to load")
             return
+        identity = identity_of(state.engine)
         logger.info(
             "engine ready",
+            weights=identity.as_dict() if identity else None,
             model=state.engine.model_id,
             seconds=round(time.perf_counter() - started, 2),
         )
@@ -272,7 +281,13 @@ def create_app(
     async def models(request: Request) -> Response:
         state.authorise(request)
         engine = state.ready_engine()
-        card = ModelCard(id=engine.model_id, created=now(), owned_by="enclave")
+        identity = identity_of(engine)
+        card = ModelCard(
+            id=engine.model_id,
+            created=now(),
+            owned_by="enclave",
+            enclave=identity.as_dict() if identity else None,
+        )
         return Response(ModelList(data=[card]).model_dump_json(), media_type="application/json")
 
     async def prometheus(request: Request) -> Response:

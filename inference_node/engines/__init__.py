@@ -14,8 +14,22 @@ def _llama_cpp(settings: NodeSettings) -> Engine:
     return LlamaCppEngine(settings)
 
 
+def _exllamav2(settings: NodeSettings) -> Engine:
+    from inference_node.engines.exllamav2 import ExLlamaV2Engine  # heavy: exllamav2, CUDA
+
+    return ExLlamaV2Engine.open(settings)
+
+
+def _tensorrt_llm(settings: NodeSettings) -> Engine:
+    from inference_node.engines.tensorrt_llm import TRTLLMEngine  # runs trtllm-serve
+
+    return TRTLLMEngine.open(settings)
+
+
 def register_builtins(register: Callable[[str, EngineFactory], None]) -> None:
     register("llama_cpp", _llama_cpp)
+    register("exllamav2", _exllamav2)
+    register("tensorrt_llm", _tensorrt_llm)
 
 
 __all__ = ["register_builtins"]

@@ -26,9 +26,9 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from functions.errors import InvalidRequestError
 from functions.settings import NodeSettings
 from inference_node.engine import GenerationParams, Piece
+from inference_node.engines._threaded import Channel
 from inference_node.stops import StopBuffer
-
-_DONE = object()
+from inference_node.weights import model_identity
 
 
 def bundled_smollm2() -> Path:
@@ -42,6 +42,7 @@ class LlamaCppEngine:
         path = settings.model_path or bundled_smollm2()
         self.model_id = settings.model_id
         self.model_path = path
+        self.identity = model_identity(path)
         self._llm = Llama(
             model_path=str(path),
             n_ctx=settings.context_tokens,
@@ -79,22 +80,14 @@ class LlamaCppEngine:
 
     async def generate(self, params: GenerationParams) -> AsyncIterator[Piece]:
         tokens = self._prompt_tokens(params.messages)
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
+        channel: Channel[Piece] = Channel()
         cancelled = threading.Event()
-
-        def emit(item: object) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-
         worker = asyncio.ensure_future(
-            asyncio.to_thread(self._run, tokens, params, emit, cancelled)
+            asyncio.to_thread(self._run, tokens, params, channel, cancelled)
         )
         try:
-            while True:
-                item = await queue.get()
-                if item is _DONE:
-                    break
-                yield item
+            async for piece in channel:
+                yield piece
             await worker  # re-raises anything the worker raised
         finally:
             cancelled.set()
@@ -106,14 +99,14 @@ class LlamaCppEngine:
         self,
         tokens: list[int],
         params: GenerationParams,
-        emit: Any,
+        channel: Channel[Piece],
         cancelled: threading.Event,
     ) -> None:
         try:
             with self._lock:
-                self._generate_locked(tokens, params, emit, cancelled)
+                self._generate_locked(tokens, params, channel.send, cancelled)
         finally:
-            emit(_DONE)
+            channel.close()
 
     def _generate_locked(
         self,

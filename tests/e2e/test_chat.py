@@ -160,7 +160,11 @@ def test_request_id_reaches_the_node_and_comes_back(gateway: Server, node: Serve
 
 def test_node_serves_the_openai_api_directly(node: Server) -> None:
     with OpenAI(base_url=f"{node.url}/v1", api_key="unused", max_retries=0) as direct:
-        assert [m.id for m in direct.models.list().data] == [NODE_MODEL]
+        models = direct.models.list().data
+        assert [m.id for m in models] == [NODE_MODEL]
+        weights = (models[0].model_extra or {})["enclave"]
+        assert weights["kind"] == "gguf" and weights["path"].endswith(".gguf")
+        assert weights["revision"].startswith("fp-")
         answer = direct.chat.completions.create(model=NODE_MODEL, messages=QUESTION, max_tokens=4)
     assert answer.model == NODE_MODEL
 

@@ -47,7 +47,7 @@ def test_a_plugin_engine_is_created_from_settings() -> None:
     assert isinstance(engine, EchoEngine)
     assert isinstance(engine, Engine)
     assert seen == [settings]
-    assert registry.names() == ["echo", "llama_cpp"]
+    assert registry.names() == ["echo", "exllamav2", "llama_cpp", "tensorrt_llm"]
 
 
 def test_the_engine_protocol_check_is_not_vacuous() -> None:
