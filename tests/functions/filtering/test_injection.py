@@ -1,5 +1,4 @@
 """The injection scorer: attack families in zh and en, encoded payloads, benign look-alikes."""
-# ruff: noqa: RUF001  (Chinese text: its full-width punctuation is the point)
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
 """Lexicon files: the format, the loader, and Aho-Corasick matching on normalised text."""
-# ruff: noqa: RUF001  (Chinese text: its full-width punctuation is the point)
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
 """Placeholders: consistent per conversation, restored exactly, never resolved when not issued."""
-# ruff: noqa: RUF001  (Chinese text: its full-width punctuation is the point)
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
 """Normalisation against evasion, and the exact map back to the original text."""
-# ruff: noqa: RUF001  (Chinese text: its full-width punctuation is the point)
 
 from __future__ import annotations
 

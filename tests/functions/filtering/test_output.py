@@ -1,5 +1,4 @@
 """The output guard: hold-back, masking and blocking across chunk boundaries, leak detection."""
-# ruff: noqa: RUF001  (Chinese text: its full-width punctuation is the point)
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
 """PII and secret detectors: true positives, evasions, and the hard negatives they must skip."""
-# ruff: noqa: RUF001  (Chinese text: its full-width punctuation is the point)
 
 from __future__ import annotations
 
