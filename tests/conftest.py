@@ -75,8 +75,10 @@ class Server:
         return False
 
 
-def start(service: str, env: dict[str, str], log_dir: Path, timeout: float = 120) -> Server:
-    port = free_port()
+def start(
+    service: str, env: dict[str, str], log_dir: Path, timeout: float = 120, port: int | None = None
+) -> Server:
+    port = port or free_port()
     prefix = "ENCLAVE_GATEWAY" if service == "gateway" else "ENCLAVE_NODE"
     full_env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("ENCLAVE_")},
