@@ -234,7 +234,8 @@ def create_app(
     load: Callable[[], Engine] | None = None,
     engine: Engine | None = None,
 ) -> Starlette:
-    """The node app. Give ``engine`` (already loaded) or ``load`` (run in a thread at start-up)."""
+    """The node app. Give ``engine`` (loaded; the caller closes it) or ``load`` (run in a
+    thread at start-up; the app closes what it loaded)."""
     metrics = Metrics("node")
     state = NodeState(
         settings=settings,
@@ -265,10 +266,10 @@ def create_app(
         if state.engine is None and load is not None:
             state.loader = asyncio.create_task(load_engine())
         yield
-        if state.loader is not None:
-            await state.loader
-        if state.engine is not None:
-            await state.engine.aclose()
+        if state.loader is not None:  # the app loaded the engine, so the app closes it;
+            await state.loader  # an engine passed in belongs to the caller (Modal's @exit)
+            if state.engine is not None:
+                await state.engine.aclose()
 
     async def health(request: Request) -> Response:
         if state.engine is None or not await state.engine.health():

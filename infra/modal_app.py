@@ -37,7 +37,7 @@ import httpx
 import modal
 
 from functions.settings import Settings
-from inference_node.engine import EngineRegistry
+from inference_node.engine import Engine, EngineRegistry, GenerationParams
 from inference_node.engines import register_builtins
 from inference_node.server import create_app as create_node_app
 
@@ -72,6 +72,7 @@ app = modal.App(APP_NAME)
 gateway_image = (
     modal.Image.debian_slim(python_version="3.11")
     .pip_install_from_pyproject(str(PYPROJECT))
+    .env({"HF_HUB_OFFLINE": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True"})  # nothing from a hub
     .add_local_python_source(*SOURCE_PACKAGES)
 )
 node_image = (
@@ -84,7 +85,7 @@ node_image = (
         gpu=GPU,
     )
     # every layer on the GPU; the secret can override it like any other setting
-    .env({"ENCLAVE_NODE_GPU_LAYERS": "-1"})
+    .env({"ENCLAVE_NODE_GPU_LAYERS": "-1", "HF_HUB_OFFLINE": "1"})
     .add_local_python_source(*SOURCE_PACKAGES)
 )
 
@@ -93,10 +94,31 @@ node_image = (
 # Weights are uploaded once with `modal volume put` and read by every node.
 # /data holds the gateway's state (knowledge base, keys); Modal commits it in
 # the background and when a container stops.
-weights = modal.Volume.from_name("enclave-weights", create_if_missing=True)
+# Or, with ENCLAVE_MODAL_WEIGHTS_BUCKET set at deploy time, an S3-compatible
+# bucket of the operator's, mounted read-only in the same place (credentials in
+# the "enclave-bucket" secret: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
+WEIGHTS_BUCKET = os.environ.get("ENCLAVE_MODAL_WEIGHTS_BUCKET")
+WEIGHTS_BUCKET_ENDPOINT = os.environ.get("ENCLAVE_MODAL_WEIGHTS_BUCKET_ENDPOINT")
+weights: modal.Volume | modal.CloudBucketMount = (
+    modal.CloudBucketMount(
+        WEIGHTS_BUCKET,
+        bucket_endpoint_url=WEIGHTS_BUCKET_ENDPOINT,
+        secret=modal.Secret.from_name("enclave-bucket"),
+        read_only=True,
+    )
+    if WEIGHTS_BUCKET
+    else modal.Volume.from_name("enclave-weights", create_if_missing=True)
+)
 data = modal.Volume.from_name("enclave-data", create_if_missing=True)
 # Every ENCLAVE_* variable of functions.settings; containers build Settings from it.
 settings_secret = modal.Secret.from_name("enclave-settings")
+
+
+async def warm(engine: Engine) -> None:
+    """One one-token generation: loads kernels and caches before the first real request."""
+    params = GenerationParams(messages=[{"role": "user", "content": "Hi"}], max_tokens=1)
+    async for _ in engine.generate(params):
+        pass
 
 
 def node_settings() -> Settings:
@@ -127,18 +149,23 @@ def node_settings() -> Settings:
 @modal.concurrent(max_inputs=NODE_CONCURRENCY)
 class InferenceNode:
     app: ASGIApp
+    engine: Engine
 
     @modal.enter()
-    def start(self) -> None:
-        # Load before Modal routes a request here: a cold start then waits for
-        # the model instead of getting the node's 503 "loading".
+    async def start(self) -> None:
+        # Load, and warm with one tiny generation, before Modal routes a request
+        # here: a cold start then waits for a ready model instead of getting the
+        # node's 503 "loading", and the first user pays no first-kernel costs.
         settings = node_settings()
         registry = EngineRegistry()
         register_builtins(registry.register)
-        self.app = create_node_app(settings, engine=registry.create(settings.node))
+        self.engine = registry.create(settings.node)
+        await warm(self.engine)
+        self.app = create_node_app(settings, engine=self.engine)
 
-    # No @modal.exit: Modal runs the app's lifespan when the container stops,
-    # and that closes the engine.
+    @modal.exit()
+    async def stop(self) -> None:
+        await self.engine.aclose()  # the app does not close an engine it was given
 
     @modal.asgi_app(label="enclave-node")
     def serve(self) -> ASGIApp:
@@ -152,8 +179,16 @@ class InferenceNode:
 # ENCLAVE_GATEWAY_DEPLOYMENTS in the secret (see the module docstring). Modal
 # runs the app's lifespan, so its pooled HTTP client opens and closes with the
 # container.
+# Memory snapshot: in the container, this module imports the gateway (and
+# litellm, seconds of CPU) at import time, and Modal snapshots the process after
+# imports; a cold start restores the snapshot instead of importing again.
+if not modal.is_local():
+    import functions.gateway  # noqa: F401
+
+
 @app.function(
     image=gateway_image,
+    enable_memory_snapshot=True,
     volumes={DATA_DIR: data},
     secrets=[settings_secret],
     min_containers=0,

@@ -97,9 +97,11 @@ def test_node_mounts_weights_and_reads_the_settings_secret(module: ModuleType) -
 
 def test_node_loads_on_enter_and_serves_asgi(module: ModuleType) -> None:
     partials = _raw(module.InferenceNode)._get_partial_functions()
-    # No exit hook: the node app's lifespan closes the engine, and must be the only one to.
-    assert set(partials) == {"start", "serve"}
+    # the engine is loaded and warmed on enter, closed on exit (the app does not close
+    # an engine it was given)
+    assert set(partials) == {"start", "stop", "serve"}
     assert partials["start"].flags == _PartialFunctionFlags.ENTER_POST_SNAPSHOT
+    assert partials["stop"].flags == _PartialFunctionFlags.EXIT
     serve = partials["serve"].params.webhook_config
     assert serve.type == api_pb2.WEBHOOK_TYPE_ASGI_APP
     assert serve.requested_suffix == "enclave-node"
@@ -122,6 +124,8 @@ def test_gateway_is_a_cpu_asgi_app_with_the_data_volume(module: ModuleType) -> N
     assert webhook.type == api_pb2.WEBHOOK_TYPE_ASGI_APP
     assert webhook.requested_suffix == "enclave"
     assert _autoscaler(module.gateway).min_containers == 0
+    # cold starts restore a memory snapshot taken after the imports (litellm: seconds)
+    assert inspect.getclosurevars(_raw(module.gateway)._load).nonlocals["enable_memory_snapshot"]
 
 
 def test_modal_parameters_come_from_the_deploy_environment(
@@ -140,6 +144,20 @@ def test_modal_parameters_come_from_the_deploy_environment(
     assert _autoscaler(function).min_containers == 1
     assert _autoscaler(function).scaledown_window == 60
     assert _autoscaler(reloaded.gateway).min_containers == 0  # the gateway always scales to zero
+
+
+def test_weights_can_come_from_an_operator_bucket(
+    module: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENCLAVE_MODAL_WEIGHTS_BUCKET", "acme-weights")
+    monkeypatch.setenv("ENCLAVE_MODAL_WEIGHTS_BUCKET_ENDPOINT", "https://s3.acme.internal")
+    reloaded = importlib.reload(module)
+    assert isinstance(reloaded.weights, modal.CloudBucketMount)
+    assert reloaded.weights.bucket_name == "acme-weights"
+    assert reloaded.weights.bucket_endpoint_url == "https://s3.acme.internal"
+    assert reloaded.weights.read_only
+    monkeypatch.delenv("ENCLAVE_MODAL_WEIGHTS_BUCKET")
+    assert isinstance(importlib.reload(module).weights, modal.Volume)
 
 
 def test_images_read_the_repository_pyproject() -> None:
