@@ -153,9 +153,10 @@ def test_weights_can_come_from_an_operator_bucket(
     monkeypatch.setenv("ENCLAVE_MODAL_WEIGHTS_BUCKET_ENDPOINT", "https://s3.acme.internal")
     reloaded = importlib.reload(module)
     assert isinstance(reloaded.weights, modal.CloudBucketMount)
-    assert reloaded.weights.bucket_name == "acme-weights"
-    assert reloaded.weights.bucket_endpoint_url == "https://s3.acme.internal"
-    assert reloaded.weights.read_only
+    mount = _raw(reloaded.weights)
+    assert mount.bucket_name == "acme-weights"
+    assert mount.bucket_endpoint_url == "https://s3.acme.internal"
+    assert mount.read_only
     monkeypatch.delenv("ENCLAVE_MODAL_WEIGHTS_BUCKET")
     assert isinstance(importlib.reload(module).weights, modal.Volume)
 
