@@ -8,9 +8,6 @@ llama.cpp benchmark; any server asked for afterwards is started again.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +24,7 @@ from tests.conftest import (
     deployment,
     free_port,
     gateway_env,
+    launch,
     start,
 )
 from tests.conftest import clean_env as clean_env
@@ -73,27 +71,8 @@ def report(benchmark: Any, label: str, **figures: float | int | str) -> None:
 def start_fake(log_dir: Path, timeout: float = 30) -> Server:
     """The fake upstream (a test double, see :mod:`benchmarks.fake_upstream`) on a free port."""
     port = free_port()
-    log = log_dir / f"fake-upstream-{port}.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.fake_upstream", str(port)],
-            cwd=ROOT,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server("fake-upstream", port, proc, log)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"fake upstream exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{server.url}/health", timeout=1).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    server.stop()
-    raise RuntimeError("fake upstream not ready")
+    argv = ["benchmarks.fake_upstream", str(port)]
+    return launch("fake-upstream", argv, dict(os.environ), log_dir, port, timeout)
 
 
 def chat_body(model: str, max_tokens: int = 1, stream: bool = False) -> dict[str, Any]:

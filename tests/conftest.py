@@ -75,31 +75,35 @@ class Server:
         return False
 
 
-def start(
-    service: str, env: dict[str, str], log_dir: Path, timeout: float = 120, port: int | None = None
+def child_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any ENCLAVE_* variable, offline, plus ``extra``."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ENCLAVE_")}
+    return {**clean, "HF_HUB_OFFLINE": "1", **extra}
+
+
+def launch(
+    name: str,
+    argv: list[str],
+    env: dict[str, str],
+    log_dir: Path,
+    port: int,
+    timeout: float = 120,
 ) -> Server:
-    port = port or free_port()
-    prefix = "ENCLAVE_GATEWAY" if service == "gateway" else "ENCLAVE_NODE"
-    full_env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ENCLAVE_")},
-        "HF_HUB_OFFLINE": "1",
-        f"{prefix}_PORT": str(port),
-        **env,
-    }
-    log = log_dir / f"{service}-{port}.log"
+    """Run ``argv`` (a Python module and its arguments) and wait until /health answers 200."""
+    log = log_dir / f"{name}-{port}.log"
     with log.open("wb") as sink:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "infra.cli", "serve", service],
-            env=full_env,
+            [sys.executable, "-m", *argv],
+            env=env,
             cwd=ROOT,
             stdout=sink,
             stderr=subprocess.STDOUT,
         )
-    server = Server(service, port, proc, log)
+    server = Server(name, port, proc, log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{service} exited: {log.read_text()[-2000:]}")
+            raise RuntimeError(f"{name} exited: {log.read_text()[-2000:]}")
         try:
             if httpx.get(f"{server.url}/health", timeout=1).status_code == 200:
                 return server
@@ -107,7 +111,37 @@ def start(
             pass
         time.sleep(0.1)
     server.stop()
-    raise RuntimeError(f"{service} not ready: {log.read_text()[-2000:]}")
+    raise RuntimeError(f"{name} not ready: {log.read_text()[-2000:]}")
+
+
+def start(
+    service: str, env: dict[str, str], log_dir: Path, timeout: float = 120, port: int | None = None
+) -> Server:
+    """A gateway or node process, as ``enclave serve`` runs it, on ``port`` or a free one."""
+    port = port or free_port()
+    prefix = "ENCLAVE_GATEWAY" if service == "gateway" else "ENCLAVE_NODE"
+    full_env = {**child_env(), f"{prefix}_PORT": str(port), **env}
+    argv = ["infra.cli", "serve", service]
+    return launch(service, argv, full_env, log_dir, port, timeout)
+
+
+def create_key(data: Path, tenant: str, *flags: str) -> str:
+    """A new stored key, made with ``enclave keys create`` (its last line is the key)."""
+    made = enclave_cli(data, "keys", "create", "--tenant", tenant, *flags)
+    assert made.returncode == 0, made.stderr
+    return made.stdout.strip().splitlines()[-1]
+
+
+def enclave_cli(data: Path, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """``enclave ARGS…`` as a user runs it, with ``data`` as the data directory."""
+    return subprocess.run(
+        [sys.executable, "-m", "infra.cli", *args],
+        env=child_env(ENCLAVE_DATA_DIR=str(data)),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def deployment(

@@ -3,32 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 
-from tests.conftest import ROOT, Server, deployment, start
+from tests.conftest import Server, create_key, deployment, enclave_cli, start
 
 MESSAGE = {"role": "user", "content": "my phone is 13812345678, say hi"}
-
-
-def enclave(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ENCLAVE_")},
-        "ENCLAVE_DATA_DIR": str(data),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "infra.cli", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def gateway_for(data: Path, node: Server, log_dir: Path, **extra: str) -> Server:
@@ -53,8 +35,7 @@ def ask(gateway: Server, key: str) -> httpx.Response:
 def test_limits_hold_across_two_gateway_processes(
     tmp_path: Path, node: Server, log_dir: Path
 ) -> None:
-    made = enclave(tmp_path, "keys", "create", "--tenant", "acme", "--rpm", "4")
-    key = made.stdout.strip().splitlines()[-1]
+    key = create_key(tmp_path, "acme", "--rpm", "4")
     first, second = gateway_for(tmp_path, node, log_dir), gateway_for(tmp_path, node, log_dir)
     try:
         with ThreadPoolExecutor(8) as pool:
@@ -73,7 +54,7 @@ def test_limits_hold_across_two_gateway_processes(
 def test_every_request_is_audited_and_verify_catches_an_edit(
     tmp_path: Path, node: Server, log_dir: Path
 ) -> None:
-    key = enclave(tmp_path, "keys", "create", "--tenant", "acme").stdout.strip().splitlines()[-1]
+    key = create_key(tmp_path, "acme")
     gateway = gateway_for(tmp_path, node, log_dir)
     try:
         assert ask(gateway, key).status_code == 200
@@ -95,8 +76,8 @@ def test_every_request_is_audited_and_verify_catches_an_edit(
     assert answered["decisions"]["filter"] == "mask" and answered["deployment"] == "local"
     assert "13812345678" not in "".join(f.read_text() for f in files)  # no content by default
 
-    assert enclave(tmp_path, "audit", "verify").returncode == 0
+    assert enclave_cli(tmp_path, "audit", "verify").returncode == 0
     tampered = files[0].read_text().replace('"tokens_out":1', '"tokens_out":0')
     files[0].write_text(tampered)
-    checked = enclave(tmp_path, "audit", "verify")
+    checked = enclave_cli(tmp_path, "audit", "verify")
     assert checked.returncode == 1 and "edited" in checked.stdout

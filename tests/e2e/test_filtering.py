@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +12,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from tests.conftest import API_KEY, ROOT, Server, free_port, gateway_env, start
+from tests.conftest import API_KEY, Server, free_port, gateway_env, launch, start
 from tests.openapi import validate, validate_stream
 
 PHONE, ID_CARD, EMAIL = "13812345678", "11010519491231002X", "zhang.wei@example.cn"
@@ -23,25 +20,15 @@ AUTH = {"authorization": f"Bearer {API_KEY}"}
 
 
 @pytest.fixture(scope="module")
-def echo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+def echo(tmp_path_factory: pytest.TempPathFactory, log_dir: Path) -> Iterator[tuple[str, Path]]:
+    """The echoing upstream (a test double) and the file of request bodies it received."""
     record = tmp_path_factory.mktemp("echo") / "requests.jsonl"
     record.touch()
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.e2e.echo_upstream", str(port)],
-        cwd=ROOT,
-        env={**os.environ, "ECHO_RECORD": str(record)},
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            if httpx.get(f"{url}/health").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    yield url, record
-    proc.terminate()
-    proc.wait(10)
+    env = {**os.environ, "ECHO_RECORD": str(record)}
+    server = launch("echo", ["tests.e2e.echo_upstream", str(port)], env, log_dir, port)
+    yield server.url, record
+    server.stop()
 
 
 def echo_deployment(url: str, model: str, location: str) -> dict[str, Any]:

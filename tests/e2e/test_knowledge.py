@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,29 +11,13 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from tests.conftest import API_KEY, ROOT, Server, deployment, gateway_env, start
+from tests.conftest import API_KEY, Server, create_key, deployment, enclave_cli, gateway_env, start
 
 TRAVEL = (
     "# Travel policy\n\nHotel costs are capped at 180 euros per night.\n\n"
     "## Meals\n\nMeals are reimbursed up to 45 euros per day.\n"
 )
 LEAVE = "# 年假制度\n\n员工每年享有十五天带薪年假。年假须提前两周申请。\n"
-
-
-def enclave(data: Path, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ENCLAVE_")},
-        "ENCLAVE_DATA_DIR": str(data),
-        "HF_HUB_OFFLINE": "1",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "infra.cli", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +32,10 @@ def kb_gateway(
     document.add_heading("Security", level=1)
     document.add_paragraph("Laptops must use full-disk encryption and lock after 5 minutes.")
     document.save(str(docs / "security.docx"))
-    done = enclave(data, "ingest", str(docs), "--collection", "handbook", cwd=docs.parent)
+    done = enclave_cli(data, "ingest", str(docs), "--collection", "handbook", cwd=docs.parent)
     assert done.returncode == 0, done.stderr
     assert "3 files" in done.stdout
-    again = enclave(data, "ingest", str(docs), "--collection", "handbook", cwd=docs.parent)
+    again = enclave_cli(data, "ingest", str(docs), "--collection", "handbook", cwd=docs.parent)
     assert "3 unchanged" in again.stdout  # idempotent re-ingest
     aliases = {"handbook-chat": {"model": "smollm2", "collections": ["handbook"]}}
     env = gateway_env(
@@ -103,7 +84,7 @@ def test_a_chat_naming_the_collection_cites_the_right_document(
 
 def test_another_tenant_never_sees_the_collection(kb_gateway: tuple[Server, Path]) -> None:
     gateway, data = kb_gateway
-    key = enclave(data, "keys", "create", "--tenant", "globex").stdout.strip().splitlines()[-1]
+    key = create_key(data, "globex")
     auth = {"authorization": f"Bearer {key}"}
     for name, status in (("handbook", 404), ("default/handbook", 403)):
         response = httpx.post(
@@ -147,5 +128,5 @@ def test_retrieve_embeddings_and_upload(kb_gateway: tuple[Server, Path]) -> None
         timeout=120,
     )
     assert uploaded.status_code == 201, uploaded.text
-    listed = enclave(data, "docs", "list", "--collection", "handbook").stdout
+    listed = enclave_cli(data, "docs", "list", "--collection", "handbook").stdout
     assert "upload/remote.md" in listed

@@ -3,34 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 
-from tests.conftest import ROOT, start
-
-
-def enclave(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ENCLAVE_")},
-        "ENCLAVE_DATA_DIR": str(data),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "infra.cli", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+from tests.conftest import create_key, enclave_cli, start
 
 
 def test_create_list_revoke_rotate(tmp_path: Path) -> None:
-    made = enclave(
+    made = enclave_cli(
         tmp_path,
         "keys",
         "create",
@@ -50,23 +32,23 @@ def test_create_list_revoke_rotate(tmp_path: Path) -> None:
     assert made.returncode == 0, made.stderr
     key = made.stdout.strip().splitlines()[-1]
     assert key.startswith("sk-enc-") and " " not in key
-    listed = json.loads(enclave(tmp_path, "keys", "list", "--json").stdout)
+    listed = json.loads(enclave_cli(tmp_path, "keys", "list", "--json").stdout)
     assert listed[0]["tenant"] == "acme" and listed[0]["rpm"] == 30
-    assert key not in enclave(tmp_path, "keys", "list").stdout
-    rotated = enclave(tmp_path, "keys", "rotate", listed[0]["id"])
+    assert key not in enclave_cli(tmp_path, "keys", "list").stdout
+    rotated = enclave_cli(tmp_path, "keys", "rotate", listed[0]["id"])
     assert rotated.stdout.strip().splitlines()[-1] not in {key, ""}
-    missing = enclave(tmp_path, "keys", "revoke", "key_missing")
+    missing = enclave_cli(tmp_path, "keys", "revoke", "key_missing")
     assert missing.returncode == 2 and "No key" in missing.stderr
 
 
 def test_a_revoked_key_stops_working_in_a_running_gateway(tmp_path: Path, log_dir: Path) -> None:
-    key = enclave(tmp_path, "keys", "create", "--tenant", "acme").stdout.strip().splitlines()[-1]
+    key = create_key(tmp_path, "acme")
     gateway = start("gateway", {"ENCLAVE_DATA_DIR": str(tmp_path)}, log_dir)
     try:
         headers = {"authorization": f"Bearer {key}"}
         assert httpx.get(f"{gateway.url}/v1/models", headers=headers).status_code == 200
-        key_id = json.loads(enclave(tmp_path, "keys", "list", "--json").stdout)[0]["id"]
-        enclave(tmp_path, "keys", "revoke", key_id)
+        key_id = json.loads(enclave_cli(tmp_path, "keys", "list", "--json").stdout)[0]["id"]
+        enclave_cli(tmp_path, "keys", "revoke", key_id)
         revoked_at = time.monotonic()
         while httpx.get(f"{gateway.url}/v1/models", headers=headers).status_code == 200:
             assert time.monotonic() - revoked_at < 2.0, "revocation not enforced within 2 s"
