@@ -67,13 +67,14 @@ class Chat:
 
     async def __call__(self, request: Request, ctx: RequestContext) -> Response:
         assert ctx.body is not None
+        started = time.perf_counter()
         try:
             return await self._answer(request, ctx)
-        except ServiceUnavailableError:
-            self.metrics.requests.labels(ROUTE, ctx.body.model, "", "503").inc()
-            raise
-        except BaseException:
-            if ctx.admission is not None:  # nothing was generated: give the estimate back
+        except BaseException as exc:  # no answer at all: count, audit, refund the estimate
+            status = map_exception(exc).status_code if isinstance(exc, Exception) else 499
+            self.metrics.requests.labels(ROUTE, ctx.body.model, "", str(status)).inc()
+            self.audit.request(ctx, status=status, latency_s=time.perf_counter() - started)
+            if ctx.admission is not None:
                 await ctx.admission.settle(0)
             raise
 

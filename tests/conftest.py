@@ -120,7 +120,8 @@ def start(
     """A gateway or node process, as ``enclave serve`` runs it, on ``port`` or a free one."""
     port = port or free_port()
     prefix = "ENCLAVE_GATEWAY" if service == "gateway" else "ENCLAVE_NODE"
-    full_env = {**child_env(), f"{prefix}_PORT": str(port), **env}
+    data = log_dir / f"data-{service}-{port}"  # keys, audit, knowledge: never the repo's
+    full_env = {**child_env(ENCLAVE_DATA_DIR=str(data)), f"{prefix}_PORT": str(port), **env}
     argv = ["infra.cli", "serve", service]
     return launch(service, argv, full_env, log_dir, port, timeout)
 

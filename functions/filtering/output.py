@@ -88,7 +88,7 @@ class OutputGuard:
                 )
             )
         self._pending += chunk
-        if len(self._pending) < 2 * self._window:
+        if len(self._pending) <= self._window:  # release as soon as anything is past the window
             return ""
         return self._release(final=False)
 

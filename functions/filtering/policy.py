@@ -106,7 +106,9 @@ class FilterPolicy(BaseModel):
     default_level: Level = Level.INTERNAL
     # requests at or above this level are never sent to an external deployment
     on_prem_only_at: Level = Level.CONFIDENTIAL
-    hold_back_chars: int = Field(default=48, ge=8, le=4096, description="output window")
+    # streamed answers are held back this much (at least the longest lexicon term) before
+    # they are checked and sent: room for a spaced card number, ~8 tokens of latency
+    hold_back_chars: int = Field(default=32, ge=8, le=4096, description="output window")
     leak_ngram_chars: int = Field(default=24, ge=8, description="verbatim run that is a leak")
     tenants: dict[str, TenantOverride] = Field(default_factory=dict)
 
