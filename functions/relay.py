@@ -64,9 +64,27 @@ async def _sse_payloads(response: httpx.Response) -> AsyncGenerator[bytes]:
         await response.aclose()
 
 
+def openai_shape(response: Any) -> bytes:
+    """litellm's response or chunk as OpenAI sends it: its own extras dropped, required
+    nullable fields present (``logprobs``, ``refusal``, ``content``, ``finish_reason``)."""
+    payload: dict[str, Any] = response.model_dump(exclude_none=True)
+    for choice in payload.get("choices") or []:
+        choice.pop("provider_specific_fields", None)
+        if "delta" in choice:
+            choice.setdefault("finish_reason", None)
+            choice["delta"].pop("provider_specific_fields", None)
+            continue
+        choice.setdefault("logprobs", None)
+        message = choice.setdefault("message", {})
+        message.pop("provider_specific_fields", None)
+        message.setdefault("content", None)
+        message.setdefault("refusal", None)
+    return orjson.dumps(payload)
+
+
 async def _litellm_payloads(stream: Any) -> AsyncGenerator[bytes]:
     async for chunk in stream:
-        yield chunk.model_dump_json(exclude_none=True).encode()
+        yield openai_shape(chunk)
     yield b"[DONE]"
 
 
@@ -135,7 +153,7 @@ class Relay:
         )
         if payload.get("stream"):
             return Opened(events=_litellm_payloads(result))
-        return Opened(body=result.model_dump_json(exclude_none=True).encode())
+        return Opened(body=openai_shape(result))
 
 
 def _retry_after(response: httpx.Response) -> dict[str, str]:

@@ -87,8 +87,9 @@ def test_streamed_answer_with_usage(client: OpenAI) -> None:
     assert chunks[-1].usage.completion_tokens > 0
 
 
-def test_stream_bytes_match_the_openapi_schema(gateway: Server) -> None:
-    body = {"model": "smollm2", "messages": QUESTION, "max_tokens": 8, "stream": True}
+@pytest.mark.parametrize("model", ["smollm2", "smollm2-litellm"])
+def test_stream_bytes_match_the_openapi_schema(gateway: Server, model: str) -> None:
+    body = {"model": model, "messages": QUESTION, "max_tokens": 8, "stream": True}
     with httpx.stream(
         "POST",
         f"{gateway.url}/v1/chat/completions",
@@ -125,6 +126,10 @@ def test_stream_and_plain_answers_agree(client: OpenAI) -> None:
 
 def test_litellm_path_answers_too(client: OpenAI) -> None:
     """A deployment routed through litellm's translation layer (via="litellm") to the same node."""
+    raw = client.chat.completions.with_raw_response.create(
+        model="smollm2-litellm", messages=QUESTION, max_tokens=8, temperature=0
+    )
+    validate("CreateChatCompletionResponse", raw.http_response.json())
     answer = client.chat.completions.create(
         model="smollm2-litellm", messages=QUESTION, max_tokens=8, temperature=0
     )
