@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -68,15 +69,29 @@ class FileStore:
                 self.path, timeout=self._timeout_s, isolation_level=None, check_same_thread=False
             )
             try:
-                conn.execute(f"PRAGMA busy_timeout = {int(self._timeout_s * 1000)}")
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("PRAGMA synchronous = NORMAL")
-                conn.execute(_SCHEMA)
+                self._setup(conn)
             except BaseException:
                 conn.close()
                 raise
             self._conn = conn
         return self._conn
+
+    def _setup(self, conn: sqlite3.Connection) -> None:
+        """Pragmas and schema. Switching to WAL needs the file to itself and does not wait
+        on the busy timeout, so connections opening at once retry until ``timeout_s``."""
+        conn.execute(f"PRAGMA busy_timeout = {int(self._timeout_s * 1000)}")
+        deadline = time.monotonic() + self._timeout_s
+        while True:
+            try:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")  # persists in the file
+                conn.execute("PRAGMA synchronous = NORMAL")
+                conn.execute(_SCHEMA)
+                return
+            except sqlite3.OperationalError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
 
     def _levels(
         self, conn: sqlite3.Connection, requests: Sequence[BucketRequest], now: float
