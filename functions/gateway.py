@@ -1,7 +1,7 @@
 """The OpenAI-compatible gateway: the steps composed once into one app.
 
-    POST /v1/chat/completions   authenticate → read body → parse → retrieve → filter → rate limit
-                                → route → comply
+    POST /v1/chat/completions   authenticate → read body → parse → retrieve → filter → route
+                                → comply → rate limit
                                 → answer (relay; the answer checked and restored)
     POST /v1/filter             authenticate → what the filter makes of a text
     POST /v1/retrieve, /v1/embeddings, PUT /v1/admin/collections/…   the knowledge base
@@ -65,15 +65,17 @@ def chat_steps(
     """The steps between authentication and the answer, in order.
 
     Retrieval comes before filtering, so retrieved passages are masked and
-    classified like the rest of the prompt.
+    classified like the rest of the prompt. The rate limit is the last gate: a
+    request refused by any earlier step is not counted, and once admitted, a
+    request that gets no answer has its token estimate refunded.
     """
     return (
         parse_chat,
         retrieve,
         make_filter_input(filters),
-        make_rate_limit(limiter),
         route,
         make_comply(filters),
+        make_rate_limit(limiter),
     )
 
 
@@ -202,7 +204,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
             Route("/health", health),
             Route("/metrics", prometheus),
             filter_route(filters, authenticate),
-            *knowledge_routes(knowledge, authenticate),
+            *knowledge_routes(knowledge, authenticate, audit.admin),
             *admin_routes(keys, authenticate, audit.admin),
         ],
         middleware=[Middleware(Edge)],

@@ -107,7 +107,7 @@ class RequestAudit:
                 role=principal.role,
                 action=action,
                 status=200,
-                target=str(details.get("key_id")) if details.get("key_id") else None,
+                target=_target(details),
             )
         )
 
@@ -125,3 +125,8 @@ def add_local_kek(data_dir: Path) -> str:
         json.dump(fields, out)
     os.replace(tmp, saved)
     return kek_id
+
+
+def _target(details: dict[str, Any]) -> str | None:
+    target = details.get("target", details.get("key_id"))
+    return str(target) if target else None

@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from functions import rbac
+from functions.admin import AdminRecorder
 from functions.context import Principal, RequestContext, Step
 from functions.edge import json_response, read_body, read_json
 from functions.errors import InvalidRequestError
@@ -106,7 +107,9 @@ def make_retrieve(knowledge: Knowledge, aliases: dict[str, tuple[str, list[str]]
     return retrieve
 
 
-def knowledge_routes(knowledge: Knowledge, authenticate: Step) -> list[Route]:
+def knowledge_routes(
+    knowledge: Knowledge, authenticate: Step, record: AdminRecorder | None = None
+) -> list[Route]:
     async def caller(request: Request) -> Principal:
         ctx = await authenticate(RequestContext(request_id=trace_id.get(), headers=request.headers))
         assert ctx.principal is not None
@@ -135,9 +138,10 @@ def knowledge_routes(knowledge: Knowledge, authenticate: Step) -> list[Route]:
             raise InvalidRequestError("Name the file: ?filename=report.pdf", param="filename")
         kb = await knowledge.get()
         data = await read_body(request, knowledge.settings.max_upload_bytes)
-        summary = await asyncio.to_thread(
-            kb.ingest_upload, principal, filename, data, request.path_params["collection"]
-        )
+        collection = request.path_params["collection"]
+        summary = await asyncio.to_thread(kb.ingest_upload, principal, filename, data, collection)
+        if record is not None:
+            record(principal, "knowledge.upload", {"target": f"{collection}/{filename}"})
         return json_response(
             {
                 "files": summary.files,

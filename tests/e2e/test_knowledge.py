@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -130,3 +131,11 @@ def test_retrieve_embeddings_and_upload(kb_gateway: tuple[Server, Path]) -> None
     assert uploaded.status_code == 201, uploaded.text
     listed = enclave_cli(data, "docs", "list", "--collection", "handbook").stdout
     assert "upload/remote.md" in listed
+    deadline = time.monotonic() + 10  # the audit writer flushes in the background
+    while "knowledge.upload" not in _audit_text(data):
+        assert time.monotonic() < deadline, "the upload was not audited"
+        time.sleep(0.1)
+
+
+def _audit_text(data: Path) -> str:
+    return "".join(f.read_text() for f in (data / "audit").rglob("*.jsonl"))
