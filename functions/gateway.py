@@ -7,8 +7,8 @@
     POST /v1/retrieve, /v1/embeddings, PUT /v1/admin/collections/…   the knowledge base
     GET  /v1/models             authenticate → the models this caller may use
     …    /v1/admin/keys…        key management for admins (functions/admin.py)
-    GET  /health                liveness and the configured models
-    GET  /metrics               Prometheus
+    GET  /health                liveness; with an admin's or auditor's key, the details
+    GET  /metrics               Prometheus, for an admin's or auditor's key
 
 New concerns (retrieval, limits, …) are steps inserted in :func:`chat_steps`;
 no other step changes for them.
@@ -165,6 +165,10 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
         return Response(ModelList(data=cards).model_dump_json(), media_type="application/json")
 
     async def health(request: Request) -> Response:
+        """Liveness for anyone (probes, launchers); the details for operators only."""
+        if not request.headers.getlist("authorization"):
+            return json_response({"status": "ok"})
+        rbac.require((await authenticate(context(request))).principal, rbac.READ_AUDIT)
         audit_state = (
             {"healthy": audit_log.healthy, "written": audit_log.written, "lost": audit_log.failures}
             if audit_log is not None
@@ -180,6 +184,9 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
         )
 
     async def prometheus(request: Request) -> Response:
+        # model and deployment names are operator information: scrape with an
+        # admin's or auditor's key (Prometheus: authorization.credentials)
+        rbac.require((await authenticate(context(request))).principal, rbac.READ_AUDIT)
         payload, content_type = metrics.render()
         return Response(payload, media_type=content_type)
 

@@ -292,6 +292,7 @@ def create_app(
         return Response(ModelList(data=[card]).model_dump_json(), media_type="application/json")
 
     async def prometheus(request: Request) -> Response:
+        state.authorise(request)
         payload, content_type = metrics.render()
         return Response(payload, media_type=content_type)
 

@@ -180,7 +180,7 @@ def test_metrics_count_requests_and_tokens(
 ) -> None:
     client.chat.completions.create(model="smollm2", messages=QUESTION, max_tokens=2)
     server: Server = request.getfixturevalue(service)
-    text = httpx.get(f"{server.url}/metrics").text
+    text = httpx.get(f"{server.url}/metrics", headers={"authorization": f"Bearer {API_KEY}"}).text
     prefix = f"enclave_{service}"
     for name in ("requests_total", "request_seconds_bucket", "tokens_total"):
         assert f"{prefix}_{name}" in text

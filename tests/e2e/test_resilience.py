@@ -83,7 +83,7 @@ def test_failover_to_the_fallback_node_when_the_primary_is_down(
     assert streamed.headers["x-enclave-deployment"] == "backup"
     assert streamed.text.rstrip().endswith("data: [DONE]")
 
-    metrics = httpx.get(f"{gateway.url}/metrics").text
+    metrics = httpx.get(f"{gateway.url}/metrics", headers=AUTH).text
     assert 'enclave_gateway_fallbacks_total{from_deployment="primary"' in metrics
     assert 'enclave_gateway_upstream_errors_total{deployment="primary"' in metrics
     print(

@@ -109,6 +109,24 @@ def test_a_tenant_admin_manages_only_its_tenant(tmp_path: Path) -> None:
     run(tmp_path, scenario)
 
 
+def test_members_may_not_read_metrics_or_health_details(tmp_path: Path) -> None:
+    async def scenario(gw: httpx.AsyncClient) -> list[int]:
+        made = await gw.post("/v1/admin/keys", headers=bearer(BOOT), json={"tenant": "acme"})
+        member = made.json()["key"]
+        auditor = (
+            await gw.post(
+                "/v1/admin/keys", headers=bearer(BOOT), json={"tenant": "acme", "role": "auditor"}
+            )
+        ).json()["key"]
+        return [
+            (await gw.get("/metrics", headers=bearer(member))).status_code,
+            (await gw.get("/health", headers=bearer(member))).status_code,
+            (await gw.get("/metrics", headers=bearer(auditor))).status_code,
+        ]
+
+    assert run(tmp_path, scenario) == [403, 403, 200]
+
+
 def test_an_auditor_may_not_chat(tmp_path: Path) -> None:
     async def scenario(gw: httpx.AsyncClient) -> None:
         auditor = (

@@ -251,13 +251,20 @@ def test_models_without_a_key_is_401() -> None:
 def test_health_needs_no_key() -> None:
     response = request("GET", "/health")
     assert response.status_code == 200
-    assert response.json()["status"] == "ok"
+    assert response.json() == {"status": "ok"}  # liveness only: nothing about the setup
+
+
+def test_health_details_and_metrics_are_for_operators() -> None:
+    detailed = request("GET", "/health", headers=AUTH).json()
+    assert detailed["models"] == ["m1"] and "deployments" in detailed and "audit" in detailed
+    assert_error(request("GET", "/metrics"), 401)
+    assert_error(request("GET", "/health", headers={"authorization": "Bearer sk-wrong"}), 401)
 
 
 def test_metrics_count_the_requests_answered() -> None:
     async def scenario(client: Client) -> str:
         await client.post(CHAT, json=HELLO, headers=AUTH)
-        return (await client.get("/metrics")).text
+        return (await client.get("/metrics", headers=AUTH)).text
 
     text = drive(scenario)
     assert "# TYPE enclave_gateway_requests_total counter" in text
