@@ -19,11 +19,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from functions import rbac
-from functions.context import Principal, RequestContext, Step
+from functions.auth import caller
+from functions.context import Principal, Step
 from functions.edge import json_response, read_json
 from functions.errors import PermissionDeniedError, RouteNotFoundError
 from functions.keys import KeyRecord, KeySpec, KeyStore
-from functions.logs import trace_id
 
 ADMIN_BODY_LIMIT = 16_384
 
@@ -43,8 +43,7 @@ def admin_routes(
     keys: KeyStore, authenticate: Step, record: AdminRecorder | None = None
 ) -> list[Route]:
     async def admin(request: Request) -> Principal:
-        ctx = await authenticate(RequestContext(request_id=trace_id.get(), headers=request.headers))
-        return rbac.require(ctx.principal, rbac.MANAGE_KEYS)
+        return rbac.require(await caller(authenticate, request), rbac.MANAGE_KEYS)
 
     def owned(principal: Principal, key_id: str) -> KeyRecord:
         for found in keys.records():

@@ -20,10 +20,12 @@ import hmac
 from collections.abc import Awaitable, Callable
 
 from starlette.datastructures import Headers
+from starlette.requests import Request
 
 from functions.context import Principal, RequestContext, Step
 from functions.errors import AuthenticationError
 from functions.keys import KeyRecord, KeyStore
+from functions.logs import trace_id
 from functions.oidc import OIDCVerifier, looks_like_jwt
 from functions.settings import GatewaySettings
 
@@ -71,6 +73,13 @@ def principal_of(record: KeyRecord) -> Principal:
         tpm=record.tpm,
         daily_tokens=record.daily_tokens,
     )
+
+
+async def caller(authenticate: Step, request: Request) -> Principal:
+    """The principal behind a request that is not a chat (admin, filter, knowledge URLs)."""
+    ctx = await authenticate(RequestContext(request_id=trace_id.get(), headers=request.headers))
+    assert ctx.principal is not None, "authenticate sets a principal or raises"
+    return ctx.principal
 
 
 def make_authenticate(

@@ -33,7 +33,7 @@ from functions import rbac
 from functions.admin import admin_routes
 from functions.audit.local import RequestAudit, resolve_audit
 from functions.audit.writer import AuditLog
-from functions.auth import make_authenticate, oidc_token_verifier
+from functions.auth import caller, make_authenticate, oidc_token_verifier
 from functions.chat import ROUTE, Chat
 from functions.context import RequestContext, Step, compose
 from functions.edge import Edge, http_exception_handler, json_response, read_json
@@ -154,8 +154,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
         return await chat(request, ctx)
 
     async def models(request: Request) -> Response:
-        principal = (await authenticate(context(request))).principal
-        assert principal is not None
+        principal = await caller(authenticate, request)
         created = now()
         cards = [
             ModelCard(id=m, created=created, owned_by="enclave")
@@ -168,7 +167,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
         """Liveness for anyone (probes, launchers); the details for operators only."""
         if not request.headers.getlist("authorization"):
             return json_response({"status": "ok"})
-        rbac.require((await authenticate(context(request))).principal, rbac.READ_AUDIT)
+        rbac.require(await caller(authenticate, request), rbac.READ_AUDIT)
         audit_state = (
             {"healthy": audit_log.healthy, "written": audit_log.written, "lost": audit_log.failures}
             if audit_log is not None
@@ -186,7 +185,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
     async def prometheus(request: Request) -> Response:
         # model and deployment names are operator information: scrape with an
         # admin's or auditor's key (Prometheus: authorization.credentials)
-        rbac.require((await authenticate(context(request))).principal, rbac.READ_AUDIT)
+        rbac.require(await caller(authenticate, request), rbac.READ_AUDIT)
         payload, content_type = metrics.render()
         return Response(payload, media_type=content_type)
 

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from functions.auth import caller
 from functions.context import RequestContext, Step
 from functions.edge import json_response, read_json
 from functions.errors import InvalidRequestError
@@ -23,7 +24,6 @@ from functions.filtering.engine import FilterSet, MaskedConversation
 from functions.filtering.output import OutputStream
 from functions.filtering.results import ContentBlockedError
 from functions.filtering.routing import compliant_plan
-from functions.logs import trace_id
 
 FILTER_BODY_LIMIT = 262_144
 
@@ -112,15 +112,14 @@ def filter_route(filters: FilterSet, authenticate: Step) -> Route:
     """``POST /v1/filter``: what the input or output filter would do with a text."""
 
     async def endpoint(request: Request) -> Response:
-        ctx = await authenticate(RequestContext(request_id=trace_id.get(), headers=request.headers))
-        assert ctx.principal is not None
+        principal = await caller(authenticate, request)
         body = await read_json(request, FILTER_BODY_LIMIT)
         if not isinstance(body, dict) or not isinstance(body.get("text"), str):
             raise InvalidRequestError('Send {"text": "…", "direction": …}.', param="text")
         direction = body.get("direction", "input")
         if direction not in ("input", "output"):
             raise InvalidRequestError("direction is 'input' or 'output'.", param="direction")
-        result = filters.for_tenant(ctx.principal.tenant).scan(body["text"], direction)
+        result = filters.for_tenant(principal.tenant).scan(body["text"], direction)
         return json_response(result.model_dump(mode="json"))
 
     return Route("/v1/filter", endpoint, methods=["POST"])

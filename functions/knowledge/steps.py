@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from functions import rbac
 from functions.admin import AdminRecorder
+from functions.auth import caller
 from functions.context import Principal, RequestContext, Step
 from functions.edge import json_response, read_body, read_json
 from functions.errors import InvalidRequestError
@@ -39,7 +40,6 @@ from functions.knowledge.base import KnowledgeBase
 from functions.knowledge.prompting import citations, context_message
 from functions.knowledge.settings import KnowledgeSettings
 from functions.knowledge.store import CollectionRef
-from functions.logs import trace_id
 from functions.wire import ChatMessage
 
 BODY_LIMIT = 262_144
@@ -110,13 +110,8 @@ def make_retrieve(knowledge: Knowledge, aliases: dict[str, tuple[str, list[str]]
 def knowledge_routes(
     knowledge: Knowledge, authenticate: Step, record: AdminRecorder | None = None
 ) -> list[Route]:
-    async def caller(request: Request) -> Principal:
-        ctx = await authenticate(RequestContext(request_id=trace_id.get(), headers=request.headers))
-        assert ctx.principal is not None
-        return ctx.principal
-
     async def retrieve(request: Request) -> Response:
-        principal = await caller(request)
+        principal = await caller(authenticate, request)
         req = RetrieveRequest.model_validate(await read_json(request, BODY_LIMIT))
         kb = await knowledge.get()
         passages = await asyncio.to_thread(
@@ -125,14 +120,14 @@ def knowledge_routes(
         return json_response(RetrieveResponse.of(passages).model_dump(mode="json"))
 
     async def embeddings(request: Request) -> Response:
-        rbac.require(await caller(request), rbac.CHAT)
+        rbac.require(await caller(authenticate, request), rbac.CHAT)
         req = EmbeddingRequest.model_validate(await read_json(request, BODY_LIMIT))
         kb = await knowledge.get()
         body: dict[str, Any] = await asyncio.to_thread(create_embeddings, kb.embedder, req)
         return json_response(body)
 
     async def upload(request: Request) -> Response:
-        principal = await caller(request)
+        principal = await caller(authenticate, request)
         filename = request.query_params.get("filename", "")
         if not filename:
             raise InvalidRequestError("Name the file: ?filename=report.pdf", param="filename")
