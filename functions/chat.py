@@ -118,13 +118,20 @@ class Chat:
                 headers=headers,
             )
         assert opened.body is not None
-        usage = _usage_of(opened.body)
+        parsed = _parsed(opened.body)  # once: usage, the filter, citations and audit read it
+        usage = parsed.get("usage") if parsed and isinstance(parsed.get("usage"), dict) else None
         self._account(ctx.body.model, deployment, usage)
-        answer = self._answer_filter(ctx)
-        body = opened.body if answer is None else answer.body(opened.body)
-        if ctx.citations:
-            body = orjson.dumps({**orjson.loads(body), **_extension(ctx)})
-        await self._finish(ctx, deployment, "200", started, usage, _text_of(body))
+        answer, body = self._answer_filter(ctx), opened.body
+        if answer is not None or ctx.citations:
+            if parsed is None:  # never pass on what could not be checked
+                raise UpstreamUnavailableError("The model server sent an unreadable answer.")
+            if answer is not None:
+                answer.apply(parsed)
+            if ctx.citations:
+                parsed.update(_extension(ctx))
+            body = orjson.dumps(parsed)
+        text = _text_of(parsed) if self.audit.capturing and parsed else None
+        await self._finish(ctx, deployment, "200", started, usage, text)
         return Response(body, media_type="application/json", headers=headers)
 
     def _still_cold(self, ctx: RequestContext) -> NoDeploymentError:
@@ -316,16 +323,16 @@ def _delta_text(chunk: dict[str, Any]) -> str:
     return str((choices[0].get("delta") or {}).get("content") or "") if choices else ""
 
 
-def _text_of(body: bytes) -> str | None:
+def _text_of(answer: dict[str, Any]) -> str | None:
     try:
-        return str(orjson.loads(body)["choices"][0]["message"]["content"])
-    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError):
+        return str(answer["choices"][0]["message"]["content"])
+    except (KeyError, IndexError, TypeError):
         return None
 
 
-def _usage_of(body: bytes) -> dict[str, Any] | None:
+def _parsed(body: bytes) -> dict[str, Any] | None:
     try:
-        usage = orjson.loads(body).get("usage")
-    except (orjson.JSONDecodeError, AttributeError):
+        answer = orjson.loads(body)
+    except orjson.JSONDecodeError:
         return None
-    return usage if isinstance(usage, dict) else None
+    return answer if isinstance(answer, dict) else None

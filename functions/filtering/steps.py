@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -72,9 +71,9 @@ class AnswerFilter:
     def __init__(self, filters: FilterSet, tenant: str, conversation: MaskedConversation) -> None:
         self._stream: OutputStream = filters.for_tenant(tenant).output_stream(conversation)
 
-    def body(self, raw: bytes) -> bytes:
-        """A whole chat.completion: checked, restored, or cut short as ``content_filter``."""
-        answer = orjson.loads(raw)
+    def apply(self, answer: dict[str, Any]) -> None:
+        """A whole chat.completion, in place: checked, restored, or cut short as
+        ``content_filter``."""
         for choice in answer.get("choices") or []:
             message = choice.get("message")
             if isinstance(message, dict) and isinstance(message.get("content"), str):
@@ -84,7 +83,6 @@ class AnswerFilter:
                 except ContentBlockedError:
                     message["content"] = ""
                     choice["finish_reason"] = "content_filter"
-        return orjson.dumps(answer)
 
     def chunk(self, chunk: dict[str, Any]) -> dict[str, Any] | None:
         """A streamed chunk with its text checked and restored; None when nothing is left.
