@@ -8,8 +8,12 @@ once under ``<data_dir>/audit-keys`` (private parts mode 0600) and records go to
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +21,7 @@ from functions.audit.records import build_admin_record, build_request_record
 from functions.audit.settings import AuditSettings, generate_keys, new_kek
 from functions.audit.writer import AuditLog
 from functions.context import Principal, RequestContext
+from functions.errors import map_exception
 from functions.logs import trace_id
 
 
@@ -72,6 +77,7 @@ class RequestAudit:
         usage: dict[str, Any] | None = None,
         answer: str | None = None,
     ) -> None:
+        """The record of one chat request, answered or refused."""
         if self.log is None:
             return
         principal, usage = ctx.principal, usage or {}
@@ -93,8 +99,81 @@ class RequestAudit:
                 if capture and isinstance(ctx.payload, dict)
                 else None,
                 answer=answer if capture else None,
-            )
+            ),
+            anonymous=principal is None,
         )
+
+    def endpoint(
+        self,
+        principal: Principal | None,
+        route: str,
+        *,
+        status: int | str,
+        latency_s: float,
+        model: str | None = None,
+        tokens_in: int | None = None,
+        error: str | None = None,
+        decisions: Mapping[str, str] | None = None,
+    ) -> None:
+        """The record of one request to a route other than chat (retrieve, embeddings, filter…).
+
+        ``principal`` is None when the request was refused before a key was known:
+        such records never take an authenticated record's place in the queue.
+        ``error`` is the refusal's message; it and every other text is bounded.
+        """
+        if self.log is None:
+            return
+        self.log.record(
+            build_request_record(
+                trace_id=trace_id.get(),
+                principal=principal.key_id if principal else None,
+                tenant=principal.tenant if principal else None,
+                role=principal.role if principal else None,
+                model=model,
+                deployment=None,
+                tokens_in=tokens_in,
+                tokens_out=None,
+                latency_ms=latency_s * 1000,
+                status=status,
+                decisions=decisions or {},
+                route=route,
+                error=error,
+            ),
+            anonymous=principal is None,
+        )
+
+    @contextmanager
+    def opened(self, route: str) -> Iterator[EndpointCall]:
+        """One :meth:`endpoint` record for the block, however it ends.
+
+        Set ``principal`` once known, and ``model``/``tokens_in``/``decisions`` as
+        they are learnt; an exception is recorded with its status and message
+        (a cancelled request as 499) and raised on.
+        """
+        call = EndpointCall()
+        started = time.perf_counter()
+        status: int | str = 200
+        error: str | None = None
+        try:
+            yield call
+        except asyncio.CancelledError:
+            status, error = 499, "The client closed the request."
+            raise
+        except Exception as exc:
+            mapped = map_exception(exc)
+            status, error = mapped.status_code, mapped.message
+            raise
+        finally:
+            self.endpoint(
+                call.principal,
+                route,
+                status=call.status if error is None else status,
+                latency_s=time.perf_counter() - started,
+                model=call.model,
+                tokens_in=call.tokens_in,
+                error=error,
+                decisions=call.decisions,
+            )
 
     def admin(self, principal: Principal, action: str, details: dict[str, Any]) -> None:
         if self.log is None:
@@ -110,6 +189,19 @@ class RequestAudit:
                 target=_target(details),
             )
         )
+
+
+class EndpointCall:
+    """What a route learns while it runs, for its :meth:`RequestAudit.opened` record."""
+
+    __slots__ = ("decisions", "model", "principal", "status", "tokens_in")
+
+    def __init__(self) -> None:
+        self.principal: Principal | None = None
+        self.status: int = 200
+        self.model: str | None = None
+        self.tokens_in: int | None = None
+        self.decisions: dict[str, str] = {}
 
 
 def add_local_kek(data_dir: Path) -> str:

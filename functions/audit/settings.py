@@ -51,6 +51,9 @@ class AuditSettings(BaseModel):
     kek: dict[str, SecretStr] = Field(default_factory=dict)
     active_kek: str | None = None
     queue_size: int = Field(default=10_000, ge=1)
+    # places for unauthenticated refusals, apart from queue_size: past them they are
+    # summed into one "refusals" record rather than crowding out real records
+    anonymous_queue_size: int = Field(default=1_000, ge=1)
     batch_size: int = Field(default=512, ge=1, description="records per write + fsync")
     fail_closed: bool = False
 

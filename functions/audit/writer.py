@@ -11,6 +11,13 @@ not running: each is logged at ERROR with the number of records lost, added to
 it to a Prometheus counter). With ``fail_closed``, :attr:`AuditLog.healthy` is False
 from such a failure until the next batch is written, so the gateway can refuse
 requests it could not audit.
+
+Unauthenticated traffic cannot crowd real records out. ``record(event,
+anonymous=True)`` (a request refused before any key was known) takes a place from
+a budget of its own, ``anonymous_queue_size``, never from the ``queue_size``
+places of authenticated records. Past that budget such refusals are summed by
+route and status into one ``"refusals"`` record, written with the next batch: not
+lost (and not a failure), just not one line each.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import os
 import secrets
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -27,9 +35,11 @@ from loguru import logger
 
 from functions.audit.chain import ChainWriter, HeadWriteError
 from functions.audit.errors import AuditConfigError
+from functions.audit.records import build_refusals_record
 from functions.audit.settings import AuditSettings, load_keys
 
 OnFailure = Callable[[str, int], None]
+MAX_SUMMARY_KEYS = 64  # distinct "<route> <status>" in one refusals record; others: "other"
 
 
 def default_instance_id() -> str:
@@ -49,7 +59,12 @@ class AuditLog:
         self.failures = 0  # records lost, all causes
         self.written = 0
         self._on_failure = on_failure
-        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(settings.queue_size)
+        self._queue: asyncio.Queue[tuple[dict[str, Any], bool]] = asyncio.Queue()
+        self._queued = {False: 0, True: 0}  # records queued, by ``anonymous``
+        self._room = {False: settings.queue_size, True: settings.anonymous_queue_size}
+        self._summed: Counter[str] = Counter()  # anonymous refusals past their budget
+        self._summed_since = 0.0
+        self.summed = 0  # anonymous refusals written as counts, all told
         self._chain: ChainWriter | None = None
         self._task: asyncio.Task[None] | None = None
         self._failing = False
@@ -69,19 +84,45 @@ class AuditLog:
         )
         self._task = asyncio.create_task(self._run(), name=f"audit-{self.instance_id}")
 
-    def record(self, event: Mapping[str, Any]) -> None:
-        """Queue ``event`` (see :mod:`functions.audit.records`); returns at once."""
+    def record(self, event: Mapping[str, Any], *, anonymous: bool = False) -> None:
+        """Queue ``event`` (see :mod:`functions.audit.records`); returns at once.
+
+        ``anonymous``: a request refused before any principal was known; it never
+        takes the place of an authenticated record (see the module's docstring).
+        """
         if self._task is None or self._task.done():
             self._lost("writer_not_running", 1)
             return
         queued = dict(event)
         if "ts" not in queued:
             queued["ts"] = time.time()  # the request's time; formatted by the writer
-        try:
-            self._queue.put_nowait(queued)
-        except asyncio.QueueFull:
+        if self._queued[anonymous] >= self._room[anonymous]:
+            if anonymous:
+                self._sum(queued)
+                return
             self._unreported += 1
             self._lost("queue_full", 1, log=self._unreported == 1)
+            return
+        self._queued[anonymous] += 1
+        self._queue.put_nowait((queued, anonymous))
+
+    def _sum(self, event: dict[str, Any]) -> None:
+        key = f"{event.get('route', '-')} {event.get('status', '-')}"
+        if key not in self._summed and len(self._summed) >= MAX_SUMMARY_KEYS:
+            key = "other"
+        if not self._summed:
+            self._summed_since = time.time()
+        self._summed[key] += 1
+
+    def _take_summary(self) -> dict[str, Any] | None:
+        if not self._summed:
+            return None
+        counts, self._summed = dict(self._summed), Counter()
+        self.summed += sum(counts.values())
+        logger.warning(
+            "audit: {} unauthenticated refusal(s) recorded as counts", sum(counts.values())
+        )
+        return build_refusals_record(counts, self._summed_since, time.time())
 
     async def flush(self) -> None:
         """Wait until everything recorded so far has been written (or counted lost)."""
@@ -99,6 +140,9 @@ class AuditLog:
         if pending:
             self._lost("closed_with_records_queued", pending)
         if self._chain is not None:
+            summary = self._take_summary()
+            if summary is not None:
+                await self._write(self._chain, [summary])
             await asyncio.to_thread(self._chain.close)
             self._chain = None
 
@@ -121,13 +165,18 @@ class AuditLog:
         assert self._chain is not None
         chain, size = self._chain, self.settings.batch_size
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < size and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            taken = [await self._queue.get()]
+            while len(taken) < size and not self._queue.empty():
+                taken.append(self._queue.get_nowait())
+            batch = []
+            for event, anonymous in taken:
+                self._queued[anonymous] -= 1
+                batch.append(event)
+            summary = self._take_summary()
             try:
-                await self._write(chain, batch)
+                await self._write(chain, [*batch, summary] if summary else batch)
             finally:
-                for _ in batch:
+                for _ in taken:
                     self._queue.task_done()
 
     async def _write(self, chain: ChainWriter, batch: list[dict[str, Any]]) -> None:

@@ -11,10 +11,14 @@ Semantics
   :meth:`Admission.settle` then refunds or charges the difference to the real
   usage. A charge past empty leaves a debt that later requests wait out.
 - **Daily token budget** (``daily_tokens``): a fixed window per UTC day (a bucket
-  that never refills, keyed ``…:budget:<yyyy-mm-dd>``); the estimate is reserved at
-  admission and reconciled at settlement like TPM, on the admission's day. It resets
-  at 00:00 UTC.
-- Bucket keys: ``{<tenant>}:key:<key_id>:<rpm|tpm|budget:<day>>`` and
+  that gains ``daily_tokens`` at each 00:00 UTC, never above it); the estimate is
+  reserved at admission and reconciled at settlement like TPM.
+- **Debt is never forgiven.** A request that used more than its estimate leaves its
+  buckets below zero; a TPM bucket refills the debt first, a budget carries it into
+  the next day (a debt of two days' budget takes two midnights to repay). Idle
+  buckets are kept until they would be full again, debt included, so a bucket
+  expiring in the store changes nothing.
+- Bucket keys: ``{<tenant>}:key:<key_id>:<rpm|tpm|budget>`` and
   ``{<tenant>}:tenant:<…>`` (``{tenant}`` is a Redis Cluster hash tag).
 - Every limit exists for the key and for its tenant; ``None`` is unlimited. One
   admission takes from all of them **atomically, all or nothing**: a refused

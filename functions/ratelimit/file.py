@@ -119,10 +119,10 @@ class FileStore:
         levels: list[tuple[float, float]],
         now: float,
     ) -> None:
-        rows = [
-            (r.key, charged(level, r), stamp, stamp + r.ttl_s)
-            for r, (level, stamp) in zip(requests, levels, strict=True)
-        ]
+        rows = []
+        for r, (level, stamp) in zip(requests, levels, strict=True):
+            left = charged(level, r)
+            rows.append((r.key, left, stamp, stamp + r.ttl_for(left)))
         conn.executemany(_UPSERT, rows)
         self._writes += 1
         if self._writes % _SWEEP_EVERY == 0:

@@ -27,6 +27,7 @@ from functions.ratelimit.store import (
 from functions.wire import ChatCompletionRequest
 
 Kind = Literal["requests", "tokens", "budget"]
+DAY_S = 86_400  # Unix time has no leap seconds: multiples of a day are UTC midnights
 _WHAT = {"requests": "requests per min (RPM)", "tokens": "tokens per min (TPM)"}
 
 
@@ -67,7 +68,7 @@ class _Bucket:
 
 
 def _buckets(
-    key_id: str, tenant: str, scopes: Sequence[tuple[str, Limits]], cost: int, day: str
+    key_id: str, tenant: str, scopes: Sequence[tuple[str, Limits]], cost: int
 ) -> list[_Bucket]:
     out: list[_Bucket] = []
     for scope, limits in scopes:
@@ -81,7 +82,8 @@ def _buckets(
             bucket = BucketRequest(f"{name}:tpm", limits.tpm, limits.tpm / 60, cost)
             out.append(_Bucket("tokens", label, limits.tpm, bucket))
         if limits.daily_tokens:
-            bucket = BucketRequest(f"{name}:budget:{day}", limits.daily_tokens, 0, cost)
+            # one key across days: a UTC day's window refills it, a debt carries over
+            bucket = BucketRequest(f"{name}:budget", limits.daily_tokens, 0, cost, DAY_S)
             out.append(_Bucket("budget", label, limits.daily_tokens, bucket))
     return out
 
@@ -116,8 +118,11 @@ class Admission:
         """Correct the token charges from the estimate to ``actual_tokens`` (usage's total).
 
         Call it once the answer is complete, with 0 if nothing was generated (the
-        request still counts against RPM). Later calls do nothing. It never raises:
-        a store failure here is logged, since the answer has already gone out.
+        request still counts against RPM); for a client that went away mid-answer,
+        with the prompt and the tokens generated until then. More than the estimate
+        leaves a debt that later requests repay (never forgiven, not even by a new
+        day). Later calls do nothing. It never raises: a store failure here is
+        logged, since the answer has already gone out.
         """
         settle, self._settle = self._settle, None
         if settle is not None:
@@ -156,8 +161,8 @@ class RateLimiter:
         key_limits = limits if limits is not None else self.settings.limits_for_key(key_id)
         scopes = [("key", key_limits), ("tenant", self.settings.limits_for_tenant(tenant))]
         now = self._clock()
-        day, until_midnight = utc_day(now)
-        buckets = _buckets(key_id, tenant, scopes, estimated_tokens, day)
+        until_midnight = utc_day(now)[1]
+        buckets = _buckets(key_id, tenant, scopes, estimated_tokens)
         if not buckets:
             return Admission({}, estimated_tokens)
         try:
@@ -206,14 +211,20 @@ class RateLimiter:
         await self._store.aclose()
 
 
+def _budget_wait(bucket: _Bucket, state: BucketState, until_midnight: float) -> float:
+    """Until a daily budget holds the cost: the next midnight, or more while in debt."""
+    if state.wait_s != math.inf or bucket.request.cost > bucket.limit:
+        return state.wait_s
+    days = math.ceil((bucket.request.cost - state.remaining) / bucket.limit)
+    return until_midnight + (max(1, days) - 1) * DAY_S
+
+
 def _refusal(
     buckets: Sequence[_Bucket], decision: Decision, headers: dict[str, str], until_midnight: float
 ) -> RateLimitError:
     """The 429 for a refused decision, worded as OpenAI words them."""
     waits = [
-        until_midnight
-        if b.kind == "budget" and s.wait_s == math.inf and b.request.cost <= b.limit
-        else s.wait_s
+        _budget_wait(b, s, until_midnight) if b.kind == "budget" else s.wait_s
         for b, s in zip(buckets, decision.buckets, strict=True)
     ]
     index = max(range(len(buckets)), key=waits.__getitem__)

@@ -33,7 +33,7 @@ class MemoryStore:
         return refill(state[0], state[1], bucket, now), max(now, state[1])
 
     def _write(self, bucket: BucketRequest, tokens: float, stamp: float) -> None:
-        self._buckets[bucket.key] = (tokens, stamp, stamp + bucket.ttl_s)
+        self._buckets[bucket.key] = (tokens, stamp, stamp + bucket.ttl_for(tokens))
         self._writes += 1
         if self._writes % _SWEEP_EVERY == 0:
             for key in [k for k, (_, _, exp) in self._buckets.items() if exp <= stamp]:

@@ -10,6 +10,9 @@ is given (one lock, one transaction, one Lua script):
 - :meth:`LimitStore.charge`: unconditional, for reconciling after the fact; a
   negative cost refunds. A bucket may go below zero (a debt that later refills).
 
+A debt is never forgiven: an idle bucket is kept (:meth:`BucketRequest.ttl_for`)
+until it would be full again, debt repaid included, so expiring it changes nothing.
+
 Backends compute levels with :func:`refill` and decisions with :func:`decide`
 (the Redis script mirrors both in Lua), so every backend agrees to the token.
 A bucket's timestamp never moves backwards: a call whose ``now`` is older than
@@ -29,9 +32,12 @@ from typing import Protocol
 # refill arithmetic then never turns an honest retry-after into another refusal. It
 # cannot accumulate: a bucket never goes below -refill * SLACK_S by an acquire.
 SLACK_S = 1e-6
-# Idle buckets that never refill (fixed windows such as a day's budget) are kept this
-# long; their keys name the window, so a stale key is never read again after it.
+# Idle buckets that never refill are kept this long (plus, for a windowed bucket, one
+# window per capacity of debt); a caller that names the window in the key never reads
+# a stale key again, one that gives ``window_s`` carries the debt into the next window.
 WINDOW_TTL_S = 2 * 86_400
+# The longest an idle bucket is kept, whatever its debt: about ten years.
+MAX_TTL_S = 10 * 365 * 86_400
 
 
 class LimitStoreError(Exception):
@@ -44,23 +50,41 @@ class BucketRequest:
 
     A bucket unseen (or expired) starts full at ``capacity`` and refills
     continuously at ``refill_per_second``, never above ``capacity``. With a
-    refill of 0 it is a fixed window: the caller puts the window in the key.
+    refill of 0 and ``window_s`` > 0 it is a fixed window: each time Unix time
+    crosses a multiple of ``window_s`` (86 400: midnight UTC) it gains
+    ``capacity``, so a debt carries into the next window. With neither it never
+    refills: the caller puts the window in the key.
     """
 
     key: str
     capacity: float
     refill_per_second: float
     cost: float
+    window_s: float = 0
 
     @property
     def ttl_s(self) -> int:
-        """How long an idle bucket is kept: past this it would be full again anyway."""
+        """How long an idle bucket with no debt is kept."""
+        return self.ttl_for(0.0)
+
+    def ttl_for(self, level: float) -> int:
+        """How long an idle bucket left at ``level`` is kept: until it is full again.
+
+        A bucket read after it expired starts full, so the TTL covers the debt's
+        repayment too: expiry never forgives a debt. (Mirrored in the Redis script.)
+        """
+        debt = max(0.0, -level)
         if self.refill_per_second > 0:
-            return math.ceil(self.capacity / self.refill_per_second) + 1
-        return WINDOW_TTL_S
+            ttl = math.ceil((self.capacity + debt) / self.refill_per_second) + 1
+        elif self.window_s > 0 and self.capacity > 0:
+            windows = 1 + math.ceil(debt / self.capacity)  # boundaries until full again
+            ttl = max(WINDOW_TTL_S, windows * math.ceil(self.window_s) + 1)
+        else:
+            ttl = WINDOW_TTL_S
+        return min(ttl, MAX_TTL_S)
 
     def with_cost(self, cost: float) -> BucketRequest:
-        return BucketRequest(self.key, self.capacity, self.refill_per_second, cost)
+        return BucketRequest(self.key, self.capacity, self.refill_per_second, cost, self.window_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +142,9 @@ class LimitStore(Protocol):
 
 def refill(tokens: float, updated_at: float, bucket: BucketRequest, now: float) -> float:
     """The level of a bucket last written at ``updated_at`` with ``tokens``, as of ``now``."""
+    if bucket.window_s > 0:
+        windows = math.floor(now / bucket.window_s) - math.floor(updated_at / bucket.window_s)
+        return min(bucket.capacity, tokens + max(0, windows) * bucket.capacity)
     elapsed = max(0.0, now - updated_at)
     return min(bucket.capacity, tokens + elapsed * bucket.refill_per_second)
 
