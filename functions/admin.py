@@ -6,7 +6,13 @@
     POST /v1/admin/keys/{id}/rotate     new key, same policy; the old one revoked
 
 An admin manages the keys of its own tenant; the bootstrap admin (tenant
-``default``) manages every tenant's.
+``default``) manages every tenant's. Rights only shrink: a key that is created or
+rotated must lie within the caller's own rights (:func:`functions.rbac.require_within`),
+and a revoked key is never rotated back to life.
+
+Every call leaves an admin audit record, listings and refusals included: the
+action (``keys.list``, ``keys.create``…) when it succeeded, the action with
+``.refused`` and the error's status when it did not (401, 403, 400, 404, 409).
 """
 
 from __future__ import annotations
@@ -22,13 +28,18 @@ from functions import rbac
 from functions.auth import caller
 from functions.context import Principal, Step
 from functions.edge import json_response, read_json
-from functions.errors import PermissionDeniedError, RouteNotFoundError
+from functions.errors import PermissionDeniedError, RouteNotFoundError, map_exception
 from functions.keys import KeyRecord, KeySpec, KeyStore
 
 ADMIN_BODY_LIMIT = 16_384
 
 # called with (principal, action, details) for every admin action: the audit hook
 AdminRecorder = Callable[[Principal, str, dict[str, Any]], None]
+# the caller of a refused request that never got as far as a principal (401)
+ANONYMOUS = Principal(key_id="anonymous", tenant="", role="")
+
+# what an admin route does once its caller is known: the answer and the audit details
+Operation = Callable[[Request, Principal], Awaitable[tuple[Response, dict[str, Any]]]]
 
 
 def public_view(record: KeyRecord) -> dict[str, Any]:
@@ -39,11 +50,41 @@ def _may_manage(principal: Principal, tenant: str) -> bool:
     return principal.key_id.startswith("bootstrap-") or principal.tenant == tenant
 
 
+def rights_of(record: KeyRecord) -> rbac.Rights:
+    return rbac.Rights(
+        role=record.role,
+        models=record.models,
+        collections=record.collections,
+        rpm=record.rpm,
+        tpm=record.tpm,
+        daily_tokens=record.daily_tokens,
+        expires_at=record.expires_at,
+    )
+
+
 def admin_routes(
     keys: KeyStore, authenticate: Step, record: AdminRecorder | None = None
 ) -> list[Route]:
-    async def admin(request: Request) -> Principal:
-        return rbac.require(await caller(authenticate, request), rbac.MANAGE_KEYS)
+    def audit(principal: Principal | None, action: str, details: dict[str, Any]) -> None:
+        if record is not None:
+            record(principal or ANONYMOUS, action, details)
+
+    def granter(principal: Principal) -> rbac.Rights:
+        """The caller's own rights; a stored key's lifetime comes from its record."""
+        own = next((r for r in keys.records() if r.id == principal.key_id), None)
+        return rbac.Rights(
+            role=principal.role,
+            models=principal.models,
+            collections=principal.collections,
+            rpm=principal.rpm,
+            tpm=principal.tpm,
+            daily_tokens=principal.daily_tokens,
+            expires_at=own.expires_at if own is not None else None,
+        )
+
+    def within(principal: Principal) -> Callable[[KeyRecord], None]:
+        mine = granter(principal)
+        return lambda granted: rbac.require_within(mine, rights_of(granted))
 
     def owned(principal: Principal, key_id: str) -> KeyRecord:
         for found in keys.records():
@@ -51,42 +92,54 @@ def admin_routes(
                 return found
         raise RouteNotFoundError(f"No key with id {key_id!r}.")
 
-    def audit(principal: Principal, action: str, **details: Any) -> None:
-        if record is not None:
-            record(principal, action, details)
-
-    async def create(request: Request) -> Response:
-        principal = await admin(request)
-        spec = KeySpec.model_validate(await read_json(request, ADMIN_BODY_LIMIT))
-        if not _may_manage(principal, spec.tenant):
-            raise PermissionDeniedError("An admin creates keys for its own tenant only.")
-        key, created = keys.create(spec)
-        audit(principal, "keys.create", key_id=created.id, tenant=created.tenant)
-        return json_response({"key": key, **public_view(created)}, 201)
-
-    async def listing(request: Request) -> Response:
-        principal = await admin(request)
-        mine = [public_view(r) for r in keys.records() if _may_manage(principal, r.tenant)]
-        return json_response({"object": "list", "data": mine})
-
-    def acting(
-        action: str, apply: Callable[[str], Any]
-    ) -> Callable[[Request], Awaitable[Response]]:
+    def audited(action: str, operate: Operation) -> Callable[[Request], Awaitable[Response]]:
         async def handler(request: Request) -> Response:
-            principal = await admin(request)
-            key_id = owned(principal, request.path_params["key_id"]).id
-            result = apply(key_id)
-            audit(principal, f"keys.{action}", key_id=key_id)
-            if isinstance(result, tuple):
-                key, new = result
-                return json_response({"key": key, **public_view(new)})
-            return json_response(public_view(result))
+            principal: Principal | None = None
+            try:
+                principal = await caller(authenticate, request)
+                rbac.require(principal, rbac.MANAGE_KEYS)
+                response, details = await operate(request, principal)
+            except Exception as exc:
+                error = map_exception(exc)
+                refused: dict[str, Any] = {
+                    "status": error.status_code,
+                    "error": error.code or error.type,
+                }
+                key_id = request.path_params.get("key_id")
+                if isinstance(key_id, str):
+                    refused["key_id"] = key_id[:64]
+                audit(principal, f"keys.{action}.refused", refused)
+                raise
+            audit(principal, f"keys.{action}", details)
+            return response
 
         return handler
 
+    async def create(request: Request, principal: Principal) -> tuple[Response, dict[str, Any]]:
+        spec = KeySpec.model_validate(await read_json(request, ADMIN_BODY_LIMIT))
+        if not _may_manage(principal, spec.tenant):
+            raise PermissionDeniedError("An admin creates keys for its own tenant only.")
+        key, created = keys.create(spec, check=within(principal))
+        answer = json_response({"key": key, **public_view(created)}, 201)
+        return answer, {"key_id": created.id, "tenant": created.tenant}
+
+    async def listing(request: Request, principal: Principal) -> tuple[Response, dict[str, Any]]:
+        mine = [public_view(r) for r in keys.records() if _may_manage(principal, r.tenant)]
+        return json_response({"object": "list", "data": mine}), {"count": len(mine)}
+
+    async def revoke(request: Request, principal: Principal) -> tuple[Response, dict[str, Any]]:
+        key_id = owned(principal, request.path_params["key_id"]).id
+        return json_response(public_view(keys.revoke(key_id))), {"key_id": key_id}
+
+    async def rotate(request: Request, principal: Principal) -> tuple[Response, dict[str, Any]]:
+        key_id = owned(principal, request.path_params["key_id"]).id
+        key, new = keys.rotate(key_id, check=within(principal))
+        answer = json_response({"key": key, **public_view(new)})
+        return answer, {"key_id": key_id, "new_key_id": new.id}
+
     return [
-        Route("/v1/admin/keys", create, methods=["POST"]),
-        Route("/v1/admin/keys", listing, methods=["GET"]),
-        Route("/v1/admin/keys/{key_id}/revoke", acting("revoke", keys.revoke), methods=["POST"]),
-        Route("/v1/admin/keys/{key_id}/rotate", acting("rotate", keys.rotate), methods=["POST"]),
+        Route("/v1/admin/keys", audited("create", create), methods=["POST"]),
+        Route("/v1/admin/keys", audited("list", listing), methods=["GET"]),
+        Route("/v1/admin/keys/{key_id}/revoke", audited("revoke", revoke), methods=["POST"]),
+        Route("/v1/admin/keys/{key_id}/rotate", audited("rotate", rotate), methods=["POST"]),
     ]

@@ -22,12 +22,12 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter, field_validator
 
 from functions.errors import InvalidRequestError, RouteNotFoundError
 from functions.settings import Settings
@@ -71,19 +71,46 @@ class KeySpec(BaseModel):
     daily_tokens: int | None = Field(default=None, ge=1)
     expires: str | None = Field(default=None, description="e.g. 30d, 12h, 90m")
 
+    @field_validator("expires")
+    @classmethod
+    def _a_lifetime_that_ends(cls, value: str | None) -> str | None:
+        if value is not None:
+            expiry(value, datetime.now(UTC))  # 400 now, not a 500 when the key is made
+        return value
+
+
+class KeyRevokedError(InvalidRequestError):
+    """Rotating a revoked key would bring it back to life under a new secret."""
+
+    status = 409
+    code = "key_revoked"
+
 
 _RECORDS = TypeAdapter(list[KeyRecord])
-_DURATION = re.compile(r"^(\d+)([dhm])$")
+_DURATION = re.compile(r"^([0-9]{1,9})([dhm])$")
+MAX_LIFETIME = timedelta(days=100 * 366)  # a key outliving this is a typo, not a policy
+_UNITS = {"d": timedelta(days=1), "h": timedelta(hours=1), "m": timedelta(minutes=1)}
 
 
 def parse_duration(text: str) -> timedelta:
+    """A positive lifetime such as ``30d``, ``12h`` or ``90m``, at most a century."""
     match = _DURATION.fullmatch(text.strip())
-    if match is None:
-        raise InvalidRequestError(f"Invalid duration {text!r}: use e.g. 30d, 12h or 90m.")
-    amount, unit = int(match[1]), match[2]
-    return {"d": timedelta(days=amount), "h": timedelta(hours=amount)}.get(
-        unit, timedelta(minutes=amount)
-    )
+    if match is None or int(match[1]) == 0:
+        raise InvalidRequestError(
+            f"Invalid duration {text[:32]!r}: use e.g. 30d, 12h or 90m.", param="expires"
+        )
+    duration = int(match[1]) * _UNITS[match[2]]
+    if duration > MAX_LIFETIME:
+        raise InvalidRequestError(
+            f"Invalid duration {text[:32]!r}: a key lives at most {MAX_LIFETIME.days} days.",
+            param="expires",
+        )
+    return duration
+
+
+def expiry(text: str, now: datetime) -> datetime:
+    """When a key made at ``now`` with lifetime ``text`` expires."""
+    return now + parse_duration(text)
 
 
 class KeyStore:
@@ -153,17 +180,22 @@ class KeyStore:
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         return key, self.digest(key.encode())
 
-    def create(self, spec: KeySpec) -> tuple[str, KeyRecord]:
+    def create(
+        self, spec: KeySpec, check: Callable[[KeyRecord], None] | None = None
+    ) -> tuple[str, KeyRecord]:
+        """A new key for ``spec``; ``check`` sees its record first and may refuse by raising."""
         key, digest = self._new_key()
         now = datetime.now(UTC)
         record = KeyRecord(
             id="key_" + secrets.token_hex(6),
             created_at=now,
-            expires_at=now + parse_duration(spec.expires) if spec.expires else None,
+            expires_at=expiry(spec.expires, now) if spec.expires else None,
             display=key[: len(KEY_PREFIX) + 4],
             digest=digest,
             **spec.model_dump(exclude={"expires"}),
         )
+        if check is not None:
+            check(record)
         with self._locked() as records:
             records.append(record)
         return key, record
@@ -184,14 +216,24 @@ class KeyStore:
                 records[index] = records[index].model_copy(update={"revoked_at": datetime.now(UTC)})
             return records[index]
 
-    def rotate(self, key_id: str) -> tuple[str, KeyRecord]:
-        """A new key with the same policy; the old one is revoked in the same write."""
+    def rotate(
+        self, key_id: str, check: Callable[[KeyRecord], None] | None = None
+    ) -> tuple[str, KeyRecord]:
+        """A new key with the same policy; the old one is revoked in the same write.
+
+        A revoked key is not rotated (409): revocation is final. ``check`` sees the
+        record as it is under the write lock and may refuse by raising.
+        """
         key, digest = self._new_key()
         now = datetime.now(UTC)
         with self._locked() as records:
             index = self._find(records, key_id)
             old = records[index]
-            records[index] = old.model_copy(update={"revoked_at": old.revoked_at or now})
+            if old.revoked_at is not None:
+                raise KeyRevokedError(f"Key {key_id!r} is revoked; create a new key instead.")
+            if check is not None:
+                check(old)
+            records[index] = old.model_copy(update={"revoked_at": now})
             new = old.model_copy(
                 update={
                     "id": "key_" + secrets.token_hex(6),

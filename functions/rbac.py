@@ -7,10 +7,18 @@
 
 A key (or token) can narrow a role further with its own model and collection
 lists; it can never widen it.
+
+Rights only shrink: a principal grants (creates or rotates) only keys whose
+:class:`Rights` lie within its own — a role it holds or one below it, a subset of
+its models and collections, rates and a daily budget no larger, a lifetime no
+longer. ``None`` means "no limit": a limited granter cannot grant it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
 
 from functions.context import Principal
@@ -48,3 +56,57 @@ def may_read_collection(principal: Principal, tenant: str, collection: str) -> b
     if principal.tenant != tenant or not allowed(principal, CHAT):
         return False
     return principal.collections is None or collection in principal.collections
+
+
+# the roles each role may grant: admin above member and auditor, which are side by side
+GRANTABLE: Final[dict[str, frozenset[str]]] = {
+    "admin": frozenset({"admin", "member", "auditor"}),
+    "member": frozenset({"member"}),
+    "auditor": frozenset({"auditor"}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Rights:
+    """What a key may do; every ``None`` is "unlimited"."""
+
+    role: str
+    models: Collection[str] | None = None
+    collections: Collection[str] | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    daily_tokens: int | None = None
+    expires_at: datetime | None = None
+
+
+def _subset(mine: Collection[str] | None, theirs: Collection[str] | None) -> bool:
+    return mine is None or (theirs is not None and set(theirs) <= set(mine))
+
+
+def _at_most(mine: int | None, theirs: int | None) -> bool:
+    return mine is None or (theirs is not None and theirs <= mine)
+
+
+def _no_later(mine: datetime | None, theirs: datetime | None) -> bool:
+    return mine is None or (theirs is not None and theirs <= mine)
+
+
+_CHECKS: Final[tuple[tuple[str, Callable[[Rights, Rights], bool]], ...]] = (
+    ("role", lambda g, k: k.role in GRANTABLE.get(g.role, frozenset())),
+    ("models", lambda g, k: _subset(g.models, k.models)),
+    ("collections", lambda g, k: _subset(g.collections, k.collections)),
+    ("rpm", lambda g, k: _at_most(g.rpm, k.rpm)),
+    ("tpm", lambda g, k: _at_most(g.tpm, k.tpm)),
+    ("daily_tokens", lambda g, k: _at_most(g.daily_tokens, k.daily_tokens)),
+    ("expires", lambda g, k: _no_later(g.expires_at, k.expires_at)),
+)
+
+
+def require_within(granter: Rights, granted: Rights) -> None:
+    """Refuse (403) a key whose rights reach beyond the granter's own."""
+    for name, within in _CHECKS:
+        if not within(granter, granted):
+            raise PermissionDeniedError(
+                f"A key may not grant more than its own rights: '{name}' exceeds yours.",
+                param=name,
+            )

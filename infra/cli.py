@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
-from functions.errors import EnclaveError
+import pydantic
+
+from functions.errors import EnclaveError, map_exception
 from functions.settings import Settings
+from inference_node.exposure import NodeKeyMissingError
 from infra import cli_audit, cli_keys, cli_knowledge
+
+
+def _reported(parser: argparse.ArgumentParser, command: Callable[[], int]) -> int:
+    """Run ``command``; a refusal (bad flags, unknown id…) is one line and status 2."""
+    try:
+        return command()
+    except (EnclaveError, pydantic.ValidationError) as exc:
+        parser.exit(2, f"enclave: {map_exception(exc).message}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,15 +35,9 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = Settings()
     if args.command == "keys":
-        try:
-            return cli_keys.run(args, settings)
-        except EnclaveError as exc:
-            parser.exit(2, f"enclave: {exc.message}\n")
+        return _reported(parser, lambda: cli_keys.run(args, settings))
     if args.command in ("ingest", "docs"):
-        try:
-            return cli_knowledge.run(args, settings)
-        except EnclaveError as exc:
-            parser.exit(2, f"enclave: {exc.message}\n")
+        return _reported(parser, lambda: cli_knowledge.run(args, settings))
     if args.command == "audit":
         return cli_audit.run(args, settings)
     if args.command == "up":
@@ -40,7 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         return run_up(settings, check_only=args.check)
     from infra.serve import serve as run_serve
 
-    run_serve(args.service, settings)
+    try:
+        run_serve(args.service, settings)
+    except NodeKeyMissingError as exc:
+        parser.exit(2, f"enclave: {exc}\n")
     return 0
 
 

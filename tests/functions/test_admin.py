@@ -8,8 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
+from functions.admin import admin_routes
+from functions.auth import make_authenticate
+from functions.context import Principal
+from functions.edge import Edge
 from functions.gateway import create_app
+from functions.keys import KeySpec, KeyStore
 from functions.settings import Deployment, GatewaySettings, Settings
 from tests.openapi import validate
 
@@ -154,3 +161,45 @@ def test_a_bad_key_spec_is_400(tmp_path: Path) -> None:
     response = run(tmp_path, scenario)
     assert response.status_code == 400
     validate("ErrorResponse", response.json())
+
+
+def test_every_admin_call_is_recorded_refusals_with_their_status(tmp_path: Path) -> None:
+    keys = KeyStore(tmp_path, b"p" * 32, reload_s=0.01)
+    recorded: list[tuple[str, str, dict[str, Any]]] = []
+    authenticate = make_authenticate(settings(tmp_path).gateway, keys)
+
+    def record(principal: Principal, action: str, details: dict[str, Any]) -> None:
+        recorded.append((principal.key_id, action, details))
+
+    app = Starlette(routes=admin_routes(keys, authenticate, record), middleware=[Middleware(Edge)])
+    _, member = keys.create(KeySpec(tenant="acme"))
+
+    async def main() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as gw:
+            return [
+                (await gw.get("/v1/admin/keys", headers=bearer(BOOT))).status_code,
+                (await gw.get("/v1/admin/keys", headers=bearer("sk-wrong"))).status_code,
+                (await gw.post(f"/v1/admin/keys/{member.id}/revoke")).status_code,
+                (await gw.post("/v1/admin/keys/key_nope/rotate", headers=bearer(BOOT))).status_code,
+                (
+                    await gw.post(f"/v1/admin/keys/{member.id}/revoke", headers=bearer(BOOT))
+                ).status_code,
+                (
+                    await gw.post(f"/v1/admin/keys/{member.id}/rotate", headers=bearer(BOOT))
+                ).status_code,
+            ]
+
+    assert asyncio.run(main()) == [200, 401, 401, 404, 200, 409]
+    boot = recorded[0][0]
+    assert [(who, action) for who, action, _ in recorded] == [
+        (boot, "keys.list"),
+        ("anonymous", "keys.list.refused"),
+        ("anonymous", "keys.revoke.refused"),
+        (boot, "keys.rotate.refused"),
+        (boot, "keys.revoke"),
+        (boot, "keys.rotate.refused"),
+    ]
+    assert recorded[0][2] == {"count": 1}
+    assert [d.get("status") for _, _, d in recorded] == [None, 401, 401, 404, None, 409]
+    assert recorded[2][2]["key_id"] == member.id

@@ -8,8 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from functions.errors import InvalidRequestError, RouteNotFoundError
-from functions.keys import KeySpec, KeyStore, load_pepper, parse_duration
+from functions.errors import InvalidRequestError, PermissionDeniedError, RouteNotFoundError
+from functions.keys import (
+    MAX_LIFETIME,
+    KeyRecord,
+    KeyRevokedError,
+    KeySpec,
+    KeyStore,
+    load_pepper,
+    parse_duration,
+)
 
 PEPPER = b"p" * 32
 
@@ -76,3 +84,43 @@ def test_the_pepper_is_generated_once_and_kept_private(tmp_path: Path) -> None:
     assert load_pepper(tmp_path, None) == first and len(first) >= 32
     assert (tmp_path / "key_pepper").stat().st_mode & 0o777 == 0o600
     assert load_pepper(tmp_path, b"configured" * 2) == b"configured" * 2
+
+
+@pytest.mark.parametrize("text", ["99999999d", "999999999m", "0d", "36601d", "1y", "-1d", "d"])
+def test_a_lifetime_that_cannot_be_is_a_400(tmp_path: Path, text: str) -> None:
+    with pytest.raises(InvalidRequestError) as refused:
+        KeySpec(tenant="acme", expires=text)
+    assert (refused.value.status_code, refused.value.param) == (400, "expires")
+    assert not (tmp_path / "keys.json").exists()
+
+
+def test_a_century_is_the_longest_lifetime() -> None:
+    assert parse_duration(f"{MAX_LIFETIME.days}d") == MAX_LIFETIME
+    assert parse_duration("90m") == timedelta(minutes=90)
+
+
+def test_a_revoked_key_is_not_rotated(tmp_path: Path) -> None:
+    keys = store(tmp_path)
+    key, record = keys.create(KeySpec(tenant="acme"))
+    keys.revoke(record.id)
+    with pytest.raises(KeyRevokedError) as refused:
+        keys.rotate(record.id)
+    assert (refused.value.status_code, refused.value.code) == (409, "key_revoked")
+    assert [r.id for r in keys.records()] == [record.id]
+    assert keys.lookup(key.encode()) is None
+
+
+def test_a_refusing_check_leaves_the_store_unchanged(tmp_path: Path) -> None:
+    keys = store(tmp_path)
+    key, record = keys.create(KeySpec(tenant="acme"))
+
+    def refuse(found: KeyRecord) -> None:
+        assert found.tenant == "acme"  # the record the store would write
+        raise PermissionDeniedError("no")
+
+    with pytest.raises(PermissionDeniedError):
+        keys.rotate(record.id, check=refuse)
+    with pytest.raises(PermissionDeniedError):
+        keys.create(KeySpec(tenant="acme"), check=refuse)
+    assert [r.id for r in keys.records()] == [record.id]
+    assert keys.lookup(key.encode()) is not None
