@@ -16,7 +16,26 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from functions.errors import InvalidRequestError
 from functions.settings import NodeSettings
+
+
+class ContextLengthExceededError(InvalidRequestError):
+    """A prompt that leaves no room in the model's context: 400, as OpenAI answers it.
+
+    Engines raise it before their first piece, so a streamed request gets it as an
+    ordinary 400 before any byte of the stream.
+    """
+
+    code = "context_length_exceeded"
+
+    def __init__(self, prompt_tokens: int, context_tokens: int) -> None:
+        super().__init__(
+            f"This model's maximum context length is {context_tokens} tokens. However, your "
+            f"messages resulted in {prompt_tokens} tokens. Please reduce the length of the "
+            "messages.",
+            param="messages",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +66,8 @@ class Engine(Protocol):
 
     ``generate`` yields pieces as they are produced and ends with a piece that
     carries ``finish_reason`` (``"stop"`` or ``"length"``) and the token counts.
+    A prompt too long for the context raises :class:`ContextLengthExceededError`
+    before the first piece.
     Closing the iterator early (client gone, request cancelled) must stop the
     generation promptly and free the engine for the next request.
     """

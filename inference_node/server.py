@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 from loguru import logger
@@ -23,6 +23,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from functions.auth import check_key
 from functions.edge import (
@@ -59,6 +60,7 @@ from functions.wire import (
 )
 from inference_node.admission import Admission
 from inference_node.engine import Engine, GenerationParams, Piece
+from inference_node.exposure import require_node_key
 from inference_node.weights import ModelIdentity
 
 ROUTE = "/v1/chat/completions"
@@ -122,10 +124,47 @@ def _usage(piece: Piece) -> Usage:
     )
 
 
-async def _stream(
-    state: NodeState, engine: Engine, params: GenerationParams, body: ChatCompletionRequest
-) -> AsyncIterator[bytes]:
-    ident, created, started = completion_id(), now(), time.perf_counter()
+class _Stream(StreamingResponse):
+    """A streamed answer whose generation is closed and slot freed however it ends,
+    even if the client is gone before the body starts (the generator never runs)."""
+
+    def __init__(self, body: AsyncIterator[bytes], finish: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(body, media_type="text/event-stream")
+        self._finish = finish
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._finish()
+
+
+async def _close(pieces: AsyncIterator[Piece]) -> None:
+    """Stop a generation early: engines generate with async generators, closed explicitly."""
+    if isinstance(pieces, AsyncGenerator):
+        await pieces.aclose()
+
+
+async def _first_piece(request: Request, pieces: AsyncIterator[Piece]) -> Piece | None:
+    """The first piece of a generation: what fails before it is an ordinary error answer."""
+
+    async def first() -> Piece | None:
+        return await anext(pieces, None)
+
+    return await unless_disconnected(request, first())
+
+
+def _streamed(
+    state: NodeState,
+    engine: Engine,
+    body: ChatCompletionRequest,
+    pieces: AsyncIterator[Piece],
+    first: Piece | None,
+    started: float,
+) -> _Stream:
+    ident, created = completion_id(), now()
+    status = "200"
+    finished = False
 
     def chunk(delta: Delta, finish: str | None = None) -> ChatCompletionChunk:
         choice = ChunkChoice(delta=delta, finish_reason=finish)  # type: ignore[arg-type]
@@ -133,43 +172,56 @@ async def _stream(
             id=ident, choices=[choice], created=created, model=engine.model_id
         )
 
-    status = "200"
-    try:
-        yield sse_event(chunk(Delta(role="assistant", content="")))
-        first = True
-        async for piece in engine.generate(params):
-            if first and piece.text:
-                state.metrics.ttft.labels(engine.model_id, "").observe(
-                    time.perf_counter() - started
+    async def finish() -> None:
+        nonlocal finished
+        if finished:
+            return
+        finished = True
+        try:
+            await _close(pieces)
+        finally:
+            state.admission.release()
+            _observe(state, engine.model_id, status, started)
+
+    def framed(piece: Piece) -> Iterator[bytes]:
+        if piece.text:
+            yield sse_event(chunk(Delta(content=piece.text)))
+        if piece.finish_reason is not None:
+            yield sse_event(chunk(Delta(), piece.finish_reason))
+            _count_tokens(state, engine, piece)
+            if body.wants_usage_in_stream:
+                usage = ChatCompletionChunk(
+                    id=ident,
+                    choices=[],
+                    created=created,
+                    model=engine.model_id,
+                    usage=_usage(piece),
                 )
-                first = False
-            if piece.text:
-                yield sse_event(chunk(Delta(content=piece.text)))
-            if piece.finish_reason is not None:
-                yield sse_event(chunk(Delta(), piece.finish_reason))
-                _count_tokens(state, engine, piece)
-                if body.wants_usage_in_stream:
-                    usage = ChatCompletionChunk(
-                        id=ident,
-                        choices=[],
-                        created=created,
-                        model=engine.model_id,
-                        usage=_usage(piece),
-                    )
-                    yield sse_event(usage)
-    except Exception as exc:  # after the first byte: a final error event, then [DONE]
-        error = map_exception(exc)
-        status = str(error.status_code)
-        logger.opt(exception=exc).warning("stream failed")
-        yield sse_event(error.body())
-    except asyncio.CancelledError:
-        status = "499"
-        logger.info("stream cancelled: the client went away", status=499)
-        raise
-    finally:
-        state.admission.release()
-        _observe(state, engine.model_id, status, started)
-    yield SSE_DONE
+                yield sse_event(usage)
+
+    async def events() -> AsyncIterator[bytes]:
+        nonlocal status
+        try:
+            yield sse_event(chunk(Delta(role="assistant", content="")))
+            piece = first
+            while piece is not None:
+                for event in framed(piece):
+                    yield event
+                piece = await anext(pieces, None)
+        except Exception as exc:  # after the first byte: a final error event, then [DONE]
+            error = map_exception(exc)
+            status = str(error.status_code)
+            logger.opt(exception=exc).warning("stream failed")
+            yield sse_event(error.body())
+        except asyncio.CancelledError:
+            status = "499"
+            logger.info("stream cancelled: the client went away", status=499)
+            raise
+        finally:
+            await finish()
+        yield SSE_DONE
+
+    return _Stream(events(), finish)
 
 
 def _count_tokens(state: NodeState, engine: Engine, piece: Piece) -> None:
@@ -181,6 +233,32 @@ def _count_tokens(state: NodeState, engine: Engine, piece: Piece) -> None:
 def _observe(state: NodeState, model: str, status: str, started: float) -> None:
     state.metrics.requests.labels(ROUTE, model, "", status).inc()
     state.metrics.latency.labels(ROUTE, model).observe(time.perf_counter() - started)
+
+
+async def _open_stream(
+    state: NodeState,
+    request: Request,
+    engine: Engine,
+    params: GenerationParams,
+    body: ChatCompletionRequest,
+    started: float,
+) -> Response:
+    """Start generating; only once the first piece is out does the 200 and its stream begin,
+    so a prompt refused by the engine (too long for the context…) is a plain error answer."""
+    pieces = engine.generate(params)
+    try:
+        first = await _first_piece(request, pieces)
+    except BaseException as exc:
+        try:
+            await _close(pieces)
+        finally:
+            state.admission.release()
+            status = str(map_exception(exc).status_code) if isinstance(exc, Exception) else "499"
+            _observe(state, engine.model_id, status, started)
+        raise
+    if first is not None and first.text:
+        state.metrics.ttft.labels(engine.model_id, "").observe(time.perf_counter() - started)
+    return _streamed(state, engine, body, pieces, first, started)
 
 
 def _chat_endpoint(state: NodeState) -> Callable[[Request], object]:
@@ -196,11 +274,9 @@ def _chat_endpoint(state: NodeState) -> Callable[[Request], object]:
             )
         params = _params(body)
         await state.admission.acquire()
-        if body.stream:
-            return StreamingResponse(
-                _stream(state, engine, params, body), media_type="text/event-stream"
-            )
         started = time.perf_counter()
+        if body.stream:
+            return await _open_stream(state, request, engine, params, body, started)
         status = "200"
         try:
             text, last = await unless_disconnected(request, _collect(engine, params))
@@ -235,7 +311,12 @@ def create_app(
     engine: Engine | None = None,
 ) -> Starlette:
     """The node app. Give ``engine`` (loaded; the caller closes it) or ``load`` (run in a
-    thread at start-up; the app closes what it loaded)."""
+    thread at start-up; the app closes what it loaded).
+
+    Raises :class:`~inference_node.exposure.NodeKeyMissingError` for a node bound off
+    loopback without a key: it fails closed rather than serve anyone who finds it.
+    """
+    require_node_key(settings.node)
     metrics = Metrics("node")
     state = NodeState(
         settings=settings,

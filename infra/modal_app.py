@@ -39,6 +39,7 @@ import modal
 from functions.settings import Settings
 from inference_node.engine import Engine, EngineRegistry, GenerationParams
 from inference_node.engines import register_builtins
+from inference_node.exposure import require_node_key
 from inference_node.server import create_app as create_node_app
 
 if TYPE_CHECKING:
@@ -122,8 +123,13 @@ async def warm(engine: Engine) -> None:
 
 
 def node_settings() -> Settings:
-    """Settings for a node container: a relative model path is a file on the weights volume."""
+    """Settings for a node container: a relative model path is a file on the weights volume.
+
+    The node's URL is public, so without ENCLAVE_NODE_API_KEY in the secret this
+    raises (the container fails to start) rather than serve anyone who finds it.
+    """
     settings = Settings()
+    require_node_key(settings.node, public=True)
     path = settings.node.model_path
     if path is None or path.is_absolute():
         return settings
@@ -136,7 +142,8 @@ def node_settings() -> Settings:
 # One GPU container per NODE_CONCURRENCY requests; none at all when idle.
 # Its URL, https://<workspace>--enclave-node.modal.run, is public, so the secret
 # must set ENCLAVE_NODE_API_KEY: the node then refuses any caller without it, and
-# the gateway's deployment sends it (its "api_key").
+# the gateway's deployment sends it (its "api_key"). Without it the container
+# refuses to start (node_settings above): the node fails closed.
 @app.cls(
     image=node_image,
     gpu=GPU,

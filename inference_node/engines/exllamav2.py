@@ -47,7 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from functions.errors import InvalidRequestError, ServiceUnavailableError
 from functions.settings import NodeSettings
-from inference_node.engine import GenerationParams, Piece
+from inference_node.engine import ContextLengthExceededError, GenerationParams, Piece
 from inference_node.engines._threaded import Channel, GeneratorLoop
 from inference_node.weights import ModelIdentity, model_identity
 
@@ -213,11 +213,7 @@ class ExLlamaV2Engine:
         prompt_tokens = int(input_ids.shape[-1])
         room = self.options.context_tokens - prompt_tokens
         if room < 1:
-            raise InvalidRequestError(
-                f"The prompt is {prompt_tokens} tokens; this model's context is "
-                f"{self.options.context_tokens} tokens.",
-                param="messages",
-            )
+            raise ContextLengthExceededError(prompt_tokens, self.options.context_tokens)
         budget = room if params.max_tokens is None else min(room, params.max_tokens)
         job = backend.new_job(
             input_ids=input_ids,

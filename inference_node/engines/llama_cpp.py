@@ -23,9 +23,8 @@ import llama_cpp
 from llama_cpp import Llama
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-from functions.errors import InvalidRequestError
 from functions.settings import NodeSettings
-from inference_node.engine import GenerationParams, Piece
+from inference_node.engine import ContextLengthExceededError, GenerationParams, Piece
 from inference_node.engines._threaded import Channel
 from inference_node.stops import StopBuffer
 from inference_node.weights import model_identity
@@ -71,11 +70,7 @@ class LlamaCppEngine:
         tokens = self._llm.tokenize(prompt.encode(), add_bos=False, special=True)
         room = self._llm.n_ctx() - len(tokens)
         if room < 1:
-            raise InvalidRequestError(
-                f"The prompt is {len(tokens)} tokens; this model's context is "
-                f"{self._llm.n_ctx()} tokens.",
-                param="messages",
-            )
+            raise ContextLengthExceededError(len(tokens), self._llm.n_ctx())
         return tokens
 
     async def generate(self, params: GenerationParams) -> AsyncIterator[Piece]:

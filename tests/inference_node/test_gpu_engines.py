@@ -34,7 +34,13 @@ from benchmarks.gpu.bench_exllamav2 import kv_bytes_per_token, weight_bytes_per_
 from benchmarks.gpu.make_random_llama import PRESETS, make, special_id, tensor_shapes
 from functions.errors import InvalidRequestError, ServiceUnavailableError
 from functions.settings import NodeSettings
-from inference_node.engine import Engine, EngineRegistry, GenerationParams, Piece
+from inference_node.engine import (
+    ContextLengthExceededError,
+    Engine,
+    EngineRegistry,
+    GenerationParams,
+    Piece,
+)
 from inference_node.engines import register_builtins
 from inference_node.engines._threaded import Channel
 from inference_node.engines.exllamav2 import (
@@ -313,8 +319,9 @@ def test_exl2_max_tokens_ends_with_length() -> None:
 
 def test_exl2_a_prompt_past_the_context_is_refused() -> None:
     async def scenario(engine: ExLlamaV2Engine, gen: FakeDynamicGenerator) -> None:
-        with pytest.raises(InvalidRequestError, match="context is 128 tokens"):
+        with pytest.raises(ContextLengthExceededError, match="context length is 128 tokens") as e:
             await collect(engine, ask("w " * 200))
+        assert (e.value.status_code, e.value.code) == (400, "context_length_exceeded")
         assert gen.pending == [] and gen.active == []
 
     run_exl2(scenario)

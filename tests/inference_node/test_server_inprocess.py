@@ -21,7 +21,8 @@ import pytest
 from starlette.applications import Starlette
 
 from functions.settings import NodeSettings, Settings
-from inference_node.engine import Engine, GenerationParams, Piece
+from inference_node.engine import ContextLengthExceededError, Engine, GenerationParams, Piece
+from inference_node.exposure import NodeKeyMissingError, is_loopback
 from inference_node.server import create_app
 from tests.openapi import validate, validate_stream
 
@@ -328,3 +329,51 @@ def test_unknown_routes_are_404_json(path: str) -> None:
         return await client.get(path)
 
     assert error_of(drive(app, scenario), 404)["code"] == "not_found"
+
+
+class LongPromptEngine(EchoEngine):
+    """Test double: a context of 8 words; a longer prompt is refused before any piece."""
+
+    async def generate(self, params: GenerationParams) -> AsyncIterator[Piece]:
+        prompt = sum(len(m["content"].split()) for m in params.messages)
+        if prompt > 8:
+            raise ContextLengthExceededError(prompt, 8)
+        async for piece in super().generate(params):
+            yield piece
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_prompt_past_the_context_is_a_400_before_the_first_byte(streamed: bool) -> None:
+    app = create_app(Settings(), engine=LongPromptEngine())
+
+    async def scenario(client: Client) -> list[httpx.Response]:
+        # capacity 1: the short request only gets a slot if the refused one released it
+        long = await client.post(CHAT, json=chat("word " * 20, stream=streamed))
+        short = await asyncio.wait_for(client.post(CHAT, json=chat("hi", stream=streamed)), 2)
+        return [long, short]
+
+    long, short = drive(app, scenario)
+    assert long.headers["content-type"].startswith("application/json")
+    error = error_of(long, 400)
+    assert (error["type"], error["code"]) == ("invalid_request_error", "context_length_exceeded")
+    assert error["param"] == "messages" and "maximum context length is 8 tokens" in error["message"]
+    assert short.status_code == 200
+
+
+def test_an_engine_failure_before_the_first_piece_of_a_stream_is_a_plain_500() -> None:
+    response = post(chat(stream=True), engine=EchoEngine(fail_after=0))
+    assert "deadbeef" not in error_of(response, 500)["message"]
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "10.0.0.5", "::", "node.internal"])
+def test_the_app_refuses_to_exist_off_loopback_without_a_key(host: str) -> None:
+    with pytest.raises(NodeKeyMissingError, match="ENCLAVE_NODE_API_KEY"):
+        create_app(Settings(node=NodeSettings(host=host)), engine=EchoEngine())
+    keyed = Settings(node=NodeSettings(host=host, api_key="sk-node-x"))
+    assert create_app(keyed, engine=EchoEngine()) is not None
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.8.9.1", "::1", "[::1]", "localhost"])
+def test_loopback_needs_no_key(host: str) -> None:
+    assert is_loopback(host)
+    assert create_app(Settings(node=NodeSettings(host=host)), engine=EchoEngine()) is not None

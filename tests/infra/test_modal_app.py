@@ -184,6 +184,7 @@ def test_node_settings_reads_relative_model_paths_from_the_volume(
     else:
         monkeypatch.setenv("ENCLAVE_NODE_MODEL_PATH", configured)
     monkeypatch.setenv("ENCLAVE_NODE_THREADS", "3")
+    monkeypatch.setenv("ENCLAVE_NODE_API_KEY", "sk-node-modal")  # required: the URL is public
     settings = modal_app.node_settings()
     assert isinstance(settings, Settings)
     assert settings.node.model_path == expected
