@@ -104,10 +104,15 @@ def _grouped(raw: str) -> bool:
 
 def _card(m: re.Match[str], norm: Normalised) -> tuple[int, int, str] | None:
     raw = m.group()
+    digits = _SEP.sub("", raw)
+    if digits[0] in "01789":
+        return None  # no scheme starts so (and every cut below keeps the first digit)
     # a greedy run may swallow a following group: try each separator cut, longest first
-    ends = [len(raw)] + [s.start() for s in reversed(list(_SEP.finditer(raw)))]
-    for end in ends:
-        value = _SEP.sub("", raw[:end])
+    # (the i-th separator, at ``end``, has ``end - i`` digits before it)
+    cuts = [(len(raw), len(digits))]
+    cuts += [(s.start(), s.start() - i) for i, s in enumerate(_SEP.finditer(raw))][::-1]
+    for end, count in cuts:
+        value = digits[:count]
         scheme = validators.card_scheme(value)
         if scheme is None:
             continue
@@ -146,9 +151,7 @@ def _email(m: re.Match[str], norm: Normalised) -> tuple[int, int, str] | None:
 
 
 def _ipv4(m: re.Match[str], norm: Normalised) -> tuple[int, int, str] | None:
-    try:
-        ipaddress.IPv4Address(m.group())
-    except ValueError:
+    if not validators.ipv4(m.group()):
         return None
     if _VERSION_WORDS.search(norm.text, max(0, m.start() - 12), m.start()):
         return None

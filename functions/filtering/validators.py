@@ -73,10 +73,10 @@ def card_scheme(digits: str) -> str | None:
     The issuer prefix and length must agree, and the number must pass Luhn.
     """
     n = len(digits)
-    if not 13 <= n <= 19 or not luhn(digits):
+    if not 13 <= n <= 19:
         return None
     if digits.startswith("62") and n >= 16:
-        return "BANK_CARD"
+        return "BANK_CARD" if luhn(digits) else None
     two, four = int(digits[:2]), int(digits[:4])
     international = (
         (digits[0] == "4" and n in (13, 16, 19))  # Visa
@@ -86,7 +86,20 @@ def card_scheme(digits: str) -> str | None:
         or (3528 <= four <= 3589 and n >= 16)  # JCB
         or ((300 <= int(digits[:3]) <= 305 or two in (36, 38, 39)) and n >= 14)  # Diners
     )
-    return "CREDIT_CARD" if international else None
+    return "CREDIT_CARD" if international and luhn(digits) else None
+
+
+def ipv4(value: str) -> bool:
+    """Four dotted decimal octets, each 0 to 255 without leading zeros (as ``ipaddress``)."""
+    octets = value.split(".")
+    return len(octets) == 4 and all(
+        0 < len(o) <= 3
+        and o.isascii()
+        and o.isdigit()
+        and (o == "0" or o[0] != "0")
+        and int(o) <= 255
+        for o in octets
+    )
 
 
 def ssn(digits: str) -> bool:
