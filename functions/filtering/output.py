@@ -64,7 +64,10 @@ class OutputGuard:
         self._detect = detect
         self._window = max(window, leak.n if leak else 0)
         self._leak = leak
-        self._pending = ""
+        self._pending = ""  # what the last release held back
+        self._incoming: list[str] = []  # chunks fed since (joined once, at the next release)
+        self._size = 0  # len(_pending) + len of every incoming chunk
+        self._stalled = 0  # no release until _size reaches this (see _release)
         self._offset = 0  # original offset of _pending[0] in the whole answer
         self._detections: list[Detection] = []
 
@@ -75,7 +78,7 @@ class OutputGuard:
 
     def feed(self, chunk: str) -> str:
         if self._leak is not None and self._leak.feed(chunk):
-            at = self._offset + len(self._pending)
+            at = self._offset + self._size
             self._block(
                 Detection(
                     type="SYSTEM_PROMPT_LEAK",
@@ -87,8 +90,10 @@ class OutputGuard:
                     level=Level.SECRET,
                 )
             )
-        self._pending += chunk
-        if len(self._pending) <= self._window:  # release as soon as anything is past the window
+        self._incoming.append(chunk)
+        self._size += len(chunk)
+        # release as soon as anything is past the window (or, stalled, once the text doubled)
+        if self._size <= max(self._window, self._stalled):
             return ""
         return self._release(final=False)
 
@@ -100,7 +105,8 @@ class OutputGuard:
         raise ContentBlockedError.of([detection])
 
     def _release(self, final: bool) -> str:
-        text = self._pending
+        text = self._pending = self._pending + "".join(self._incoming)
+        self._incoming.clear()
         norm = normalise(text)
         hits = self._detect(norm)
         cut = len(text) if final else _safe_cut(norm, len(text) - self._window)
@@ -118,7 +124,12 @@ class OutputGuard:
                 last = hit.end
         parts.append(text[last:cut])
         self._pending = text[cut:]
+        self._size = len(self._pending)
         self._offset += cut
+        # Held back far more than the window (an open key block, a hit that runs on): each
+        # release scans all it holds, so wait until that has doubled. Linear in the answer
+        # however it is chunked, where a release per chunk would be quadratic.
+        self._stalled = 2 * self._size if self._size > self._window + 2 * _MAX_TOKEN else 0
         return "".join(parts)
 
 
