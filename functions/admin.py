@@ -10,13 +10,16 @@ An admin manages the keys of its own tenant; the bootstrap admin (tenant
 rotated must lie within the caller's own rights (:func:`functions.rbac.require_within`),
 and a revoked key is never rotated back to life.
 
-Every call leaves an admin audit record, listings and refusals included: the
-action (``keys.list``, ``keys.create``…) when it succeeded, the action with
-``.refused`` and the error's status when it did not (401, 403, 400, 404, 409).
+Every call leaves one audit record: an admin record of the action
+(``keys.list``, ``keys.create``…) when it succeeded; when it was refused (401,
+403, 400, 404, 409), a request record of the route with the status and the
+reason — without a key, one that never takes an authenticated record's place.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,6 +28,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from functions import rbac
+from functions.audit.local import RequestAudit
 from functions.auth import caller
 from functions.context import Principal, Step
 from functions.edge import json_response, read_json
@@ -35,11 +39,19 @@ ADMIN_BODY_LIMIT = 16_384
 
 # called with (principal, action, details) for every admin action: the audit hook
 AdminRecorder = Callable[[Principal, str, dict[str, Any]], None]
-# the caller of a refused request that never got as far as a principal (401)
-ANONYMOUS = Principal(key_id="anonymous", tenant="", role="")
 
 # what an admin route does once its caller is known: the answer and the audit details
 Operation = Callable[[Request, Principal], Awaitable[tuple[Response, dict[str, Any]]]]
+
+
+def request_audit(audit: RequestAudit | AdminRecorder | None) -> RequestAudit:
+    """The gateway's :class:`RequestAudit`, also when given its bound ``admin`` method
+    (transitional: the gateway passes ``audit.admin``); with nothing, one that records
+    nothing."""
+    if isinstance(audit, RequestAudit):
+        return audit
+    owner = getattr(audit, "__self__", None)
+    return owner if isinstance(owner, RequestAudit) else RequestAudit(None)
 
 
 def public_view(record: KeyRecord) -> dict[str, Any]:
@@ -63,11 +75,12 @@ def rights_of(record: KeyRecord) -> rbac.Rights:
 
 
 def admin_routes(
-    keys: KeyStore, authenticate: Step, record: AdminRecorder | None = None
+    keys: KeyStore, authenticate: Step, audit: RequestAudit | AdminRecorder | None = None
 ) -> list[Route]:
-    def audit(principal: Principal | None, action: str, details: dict[str, Any]) -> None:
-        if record is not None:
-            record(principal or ANONYMOUS, action, details)
+    recorder = request_audit(audit)
+    record_admin: AdminRecorder = (
+        audit if audit is not None and not isinstance(audit, RequestAudit) else recorder.admin
+    )
 
     def granter(principal: Principal) -> rbac.Rights:
         """The caller's own rights; a stored key's lifetime comes from its record."""
@@ -92,25 +105,28 @@ def admin_routes(
                 return found
         raise RouteNotFoundError(f"No key with id {key_id!r}.")
 
-    def audited(action: str, operate: Operation) -> Callable[[Request], Awaitable[Response]]:
+    def audited(
+        route: str, action: str, operate: Operation
+    ) -> Callable[[Request], Awaitable[Response]]:
         async def handler(request: Request) -> Response:
+            started = time.perf_counter()
             principal: Principal | None = None
             try:
                 principal = await caller(authenticate, request)
                 rbac.require(principal, rbac.MANAGE_KEYS)
                 response, details = await operate(request, principal)
-            except Exception as exc:
-                error = map_exception(exc)
-                refused: dict[str, Any] = {
-                    "status": error.status_code,
-                    "error": error.code or error.type,
-                }
-                key_id = request.path_params.get("key_id")
-                if isinstance(key_id, str):
-                    refused["key_id"] = key_id[:64]
-                audit(principal, f"keys.{action}.refused", refused)
+            except (Exception, asyncio.CancelledError) as exc:
+                error = map_exception(exc) if isinstance(exc, Exception) else None
+                recorder.endpoint(
+                    principal,
+                    route,
+                    status=error.status_code if error else 499,
+                    latency_s=time.perf_counter() - started,
+                    error=error.message if error else "The client closed the request.",
+                    decisions={"admin": f"keys.{action}"},
+                )
                 raise
-            audit(principal, f"keys.{action}", details)
+            record_admin(principal, f"keys.{action}", details)
             return response
 
         return handler
@@ -137,9 +153,18 @@ def admin_routes(
         answer = json_response({"key": key, **public_view(new)})
         return answer, {"key_id": key_id, "new_key_id": new.id}
 
+    keys_route, one_key = "/v1/admin/keys", "/v1/admin/keys/{key_id}"
     return [
-        Route("/v1/admin/keys", audited("create", create), methods=["POST"]),
-        Route("/v1/admin/keys", audited("list", listing), methods=["GET"]),
-        Route("/v1/admin/keys/{key_id}/revoke", audited("revoke", revoke), methods=["POST"]),
-        Route("/v1/admin/keys/{key_id}/rotate", audited("rotate", rotate), methods=["POST"]),
+        Route(keys_route, audited(keys_route, "create", create), methods=["POST"]),
+        Route(keys_route, audited(keys_route, "list", listing), methods=["GET"]),
+        Route(
+            f"{one_key}/revoke",
+            audited(f"{one_key}/revoke", "revoke", revoke),
+            methods=["POST"],
+        ),
+        Route(
+            f"{one_key}/rotate",
+            audited(f"{one_key}/rotate", "rotate", rotate),
+            methods=["POST"],
+        ),
     ]

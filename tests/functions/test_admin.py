@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from functions.admin import admin_routes
+from functions.audit.local import RequestAudit
 from functions.auth import make_authenticate
 from functions.context import Principal
 from functions.edge import Edge
@@ -163,43 +164,53 @@ def test_a_bad_key_spec_is_400(tmp_path: Path) -> None:
     validate("ErrorResponse", response.json())
 
 
-def test_every_admin_call_is_recorded_refusals_with_their_status(tmp_path: Path) -> None:
+class Recorded(RequestAudit):
+    """The gateway's audit hook, keeping what it is given instead of writing a log."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.seen: list[tuple[str | None, str, Any]] = []
+
+    def admin(self, principal: Principal, action: str, details: dict[str, Any]) -> None:
+        self.seen.append((principal.key_id, action, details))
+
+    def endpoint(self, principal: Principal | None, route: str, **fields: Any) -> None:
+        self.seen.append((principal.key_id if principal else None, route, fields))
+
+
+def test_every_admin_call_leaves_one_record_refusals_with_their_status(tmp_path: Path) -> None:
     keys = KeyStore(tmp_path, b"p" * 32, reload_s=0.01)
-    recorded: list[tuple[str, str, dict[str, Any]]] = []
+    audit = Recorded()
     authenticate = make_authenticate(settings(tmp_path).gateway, keys)
-
-    def record(principal: Principal, action: str, details: dict[str, Any]) -> None:
-        recorded.append((principal.key_id, action, details))
-
-    app = Starlette(routes=admin_routes(keys, authenticate, record), middleware=[Middleware(Edge)])
+    app = Starlette(routes=admin_routes(keys, authenticate, audit), middleware=[Middleware(Edge)])
     _, member = keys.create(KeySpec(tenant="acme"))
+    one = f"/v1/admin/keys/{member.id}"
 
     async def main() -> list[int]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gw") as gw:
-            return [
-                (await gw.get("/v1/admin/keys", headers=bearer(BOOT))).status_code,
-                (await gw.get("/v1/admin/keys", headers=bearer("sk-wrong"))).status_code,
-                (await gw.post(f"/v1/admin/keys/{member.id}/revoke")).status_code,
-                (await gw.post("/v1/admin/keys/key_nope/rotate", headers=bearer(BOOT))).status_code,
-                (
-                    await gw.post(f"/v1/admin/keys/{member.id}/revoke", headers=bearer(BOOT))
-                ).status_code,
-                (
-                    await gw.post(f"/v1/admin/keys/{member.id}/rotate", headers=bearer(BOOT))
-                ).status_code,
+            calls = [
+                gw.get("/v1/admin/keys", headers=bearer(BOOT)),
+                gw.get("/v1/admin/keys", headers=bearer("sk-wrong")),
+                gw.post(f"{one}/revoke"),
+                gw.post("/v1/admin/keys/key_nope/rotate", headers=bearer(BOOT)),
+                gw.post(f"{one}/revoke", headers=bearer(BOOT)),
+                gw.post(f"{one}/rotate", headers=bearer(BOOT)),
             ]
+            return [(await call).status_code for call in calls]
 
     assert asyncio.run(main()) == [200, 401, 401, 404, 200, 409]
-    boot = recorded[0][0]
-    assert [(who, action) for who, action, _ in recorded] == [
+    boot = audit.seen[0][0]
+    assert boot is not None and boot.startswith("bootstrap-")
+    assert [(who, what) for who, what, _ in audit.seen] == [
         (boot, "keys.list"),
-        ("anonymous", "keys.list.refused"),
-        ("anonymous", "keys.revoke.refused"),
-        (boot, "keys.rotate.refused"),
+        (None, "/v1/admin/keys"),
+        (None, "/v1/admin/keys/{key_id}/revoke"),
+        (boot, "/v1/admin/keys/{key_id}/rotate"),
         (boot, "keys.revoke"),
-        (boot, "keys.rotate.refused"),
+        (boot, "/v1/admin/keys/{key_id}/rotate"),
     ]
-    assert recorded[0][2] == {"count": 1}
-    assert [d.get("status") for _, _, d in recorded] == [None, 401, 401, 404, None, 409]
-    assert recorded[2][2]["key_id"] == member.id
+    assert audit.seen[0][2] == {"count": 1}
+    refused = [fields for _, what, fields in audit.seen if what.startswith("/")]
+    assert [f["status"] for f in refused] == [401, 401, 404, 409]
+    assert all(f["error"] and f["decisions"]["admin"].startswith("keys.") for f in refused)
