@@ -33,8 +33,8 @@ from functions.errors import (
     UpstreamUnreachableError,
     map_exception,
 )
+from functions.filtering.answer import AnswerFilter
 from functions.filtering.engine import FilterSet
-from functions.filtering.steps import AnswerFilter
 from functions.metrics import Metrics
 from functions.relay import Opened, Relay
 from functions.routing import DeploymentRouter
@@ -46,8 +46,8 @@ ROUTE = "/v1/chat/completions"
 
 
 def upstream_payload(body: ChatCompletionRequest, deployment: Deployment) -> dict[str, Any]:
-    payload = body.model_dump(exclude_unset=True, exclude_none=True)
-    payload.pop("enclave", None)  # our extension stops here
+    """What the upstream receives: the modelled fields only (the allow-list), our model name."""
+    payload = body.upstream_fields()
     payload["model"] = deployment.target_model
     if body.stream:
         payload["stream_options"] = {**payload.get("stream_options", {}), "include_usage": True}
@@ -75,7 +75,9 @@ class Chat:
             self.metrics.requests.labels(ROUTE, ctx.body.model, "", str(status)).inc()
             self.audit.request(ctx, status=status, latency_s=time.perf_counter() - started)
             if ctx.admission is not None:
-                await ctx.admission.settle(0)
+                # a caller who hung up after the model took the prompt pays for the prompt
+                gone = status == 499
+                await ctx.admission.settle(_prompt_tokens(ctx.body) if gone else 0)
             raise
 
     async def _answer(self, request: Request, ctx: RequestContext) -> Response:
@@ -219,12 +221,14 @@ class Chat:
         model, wants_usage, status = ctx.body.model, ctx.body.wants_usage_in_stream, "200"
         answer = self._answer_filter(ctx)
         first, usage, cite = True, None, bool(ctx.citations)
+        generated = 0  # chunks that carried text: about a token each, if usage never comes
         emitted: list[str] = []  # the answer as the client saw it, kept only for capture
         try:
             async for payload in events:
                 if payload == b"[DONE]":
                     continue  # read on to the end, so the upstream connection is reused
                 chunk = orjson.loads(payload)
+                generated += _carries_text(chunk)
                 if first and _has_content(chunk):
                     self.metrics.ttft.labels(model, deployment.name).observe(
                         time.perf_counter() - started
@@ -254,13 +258,21 @@ class Chat:
             yield sse_event(error.body())
         finally:
             await events.aclose()
+            if usage is None and generated:  # the client left, or no usage came: what ran
+                prompt = _prompt_tokens(ctx.body)
+                usage = {
+                    "prompt_tokens": prompt,
+                    "completion_tokens": generated,
+                    "total_tokens": prompt + generated,
+                    "estimated": True,
+                }
             await self._finish(ctx, deployment, status, started, usage, "".join(emitted))
         yield SSE_DONE
 
     def _answer_filter(self, ctx: RequestContext) -> AnswerFilter | None:
         if ctx.conversation is None or ctx.principal is None:
             return None
-        return AnswerFilter(self.filters, ctx.principal.tenant, ctx.conversation)
+        return AnswerFilter(self.filters.for_tenant(ctx.principal.tenant), ctx.conversation)
 
     @staticmethod
     def _limit_headers(ctx: RequestContext) -> dict[str, str]:
@@ -306,6 +318,19 @@ class Chat:
             decisions=dict(ctx.decisions),
             ms=round(elapsed * 1000, 2),
         )
+
+
+def _prompt_tokens(body: ChatCompletionRequest) -> int:
+    """The prompt's tokens as the rate limiter estimates them (characters / 4)."""
+    return -(-sum(len(m.text()) for m in body.messages) // 4)
+
+
+def _carries_text(chunk: dict[str, Any]) -> bool:
+    for choice in chunk.get("choices") or []:
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if isinstance(delta, dict) and (delta.get("content") or delta.get("tool_calls")):
+            return True
+    return False
 
 
 def _has_content(chunk: dict[str, Any]) -> bool:

@@ -40,6 +40,7 @@ class RequestContext:
     request_id: str
     headers: Headers
     payload: Any = None  # the request's JSON, as sent
+    size: int = 0  # the body's length in bytes
     body: ChatCompletionRequest | None = None
     principal: Principal | None = None
     # deployments to try, in order: litellm's pick for the model, then its fallbacks
@@ -49,6 +50,7 @@ class RequestContext:
     level: Level | None = None  # data classification, set by the filter step
     admission: Admission | None = None  # rate-limit headers and the token settlement
     citations: tuple[dict[str, Any], ...] = ()  # sources retrieved into the prompt
+    retrieved: frozenset[int] = frozenset()  # indices of messages holding retrieved passages
     # what each step decided, for the log line and the audit record
     decisions: Mapping[str, str] = field(default_factory=dict)
 

@@ -29,6 +29,7 @@ from functions.errors import (
     ClientClosedError,
     EnclaveError,
     MethodNotAllowedError,
+    RequestTimeoutError,
     RequestTooLargeError,
     RouteNotFoundError,
     map_exception,
@@ -57,18 +58,25 @@ async def read_json(request: Request, limit: int) -> Any:
     return orjson.loads(await read_body(request, limit))
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 past ``limit`` bytes (declared or streamed)."""
+async def read_body(request: Request, limit: int, timeout_s: float = 30.0) -> bytes:
+    """The request body, refused with 413 past ``limit`` bytes (declared or streamed), and
+    with 408 when it has not all arrived within ``timeout_s`` (a slow-body attack)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise RequestTooLargeError(f"Request body exceeds the limit of {limit} bytes.")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestTooLargeError(f"Request body exceeds the limit of {limit} bytes.")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise RequestTooLargeError(f"Request body exceeds the limit of {limit} bytes.")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeoutError(
+            f"The request body did not arrive within {timeout_s:g} s."
+        ) from None
     return b"".join(chunks)
 
 

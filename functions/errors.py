@@ -5,11 +5,13 @@
     │   ├── ModelNotFoundError        404 invalid_request_error  model_not_found
     │   ├── RouteNotFoundError        404 invalid_request_error  not_found
     │   ├── MethodNotAllowedError     405 invalid_request_error  method_not_allowed
+    │   ├── RequestTimeoutError       408 invalid_request_error  request_timeout
     │   └── RequestTooLargeError      413 invalid_request_error  request_too_large
     ├── AuthenticationError           401 invalid_request_error  invalid_api_key
     ├── PermissionDeniedError         403 permission_error
     ├── RateLimitError                429 rate_limit_error       rate_limit_exceeded
-    ├── UpstreamError                 (status of the upstream's 4xx answer, relayed)
+    ├── UpstreamError                 4xx invalid_request_error  (the upstream's status and
+    │                                                            code, e.g. context_length_exceeded)
     ├── ClientClosedError             499 (logged only: the caller is gone)
     └── ServiceUnavailableError       503 server_error          service_unavailable
         ├── QueueFullError            503                        queue_full
@@ -24,11 +26,14 @@ knows about them; nothing here ever looks at message text.
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 import httpx
 import orjson
 import pydantic
+
+_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 class EnclaveError(Exception):
@@ -86,6 +91,13 @@ class MethodNotAllowedError(InvalidRequestError):
     code = "method_not_allowed"
 
 
+class RequestTimeoutError(InvalidRequestError):
+    """The body did not arrive in time: the client's fault, never the deployment's."""
+
+    status = 408
+    code = "request_timeout"
+
+
 class RequestTooLargeError(InvalidRequestError):
     status = 413
     code = "request_too_large"
@@ -110,15 +122,26 @@ class RateLimitError(EnclaveError):
 
 
 class UpstreamError(EnclaveError):
-    """An upstream refused the request itself (4xx): relayed with its own status."""
+    """An upstream refused the request itself (4xx): the client's error, relayed with the
+    upstream's status and, when it is a plain identifier, its code."""
 
-    def __init__(self, message: str, *, upstream_status: int, **kwargs: Any) -> None:
+    type = "invalid_request_error"
+
+    def __init__(
+        self, message: str, *, upstream_status: int, code: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(message, **kwargs)
         self.upstream_status = upstream_status
+        self.upstream_code = code if code and _CODE.fullmatch(code) else None
 
     @property
     def status_code(self) -> int:
         return self.upstream_status
+
+    def body(self) -> dict[str, Any]:
+        body = super().body()
+        body["error"]["code"] = self.upstream_code
+        return body
 
 
 class ClientClosedError(EnclaveError):
@@ -153,6 +176,8 @@ class NoDeploymentError(ServiceUnavailableError):
 def _validation_error(exc: pydantic.ValidationError) -> EnclaveError:
     first = exc.errors(include_url=False)[0]
     loc = ".".join(str(part) for part in first["loc"])
+    if len(loc) > 128:  # a location names dict keys, and a key may be a megabyte long
+        loc = loc[:125] + "..."
     return InvalidRequestError(f"Invalid value for '{loc}': {first['msg']}", param=loc or None)
 
 

@@ -21,6 +21,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 
 import httpx
+import orjson
 from prometheus_client import Counter
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -36,10 +37,10 @@ from functions.audit.writer import AuditLog
 from functions.auth import caller, make_authenticate, oidc_token_verifier
 from functions.chat import ROUTE, Chat
 from functions.context import RequestContext, Step, compose
-from functions.edge import Edge, http_exception_handler, json_response, read_json
+from functions.edge import Edge, http_exception_handler, json_response, read_body
 from functions.errors import ServiceUnavailableError, map_exception
 from functions.filtering.engine import FilterSet
-from functions.filtering.steps import filter_route, make_comply, make_filter_input
+from functions.filtering.steps import Scanner, filter_route, make_comply, make_filter_input
 from functions.keys import key_store
 from functions.knowledge.steps import Knowledge, knowledge_routes, make_retrieve
 from functions.logs import trace_id
@@ -60,7 +61,7 @@ async def parse_chat(ctx: RequestContext) -> RequestContext:
 
 
 def chat_steps(
-    filters: FilterSet, limiter: RateLimiter, retrieve: Step, route: Step
+    filters: FilterSet, scanner: Scanner, limiter: RateLimiter, retrieve: Step, route: Step
 ) -> Sequence[Step]:
     """The steps between authentication and the answer, in order.
 
@@ -72,7 +73,7 @@ def chat_steps(
     return (
         parse_chat,
         retrieve,
-        make_filter_input(filters),
+        make_filter_input(filters, scanner),
         route,
         make_comply(filters),
         make_rate_limit(limiter),
@@ -86,6 +87,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
     metrics = Metrics("gateway")
     relay = Relay(gateway.max_connections)
     filters = FilterSet(settings.filtering)  # every tenant's lexicons, loaded once
+    scanner = Scanner()
     audit_settings = resolve_audit(settings.audit, settings.data_dir)
     audit_failures = Counter(
         "enclave_gateway_audit_failures",
@@ -129,8 +131,12 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
     limiter = RateLimiter.from_settings(gateway.rate_limit, settings.data_dir)
     knowledge = Knowledge(settings.knowledge)
     aliases = {name: (a.model, a.collections) for name, a in gateway.aliases.items()}
-    retrieve = make_retrieve(knowledge, aliases)
-    pipeline = compose(chat_steps(filters, limiter, retrieve, make_route(router)))
+    retrieve = make_retrieve(
+        knowledge,
+        aliases,
+        lambda tenant, text: filters.for_tenant(tenant).carries_instructions(text),
+    )
+    pipeline = compose(chat_steps(filters, scanner, limiter, retrieve, make_route(router)))
 
     def context(request: Request) -> RequestContext:
         return RequestContext(request_id=trace_id.get(), headers=request.headers)
@@ -143,8 +149,8 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
                 raise ServiceUnavailableError("The audit log cannot be written; refusing requests.")
             # the key is checked before a byte of the body is read or parsed
             ctx = await authenticate(ctx)
-            payload = await read_json(request, gateway.max_body_bytes)
-            ctx = ctx.evolve(payload=payload)
+            raw = await read_body(request, gateway.max_body_bytes, gateway.body_timeout_s)
+            ctx = ctx.evolve(payload=orjson.loads(raw), size=len(raw))
             ctx = await pipeline(ctx)
         except Exception as exc:  # refused before an answer: still one audit record
             audit.request(
@@ -200,6 +206,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
         await warmth.aclose()
         await relay.aclose()
         await limiter.aclose()
+        scanner.close()
         if oidc_client is not None:
             await oidc_client.aclose()
 
@@ -209,8 +216,8 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
             Route("/v1/models", models),
             Route("/health", health),
             Route("/metrics", prometheus),
-            filter_route(filters, authenticate),
-            *knowledge_routes(knowledge, authenticate, audit.admin),
+            filter_route(filters, authenticate, scanner, audit),
+            *knowledge_routes(knowledge, authenticate, audit),
             *admin_routes(keys, authenticate, audit.admin),
         ],
         middleware=[Middleware(Edge)],

@@ -11,6 +11,7 @@ timed out, 5xx, 429, misconfigured), so the caller can fail over, and
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,53 @@ from functions.settings import Deployment
 # statuses that mean "this deployment cannot serve now", not "this request is wrong"
 _DEPLOYMENT_FAULTS = frozenset({401, 403, 404, 408, 429})
 
+# The keywords litellm.acompletion gets from a request; everything that decides where it
+# goes and with which credentials (model, api_base, api_key, provider, retries, timeout)
+# comes from the deployment, in Settings. ``metadata`` is litellm's own (callbacks), so the
+# caller's is not passed.
+LITELLM_REQUEST_KWARGS = frozenset(
+    {
+        "messages",
+        "frequency_penalty",
+        "logit_bias",
+        "logprobs",
+        "top_logprobs",
+        "max_completion_tokens",
+        "max_tokens",
+        "n",
+        "parallel_tool_calls",
+        "presence_penalty",
+        "reasoning_effort",
+        "response_format",
+        "seed",
+        "stop",
+        "stream",
+        "stream_options",
+        "temperature",
+        "tool_choice",
+        "tools",
+        "top_p",
+        "user",
+    }
+)
+_MAX_MESSAGE = 512
+# what a credential looks like in an error text: "sk-abc…", "Bearer …", "api_key=…", long tokens
+_CREDENTIAL = re.compile(
+    r"(?i)\b(?:bearer\s+|(?:api[_-]?key|token|secret|password|authorization)\s*[:=]\s*)\S+"
+    r"|\b(?:sk|pk|rk|ak|key)[-_][A-Za-z0-9_\-*.]{3,}|\b[A-Za-z0-9_\-]{32,}\b"
+)
+
+
+def sanitised(message: str, secrets: tuple[str, ...] = ()) -> str:
+    """An upstream's error text fit to show a caller: no credential and no fragment of one."""
+    message = message[: 8 * _MAX_MESSAGE]
+    for secret in secrets:
+        message = message.replace(secret, "[REDACTED]")
+        for i in range(len(secret) - 7):  # and any run of 8 of its characters
+            message = message.replace(secret[i : i + 8], "[REDACTED]")
+    message = _CREDENTIAL.sub("[REDACTED]", message)
+    return message[:_MAX_MESSAGE]
+
 
 @dataclass(slots=True)
 class Opened:
@@ -40,12 +88,21 @@ class Opened:
     status: int = 200
 
 
-def _upstream_message(content: bytes, status: int) -> str:
+def _upstream_error(
+    content: bytes, status: int, secrets: tuple[str, ...]
+) -> tuple[str, str | None]:
+    """The upstream's error message (sanitised) and code, from its error JSON."""
     try:
         error = orjson.loads(content)["error"]
-        return str(error["message"] if isinstance(error, dict) else error)
+        message = str(error["message"] if isinstance(error, dict) else error)
     except (orjson.JSONDecodeError, KeyError, TypeError):
-        return f"The model server answered {status}."
+        return f"The model server answered {status}.", None
+    code = error.get("code") if isinstance(error, dict) else None
+    return sanitised(message, secrets), code if isinstance(code, str) else None
+
+
+def _secrets(deployment: Deployment) -> tuple[str, ...]:
+    return (deployment.api_key.get_secret_value(),) if deployment.api_key is not None else ()
 
 
 async def _sse_payloads(response: httpx.Response) -> AsyncGenerator[bytes]:
@@ -129,10 +186,11 @@ class Relay:
         if response.status_code >= 400:
             content = await response.aread()
             await response.aclose()
-            message = _upstream_message(content, response.status_code)
-            if response.status_code >= 500 or response.status_code in _DEPLOYMENT_FAULTS:
+            status = response.status_code
+            message, code = _upstream_error(content, status, _secrets(deployment))
+            if status >= 500 or status in _DEPLOYMENT_FAULTS:
                 raise UpstreamUnavailableError(message, headers=_retry_after(response))
-            raise UpstreamError(message, upstream_status=response.status_code)
+            raise UpstreamError(message, upstream_status=status, code=code)
         if payload.get("stream"):
             return Opened(events=_sse_payloads(response))
         try:
@@ -141,7 +199,7 @@ class Relay:
             await response.aclose()
 
     async def _open_litellm(self, deployment: Deployment, payload: dict[str, Any]) -> Opened:
-        params = {k: v for k, v in payload.items() if k != "model"}
+        params = {k: v for k, v in payload.items() if k in LITELLM_REQUEST_KWARGS}
         key = deployment.api_key.get_secret_value() if deployment.api_key else None
         result = await litellm.acompletion(
             model=f"{deployment.provider}/{deployment.target_model}",

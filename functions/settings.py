@@ -102,6 +102,7 @@ class GatewaySettings(BaseModel):
     cooldown_s: float = Field(default=30.0, ge=0)
     allowed_fails: int = Field(default=0, ge=0, description="failures per minute before cooldown")
     max_body_bytes: int = Field(default=1_048_576, gt=0)
+    body_timeout_s: float = Field(default=30.0, gt=0, description="a body slower is cut off")
     max_connections: int = Field(default=200, gt=0, description="pooled upstream connections")
     # cold self-hosted nodes (scale to zero): probing, waking, and how long to wait for one
     probe_interval_s: float = Field(default=2.0, gt=0)

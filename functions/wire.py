@@ -4,36 +4,120 @@ Fields follow the order of the OpenAI reference (``../shared/openai-openapi``);
 Enclave's own extensions are marked. This module imports no engine, no settings
 and no web framework, so both the gateway and the node can share it.
 
-Requests keep unknown fields (``extra="allow"``): a parameter we do not model,
-``tools`` or ``response_format`` say, still reaches an upstream that supports it.
+Requests are an allow-list (``extra="ignore"``, strict types): a field we do not
+model is dropped at parsing, so no caller field can name a destination, a credential
+or a provider option; what an upstream receives is built from what is modelled here
+(:meth:`ChatCompletionRequest.upstream_fields`), never forwarded from what came in.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_serializer
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "function_call"]
 
 
-class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow")
+# Bounds on what one request may contain (I4): each is a clear 400, never a slow scan.
+MAX_MODEL_CHARS = 256
+MAX_MESSAGES = 2048
+MAX_TOOLS = 128  # OpenAI's own limit
+MAX_STOP = 4  # OpenAI's own limit
+MAX_STOP_CHARS = 256
+MAX_N = 16
+MAX_NAME_CHARS = 256
+MAX_METADATA = 16  # OpenAI: 16 pairs, keys up to 64 characters, values up to 512
+MAX_SCHEMA_DEPTH = 32  # nesting of free-form JSON (tool parameters, response schemas)
+MAX_COLLECTIONS = 32
+
+_Short = Annotated[str, Field(max_length=MAX_NAME_CHARS)]
+_Stop = Annotated[str, Field(min_length=1, max_length=MAX_STOP_CHARS)]
 
 
-class ContentPart(_Open):
-    type: str
+def json_depth(value: Any, limit: int) -> int:
+    """How deep ``value`` nests, counting no further than ``limit + 1`` (iterative)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, dict | list) or depth > limit + 1:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend(
+            (child, depth + 1) for child in (node.values() if isinstance(node, dict) else node)
+        )
+    return deepest
+
+
+def _bounded_json(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is not None and json_depth(value, MAX_SCHEMA_DEPTH) > MAX_SCHEMA_DEPTH:
+        raise ValueError(f"nests deeper than {MAX_SCHEMA_DEPTH} levels")
+    return value
+
+
+FreeJSON = Annotated[dict[str, Any], AfterValidator(_bounded_json)]
+
+
+class _Wire(BaseModel):
+    """A request object: types exactly as the spec has them (``"100"`` is no integer), and
+    fields we do not model are dropped here, so nothing unknown ever reaches an upstream."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+
+class ImageURL(_Wire):
+    url: str
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class InputAudio(_Wire):
+    data: str
+    format: Literal["wav", "mp3"]
+
+
+class FileInput(_Wire):
+    file_data: str | None = None
+    file_id: str | None = None
+    filename: str | None = None
+
+
+class ContentPart(_Wire):
+    type: Literal["text", "image_url", "input_audio", "file", "refusal"]
     text: str | None = None
+    refusal: str | None = None
+    image_url: ImageURL | None = None
+    input_audio: InputAudio | None = None
+    file: FileInput | None = None
+
+    @property
+    def readable(self) -> bool:
+        """Whether the gateway can read (and so scan) this part: text and refusals only."""
+        return self.type in ("text", "refusal")
 
 
-class ChatMessage(_Open):
+class FunctionCall(_Wire):
+    name: _Short
+    arguments: str
+
+
+class ToolCall(_Wire):
+    id: _Short
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class ChatMessage(_Wire):
     role: Role
     content: str | list[ContentPart] | None = None
-    name: str | None = None
+    name: _Short | None = None
+    refusal: str | None = None  # assistant
+    tool_calls: list[ToolCall] | None = Field(default=None, max_length=MAX_TOOLS)  # assistant
+    function_call: FunctionCall | None = None  # assistant, deprecated
+    tool_call_id: _Short | None = None  # tool
 
     def text(self) -> str:
         """The message's text, with multi-part content joined."""
@@ -44,27 +128,91 @@ class ChatMessage(_Open):
         return "".join(part.text or "" for part in self.content if part.type == "text")
 
 
-class StreamOptions(_Open):
+class FunctionDefinition(_Wire):
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    description: str | None = None
+    parameters: FreeJSON | None = None
+    strict: bool | None = None
+
+
+class Tool(_Wire):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class NamedFunction(_Wire):
+    name: Annotated[str, Field(max_length=64)]
+
+
+class NamedToolChoice(_Wire):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+class JSONSchemaFormat(_Wire):
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    description: str | None = None
+    schema_: FreeJSON | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(_Wire):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JSONSchemaFormat | None = None
+
+
+class StreamOptions(_Wire):
     include_usage: bool | None = None
 
 
-class ChatCompletionRequest(_Open):
-    messages: list[ChatMessage] = Field(min_length=1)
-    model: str = Field(min_length=1)
+class EnclaveOptions(_Wire):
+    """Enclave's own request extension (``extra_body={"enclave": {...}}``); never sent on."""
+
+    collections: list[Annotated[str, Field(max_length=MAX_NAME_CHARS)]] = Field(
+        default_factory=list, max_length=MAX_COLLECTIONS
+    )
+
+
+def _metadata(value: dict[str, str] | None) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if len(value) > MAX_METADATA:
+        raise ValueError(f"at most {MAX_METADATA} pairs")
+    if any(len(k) > 64 or len(v) > 512 for k, v in value.items()):
+        raise ValueError("keys are at most 64 characters, values at most 512")
+    return value
+
+
+class ChatCompletionRequest(_Wire):
+    """The chat parameters Enclave supports, as the spec types them; the allow-list of what
+    may be sent to an upstream (:meth:`upstream_fields`)."""
+
+    messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
+    model: str = Field(min_length=1, max_length=MAX_MODEL_CHARS)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
-    logit_bias: dict[str, float] | None = None
+    logit_bias: dict[str, Annotated[int, Field(ge=-100, le=100)]] | None = Field(
+        default=None, max_length=1024
+    )
     logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     max_tokens: int | None = Field(default=None, ge=1)
-    n: int | None = Field(default=None, ge=1, le=128)
+    metadata: Annotated[dict[str, str] | None, AfterValidator(_metadata)] = None
+    n: int | None = Field(default=None, ge=1, le=MAX_N)
+    parallel_tool_calls: bool | None = None
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
+    response_format: ResponseFormat | None = None
     seed: int | None = None
-    stop: str | list[str] | None = None
+    stop: _Stop | Annotated[list[_Stop], Field(max_length=MAX_STOP)] | None = None
     stream: bool | None = None
     stream_options: StreamOptions | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    tools: list[Tool] | None = Field(default=None, max_length=MAX_TOOLS)
     top_p: float | None = Field(default=None, ge=0, le=1)
-    user: str | None = None
+    user: str | None = Field(default=None, max_length=512)
+    enclave: EnclaveOptions | None = None  # Enclave extension: never sent upstream
 
     @property
     def token_limit(self) -> int | None:
@@ -79,6 +227,12 @@ class ChatCompletionRequest(_Open):
     @property
     def wants_usage_in_stream(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
+
+    def upstream_fields(self) -> dict[str, Any]:
+        """The request as an upstream may see it: only the fields modelled here, as set."""
+        return self.model_dump(
+            exclude_unset=True, exclude_none=True, exclude={"enclave"}, by_alias=True
+        )
 
 
 class Usage(BaseModel):

@@ -10,9 +10,12 @@ Every check runs on normalised text; every offset reported is in the original.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import orjson
+
+from functions.filtering import fields
 from functions.filtering.classify import Level
 from functions.filtering.injection import score_injection
 from functions.filtering.lexicon import Lexicon
@@ -29,24 +32,24 @@ from functions.filtering.results import (
     resolve,
     verdict_of,
 )
-from functions.wire import ChatMessage, ContentPart
+from functions.wire import ChatCompletionRequest, ChatMessage
 
-_INJECTION_ROLES = frozenset({"user", "tool", "function"})
 _SYSTEM_ROLES = frozenset({"system", "developer"})
 
 
 @dataclass(frozen=True, slots=True)
 class MaskedConversation:
-    """A request's messages as the model may see them, and what it takes to restore."""
+    """A request as the model may see it, and what it takes to restore and guard the answer."""
 
-    messages: list[ChatMessage]
+    request: ChatCompletionRequest  # every text field masked
     vault: Vault
-    result: FilterResult  # verdict, level and detections over all messages; text unused
+    result: FilterResult  # verdict, level and detections over all fields; text unused
+    system_prompt: str  # the operator's prompt as masked (not retrieved passages): leak guard
+    unreadable: int = 0  # image, audio and file parts the gateway could not read
 
     @property
-    def system_prompt(self) -> str:
-        """The masked system and developer messages: what a leak would repeat."""
-        return "\n".join(m.text() for m in self.messages if m.role in _SYSTEM_ROLES)
+    def messages(self) -> list[ChatMessage]:
+        return self.request.messages
 
 
 class ContentFilter:
@@ -74,6 +77,7 @@ class ContentFilter:
         vault: Vault | None = None,
         system_prompt: str | None = None,
         score_injection_too: bool = True,
+        restorable: bool = True,
     ) -> FilterResult:
         """Check ``text``: masked with placeholders from ``vault`` on input, redacted on output.
 
@@ -83,7 +87,7 @@ class ContentFilter:
         hits = self.detect(norm, direction)
         if direction == "input":
             masked, detections = _mask(
-                text, hits, Vault.for_texts([text]) if vault is None else vault
+                text, hits, Vault.for_texts([text]) if vault is None else vault, restorable
             )
         else:
             masked, detections = _redact(text, hits)
@@ -117,49 +121,52 @@ class ContentFilter:
             reasons=list(reasons),
         )
 
-    def mask_conversation(self, messages: Sequence[ChatMessage]) -> MaskedConversation:
-        """Mask every message, in order, with one vault (see :mod:`~functions.filtering.masking`).
+    def mask_request(
+        self, body: ChatCompletionRequest, retrieved: frozenset[int] = frozenset()
+    ) -> MaskedConversation:
+        """Mask every text field of ``body`` with one vault (see :mod:`.fields`).
 
-        Injection is scored on user and tool messages, not on the operator's system prompt.
+        ``retrieved``: indices of messages that hold retrieved passages; like the
+        operator's system prompt, their values are masked but never restored, and
+        they are not what the leak guard protects.
         """
-        vault = Vault.for_texts(m.text() for m in messages)
-        masked: list[ChatMessage] = []
-        detections: list[Detection] = []
-        score, reasons = 0.0, set[str]()
-        for index, message in enumerate(messages):
-            injection = message.role in _INJECTION_ROLES
-            content, results = self._mask_content(message.content, vault, injection)
-            masked.append(message.model_copy(update={"content": content}))
-            for result in results:
-                detections += [d.model_copy(update={"message": index}) for d in result.detections]
-                score = max(score, result.injection_score)
-                reasons.update(result.reasons)
+        walk = fields.walk(body, retrieved)
+        vault = Vault.for_texts([orjson.dumps(walk.data).decode()])
+
+        def scan(text: str, injection: bool, restorable: bool) -> FilterResult:
+            return self.scan(
+                text, vault=vault, score_injection_too=injection, restorable=restorable
+            )
+
+        found = walk.mask(scan)
+        detections = [
+            d.model_copy(update={"message": index}) if index is not None else d
+            for index, result in found
+            for d in result.detections
+        ]
+        masked = ChatCompletionRequest.model_validate(walk.data)
+        system_prompt = "\n".join(
+            m.text()
+            for i, m in enumerate(masked.messages)
+            if m.role in _SYSTEM_ROLES and i not in retrieved
+        )
         result = FilterResult(
             verdict=verdict_of(detections),
             masked_text="",
             level=level_of(detections, self.policy.default_level),
             detections=detections,
-            injection_score=score,
-            reasons=sorted(reasons),
+            injection_score=max((r.injection_score for _, r in found), default=0.0),
+            reasons=sorted({reason for _, r in found for reason in r.reasons}),
         )
-        return MaskedConversation(masked, vault, result)
+        return MaskedConversation(masked, vault, result, system_prompt, walk.unreadable)
 
-    def _mask_content(
-        self, content: str | list[ContentPart] | None, vault: Vault, injection: bool
-    ) -> tuple[str | list[ContentPart] | None, list[FilterResult]]:
-        if isinstance(content, str):
-            result = self.scan(content, vault=vault, score_injection_too=injection)
-            return result.masked_text, [result]
-        if content is None:
-            return None, []
-        parts, results = [], []
-        for part in content:
-            if part.type == "text" and part.text:
-                result = self.scan(part.text, vault=vault, score_injection_too=injection)
-                part = part.model_copy(update={"text": result.masked_text})
-                results.append(result)
-            parts.append(part)
-        return parts, results
+    def mask_conversation(self, messages: Sequence[ChatMessage]) -> MaskedConversation:
+        """:meth:`mask_request` for bare messages."""
+        return self.mask_request(ChatCompletionRequest(model="-", messages=list(messages)))
+
+    def carries_instructions(self, text: str) -> bool:
+        """Whether a retrieved passage tries to instruct the model (indirect injection)."""
+        return score_injection(text).score >= self.policy.injection_threshold
 
     def output_guard(self, system_prompt: str | None = None) -> OutputGuard:
         """A guard for one streamed answer (``system_prompt``: as the model saw it)."""
@@ -172,16 +179,26 @@ class ContentFilter:
 
     def output_stream(self, conversation: MaskedConversation) -> OutputStream:
         """Guard, then restore, one streamed answer to ``conversation``."""
+        return self.answer_stream(conversation)
+
+    def answer_stream(
+        self, conversation: MaskedConversation, escape: Callable[[str], str] | None = None
+    ) -> OutputStream:
+        """Guard, then restore, one text of an answer (``escape``: restored values, say
+        inside a JSON string of tool-call arguments)."""
         guard = self.output_guard(conversation.system_prompt or None)
-        return OutputStream(guard, StreamRestorer(conversation.vault))
+        return OutputStream(guard, StreamRestorer(conversation.vault, escape))
 
 
-def _mask(text: str, hits: list[Hit], vault: Vault) -> tuple[str, list[Detection]]:
+def _mask(
+    text: str, hits: list[Hit], vault: Vault, restorable: bool
+) -> tuple[str, list[Detection]]:
     parts, last, detections = [], 0, []
     for hit in hits:
         placeholder = None
         if hit.action == "mask":
-            placeholder = vault.placeholder(hit.type, hit.canonical, text[hit.start : hit.end])
+            value = text[hit.start : hit.end]
+            placeholder = vault.placeholder(hit.type, hit.canonical, value, restorable=restorable)
             parts += [text[last : hit.start], placeholder]
             last = hit.end
         detections.append(_detection(hit, placeholder))

@@ -20,7 +20,7 @@ possible partial placeholder (``<PHO``) until it is complete or cannot be one.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 PLACEHOLDER = re.compile(r"<([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*)_([1-9][0-9]{0,5})>")
 # the longest placeholder we issue or resolve: "<" + type (≤ 40) + "_" + 6 digits + ">"
@@ -36,17 +36,27 @@ class Vault:
         self._by_value: dict[tuple[str, str], str] = {}
         self._values: dict[str, str] = {}
         self._counts: dict[str, int] = {}
+        self._restorable: set[str] = set()  # placeholders of values the caller itself sent
 
     @classmethod
     def for_texts(cls, texts: Iterable[str]) -> Vault:
         """An empty vault that will not issue any placeholder already written in ``texts``."""
         return cls(m.group() for text in texts for m in PLACEHOLDER.finditer(text))
 
-    def placeholder(self, type_: str, canonical: str, original: str) -> str:
-        """The placeholder of this value, issuing the next free one on first sight."""
+    def placeholder(
+        self, type_: str, canonical: str, original: str, *, restorable: bool = True
+    ) -> str:
+        """The placeholder of this value, issuing the next free one on first sight.
+
+        Only values seen at least once with ``restorable`` (sent by the caller) are ever
+        restored into an answer; values from the operator's system prompt or from
+        retrieved documents are masked all the same, but stay placeholders.
+        """
         key = (type_, canonical)
         issued = self._by_value.get(key)
         if issued is not None:
+            if restorable:
+                self._restorable.add(issued)
             return issued
         count = self._counts.get(type_, 0)
         while True:
@@ -57,17 +67,27 @@ class Vault:
         self._counts[type_] = count
         self._by_value[key] = issued
         self._values[issued] = original
+        if restorable:
+            self._restorable.add(issued)
         return issued
 
     def resolve(self, placeholder: str) -> str | None:
-        """The value behind ``placeholder`` if this vault issued it, else ``None``."""
-        return self._values.get(placeholder)
+        """The caller's value behind ``placeholder`` if this vault issued it, else ``None``."""
+        return self._values.get(placeholder) if placeholder in self._restorable else None
 
-    def restore(self, text: str) -> str:
-        """``text`` with every placeholder this vault issued replaced by its value."""
+    def restore(self, text: str, escape: Callable[[str], str] | None = None) -> str:
+        """``text`` with every placeholder of a caller's value replaced by that value
+        (passed through ``escape`` first: inside a JSON string, say)."""
         if "<" not in text:
             return text
-        return PLACEHOLDER.sub(lambda m: self._values.get(m.group(), m.group()), text)
+
+        def value(m: re.Match[str]) -> str:
+            found = self.resolve(m.group())
+            if found is None:
+                return m.group()
+            return escape(found) if escape is not None else found
+
+        return PLACEHOLDER.sub(value, text)
 
     def __len__(self) -> int:
         return len(self._values)
@@ -83,8 +103,9 @@ class StreamRestorer:
     Concatenating every return value equals ``vault.restore(whole answer)``.
     """
 
-    def __init__(self, vault: Vault) -> None:
+    def __init__(self, vault: Vault, escape: Callable[[str], str] | None = None) -> None:
         self._vault = vault
+        self._escape = escape
         self._pending = ""
 
     def feed(self, chunk: str) -> str:
@@ -94,11 +115,11 @@ class StreamRestorer:
             return text
         cut = _hold_from(text)
         self._pending = text[cut:]
-        return self._vault.restore(text[:cut])
+        return self._vault.restore(text[:cut], self._escape)
 
     def finish(self) -> str:
         text, self._pending = self._pending, ""
-        return self._vault.restore(text)
+        return self._vault.restore(text, self._escape)
 
 
 def _hold_from(text: str) -> int:

@@ -24,6 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from functions.filtering.classify import Level
 
 EntityAction = Literal["mask", "block", "flag", "allow"]
+# content the gateway cannot read (image, audio, file parts): "classify" raises the
+# request to ``unreadable_level`` (so it stays on premises by default), "block" refuses it
+UnreadableAction = Literal["classify", "block", "allow"]
 Direction = Literal["input", "output"]
 
 ENTITY_TYPES = (
@@ -80,6 +83,7 @@ class TenantOverride(BaseModel):
     extra_lexicons: tuple[str, ...] = ()
     injection_threshold: float | None = Field(default=None, ge=0, le=1)
     default_level: Level | None = None
+    unreadable_content: UnreadableAction | None = None
 
     @field_validator("entities", "output_entities", "levels")
     @classmethod
@@ -104,6 +108,8 @@ class FilterPolicy(BaseModel):
     injection_threshold: float = Field(default=0.5, ge=0, le=1)
     injection_action: Literal["block", "flag"] = "block"
     default_level: Level = Level.INTERNAL
+    unreadable_content: UnreadableAction = "classify"
+    unreadable_level: Level = Level.CONFIDENTIAL
     # requests at or above this level are never sent to an external deployment
     on_prem_only_at: Level = Level.CONFIDENTIAL
     # streamed answers are held back this much (at least the longest lexicon term) before
@@ -147,6 +153,7 @@ class FilterPolicy(BaseModel):
                 "lexicons": (*self.lexicons, *override.extra_lexicons),
                 "injection_threshold": self.injection_threshold if threshold is None else threshold,
                 "default_level": override.default_level or self.default_level,
+                "unreadable_content": override.unreadable_content or self.unreadable_content,
                 "tenants": {},
             }
         )

@@ -1,53 +1,103 @@
 """The gateway's side of filtering: the input step, the compliance step, the answer filter
 and the ``POST /v1/filter`` function URL.
 
-    filter_input   mask the conversation, refuse blocked input, classify (header may raise)
+    filter_input   mask every text field, refuse blocked input, classify (header and
+                   unreadable content may raise the level; with filtering off too)
     comply         drop deployments the request's level may not reach; 503 if none is left
-    AnswerFilter   guard then restore the answer, whole or chunk by chunk
+    Scanner        large scans in a worker thread, off the event loop
+
+The answer side is :mod:`functions.filtering.answer`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from functions.audit.local import RequestAudit
 from functions.auth import caller
 from functions.context import RequestContext, Step
 from functions.edge import json_response, read_json
 from functions.errors import InvalidRequestError
-from functions.filtering.classify import CLASSIFICATION_HEADER, raise_level
-from functions.filtering.engine import FilterSet, MaskedConversation
-from functions.filtering.output import OutputStream
+from functions.filtering.classify import CLASSIFICATION_HEADER, Level, highest, raise_level
+from functions.filtering.engine import FilterSet
+from functions.filtering.fields import unreadable_parts
+from functions.filtering.policy import FilterPolicy
 from functions.filtering.results import ContentBlockedError
 from functions.filtering.routing import compliant_plan
+
+T = TypeVar("T")
 
 FILTER_BODY_LIMIT = 262_144
 
 
-def make_filter_input(filters: FilterSet) -> Step:
+class Scanner:
+    """Runs the filters' scans: small inputs inline, large ones in a small thread pool.
+
+    Every pattern is linear in its input, but a 1 MB body still takes a while to scan;
+    in a worker thread the event loop keeps serving everyone else meanwhile (each
+    regex call is short, so the GIL changes hands every few milliseconds).
+    """
+
+    def __init__(self, workers: int = 2, inline_bytes: int = 16_384) -> None:
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="enclave-scan")
+        self._inline_bytes = inline_bytes
+
+    async def run(self, size: int, work: Callable[..., T], *args: Any) -> T:
+        if size <= self._inline_bytes:
+            return work(*args)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, work, *args)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _with_unreadable(policy: FilterPolicy, level: Level, unreadable: int) -> Level:
+    """The request's level once content the gateway cannot read is accounted for."""
+    if not unreadable or policy.unreadable_content == "allow":
+        return level
+    if policy.unreadable_content == "block":
+        raise ContentBlockedError(
+            "The content policy refuses content the gateway cannot read (images, audio, files)."
+        )
+    return highest((level, policy.unreadable_level))
+
+
+def make_filter_input(filters: FilterSet, scanner: Scanner) -> Step:
     async def filter_input(ctx: RequestContext) -> RequestContext:
         assert ctx.principal is not None and ctx.body is not None
         cf = filters.for_tenant(ctx.principal.tenant)
-        if not cf.policy.enabled:
-            return ctx.decided("filter", "off")
-        conversation = cf.mask_conversation(ctx.body.messages)
+        header = ctx.headers.get(CLASSIFICATION_HEADER)
+        if not cf.policy.enabled:  # no masking, but classification still decides the route
+            unreadable = unreadable_parts(ctx.body)
+            level = _with_unreadable(cf.policy, cf.policy.default_level, unreadable)
+            level = raise_level(level, header)
+            return ctx.evolve(
+                level=level,
+                decisions={**ctx.decisions, "filter": "off", "level": level.value},
+            )
+        conversation = await scanner.run(ctx.size, cf.mask_request, ctx.body, ctx.retrieved)
         conversation.result.raise_if_blocked()
-        level = raise_level(conversation.result.level, ctx.headers.get(CLASSIFICATION_HEADER))
+        level = _with_unreadable(cf.policy, conversation.result.level, conversation.unreadable)
+        level = raise_level(level, header)
         fields = conversation.result.log_fields()
+        decisions = {
+            **ctx.decisions,
+            "filter": fields["filter"],
+            "level": level.value,
+            "detections": fields["detections"],
+            "injection": fields["injection"],
+        }
+        if conversation.unreadable:
+            decisions["unreadable"] = str(conversation.unreadable)
         return ctx.evolve(
-            body=ctx.body.model_copy(update={"messages": conversation.messages}),
-            conversation=conversation,
-            level=level,
-            decisions={
-                **ctx.decisions,
-                "filter": fields["filter"],
-                "level": level.value,
-                "detections": fields["detections"],
-                "injection": fields["injection"],
-            },
+            body=conversation.request, conversation=conversation, level=level, decisions=decisions
         )
 
     return filter_input
@@ -65,59 +115,23 @@ def make_comply(filters: FilterSet) -> Step:
     return comply
 
 
-class AnswerFilter:
-    """One answer's output checks and restore; the chat relay feeds it upstream payloads."""
-
-    def __init__(self, filters: FilterSet, tenant: str, conversation: MaskedConversation) -> None:
-        self._stream: OutputStream = filters.for_tenant(tenant).output_stream(conversation)
-
-    def apply(self, answer: dict[str, Any]) -> None:
-        """A whole chat.completion, in place: checked, restored, or cut short as
-        ``content_filter``."""
-        for choice in answer.get("choices") or []:
-            message = choice.get("message")
-            if isinstance(message, dict) and isinstance(message.get("content"), str):
-                try:
-                    message["content"] = self._stream.feed(message["content"])
-                    message["content"] += self._stream.finish()
-                except ContentBlockedError:
-                    message["content"] = ""
-                    choice["finish_reason"] = "content_filter"
-
-    def chunk(self, chunk: dict[str, Any]) -> dict[str, Any] | None:
-        """A streamed chunk with its text checked and restored; None when nothing is left.
-
-        Raises :class:`ContentBlockedError` when the answer must stop here.
-        """
-        choices = chunk.get("choices") or []
-        if not choices:
-            return chunk
-        choice = choices[0]
-        if not isinstance(choice.get("delta"), dict):
-            choice["delta"] = {}
-        delta = choice["delta"]
-        text = self._stream.feed(delta["content"]) if delta.get("content") else ""
-        if choice.get("finish_reason") is not None:
-            text += self._stream.finish()
-        if delta.get("content") is not None or text:
-            delta["content"] = text
-        if not text and choice.get("finish_reason") is None and set(delta) <= {"content"}:
-            return None
-        return chunk
-
-
-def filter_route(filters: FilterSet, authenticate: Step) -> Route:
-    """``POST /v1/filter``: what the input or output filter would do with a text."""
+def filter_route(
+    filters: FilterSet, authenticate: Step, scanner: Scanner, audit: RequestAudit
+) -> Route:
+    """``POST /v1/filter``: what the input or output filter would do with a text (audited)."""
 
     async def endpoint(request: Request) -> Response:
-        principal = await caller(authenticate, request)
-        body = await read_json(request, FILTER_BODY_LIMIT)
-        if not isinstance(body, dict) or not isinstance(body.get("text"), str):
-            raise InvalidRequestError('Send {"text": "…", "direction": …}.', param="text")
-        direction = body.get("direction", "input")
-        if direction not in ("input", "output"):
-            raise InvalidRequestError("direction is 'input' or 'output'.", param="direction")
-        result = filters.for_tenant(principal.tenant).scan(body["text"], direction)
-        return json_response(result.model_dump(mode="json"))
+        with audit.opened("/v1/filter") as call:
+            call.principal = principal = await caller(authenticate, request)
+            body = await read_json(request, FILTER_BODY_LIMIT)
+            if not isinstance(body, dict) or not isinstance(body.get("text"), str):
+                raise InvalidRequestError('Send {"text": "…", "direction": …}.', param="text")
+            direction = body.get("direction", "input")
+            if direction not in ("input", "output"):
+                raise InvalidRequestError("direction is 'input' or 'output'.", param="direction")
+            scan = filters.for_tenant(principal.tenant).scan
+            result = await scanner.run(len(body["text"]), scan, body["text"], direction)
+            call.decisions.update(result.log_fields())
+            return json_response(result.model_dump(mode="json"))
 
     return Route("/v1/filter", endpoint, methods=["POST"])

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -49,6 +50,7 @@ from functions.knowledge.api import (
 from functions.knowledge.base import KnowledgeBase
 from functions.knowledge.parsers import supported
 from functions.knowledge.prompting import citations, context_message
+from functions.knowledge.retrieve import Passage
 from functions.knowledge.settings import KnowledgeSettings
 from functions.knowledge.store import CollectionRef
 from functions.wire import ChatMessage
@@ -102,7 +104,18 @@ def _collections(ctx: RequestContext) -> list[str]:
     return names
 
 
-def make_retrieve(knowledge: Knowledge, aliases: dict[str, tuple[str, list[str]]]) -> Step:
+# screen(tenant, passage text) -> whether the passage tries to instruct the model
+Screen = Callable[[str, str], bool]
+
+
+def make_retrieve(
+    knowledge: Knowledge, aliases: dict[str, tuple[str, list[str]]], screen: Screen | None = None
+) -> Step:
+    """Retrieval for chat. Passages are untrusted input (a document author may write to the
+    model): ``screen`` drops, and the decision records, any that carries instructions. The
+    context message's index goes into ``ctx.retrieved``, so the filters treat it as
+    documents, not as the operator's system prompt."""
+
     async def retrieve(ctx: RequestContext) -> RequestContext:
         assert ctx.body is not None and ctx.principal is not None
         body, names = ctx.body, _collections(ctx)
@@ -114,14 +127,27 @@ def make_retrieve(knowledge: Knowledge, aliases: dict[str, tuple[str, list[str]]
         if not names or not question:
             return ctx.evolve(body=body) if body is not ctx.body else ctx
         kb = await knowledge.get()
-        passages = await asyncio.to_thread(kb.retrieve, question, names, ctx.principal)
+        principal = ctx.principal
+        tenant = principal.tenant
+
+        def search() -> tuple[list[Passage], int]:
+            found = kb.retrieve(question, names, principal)
+            kept = [p for p in found if screen is None or not screen(tenant, p.text)]
+            return kept, len(found) - len(kept)
+
+        passages, dropped = await asyncio.to_thread(search)
         limit = knowledge.settings.context_max_chars
+        decisions = {**ctx.decisions}
+        if dropped:
+            decisions["retrieval_dropped"] = f"{dropped}:injection"
         context = ChatMessage.model_validate(context_message(passages, max_chars=limit))
-        found = tuple(dict(c) for c in citations(passages, max_chars=limit))
+        cited = tuple(dict(c) for c in citations(passages, max_chars=limit))
+        decisions["retrieval"] = ",".join(names) + f":{len(cited)}"
         return ctx.evolve(
             body=body.model_copy(update={"messages": [context, *body.messages]}),
-            citations=found,
-            decisions={**ctx.decisions, "retrieval": ",".join(names) + f":{len(found)}"},
+            citations=cited,
+            retrieved=frozenset({0}),
+            decisions=decisions,
         )
 
     return retrieve

@@ -84,20 +84,28 @@ def test_a_minimal_request_is_accepted() -> None:
     assert body.stream is None
 
 
-def test_unknown_fields_are_kept_for_the_upstream() -> None:
+def test_supported_fields_reach_the_upstream_as_set() -> None:
     tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
     body = request(tools=tools, response_format={"type": "json_object"}, temperature=0.5)
-    dumped = body.model_dump(exclude_unset=True)
-    assert dumped["tools"] == tools
-    assert dumped["response_format"] == {"type": "json_object"}
-    assert dumped["temperature"] == 0.5
-    assert "top_p" not in dumped  # unset fields stay unset
+    sent = body.upstream_fields()
+    assert sent["tools"] == tools
+    assert sent["response_format"] == {"type": "json_object"}
+    assert sent["temperature"] == 0.5
+    assert "top_p" not in sent  # unset fields stay unset
 
 
-def test_unknown_fields_inside_messages_are_kept() -> None:
-    message = {"role": "assistant", "content": None, "tool_calls": [{"id": "c1"}]}
-    body = request(messages=[USER, message])
-    assert body.model_dump(exclude_unset=True)["messages"][1]["tool_calls"] == [{"id": "c1"}]
+def test_unknown_fields_are_dropped_at_every_depth() -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}", "x": 1}}
+    message = {"role": "assistant", "content": None, "tool_calls": [call], "api_key": "k"}
+    body = request(messages=[USER, message], base_url="http://evil", enclave={"collections": []})
+    sent = body.upstream_fields()
+    assert set(sent) == {"model", "messages"}
+    assert sent["messages"][1] == {
+        "role": "assistant",
+        "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+        ],
+    }
 
 
 @pytest.mark.parametrize(
