@@ -9,6 +9,7 @@
     …    /v1/admin/keys…        key management for admins (functions/admin.py)
     GET  /health                liveness; with an admin's or auditor's key, the details
     GET  /metrics               Prometheus, for an admin's or auditor's key
+    GET  /openapi.json          the gateway's own OpenAPI document (public)
 
 New concerns (retrieval, limits, …) are steps inserted in :func:`chat_steps`;
 no other step changes for them.
@@ -46,6 +47,7 @@ from functions.knowledge.steps import Knowledge, knowledge_routes, make_retrieve
 from functions.logs import trace_id
 from functions.metrics import Metrics
 from functions.oidc import JWKSCache, OIDCVerifier
+from functions.openapi import openapi_route
 from functions.ratelimit.limiter import RateLimiter
 from functions.ratelimit.steps import make_rate_limit
 from functions.relay import Relay
@@ -216,6 +218,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
             Route("/v1/models", models),
             Route("/health", health),
             Route("/metrics", prometheus),
+            openapi_route(),
             filter_route(filters, authenticate, scanner, audit),
             *knowledge_routes(knowledge, authenticate, audit),
             *admin_routes(keys, authenticate, audit.admin),
