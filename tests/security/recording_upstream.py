@@ -54,8 +54,8 @@ def _last_user(body: dict[str, Any]) -> str:
 def _passage(body: dict[str, Any]) -> str:
     for message in body["messages"]:
         text = _text(message)
-        if message["role"] == "system" and "[1]" in text:
-            lines = text.split("[1]", 1)[1].splitlines()
+        if message["role"] == "system" and "\n[1] " in text:
+            lines = text.split("\n[1] ", 1)[1].splitlines()
             return lines[1] if len(lines) > 1 else ""
     return ""
 
