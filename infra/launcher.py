@@ -3,6 +3,10 @@
 ``enclave up`` starts the node, then the gateway, waits until both answer
 ``/health``, sends one real chat through the gateway to prove the path, prints
 how to call it, and stops both cleanly on Ctrl-C or SIGTERM.
+
+Two secrets are generated once and kept under the data directory (mode 0600):
+the gateway's bootstrap key (``api_key``) and the node's key (``node_key``),
+which the node requires and the gateway's deployment of it sends.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import httpx
 
@@ -24,16 +29,44 @@ from functions.settings import Settings
 READY_TIMEOUT_S = 180.0
 
 
+def _kept_secret(path: Path, prefix: str) -> str:
+    """A secret generated once into ``path`` (mode 0600) and read back ever after."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(prefix + secrets.token_urlsafe(24))
+    return path.read_text().strip()
+
+
 def api_key(settings: Settings) -> str:
     """The configured key, or one generated once and kept under the data directory."""
     if settings.gateway.api_keys:
         return settings.gateway.api_keys[0].get_secret_value()
-    path = settings.data_dir / "api_key"
-    if not path.exists():
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text("sk-enclave-" + secrets.token_urlsafe(24))
-    return path.read_text().strip()
+    return _kept_secret(settings.data_dir / "api_key", "sk-enclave-")
+
+
+def node_key(settings: Settings) -> str:
+    """The node's key: configured, or generated once into ``<data_dir>/node_key``.
+
+    The node always runs keyed, so moving it off loopback never opens it by accident.
+    """
+    if settings.node.api_key is not None and settings.node.api_key.get_secret_value():
+        return settings.node.api_key.get_secret_value()
+    return _kept_secret(settings.data_dir / "node_key", "sk-node-")
+
+
+def keyed_deployments(settings: Settings, key: str) -> list[dict[str, Any]]:
+    """The gateway's deployments, with the node key added to those that call our node."""
+    ours = f"http://{settings.node.host}:{settings.node.port}/v1"
+    listed = []
+    for deployment in settings.gateway.deployments:
+        fields = deployment.model_dump(mode="json", exclude={"api_key"}, exclude_unset=True)
+        if deployment.api_key is not None:
+            fields["api_key"] = deployment.api_key.get_secret_value()
+        elif deployment.api_base.rstrip("/") == ours:
+            fields["api_key"] = key
+        listed.append(fields)
+    return listed
 
 
 def spawn(service: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -90,11 +123,14 @@ def first_chat(base: str, key: str, model: str) -> str:
 
 def up(settings: Settings, check_only: bool = False) -> int:
     key = api_key(settings)
+    node_secret = node_key(settings)
     env = {
         **os.environ,
         "ENCLAVE_GATEWAY_API_KEYS": json.dumps([key]),
+        "ENCLAVE_NODE_API_KEY": node_secret,
         "ENCLAVE_DATA_DIR": str(settings.data_dir),
     }
+    env["ENCLAVE_GATEWAY_DEPLOYMENTS"] = json.dumps(keyed_deployments(settings, node_secret))
     procs: list[subprocess.Popen[bytes]] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -11,6 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
+
+from functions.settings import Deployment, GatewaySettings, NodeSettings, Settings
+from infra.launcher import keyed_deployments, node_key
 from tests.conftest import ROOT, free_port
 
 
@@ -24,6 +28,10 @@ def _env(tmp_path: Path) -> tuple[dict[str, str], int, int]:
         "ENCLAVE_DATA_DIR": str(tmp_path / "data"),
     }
     return env, gateway_port, node_port
+
+
+def out_of(done: subprocess.CompletedProcess[str]) -> str:
+    return done.stdout + done.stderr
 
 
 def _listening(port: int) -> bool:
@@ -45,6 +53,9 @@ def test_up_answers_a_first_chat_and_prints_how_to_call(tmp_path: Path) -> None:
     key_file = tmp_path / "data" / "api_key"
     key = key_file.read_text().strip()
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    node_key = tmp_path / "data" / "node_key"  # the node always runs keyed
+    assert stat.S_IMODE(node_key.stat().st_mode) == 0o600
+    assert len(node_key.read_text().strip()) > 24 and node_key.read_text() not in out_of(done)
     out = done.stdout
     assert f"http://127.0.0.1:{gateway_port}/v1" in out
     assert key in out and f"Authorization: Bearer {key}" in out
@@ -71,6 +82,10 @@ def test_sigterm_stops_both_processes(tmp_path: Path) -> None:
             if "Ctrl-C stops both processes" in line or time.monotonic() > deadline:
                 break
         assert _listening(gateway_port) and _listening(node_port)
+        node = f"http://127.0.0.1:{node_port}/v1/models"
+        assert httpx.get(node).status_code == 401  # the node takes only its key...
+        node_key = (tmp_path / "data" / "node_key").read_text().strip()
+        assert httpx.get(node, headers={"authorization": f"Bearer {node_key}"}).status_code == 200
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:
@@ -80,3 +95,24 @@ def test_sigterm_stops_both_processes(tmp_path: Path) -> None:
         if proc.stdout is not None:
             proc.stdout.close()
     assert not _listening(gateway_port) and not _listening(node_port)
+
+
+def test_configured_deployments_of_our_node_get_its_key(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        node=NodeSettings(port=8123),
+        gateway=GatewaySettings(
+            deployments=[
+                Deployment(name="ours", model="m", api_base="http://127.0.0.1:8123/v1"),
+                Deployment(name="theirs", model="m", api_base="https://api.example/v1"),
+                Deployment(name="keyed", model="m", api_base="http://x/v1", api_key="sk-own"),
+            ]
+        ),
+    )
+    key = node_key(settings)
+    assert key == node_key(settings) and (tmp_path / "node_key").read_text() == key
+    listed = keyed_deployments(settings, key)
+    assert [d.get("api_key") for d in listed] == [key, None, "sk-own"]
+    assert [Deployment.model_validate(d).name for d in listed] == ["ours", "theirs", "keyed"]
+    default = keyed_deployments(Settings(data_dir=tmp_path), key)  # our node, unconfigured
+    assert [(d["api_base"], d["api_key"]) for d in default] == [("http://127.0.0.1:8001/v1", key)]
