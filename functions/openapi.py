@@ -21,7 +21,9 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import annotated_types
 import orjson
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -29,7 +31,10 @@ from starlette.routing import Route
 from functions import wire
 from functions.admin import ADMIN_BODY_LIMIT
 from functions.filtering.steps import FILTER_BODY_LIMIT
-from functions.knowledge.api import MAX_INPUTS
+from functions.keys import KeySpec
+from functions.knowledge.api import MAX_INPUTS, EmbeddingRequest, RetrieveRequest
+from functions.knowledge.parsers import PARSERS
+from functions.knowledge.store import MAX_NAME, NAME
 
 API_VERSION = "1.0.0"  # the version of this document's contract, not of the package
 Schema = dict[str, Any]
@@ -55,10 +60,54 @@ SHORT: Schema = {"type": "string", "maxLength": wire.MAX_NAME_CHARS}
 INTEGER: Schema = {"type": "integer"}
 BOOLEAN: Schema = {"type": "boolean"}
 JSON_OBJECT: Schema = {"type": "object"}  # free-form JSON (tool parameters, response schemas)
+COLLECTION: Schema = {"type": "string", "maxLength": MAX_NAME, "pattern": NAME.pattern}
 
 
-def _number(minimum: float, maximum: float) -> Schema:
-    return nullable({"type": "number", "minimum": minimum, "maximum": maximum})
+def _any_case(suffix: str) -> str:
+    """``suffix`` as an ECMA-262 pattern matching it in any case (no inline flags there)."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in suffix)
+
+
+# a file name the knowledge base can parse: its last path segment has a supported suffix
+FILENAME: Schema = {
+    "type": "string",
+    "pattern": r"^(?:.*[/\\])?[^/\\]+\.(?:"
+    + "|".join(_any_case(suffix.lstrip(".")) for suffix in sorted(PARSERS))
+    + ")$",
+    "description": "Supported: " + ", ".join(sorted(PARSERS)) + ".",
+}
+
+
+_SIZE_KEYWORDS = {
+    "string": ("minLength", "maxLength"),
+    "array": ("minItems", "maxItems"),
+    "object": ("minProperties", "maxProperties"),
+}
+
+
+def bounded(model: type[BaseModel], field: str, schema: Schema) -> Schema:
+    """``schema`` with the length and range bounds ``model`` enforces on ``field``, so the
+    document follows the code: a bound changed there is a bound changed here."""
+    bounds = dict(schema)
+    smallest, largest = _SIZE_KEYWORDS.get(schema.get("type", ""), ("", ""))
+    for rule in model.model_fields[field].metadata:
+        if isinstance(rule, annotated_types.MinLen) and smallest:
+            bounds[smallest] = rule.min_length
+        elif isinstance(rule, annotated_types.MaxLen) and largest:
+            bounds[largest] = rule.max_length
+        elif isinstance(rule, annotated_types.Ge):
+            bounds["minimum"] = rule.ge
+        elif isinstance(rule, annotated_types.Le):
+            bounds["maximum"] = rule.le
+    return bounds
+
+
+def chat(field: str, schema: Schema) -> Schema:
+    return bounded(wire.ChatCompletionRequest, field, schema)
+
+
+def _number(field: str) -> Schema:
+    return nullable(chat(field, {"type": "number"}))
 
 
 def _part(kind: str, field: str, value: Schema) -> Schema:
@@ -181,25 +230,22 @@ CHAT_REQUEST: Schema = {
     "Other fields are ignored: they never reach an upstream.",
     "required": ["messages", "model"],
     "properties": {
-        "messages": {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": wire.MAX_MESSAGES,
-            "items": ref("ChatMessage"),
-        },
-        "model": {"type": "string", "minLength": 1, "maxLength": wire.MAX_MODEL_CHARS},
-        "frequency_penalty": _number(-2, 2),
+        "messages": chat("messages", {"type": "array", "items": ref("ChatMessage")}),
+        "model": chat("model", {"type": "string"}),
+        "frequency_penalty": _number("frequency_penalty"),
         "logit_bias": nullable(
-            {
-                "type": "object",
-                "maxProperties": 1024,
-                "additionalProperties": {"type": "integer", "minimum": -100, "maximum": 100},
-            }
+            chat(
+                "logit_bias",
+                {
+                    "type": "object",
+                    "additionalProperties": {"type": "integer", "minimum": -100, "maximum": 100},
+                },
+            )
         ),
         "logprobs": nullable(BOOLEAN),
-        "top_logprobs": nullable({"type": "integer", "minimum": 0, "maximum": 20}),
-        "max_completion_tokens": nullable({"type": "integer", "minimum": 1}),
-        "max_tokens": nullable({"type": "integer", "minimum": 1}),
+        "top_logprobs": nullable(chat("top_logprobs", INTEGER)),
+        "max_completion_tokens": nullable(chat("max_completion_tokens", INTEGER)),
+        "max_tokens": nullable(chat("max_tokens", INTEGER)),
         "metadata": nullable(
             {
                 "type": "object",
@@ -208,9 +254,9 @@ CHAT_REQUEST: Schema = {
                 "additionalProperties": {"type": "string", "maxLength": 512},
             }
         ),
-        "n": nullable({"type": "integer", "minimum": 1, "maximum": wire.MAX_N}),
+        "n": nullable(chat("n", INTEGER)),
         "parallel_tool_calls": nullable(BOOLEAN),
-        "presence_penalty": _number(-2, 2),
+        "presence_penalty": _number("presence_penalty"),
         "reasoning_effort": nullable(
             {"type": "string", "enum": ["none", "minimal", "low", "medium", "high"]}
         ),
@@ -221,7 +267,7 @@ CHAT_REQUEST: Schema = {
         ),
         "stream": nullable(BOOLEAN),
         "stream_options": nullable(obj(include_usage=nullable(BOOLEAN))),
-        "temperature": _number(0, 2),
+        "temperature": _number("temperature"),
         "tool_choice": nullable(
             {
                 "oneOf": [
@@ -234,15 +280,15 @@ CHAT_REQUEST: Schema = {
                 ]
             }
         ),
-        "tools": nullable({"type": "array", "maxItems": wire.MAX_TOOLS, "items": ref("Tool")}),
-        "top_p": _number(0, 1),
-        "user": nullable({"type": "string", "maxLength": 512}),
+        "tools": nullable(chat("tools", {"type": "array", "items": ref("Tool")})),
+        "top_p": _number("top_p"),
+        "user": nullable(chat("user", STRING)),
         "enclave": nullable(
             obj(
                 collections={
                     "type": "array",
                     "maxItems": wire.MAX_COLLECTIONS,
-                    "items": SHORT,
+                    "items": COLLECTION,
                 }
             )
         ),
@@ -353,14 +399,15 @@ ERROR_SCHEMAS: dict[str, Schema] = {
 
 _LEVEL = {"type": "string"}
 _KEY_RIGHTS: dict[str, Schema] = {
-    "tenant": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9_.-]+$"},
+    "tenant": bounded(KeySpec, "tenant", {"type": "string", "pattern": "^[A-Za-z0-9_.-]+$"}),
     "role": {"type": "string", "enum": ["admin", "member", "auditor"]},
-    "name": nullable({"type": "string", "maxLength": 128}),
-    "models": nullable({"type": "array", "items": STRING}),
-    "collections": nullable({"type": "array", "items": STRING}),
-    "rpm": nullable({"type": "integer", "minimum": 1}),
-    "tpm": nullable({"type": "integer", "minimum": 1}),
-    "daily_tokens": nullable({"type": "integer", "minimum": 1}),
+    "name": nullable(bounded(KeySpec, "name", STRING)),
+    "models": nullable(bounded(KeySpec, "models", {"type": "array", "items": STRING})),
+    "collections": nullable(bounded(KeySpec, "collections", {"type": "array", "items": STRING})),
+    **{
+        limit: nullable(bounded(KeySpec, limit, INTEGER))
+        for limit in ("rpm", "tpm", "daily_tokens")
+    },
 }
 _TIME = {"type": "string", "format": "date-time"}
 _KEY_RECORD: dict[str, Schema] = {
@@ -391,9 +438,11 @@ SERVICE_SCHEMAS: dict[str, Schema] = {
     "RetrieveRequest": {
         **obj(
             ("query", "collections"),
-            query={"type": "string", "minLength": 1, "maxLength": 8192},
-            collections={"type": "array", "minItems": 1, "maxItems": 32, "items": STRING},
-            top_k={"type": "integer", "minimum": 1, "maximum": 50, "default": 5},
+            query=bounded(RetrieveRequest, "query", STRING),
+            collections=bounded(
+                RetrieveRequest, "collections", {"type": "array", "items": COLLECTION}
+            ),
+            top_k=bounded(RetrieveRequest, "top_k", {**INTEGER, "default": 5}),
         ),
         "additionalProperties": False,
     },
@@ -428,16 +477,16 @@ SERVICE_SCHEMAS: dict[str, Schema] = {
                 },
             ],
         },
-        model={"type": "string", "minLength": 1},
+        model=bounded(EmbeddingRequest, "model", STRING),
         encoding_format={"type": "string", "enum": ["float", "base64"], "default": "float"},
         dimensions=nullable(
-            {
-                "type": "integer",
-                "minimum": 1,
-                "description": "Only the embedder's own dimension is accepted.",
-            }
+            bounded(
+                EmbeddingRequest,
+                "dimensions",
+                {**INTEGER, "description": "Only the embedder's own dimension is accepted."},
+            )
         ),
-        user=nullable(STRING),
+        user=nullable(bounded(EmbeddingRequest, "user", STRING)),
         input_type={"type": "string", "enum": ["query", "passage"], "default": "query"},
     ),
     "EmbeddingResponse": obj(
@@ -473,8 +522,8 @@ SERVICE_SCHEMAS: dict[str, Schema] = {
         expires=nullable(
             {
                 "type": "string",
-                "pattern": "^[0-9]{1,9}[dhm]$",
-                "description": "A lifetime such as 30d, 12h or 90m; at most a century.",
+                "pattern": "^[1-9][0-9]{0,3}[dhm]$",
+                "description": "A lifetime such as 30d, 12h or 90m.",
             }
         ),
     ),
@@ -640,17 +689,18 @@ def _paths() -> Schema:
                         "name": "collection",
                         "in": "path",
                         "required": True,
-                        "schema": {"type": "string", "minLength": 1},
+                        "schema": COLLECTION,
                     },
                     {
                         "name": "filename",
                         "in": "query",
                         "required": True,
-                        "schema": {"type": "string", "minLength": 1},
+                        "schema": FILENAME,
                     },
                 ],
                 requestBody={
-                    "required": True,
+                    "required": False,
+                    "description": "The file's bytes; none is an empty file, reported as failed.",
                     "content": {
                         "application/octet-stream": {
                             "schema": {"type": "string", "format": "binary"}

@@ -17,6 +17,7 @@ import jsonschema
 import orjson
 import pytest
 from jsonschema import Draft202012Validator
+from pydantic import ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from schemathesis.specs.openapi.definitions import OPENAPI_31
@@ -190,3 +191,44 @@ def test_openapi_json_is_served_without_a_key() -> None:
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     assert response.json() == document()
+
+
+HI = [{"role": "user", "content": "hi"}]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"model": "m", "messages": HI},
+        {"model": "", "messages": HI},
+        {"model": "m" * 256, "messages": HI},
+        {"model": "m" * 257, "messages": HI},
+        {"model": "m", "messages": []},
+        {"model": "m", "messages": HI, "n": 0},
+        {"model": "m", "messages": HI, "n": 16},
+        {"model": "m", "messages": HI, "n": 17},
+        {"model": "m", "messages": HI, "n": "1"},
+        {"model": "m", "messages": HI, "max_tokens": "100"},
+        {"model": "m", "messages": HI, "stream": "yes"},
+        {"model": "m", "messages": HI, "temperature": 2},
+        {"model": "m", "messages": HI, "temperature": 2.5},
+        {"model": "m", "messages": HI, "top_p": -0.1},
+        {"model": "m", "messages": HI, "top_logprobs": 21},
+        {"model": "m", "messages": HI, "stop": ["a", "b", "c", "d"]},
+        {"model": "m", "messages": HI, "stop": ["a", "b", "c", "d", "e"]},
+        {"model": "m", "messages": HI, "stop": ""},
+        {"model": "m", "messages": HI, "tool_choice": "sometimes"},
+        {"model": "m", "messages": HI, "response_format": {"type": "xml"}},
+        {"model": "m", "messages": HI, "metadata": {f"k{i}": "v" for i in range(17)}},
+        {"model": "m", "messages": HI, "user": "u" * 513},
+        {"model": "m", "messages": HI, "base_url": "http://attacker/v1"},  # ignored, both
+        {"model": "m", "messages": [{"role": "robot", "content": "hi"}]},
+    ],
+)
+def test_the_document_and_the_parser_agree_on_a_chat_request(body: dict[str, Any]) -> None:
+    try:
+        ChatCompletionRequest.model_validate(body)
+        parsed = True
+    except ValidationError:
+        parsed = False
+    assert ours("ChatCompletionRequest").is_valid(body) == parsed
