@@ -236,17 +236,19 @@ class Chat:
                     first = False
                 if "error" in chunk:
                     status = "502"
+                rewritten = answer is not None
                 if chunk.get("usage"):
                     usage = chunk["usage"]
                     self._account(model, deployment, usage)
-                    if not wants_usage and not chunk.get("choices"):
-                        continue
+                    if not wants_usage:  # asked for our accounting, not the client's
+                        if not chunk.get("choices"):
+                            continue
+                        chunk, rewritten = {k: v for k, v in chunk.items() if k != "usage"}, True
                 if answer is not None and (chunk := answer.chunk(chunk)) is None:
                     continue
                 if cite:  # the first chunk carries the citations
-                    chunk, cite = {**chunk, **_extension(ctx)}, False
-                    payload = orjson.dumps(chunk)
-                elif answer is not None:
+                    chunk, cite, rewritten = {**chunk, **_extension(ctx)}, False, True
+                if rewritten:
                     payload = orjson.dumps(chunk)
                 yield b"data: " + payload + b"\n\n"
                 if self.audit.capturing:

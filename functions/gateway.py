@@ -221,7 +221,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
             openapi_route(),
             filter_route(filters, authenticate, scanner, audit),
             *knowledge_routes(knowledge, authenticate, audit),
-            *admin_routes(keys, authenticate, audit.admin),
+            *admin_routes(keys, authenticate, audit),
         ],
         middleware=[Middleware(Edge)],
         exception_handlers={HTTPException: http_exception_handler},

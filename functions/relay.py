@@ -224,6 +224,12 @@ def _classify(exc: Exception) -> UpstreamError | UpstreamUnavailableError:
     status = getattr(exc, "status_code", None)
     if isinstance(exc, litellm.exceptions.APIConnectionError | litellm.exceptions.Timeout):
         return UpstreamUnreachableError("The model server could not be reached.")
+    if isinstance(exc, litellm.exceptions.ContextWindowExceededError):
+        return UpstreamError(
+            "The prompt does not fit the model's context.",
+            upstream_status=400,
+            code="context_length_exceeded",
+        )
     if isinstance(status, int) and 400 <= status < 500 and status not in _DEPLOYMENT_FAULTS:
         return UpstreamError("The model server refused the request.", upstream_status=status)
     mapped = map_exception(exc)

@@ -82,7 +82,7 @@ class AnswerFilter:
             return chunk
         kept = [c for c in choices if isinstance(c, dict) and self._choice(c)]
         if not kept and not chunk.get("usage"):
-            return None
+            return None  # all held back: nothing to send yet
         chunk["choices"] = kept
         return chunk
 
