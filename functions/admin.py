@@ -154,9 +154,10 @@ def admin_routes(
         return answer, {"key_id": key_id, "new_key_id": new.id}
 
     keys_route, one_key = "/v1/admin/keys", "/v1/admin/keys/{key_id}"
+    create_key = audited(keys_route, "create", create)
+    list_keys = audited(keys_route, "list", listing)
     return [
-        Route(keys_route, audited(keys_route, "create", create), methods=["POST"]),
-        Route(keys_route, audited(keys_route, "list", listing), methods=["GET"]),
+        Route(keys_route, _by_method(post=create_key, get=list_keys), methods=["GET", "POST"]),
         Route(
             f"{one_key}/revoke",
             audited(f"{one_key}/revoke", "revoke", revoke),
@@ -168,3 +169,14 @@ def admin_routes(
             methods=["POST"],
         ),
     ]
+
+
+def _by_method(
+    *, post: Callable[[Request], Awaitable[Response]], get: Callable[[Request], Awaitable[Response]]
+) -> Callable[[Request], Awaitable[Response]]:
+    """One route for both methods of a path, so a 405 there lists both in ``Allow``."""
+
+    async def endpoint(request: Request) -> Response:
+        return await (post if request.method == "POST" else get)(request)
+
+    return endpoint

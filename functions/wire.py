@@ -17,7 +17,7 @@ import uuid
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_serializer
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_serializer
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "function_call"]
@@ -35,6 +35,16 @@ MAX_METADATA = 16  # OpenAI: 16 pairs, keys up to 64 characters, values up to 51
 MAX_SCHEMA_DEPTH = 32  # nesting of free-form JSON (tool parameters, response schemas)
 MAX_COLLECTIONS = 32
 
+
+def _integral(value: Any) -> Any:
+    """``2.0`` is an integer to JSON Schema and to the spec; ``2.5``, ``"2"`` and ``true``
+    are not (strict mode refuses them)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_integral)]
 _Short = Annotated[str, Field(max_length=MAX_NAME_CHARS)]
 _Stop = Annotated[str, Field(min_length=1, max_length=MAX_STOP_CHARS)]
 
@@ -190,20 +200,20 @@ class ChatCompletionRequest(_Wire):
     messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
     model: str = Field(min_length=1, max_length=MAX_MODEL_CHARS)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
-    logit_bias: dict[str, Annotated[int, Field(ge=-100, le=100)]] | None = Field(
+    logit_bias: dict[str, Annotated[Int, Field(ge=-100, le=100)]] | None = Field(
         default=None, max_length=1024
     )
     logprobs: bool | None = None
-    top_logprobs: int | None = Field(default=None, ge=0, le=20)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
-    max_tokens: int | None = Field(default=None, ge=1)
+    top_logprobs: Int | None = Field(default=None, ge=0, le=20)
+    max_completion_tokens: Int | None = Field(default=None, ge=1)
+    max_tokens: Int | None = Field(default=None, ge=1)
     metadata: Annotated[dict[str, str] | None, AfterValidator(_metadata)] = None
-    n: int | None = Field(default=None, ge=1, le=MAX_N)
+    n: Int | None = Field(default=None, ge=1, le=MAX_N)
     parallel_tool_calls: bool | None = None
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
     response_format: ResponseFormat | None = None
-    seed: int | None = None
+    seed: Int | None = None
     stop: _Stop | Annotated[list[_Stop], Field(max_length=MAX_STOP)] | None = None
     stream: bool | None = None
     stream_options: StreamOptions | None = None

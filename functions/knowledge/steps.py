@@ -93,15 +93,9 @@ class Knowledge:
 
 
 def _collections(ctx: RequestContext) -> list[str]:
-    extension = ctx.payload.get("enclave") if isinstance(ctx.payload, dict) else None
-    if extension is None:
-        return []
-    names = extension.get("collections") if isinstance(extension, dict) else None
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise InvalidRequestError(
-            "enclave.collections must be a list of collection names.", param="enclave.collections"
-        )
-    return names
+    """The collections the request names in its ``enclave`` extension (validated as wire)."""
+    assert ctx.body is not None
+    return list(ctx.body.enclave.collections) if ctx.body.enclave is not None else []
 
 
 # screen(tenant, passage text) -> whether the passage tries to instruct the model

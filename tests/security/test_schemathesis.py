@@ -51,11 +51,7 @@ CONFIG = schemathesis.Config.from_dict(
             # 5xx is a failure, except 503 where the document says so (status_code_conformance)
             "not_a_server_error": {"expected-statuses": ["2xx", "3xx", "4xx", "503"]},
             # Valid by the document yet refused (400) by what no schema states: an embedding
-            # size other than the embedder's own. For chat it finds two open bugs, in the
-            # lead's report: `"enclave": {}` is 400 (functions/knowledge/steps.py reads the
-            # raw payload and wants `collections`), and an integral float such as `"n": 8.0`,
-            # an integer to JSON Schema and the spec, is 400 under pydantic's strict mode.
-            # Enable it for chat once both are fixed.
+            # size other than the embedder's own. On for chat (below).
             "positive_data_acceptance": {"enabled": False},
         },
         "operations": [
@@ -65,12 +61,7 @@ CONFIG = schemathesis.Config.from_dict(
                 "include-path": CHAT,
                 "phases": {"coverage": {"enabled": False}},
                 "generation": {"max-examples": CHAT_EXAMPLES},
-            },
-            {
-                # Open bug, in the lead's report: functions/admin.py registers GET and POST
-                # /v1/admin/keys as two routes, so a 405 there says `Allow: POST` only.
-                "include-path": "/v1/admin/keys",
-                "checks": {"allow_header_conformance": {"enabled": False}},
+                "checks": {"positive_data_acceptance": {"enabled": True}},
             },
         ],
         "auth": {"openapi": {"bearer": {"bearer": API_KEY}}},
