@@ -8,7 +8,10 @@ these checks (and, where a check is weak, a context word).
 from __future__ import annotations
 
 import datetime
+import re
 
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 # GB 11643-1999: weights of the first 17 digits, and the check character per remainder
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10x98765432"
@@ -91,15 +94,7 @@ def card_scheme(digits: str) -> str | None:
 
 def ipv4(value: str) -> bool:
     """Four dotted decimal octets, each 0 to 255 without leading zeros (as ``ipaddress``)."""
-    octets = value.split(".")
-    return len(octets) == 4 and all(
-        0 < len(o) <= 3
-        and o.isascii()
-        and o.isdigit()
-        and (o == "0" or o[0] != "0")
-        and int(o) <= 255
-        for o in octets
-    )
+    return _IPV4.fullmatch(value) is not None
 
 
 def ssn(digits: str) -> bool:

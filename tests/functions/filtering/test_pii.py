@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import ipaddress
+import random
 
 import pytest
 
@@ -119,3 +121,19 @@ def test_validators() -> None:
     assert validators.landline("01062345678") and not validators.landline("01012345678")
     assert validators.ssn("536221234") and not validators.ssn("666221234")
     assert validators.mobile("13812345678") and not validators.mobile("12812345678")
+
+
+def test_the_ipv4_check_agrees_with_ipaddress() -> None:
+    def reference(value: str) -> bool:
+        try:
+            ipaddress.IPv4Address(value)
+        except ValueError:
+            return False
+        return True
+
+    rng = random.Random(11)
+    octets = ["0", "00", "01", "1", "9", "10", "99", "100", "199", "200", "249", "250", "255"]
+    octets += ["256", "300", "999", "000", "010", "\u0663", "1a", ""]
+    for _ in range(20_000):
+        value = ".".join(rng.choice(octets) for _ in range(rng.choice((3, 4, 4, 4, 5))))
+        assert validators.ipv4(value) == reference(value), value
