@@ -5,7 +5,8 @@ megabyte-style run of letters with no ``@``, digit runs with separators, base64-
 hex-looking runs, deep ``<`` runs for the placeholder restorer, mixed zh/en personal
 data, an unterminated private key, ...) goes through every entry point of the filter:
 ``ContentFilter.scan`` on input and on output, ``mask_conversation``, an
-``OutputStream`` fed chunk by chunk, and ``score_injection``.
+``OutputStream`` fed chunk by chunk, and ``score_injection``. Overlap resolution, the
+leak check and the knowledge base's sentence splitter get their own.
 
 No test asserts a time. Each one asserts a *growth ratio*: the CPU time of the body
 made four times longer, over the CPU time of the body, best of three runs each,
@@ -35,6 +36,7 @@ from functions.filtering import (
     score_injection,
 )
 from functions.filtering.results import Hit, resolve
+from functions.knowledge.chunking import split_sentences
 from functions.wire import ChatMessage
 
 INTERNAL = Level.INTERNAL
@@ -202,3 +204,8 @@ def test_the_adversarial_bodies_still_find_what_they_carry(cf: ContentFilter) ->
     assert {d.type for d in mixed.detections} >= {"PHONE", "EMAIL", "ID_CARD", "IPV4", "SSN"}
     assert score_injection(BODIES["newlines-then-heading"].of(1000)).score >= 0.5
     assert score_injection(BODIES["base64-injections"].of(400)).score >= 0.5
+
+
+@pytest.mark.parametrize("unit", [".", ". ", "!" + " " * 7, "。", "a.\u201d ", "?\t"])
+def test_sentence_splitting_for_the_knowledge_base_is_linear(unit: str) -> None:
+    assert_linear(lambda chars: split_sentences(Body(unit).of(chars)), 20_000)
