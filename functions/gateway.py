@@ -41,7 +41,8 @@ from functions.context import RequestContext, Step, compose
 from functions.edge import Edge, http_exception_handler, json_response, read_body
 from functions.errors import ServiceUnavailableError, map_exception
 from functions.filtering.engine import FilterSet
-from functions.filtering.steps import Scanner, filter_route, make_comply, make_filter_input
+from functions.filtering.scanner import Scanner
+from functions.filtering.steps import filter_route, make_comply, make_filter_input
 from functions.keys import key_store
 from functions.knowledge.steps import Knowledge, knowledge_routes, make_retrieve
 from functions.logs import trace_id
@@ -89,7 +90,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
     metrics = Metrics("gateway")
     relay = Relay(gateway.max_connections)
     filters = FilterSet(settings.filtering)  # every tenant's lexicons, loaded once
-    scanner = Scanner()
+    scanner = Scanner(filters)  # large inputs are scanned in a worker process
     audit_settings = resolve_audit(settings.audit, settings.data_dir)
     audit_failures = Counter(
         "enclave_gateway_audit_failures",

@@ -78,6 +78,7 @@ class ContentFilter:
         system_prompt: str | None = None,
         score_injection_too: bool = True,
         restorable: bool = True,
+        message: int | None = None,
     ) -> FilterResult:
         """Check ``text``: masked with placeholders from ``vault`` on input, redacted on output.
 
@@ -87,7 +88,7 @@ class ContentFilter:
         hits = self.detect(norm, direction)
         if direction == "input":
             masked, detections = _mask(
-                text, hits, Vault.for_texts([text]) if vault is None else vault, restorable
+                text, hits, Vault.for_texts([text]) if vault is None else vault, restorable, message
             )
         else:
             masked, detections = _redact(text, hits)
@@ -104,6 +105,7 @@ class ContentFilter:
                         "injection",
                         ",".join(reasons),
                         Level.PUBLIC,
+                        message,
                     )
                 )
         if direction == "output" and system_prompt:
@@ -133,17 +135,17 @@ class ContentFilter:
         walk = fields.walk(body, retrieved)
         vault = Vault.for_texts([orjson.dumps(walk.data).decode()])
 
-        def scan(text: str, injection: bool, restorable: bool) -> FilterResult:
+        def scan(text: str, injection: bool, restorable: bool, message: int | None) -> FilterResult:
             return self.scan(
-                text, vault=vault, score_injection_too=injection, restorable=restorable
+                text,
+                vault=vault,
+                score_injection_too=injection,
+                restorable=restorable,
+                message=message,
             )
 
         found = walk.mask(scan)
-        detections = [
-            d.model_copy(update={"message": index}) if index is not None else d
-            for index, result in found
-            for d in result.detections
-        ]
+        detections = [d for result in found for d in result.detections]
         masked = ChatCompletionRequest.model_validate(walk.data)
         system_prompt = "\n".join(
             m.text()
@@ -155,8 +157,8 @@ class ContentFilter:
             masked_text="",
             level=level_of(detections, self.policy.default_level),
             detections=detections,
-            injection_score=max((r.injection_score for _, r in found), default=0.0),
-            reasons=sorted({reason for _, r in found for reason in r.reasons}),
+            injection_score=max((r.injection_score for r in found), default=0.0),
+            reasons=sorted({reason for r in found for reason in r.reasons}),
         )
         return MaskedConversation(masked, vault, result, system_prompt, walk.unreadable)
 
@@ -191,7 +193,7 @@ class ContentFilter:
 
 
 def _mask(
-    text: str, hits: list[Hit], vault: Vault, restorable: bool
+    text: str, hits: list[Hit], vault: Vault, restorable: bool, message: int | None
 ) -> tuple[str, list[Detection]]:
     parts, last, detections = [], 0, []
     for hit in hits:
@@ -201,7 +203,7 @@ def _mask(
             placeholder = vault.placeholder(hit.type, hit.canonical, value, restorable=restorable)
             parts += [text[last : hit.start], placeholder]
             last = hit.end
-        detections.append(_detection(hit, placeholder))
+        detections.append(_detection(hit, placeholder, message))
     parts.append(text[last:])
     return "".join(parts), detections
 
@@ -216,7 +218,7 @@ def _redact(text: str, hits: list[Hit]) -> tuple[str, list[Detection]]:
     return "".join(parts), [_detection(hit, None) for hit in hits]
 
 
-def _detection(hit: Hit, placeholder: str | None) -> Detection:
+def _detection(hit: Hit, placeholder: str | None, message: int | None = None) -> Detection:
     # built from our own typed Hit: nothing to validate, and 30k findings must stay cheap
     return Detection.model_construct(
         type=hit.type,
@@ -227,11 +229,19 @@ def _detection(hit: Hit, placeholder: str | None) -> Detection:
         rule=hit.rule,
         level=hit.level,
         placeholder=placeholder,
-        message=None,
+        message=message,
     )
 
 
-def _whole(text: str, type_: str, action: str, source: str, rule: str, level: Level) -> Detection:
+def _whole(
+    text: str,
+    type_: str,
+    action: str,
+    source: str,
+    rule: str,
+    level: Level,
+    message: int | None = None,
+) -> Detection:
     return Detection.model_validate(
         {
             "type": type_,
@@ -241,6 +251,7 @@ def _whole(text: str, type_: str, action: str, source: str, rule: str, level: Le
             "source": source,
             "rule": rule,
             "level": level,
+            "message": message,
         }
     )
 

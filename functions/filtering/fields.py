@@ -36,8 +36,9 @@ _INJECTION_ROLES = frozenset({"user", "tool", "function"})
 _OPERATOR_ROLES = frozenset({"system", "developer"})
 _UNREADABLE = frozenset({"image_url", "input_audio", "file"})
 
-# scan(text, score_injection, restorable) -> the text's result, masked with the shared vault
-Scan = Callable[[str, bool, bool], FilterResult]
+# scan(text, score_injection, restorable, message index) -> the text's result, masked with
+# the shared vault
+Scan = Callable[[str, bool, bool, int | None], FilterResult]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,15 +94,15 @@ class Walk:
         else:
             self.add(group, container, "arguments")
 
-    def mask(self, scan: Scan) -> list[tuple[int | None, FilterResult]]:
-        """Scan every group, write the masked strings back; the results, by message."""
-        results: list[tuple[int | None, FilterResult]] = []
+    def mask(self, scan: Scan) -> list[FilterResult]:
+        """Scan every group, write the masked strings back; the results."""
+        results: list[FilterResult] = []
         for group, slots in self.groups.items():
             texts = [slot.container[slot.key] for slot in slots]
             masked, found = _scan_batch(texts, scan, group)
             for slot, text in zip(slots, masked, strict=True):
                 slot.container[slot.key] = text
-            results += [(group.message, result) for result in found]
+            results += found
         for slot, parsed in self.encoded:
             slot.container[slot.key] = orjson.dumps(parsed).decode()
         return results
@@ -112,11 +113,11 @@ def _scan_batch(
 ) -> tuple[list[str], list[FilterResult]]:
     """``texts`` masked, in one scan when they can be joined and split again."""
     if len(texts) > 1 and not any(SEP in text for text in texts):
-        result = scan(SEP.join(texts), group.injection, group.restorable)
+        result = scan(SEP.join(texts), group.injection, group.restorable, group.message)
         parts = result.masked_text.split(SEP)
         if len(parts) == len(texts):
             return parts, [result]
-    results = [scan(text, group.injection, group.restorable) for text in texts]
+    results = [scan(text, group.injection, group.restorable, group.message) for text in texts]
     return [r.masked_text for r in results], results
 
 

@@ -4,17 +4,11 @@ and the ``POST /v1/filter`` function URL.
     filter_input   mask every text field, refuse blocked input, classify (header and
                    unreadable content may raise the level; with filtering off too)
     comply         drop deployments the request's level may not reach; 503 if none is left
-    Scanner        large scans in a worker thread, off the event loop
 
 The answer side is :mod:`functions.filtering.answer`.
 """
 
 from __future__ import annotations
-
-import asyncio
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -31,31 +25,9 @@ from functions.filtering.fields import unreadable_parts
 from functions.filtering.policy import FilterPolicy
 from functions.filtering.results import ContentBlockedError
 from functions.filtering.routing import compliant_plan
-
-T = TypeVar("T")
+from functions.filtering.scanner import Scanner
 
 FILTER_BODY_LIMIT = 262_144
-
-
-class Scanner:
-    """Runs the filters' scans: small inputs inline, large ones in a small thread pool.
-
-    Every pattern is linear in its input, but a 1 MB body still takes a while to scan;
-    in a worker thread the event loop keeps serving everyone else meanwhile (each
-    regex call is short, so the GIL changes hands every few milliseconds).
-    """
-
-    def __init__(self, workers: int = 2, inline_bytes: int = 16_384) -> None:
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="enclave-scan")
-        self._inline_bytes = inline_bytes
-
-    async def run(self, size: int, work: Callable[..., T], *args: Any) -> T:
-        if size <= self._inline_bytes:
-            return work(*args)
-        return await asyncio.get_running_loop().run_in_executor(self._pool, work, *args)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _with_unreadable(policy: FilterPolicy, level: Level, unreadable: int) -> Level:
@@ -82,7 +54,8 @@ def make_filter_input(filters: FilterSet, scanner: Scanner) -> Step:
                 level=level,
                 decisions={**ctx.decisions, "filter": "off", "level": level.value},
             )
-        conversation = await scanner.run(ctx.size, cf.mask_request, ctx.body, ctx.retrieved)
+        tenant = ctx.principal.tenant
+        conversation = await scanner.mask(ctx.size, tenant, ctx.body, ctx.retrieved)
         conversation.result.raise_if_blocked()
         level = _with_unreadable(cf.policy, conversation.result.level, conversation.unreadable)
         level = raise_level(level, header)
@@ -129,8 +102,7 @@ def filter_route(
             direction = body.get("direction", "input")
             if direction not in ("input", "output"):
                 raise InvalidRequestError("direction is 'input' or 'output'.", param="direction")
-            scan = filters.for_tenant(principal.tenant).scan
-            result = await scanner.run(len(body["text"]), scan, body["text"], direction)
+            result = await scanner.scan(principal.tenant, body["text"], direction)
             call.decisions.update(result.log_fields())
             return json_response(result.model_dump(mode="json"))
 
