@@ -14,8 +14,10 @@ Public surface (everything else is internal)::
     cf       = filters.for_tenant(principal.tenant)  # -> ContentFilter
 
     cf.scan(text, "input" | "output") -> FilterResult          # /v1/filter
-    cf.mask_conversation(messages)    -> MaskedConversation    # .messages .vault .result
-    cf.output_stream(conversation)    -> OutputStream          # .feed(chunk) .finish()
+    cf.mask_request(body, retrieved)  -> MaskedConversation    # every text field masked:
+                                                               # .request .vault .result
+    AnswerFilter(cf, conversation)    .apply(answer) .chunk(chunk)   # every text of an answer
+    Scanner(filters).mask(size, …)    # the same, in a worker process for large inputs
     raise_level(result.level, headers.get(CLASSIFICATION_HEADER)) -> Level
     compliant_plan(plan, level, policy, location_of) -> tuple  # or 503
     route_allowed(level, location, policy) -> bool
