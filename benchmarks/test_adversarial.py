@@ -64,9 +64,19 @@ def adversarial_gateway(log_dir: Path) -> Iterator[Server]:
         ENCLAVE_GATEWAY_MAX_BODY_BYTES=str(MAX_BODY),
     )
     gateway = start("gateway", env, log_dir)
+    started = time.perf_counter()
+    while not _scanner_ready(gateway.url):  # the worker process starts after the gateway
+        time.sleep(0.1)
+    ready_s = time.perf_counter() - started
+    print(f"\n[bench] adversarial gateway: scan_worker_ready_s={ready_s:.2f}")
     yield gateway
     gateway.stop()
     fake.stop()
+
+
+def _scanner_ready(url: str) -> bool:
+    details = httpx.get(f"{url}/health", headers=AUTH, timeout=10).json()
+    return bool(details["scanner"]["ready"])
 
 
 def _adversarial_body(text: str) -> bytes:

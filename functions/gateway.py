@@ -188,6 +188,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
                 "models": router.models(),
                 "deployments": warmth.states(),
                 "audit": audit_state,
+                "scanner": {"ready": scanner.ready},
             }
         )
 
@@ -201,6 +202,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         warmth.start()
+        scanner.start()
         if audit_log is not None:
             await audit_log.start()
         yield

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import orjson
 
 from functions.filtering import fields
-from functions.filtering.classify import Level
+from functions.filtering.classify import Level, highest
 from functions.filtering.injection import score_injection
 from functions.filtering.lexicon import Lexicon
 from functions.filtering.masking import StreamRestorer, Vault
@@ -25,12 +25,14 @@ from functions.filtering.output import LeakDetector, OutputGuard, OutputStream
 from functions.filtering.pii import PRIORITY, find_pii
 from functions.filtering.policy import Direction, FilterPolicy
 from functions.filtering.results import (
+    MAX_REPORTED,
     Detection,
     FilterResult,
     Hit,
     level_of,
     resolve,
     verdict_of,
+    worst,
 )
 from functions.wire import ChatCompletionRequest, ChatMessage
 
@@ -92,12 +94,13 @@ class ContentFilter:
             )
         else:
             masked, detections = _redact(text, hits)
+        whole: list[Detection] = []
         score, reasons = 0.0, tuple[str, ...]()
         if direction == "input" and score_injection_too:
             injection = score_injection(text, norm.text)
             score, reasons = injection.score, injection.reasons
             if score >= self.policy.injection_threshold:
-                detections.append(
+                whole.append(
                     _whole(
                         text,
                         "PROMPT_INJECTION",
@@ -111,16 +114,17 @@ class ContentFilter:
         if direction == "output" and system_prompt:
             leak = LeakDetector(system_prompt, self.policy.leak_ngram_chars)
             if leak.feed(text):
-                detections.append(
+                whole.append(
                     _whole(text, "SYSTEM_PROMPT_LEAK", "block", "leak", "ngram", Level.SECRET)
                 )
         return FilterResult(
-            verdict=verdict_of(detections),
+            verdict=verdict_of([*hits, *whole]),
             masked_text=masked,
-            level=level_of(detections, self.policy.default_level),
-            detections=detections,
+            level=level_of([*hits, *whole], self.policy.default_level),
+            detections=[*detections, *whole],
             injection_score=score,
             reasons=list(reasons),
+            omitted=len(hits) - len(detections),
         )
 
     def mask_request(
@@ -146,6 +150,11 @@ class ContentFilter:
 
         found = walk.mask(scan)
         detections = [d for result in found for d in result.detections]
+        omitted = sum(result.omitted for result in found)
+        if len(detections) > MAX_REPORTED:  # blocks first: they say why a request was refused
+            detections.sort(key=lambda d: d.action != "block")
+            omitted += len(detections) - MAX_REPORTED
+            detections = detections[:MAX_REPORTED]
         masked = ChatCompletionRequest.model_validate(walk.data)
         system_prompt = "\n".join(
             m.text()
@@ -153,12 +162,13 @@ class ContentFilter:
             if m.role in _SYSTEM_ROLES and i not in retrieved
         )
         result = FilterResult(
-            verdict=verdict_of(detections),
+            verdict=worst(r.verdict for r in found),
             masked_text="",
-            level=level_of(detections, self.policy.default_level),
+            level=highest((r.level for r in found), floor=self.policy.default_level),
             detections=detections,
             injection_score=max((r.injection_score for r in found), default=0.0),
             reasons=sorted({reason for r in found for reason in r.reasons}),
+            omitted=omitted,
         )
         return MaskedConversation(masked, vault, result, system_prompt, walk.unreadable)
 
@@ -195,7 +205,9 @@ class ContentFilter:
 def _mask(
     text: str, hits: list[Hit], vault: Vault, restorable: bool, message: int | None
 ) -> tuple[str, list[Detection]]:
-    parts, last, detections = [], 0, []
+    parts: list[str] = []
+    detections: list[Detection] = []
+    last = 0
     for hit in hits:
         placeholder = None
         if hit.action == "mask":
@@ -203,7 +215,8 @@ def _mask(
             placeholder = vault.placeholder(hit.type, hit.canonical, value, restorable=restorable)
             parts += [text[last : hit.start], placeholder]
             last = hit.end
-        detections.append(_detection(hit, placeholder, message))
+        if len(detections) < MAX_REPORTED or hit.action == "block":
+            detections.append(_detection(hit, placeholder, message))
     parts.append(text[last:])
     return "".join(parts), detections
 
@@ -215,7 +228,8 @@ def _redact(text: str, hits: list[Hit]) -> tuple[str, list[Detection]]:
             parts += [text[last : hit.start], f"[REDACTED:{hit.type}]"]
             last = hit.end
     parts.append(text[last:])
-    return "".join(parts), [_detection(hit, None) for hit in hits]
+    listed = [h for i, h in enumerate(hits) if i < MAX_REPORTED or h.action == "block"]
+    return "".join(parts), [_detection(hit, None) for hit in listed]
 
 
 def _detection(hit: Hit, placeholder: str | None, message: int | None = None) -> Detection:

@@ -15,8 +15,9 @@ The errors hang in :mod:`functions.errors`' tree:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -66,9 +67,10 @@ class FilterResult(BaseModel):
     verdict: Verdict
     masked_text: str
     level: Level
-    detections: list[Detection]
+    detections: list[Detection]  # every block, then the first MAX_REPORTED others
     injection_score: float = 0.0
     reasons: list[str] = []
+    omitted: int = 0  # findings acted on but not listed (a 1 MB paste holds 50,000)
 
     @property
     def blocked(self) -> bool:
@@ -89,15 +91,31 @@ class FilterResult(BaseModel):
             raise ContentBlockedError.of(self.detections)
 
 
-def verdict_of(detections: list[Detection]) -> Verdict:
-    actions = {d.action for d in detections}
+MAX_REPORTED = 1_000
+
+
+class _Finding(Protocol):
+    @property
+    def action(self) -> EntityAction: ...
+
+    @property
+    def level(self) -> Level: ...
+
+
+def verdict_of(findings: Iterable[_Finding]) -> Verdict:
+    actions = {f.action for f in findings}
     if "block" in actions:
         return "block"
     return "mask" if "mask" in actions else "allow"
 
 
-def level_of(detections: list[Detection], default: Level) -> Level:
-    return highest((d.level for d in detections), floor=default)
+def level_of(findings: Iterable[_Finding], default: Level) -> Level:
+    return highest((f.level for f in findings), floor=default)
+
+
+def worst(verdicts: Iterable[Verdict]) -> Verdict:
+    found = set(verdicts)
+    return "block" if "block" in found else "mask" if "mask" in found else "allow"
 
 
 class ContentBlockedError(InvalidRequestError):

@@ -8,15 +8,18 @@ one (measured: 643-807 ms). A worker process has its own interpreter, so the
 event loop keeps serving everyone else at full speed (invariant I4).
 
 The worker builds its own :class:`FilterSet` from the same policy when it starts
-(``spawn``: nothing of the gateway's threads or sockets is inherited), and is
-started on first use, so a gateway that never sees a large input never pays for it.
+(``spawn``: nothing of the gateway's threads or sockets is inherited). The gateway
+starts it in the background as it starts itself (:meth:`Scanner.start`); a spawned
+child re-imports the gateway's main module, so it is ready a few seconds after the
+gateway (``/health`` details say when), and a large input that arrives before then
+waits for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 
 from functions.filtering.engine import FilterSet, MaskedConversation
 from functions.filtering.policy import Direction, FilterPolicy
@@ -37,6 +40,10 @@ def _mask_in_worker(
     return _worker_filters[0].for_tenant(tenant).mask_request(body, retrieved)
 
 
+def _ready() -> bool:
+    return bool(_worker_filters)
+
+
 def _scan_in_worker(tenant: str, text: str, direction: Direction) -> FilterResult:
     return _worker_filters[0].for_tenant(tenant).scan(text, direction)
 
@@ -49,6 +56,7 @@ class Scanner:
         self._workers = workers
         self._inline_bytes = inline_bytes
         self._pool: ProcessPoolExecutor | None = None
+        self._warm: Future[bool] | None = None
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -79,6 +87,17 @@ class Scanner:
         return await loop.run_in_executor(
             self._executor(), _scan_in_worker, tenant, text, direction
         )
+
+    def start(self) -> None:
+        """Start the worker now, in the background: a first large request should not wait
+        for a process to start and load the lexicons (nor compete with it for a core)."""
+        self._warm = self._executor().submit(_ready)
+
+    @property
+    def ready(self) -> bool:
+        """Whether the worker has started and loaded its filters (for ``/health``)."""
+        warm = self._warm
+        return warm is not None and warm.done() and warm.exception() is None and warm.result()
 
     def close(self) -> None:
         if self._pool is not None:

@@ -36,3 +36,15 @@ def test_a_large_request_is_masked_in_a_worker_process_as_inline() -> None:
     assert big.request == small.request == inline.request  # type: ignore[attr-defined]
     assert big.vault.resolve("<PHONE_1>") == PHONE  # type: ignore[attr-defined]
     assert scanned.masked_text.startswith("call <PHONE_1> ")  # type: ignore[attr-defined]
+
+
+def test_the_worker_reports_ready_once_started() -> None:
+    scanner = Scanner(FilterSet(FilterPolicy()))
+    assert not scanner.ready
+    scanner.start()
+    try:
+        assert scanner._warm is not None
+        assert scanner._warm.result(timeout=120) is True
+        assert scanner.ready
+    finally:
+        scanner.close()
