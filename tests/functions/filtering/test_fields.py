@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from functions.filtering import ContentFilter
+from functions.filtering import ContentFilter, FilterPolicy
 from functions.filtering.answer import AnswerFilter
 from functions.filtering.fields import SEP
 from functions.filtering.masking import Vault
@@ -219,3 +219,14 @@ def test_a_secret_streamed_in_reasoning_stops_the_answer() -> None:
         for i in range(0, len(key), 4):
             filtered.chunk(chunk(0, {"reasoning_content": key[i : i + 4]}))
         filtered.chunk(chunk(0, {}, "stop"))
+
+
+def test_past_a_thousand_findings_all_are_acted_on_and_the_rest_counted() -> None:
+    text = "1.1.1.1 " * 1500 + f"{ID_CARD} {PHONE}"
+    result = ContentFilter().scan(text)
+    assert "1.1.1.1" not in result.masked_text and ID_CARD not in result.masked_text
+    assert len(result.detections) == 1_000 and result.omitted == 502
+    assert result.verdict == "mask" and result.level.value == "confidential"  # the ID, unlisted
+    strict = ContentFilter(FilterPolicy(entities={"ID_CARD": "block"})).scan(text)
+    assert strict.verdict == "block"
+    assert strict.detections[-1].type == "ID_CARD"  # a block is always listed
