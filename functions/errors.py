@@ -6,7 +6,8 @@
     │   ├── RouteNotFoundError        404 invalid_request_error  not_found
     │   ├── MethodNotAllowedError     405 invalid_request_error  method_not_allowed
     │   ├── RequestTimeoutError       408 invalid_request_error  request_timeout
-    │   └── RequestTooLargeError      413 invalid_request_error  request_too_large
+    │   ├── RequestTooLargeError      413 invalid_request_error  request_too_large
+    │   └── ContextLengthExceededError 400 invalid_request_error context_length_exceeded
     ├── AuthenticationError           401 invalid_request_error  invalid_api_key
     ├── PermissionDeniedError         403 permission_error
     ├── RateLimitError                429 rate_limit_error       rate_limit_exceeded
@@ -101,6 +102,25 @@ class RequestTimeoutError(InvalidRequestError):
 class RequestTooLargeError(InvalidRequestError):
     status = 413
     code = "request_too_large"
+
+
+class ContextLengthExceededError(InvalidRequestError):
+    """A prompt that leaves no room in the model's context: 400, as OpenAI answers it.
+
+    Engines raise it before their first piece, so a streamed request gets it as an
+    ordinary 400 before any byte of the stream.
+    """
+
+    code = "context_length_exceeded"
+
+    @classmethod
+    def of(cls, prompt_tokens: int, context_tokens: int) -> ContextLengthExceededError:
+        return cls(
+            f"This model's maximum context length is {context_tokens} tokens. However, your "
+            f"messages resulted in {prompt_tokens} tokens. Please reduce the length of the "
+            "messages.",
+            param="messages",
+        )
 
 
 class AuthenticationError(EnclaveError):

@@ -16,26 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from functions.errors import InvalidRequestError
 from functions.settings import NodeSettings
-
-
-class ContextLengthExceededError(InvalidRequestError):
-    """A prompt that leaves no room in the model's context: 400, as OpenAI answers it.
-
-    Engines raise it before their first piece, so a streamed request gets it as an
-    ordinary 400 before any byte of the stream.
-    """
-
-    code = "context_length_exceeded"
-
-    def __init__(self, prompt_tokens: int, context_tokens: int) -> None:
-        super().__init__(
-            f"This model's maximum context length is {context_tokens} tokens. However, your "
-            f"messages resulted in {prompt_tokens} tokens. Please reduce the length of the "
-            "messages.",
-            param="messages",
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,9 +45,13 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from loguru import logger
 from pydantic import BaseModel, ConfigDict, Field
 
-from functions.errors import InvalidRequestError, ServiceUnavailableError
+from functions.errors import (
+    ContextLengthExceededError,
+    InvalidRequestError,
+    ServiceUnavailableError,
+)
 from functions.settings import NodeSettings
-from inference_node.engine import ContextLengthExceededError, GenerationParams, Piece
+from inference_node.engine import GenerationParams, Piece
 from inference_node.engines._threaded import Channel, GeneratorLoop
 from inference_node.weights import ModelIdentity, model_identity
 
@@ -213,7 +217,7 @@ class ExLlamaV2Engine:
         prompt_tokens = int(input_ids.shape[-1])
         room = self.options.context_tokens - prompt_tokens
         if room < 1:
-            raise ContextLengthExceededError(prompt_tokens, self.options.context_tokens)
+            raise ContextLengthExceededError.of(prompt_tokens, self.options.context_tokens)
         budget = room if params.max_tokens is None else min(room, params.max_tokens)
         job = backend.new_job(
             input_ids=input_ids,

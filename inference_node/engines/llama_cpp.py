@@ -23,8 +23,9 @@ import llama_cpp
 from llama_cpp import Llama
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+from functions.errors import ContextLengthExceededError
 from functions.settings import NodeSettings
-from inference_node.engine import ContextLengthExceededError, GenerationParams, Piece
+from inference_node.engine import GenerationParams, Piece
 from inference_node.engines._threaded import Channel
 from inference_node.stops import StopBuffer
 from inference_node.weights import model_identity
@@ -70,7 +71,7 @@ class LlamaCppEngine:
         tokens = self._llm.tokenize(prompt.encode(), add_bos=False, special=True)
         room = self._llm.n_ctx() - len(tokens)
         if room < 1:
-            raise ContextLengthExceededError(len(tokens), self._llm.n_ctx())
+            raise ContextLengthExceededError.of(len(tokens), self._llm.n_ctx())
         return tokens
 
     async def generate(self, params: GenerationParams) -> AsyncIterator[Piece]:

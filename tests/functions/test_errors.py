@@ -13,6 +13,7 @@ from functions import errors
 from functions.errors import (
     AuthenticationError,
     ClientClosedError,
+    ContextLengthExceededError,
     EnclaveError,
     InvalidRequestError,
     MethodNotAllowedError,
@@ -47,6 +48,13 @@ TREE = [
     ),
     (RequestTooLargeError, InvalidRequestError, 413, "invalid_request_error", "request_too_large"),
     (RequestTimeoutError, InvalidRequestError, 408, "invalid_request_error", "request_timeout"),
+    (
+        ContextLengthExceededError,
+        InvalidRequestError,
+        400,
+        "invalid_request_error",
+        "context_length_exceeded",
+    ),
     (AuthenticationError, EnclaveError, 401, "invalid_request_error", "invalid_api_key"),
     (PermissionDeniedError, EnclaveError, 403, "permission_error", "permission_denied"),
     (RateLimitError, EnclaveError, 429, "rate_limit_error", "rate_limit_exceeded"),

@@ -32,10 +32,13 @@ from loguru import logger
 
 from benchmarks.gpu.bench_exllamav2 import kv_bytes_per_token, weight_bytes_per_token
 from benchmarks.gpu.make_random_llama import PRESETS, make, special_id, tensor_shapes
-from functions.errors import InvalidRequestError, ServiceUnavailableError
+from functions.errors import (
+    ContextLengthExceededError,
+    InvalidRequestError,
+    ServiceUnavailableError,
+)
 from functions.settings import NodeSettings
 from inference_node.engine import (
-    ContextLengthExceededError,
     Engine,
     EngineRegistry,
     GenerationParams,

@@ -20,8 +20,9 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from functions.errors import ContextLengthExceededError
 from functions.settings import NodeSettings, Settings
-from inference_node.engine import ContextLengthExceededError, Engine, GenerationParams, Piece
+from inference_node.engine import Engine, GenerationParams, Piece
 from inference_node.exposure import NodeKeyMissingError, is_loopback
 from inference_node.server import create_app
 from tests.openapi import validate, validate_stream
@@ -337,7 +338,7 @@ class LongPromptEngine(EchoEngine):
     async def generate(self, params: GenerationParams) -> AsyncIterator[Piece]:
         prompt = sum(len(m["content"].split()) for m in params.messages)
         if prompt > 8:
-            raise ContextLengthExceededError(prompt, 8)
+            raise ContextLengthExceededError.of(prompt, 8)
         async for piece in super().generate(params):
             yield piece
 
