@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
+import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 
 from functions.filtering.engine import FilterSet, MaskedConversation
@@ -31,7 +33,15 @@ _worker_filters: list[FilterSet] = []
 
 
 def _start_worker(policy: FilterPolicy) -> None:
+    parent = multiprocessing.parent_process()
+    if parent is not None:  # never outlive the gateway, however it ends (SIGKILL included)
+        threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
     _worker_filters.append(FilterSet(policy))
+
+
+def _exit_with(parent: multiprocessing.process.BaseProcess) -> None:
+    parent.join()  # returns when the parent process is gone
+    os._exit(0)
 
 
 def _mask_in_worker(

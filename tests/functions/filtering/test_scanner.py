@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import time
+from pathlib import Path
+
+import httpx
 
 from functions.filtering import ContentFilter, FilterPolicy, FilterSet
 from functions.filtering.scanner import Scanner
 from functions.wire import ChatCompletionRequest
+from tests.conftest import API_KEY, gateway_env, start
 
 PHONE = "13812345678"
 
@@ -48,3 +54,45 @@ def test_the_worker_reports_ready_once_started() -> None:
         assert scanner.ready
     finally:
         scanner.close()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_the_worker_dies_with_the_gateway_even_when_killed(log_dir: Path) -> None:
+    """A leftover worker would hold the gateway's stdout open and its memory for ever."""
+    gateway = start("gateway", gateway_env([]), log_dir)
+    try:
+        auth = {"authorization": f"Bearer {API_KEY}"}
+        deadline = time.monotonic() + 60
+        while not httpx.get(f"{gateway.url}/health", headers=auth).json()["scanner"]["ready"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        children = _children(gateway.proc.pid)
+        assert children
+        gateway.proc.send_signal(signal.SIGKILL)
+        gateway.proc.wait()
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in children):
+            assert time.monotonic() < deadline, [p for p in children if _alive(p)]
+            time.sleep(0.1)
+    finally:
+        gateway.stop()
