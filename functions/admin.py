@@ -37,21 +37,8 @@ from functions.keys import KeyRecord, KeySpec, KeyStore
 
 ADMIN_BODY_LIMIT = 16_384
 
-# called with (principal, action, details) for every admin action: the audit hook
-AdminRecorder = Callable[[Principal, str, dict[str, Any]], None]
-
 # what an admin route does once its caller is known: the answer and the audit details
 Operation = Callable[[Request, Principal], Awaitable[tuple[Response, dict[str, Any]]]]
-
-
-def request_audit(audit: RequestAudit | AdminRecorder | None) -> RequestAudit:
-    """The gateway's :class:`RequestAudit`, also when given its bound ``admin`` method
-    (transitional: the gateway passes ``audit.admin``); with nothing, one that records
-    nothing."""
-    if isinstance(audit, RequestAudit):
-        return audit
-    owner = getattr(audit, "__self__", None)
-    return owner if isinstance(owner, RequestAudit) else RequestAudit(None)
 
 
 def public_view(record: KeyRecord) -> dict[str, Any]:
@@ -75,12 +62,9 @@ def rights_of(record: KeyRecord) -> rbac.Rights:
 
 
 def admin_routes(
-    keys: KeyStore, authenticate: Step, audit: RequestAudit | AdminRecorder | None = None
+    keys: KeyStore, authenticate: Step, audit: RequestAudit | None = None
 ) -> list[Route]:
-    recorder = request_audit(audit)
-    record_admin: AdminRecorder = (
-        audit if audit is not None and not isinstance(audit, RequestAudit) else recorder.admin
-    )
+    recorder = audit if audit is not None else RequestAudit(None)  # None: records nothing
 
     def granter(principal: Principal) -> rbac.Rights:
         """The caller's own rights; a stored key's lifetime comes from its record."""
@@ -126,7 +110,7 @@ def admin_routes(
                     decisions={"admin": f"keys.{action}"},
                 )
                 raise
-            record_admin(principal, f"keys.{action}", details)
+            recorder.admin(principal, f"keys.{action}", details)
             return response
 
         return handler

@@ -33,7 +33,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from functions import rbac
-from functions.admin import AdminRecorder
 from functions.audit.local import RequestAudit
 from functions.auth import caller
 from functions.context import Principal, RequestContext, Step
@@ -147,25 +146,10 @@ def make_retrieve(
     return retrieve
 
 
-def _request_audit(audit: RequestAudit | AdminRecorder | None) -> RequestAudit:
-    """The gateway's :class:`RequestAudit`.
-
-    Transitional: a gateway that still passes ``audit.admin`` gets its bound
-    instance back; one passing nothing gets an audit that records nothing.
-    """
-    if isinstance(audit, RequestAudit):
-        return audit
-    owner = getattr(audit, "__self__", None)
-    return owner if isinstance(owner, RequestAudit) else RequestAudit(None)
-
-
 def knowledge_routes(
-    knowledge: Knowledge, authenticate: Step, audit: RequestAudit | AdminRecorder | None = None
+    knowledge: Knowledge, authenticate: Step, audit: RequestAudit | None = None
 ) -> list[Route]:
-    recorder = _request_audit(audit)
-    record_admin: AdminRecorder = (
-        audit if audit is not None and not isinstance(audit, RequestAudit) else recorder.admin
-    )
+    recorder = audit if audit is not None else RequestAudit(None)  # None: records nothing
 
     async def retrieve(request: Request) -> Response:
         with recorder.opened("/v1/retrieve") as call:
@@ -221,7 +205,7 @@ def knowledge_routes(
         data = await read_body(request, knowledge.settings.max_upload_bytes)
         kb = await knowledge.get()
         summary = await asyncio.to_thread(kb.ingest_upload, principal, filename, data, collection)
-        record_admin(principal, "knowledge.upload", {"target": f"{collection}/{filename}"})
+        recorder.admin(principal, "knowledge.upload", {"target": f"{collection}/{filename}"})
         return json_response(
             {
                 "files": summary.files,
