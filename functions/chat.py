@@ -36,6 +36,7 @@ from functions.errors import (
 from functions.filtering.answer import AnswerFilter
 from functions.filtering.engine import FilterSet
 from functions.metrics import Metrics
+from functions.ratelimit.limiter import prompt_tokens
 from functions.relay import Opened, Relay
 from functions.routing import DeploymentRouter
 from functions.settings import Deployment
@@ -77,7 +78,7 @@ class Chat:
             if ctx.admission is not None:
                 # a caller who hung up after the model took the prompt pays for the prompt
                 gone = status == 499
-                await ctx.admission.settle(_prompt_tokens(ctx.body) if gone else 0)
+                await ctx.admission.settle(prompt_tokens(ctx.body) if gone else 0)
             raise
 
     async def _answer(self, request: Request, ctx: RequestContext) -> Response:
@@ -261,7 +262,7 @@ class Chat:
         finally:
             await events.aclose()
             if usage is None and generated:  # the client left, or no usage came: what ran
-                prompt = _prompt_tokens(ctx.body)
+                prompt = prompt_tokens(ctx.body)
                 usage = {
                     "prompt_tokens": prompt,
                     "completion_tokens": generated,
@@ -320,11 +321,6 @@ class Chat:
             decisions=dict(ctx.decisions),
             ms=round(elapsed * 1000, 2),
         )
-
-
-def _prompt_tokens(body: ChatCompletionRequest) -> int:
-    """The prompt's tokens as the rate limiter estimates them (characters / 4)."""
-    return -(-sum(len(m.text()) for m in body.messages) // 4)
 
 
 def _carries_text(chunk: dict[str, Any]) -> bool:

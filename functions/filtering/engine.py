@@ -170,7 +170,8 @@ class ContentFilter:
             reasons=sorted({reason for r in found for reason in r.reasons}),
             omitted=omitted,
         )
-        return MaskedConversation(masked, vault, result, system_prompt, walk.unreadable)
+        unreadable = fields.unreadable_parts(body)
+        return MaskedConversation(masked, vault, result, system_prompt, unreadable)
 
     def mask_conversation(self, messages: Sequence[ChatMessage]) -> MaskedConversation:
         """:meth:`mask_request` for bare messages."""

@@ -60,7 +60,6 @@ class Walk:
 
     data: dict[str, Any]
     groups: dict[_Group, list[_Slot]] = field(default_factory=dict)
-    unreadable: int = 0
     # JSON arguments parsed for masking, re-encoded once their strings are masked
     encoded: list[tuple[_Slot, Any]] = field(default_factory=list)
 
@@ -133,8 +132,6 @@ def walk(body: ChatCompletionRequest, retrieved: frozenset[int]) -> Walk:
         if isinstance(content, str):
             found.add(said, message, "content")
         for part in content if isinstance(content, list) else ():
-            if part["type"] in _UNREADABLE:
-                found.unreadable += 1
             for key in ("text", "refusal"):
                 if key in part:
                     found.add(said, part, key)

@@ -45,11 +45,15 @@ def build_store(settings: RateLimitSettings, data_dir: Path) -> LimitStore:
     return MemoryStore()
 
 
+def prompt_tokens(request: ChatCompletionRequest) -> int:
+    """The prompt's tokens as the limiter counts them: characters / 4."""
+    return math.ceil(sum(len(m.text()) for m in request.messages) / 4)
+
+
 def estimate_tokens(request: ChatCompletionRequest, assumed_completion_tokens: int) -> int:
-    """Tokens charged at admission: prompt characters / 4, plus the completion budget."""
-    prompt = math.ceil(sum(len(m.text()) for m in request.messages) / 4)
+    """Tokens charged at admission: the prompt, plus the completion budget."""
     completion = request.token_limit or assumed_completion_tokens
-    return prompt + completion * (request.n or 1)
+    return prompt_tokens(request) + completion * (request.n or 1)
 
 
 def utc_day(now: float) -> tuple[str, float]:
