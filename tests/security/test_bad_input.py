@@ -87,6 +87,25 @@ def test_deep_unknown_fields_are_dropped_and_the_deployment_stays_healthy(
     assert again.headers["x-enclave-deployment"] == "relay"  # not cooled down
 
 
+def _whole_reply(conn: socket.socket) -> str:
+    """Headers and body of one HTTP response: they may arrive in separate segments."""
+    data = b""
+    while b"\r\n\r\n" not in data or len(data.partition(b"\r\n\r\n")[2]) < _length(data):
+        piece = conn.recv(4096)
+        if not piece:
+            break
+        data += piece
+    return data.decode()
+
+
+def _length(data: bytes) -> int:
+    for line in data.partition(b"\r\n\r\n")[0].split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 0
+
+
 def test_a_body_that_never_finishes_is_cut_off(log_dir: Path, rec_upstream: Recorder) -> None:
     """A client announcing more than it sends is answered 408 after the read timeout."""
     env = gateway_env([rec("relay", "relay", rec_upstream.url)], ENCLAVE_GATEWAY_BODY_TIMEOUT_S="1")
@@ -99,7 +118,7 @@ def test_a_body_that_never_finishes_is_cut_off(log_dir: Path, rec_upstream: Reco
                 "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
             )
             conn.sendall(head.encode() + b'{"model": "relay", "mess')
-            reply = conn.recv(4096).decode()
+            reply = _whole_reply(conn)
         assert reply.startswith("HTTP/1.1 408"), reply[:200]
         assert "request_timeout" in reply
     finally:
