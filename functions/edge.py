@@ -1,11 +1,16 @@
 """The HTTP edge shared by the gateway and the node.
 
 It is the one place where exceptions become OpenAI error JSON: :class:`Edge`
-wraps an ASGI app, gives every request a trace id (``x-request-id``, accepted
-from the caller when well-formed, else generated) and echoes it back, writes one
+wraps an ASGI app, gives every request a trace id and echoes it back, writes one
 access log line, and turns anything raised before the response started into an
 error body — never a stack trace. Failures after the first byte of a stream are
 the stream's own business (a final ``data: {"error": …}`` event).
+
+The trace id is the trace-id of a valid W3C ``traceparent`` header, else the
+caller's ``x-request-id`` when well-formed, else a fresh W3C-shaped one. Headers
+that fail validation are ignored, never trusted. The response carries
+``x-request-id`` (the trace id) and, for a W3C trace id, a ``traceparent`` naming
+this service's span, which the relay also sends upstream as the parent.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from functions.errors import (
     RouteNotFoundError,
     map_exception,
 )
-from functions.logs import trace_id
+from functions.logs import child_traceparent, parse_traceparent, trace_id, traceparent
 
 T = TypeVar("T")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
@@ -104,18 +109,19 @@ class Edge:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _request_id(scope)
-        token = trace_id.set(request_id)
+        request_id, flags = _trace(scope)
+        parent = child_traceparent(request_id, flags)
+        token, parent_token = trace_id.set(request_id), traceparent.set(parent)
         started = time.perf_counter()
         state = {"status": 0}
+        echoed = [(b"x-request-id", request_id.encode())]
+        if parent is not None:
+            echoed.append((b"traceparent", parent.encode()))
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 state["status"] = message["status"]
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"x-request-id", request_id.encode()),
-                ]
+                message["headers"] = [*message.get("headers", []), *echoed]
             await send(message)
 
         try:
@@ -137,16 +143,25 @@ class Edge:
                 ms=round((time.perf_counter() - started) * 1000, 2),
             )
             trace_id.reset(token)
+            traceparent.reset(parent_token)
 
 
-def _request_id(scope: Scope) -> str:
+def _trace(scope: Scope) -> tuple[str, str]:
+    """The request's trace id and W3C trace flags, from its headers or fresh.
+
+    Only a lone ``traceparent`` counts (two are ambiguous), and only the first
+    ``x-request-id``.
+    """
+    parents = [value for name, value in scope["headers"] if name == b"traceparent"]
+    if len(parents) == 1 and (parsed := parse_traceparent(parents[0].decode("latin-1"))):
+        return parsed
     for name, value in scope["headers"]:
         if name == b"x-request-id":
             candidate: str = value.decode("latin-1")
             if _REQUEST_ID.fullmatch(candidate):
-                return candidate
+                return candidate, "01"
             break
-    return uuid.uuid4().hex
+    return uuid.uuid4().hex, "01"
 
 
 async def _disconnected(request: Request) -> None:

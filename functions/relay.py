@@ -26,6 +26,7 @@ from functions.errors import (
     map_exception,
 )
 from functions.llm import litellm
+from functions.logs import traceparent
 from functions.settings import Deployment
 
 # statuses that mean "this deployment cannot serve now", not "this request is wrong"
@@ -173,6 +174,8 @@ class Relay:
         self, deployment: Deployment, payload: dict[str, Any], request_id: str
     ) -> Opened:
         headers = {"content-type": "application/json", "x-request-id": request_id}
+        if (parent := traceparent.get()) is not None:  # this gateway's span, W3C trace context
+            headers["traceparent"] = parent
         if deployment.api_key is not None:
             headers["authorization"] = f"Bearer {deployment.api_key.get_secret_value()}"
         request = self._client.build_request(

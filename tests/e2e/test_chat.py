@@ -156,11 +156,34 @@ def test_request_id_reaches_the_node_and_comes_back(gateway: Server, node: Serve
     )
     assert response.status_code == 200
     assert response.headers["x-request-id"] == "trace-e2e-42"
-    assert node.logged(lambda line: line["trace_id"] == "trace-e2e-42")
-    assert gateway.logged(lambda line: line["trace_id"] == "trace-e2e-42" and line["msg"] == "chat")
+    assert node.logged(lambda line: line.get("trace.id") == "trace-e2e-42")
     assert gateway.logged(
-        lambda line: line["trace_id"] == "trace-e2e-42" and line["msg"] == "request"
+        lambda line: line.get("trace.id") == "trace-e2e-42" and line["message"] == "chat"
     )
+    assert gateway.logged(
+        lambda line: line.get("trace.id") == "trace-e2e-42" and line["message"] == "request"
+    )
+
+
+def test_traceparent_trace_id_reaches_the_node_and_comes_back(
+    gateway: Server, node: Server
+) -> None:
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    response = httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        json={"model": "smollm2", "messages": QUESTION, "max_tokens": 2},
+        headers={
+            "authorization": f"Bearer {API_KEY}",
+            "traceparent": f"00-{trace}-00f067aa0ba902b7-01",
+        },
+        timeout=120,
+    )
+    assert response.status_code == 200
+    assert response.headers["x-request-id"] == trace
+    version, echoed, span, flags = response.headers["traceparent"].split("-")
+    assert (version, echoed, flags) == ("00", trace, "01") and span != "00f067aa0ba902b7"
+    assert node.logged(lambda line: line.get("trace.id") == trace)  # the relay passed it on
+    assert gateway.logged(lambda line: line.get("trace.id") == trace and line["message"] == "chat")
 
 
 def test_node_serves_the_openai_api_directly(node: Server) -> None:

@@ -105,7 +105,7 @@ def test_data_that_may_leave_goes_to_the_fallback_at_once(
                 "messages": [{"role": "user", "content": "ID 11010519491231002X"}],
             },
         )
-        assert gateway.logged(lambda line: line["msg"] == "waking deployment")
+        assert gateway.logged(lambda line: line["message"] == "waking deployment")
     finally:
         gateway.stop()
     assert public.status_code == 200 and public.headers["x-enclave-deployment"] == "echo-external"

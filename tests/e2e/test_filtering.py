@@ -143,7 +143,9 @@ def test_confidential_data_never_reaches_an_external_fallback(
         json={"model": "private", "messages": [{"role": "user", "content": "hello"}]},
     )
     assert public.status_code == 200 and public.headers["x-enclave-deployment"] == "echo-external"
-    assert gateway.logged(lambda line: line.get("decisions", {}).get("level") == "confidential")
+    assert gateway.logged(
+        lambda line: line.get("enclave", {}).get("decisions", {}).get("level") == "confidential"
+    )
 
 
 def test_the_filter_function_url(gateway: Server) -> None:

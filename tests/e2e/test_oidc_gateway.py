@@ -48,6 +48,8 @@ def test_a_gateway_trusts_tokens_from_its_issuer_only(node: Server, log_dir: Pat
             assert ask(confused).status_code == 401
             no_role = issuer.token("rsa-1", groups=["strangers"])
             assert ask(no_role).status_code == 403
-            assert gateway.logged(lambda line: line.get("decisions", {}).get("auth") == "oidc")
+            assert gateway.logged(
+                lambda line: line.get("enclave", {}).get("decisions", {}).get("auth") == "oidc"
+            )
         finally:
             gateway.stop()

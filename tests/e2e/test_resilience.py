@@ -161,7 +161,7 @@ def test_full_queue_is_refused_with_503_and_disconnect_cancels(narrow_node: Serv
         time.sleep(0.2)
     assert ok.status_code == 200
     assert time.monotonic() - gone < 5, "the abandoned generation kept the slot"
-    assert narrow_node.logged(lambda line: line.get("status") == 499), (
+    assert narrow_node.logged(lambda line: line.get("http.response.status_code") == 499), (
         "the abandoned stream was not recorded as cancelled"
     )
 
