@@ -2,7 +2,9 @@
 
 ``enclave up`` starts the node, then the gateway, waits until both answer
 ``/health``, sends one real chat through the gateway to prove the path, prints
-how to call it, and stops both cleanly on Ctrl-C or SIGTERM.
+how to call it, and stops both cleanly on Ctrl-C or SIGTERM. Each service's log
+lines go to the terminal as before and to ``<data_dir>/logs/<service>.log``
+(appended across runs; the files Filebeat reads, see infra/monitoring/README.md).
 
 Two secrets are generated once and kept under the data directory (mode 0600):
 the gateway's bootstrap key (``api_key``) and the node's key (``node_key``),
@@ -11,16 +13,18 @@ which the node requires and the gateway's deployment of it sends.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -69,12 +73,37 @@ def keyed_deployments(settings: Settings, key: str) -> list[dict[str, Any]]:
     return listed
 
 
-def spawn(service: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
+def tee(source: IO[bytes], path: Path, terminal: IO[bytes]) -> None:
+    """Copy ``source`` line by line to the file at ``path`` and to ``terminal`` until it ends."""
+    with source, path.open("ab") as log:
+        for line in iter(source.readline, b""):
+            log.write(line)
+            log.flush()
+            with contextlib.suppress(OSError, ValueError):  # a closed terminal: the file goes on
+                terminal.write(line)
+                terminal.flush()
+
+
+def spawn(
+    service: str, env: dict[str, str], log_dir: Path
+) -> tuple[subprocess.Popen[bytes], threading.Thread]:
+    """``enclave serve SERVICE``, and the thread teeing its log (stderr) to ``log_dir``."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
         [sys.executable, "-m", "infra.cli", "serve", service],
         env=env,
         cwd=Path.cwd(),
+        stderr=subprocess.PIPE,
     )
+    assert proc.stderr is not None
+    copy = threading.Thread(
+        target=tee,
+        args=(proc.stderr, log_dir / f"{service}.log", sys.stderr.buffer),
+        name=f"{service}-log",
+        daemon=True,  # a grandchild holding the pipe open must not keep the launcher alive
+    )
+    copy.start()
+    return proc, copy
 
 
 def wait_ready(name: str, proc: subprocess.Popen[bytes], url: str, timeout: float) -> None:
@@ -132,18 +161,22 @@ def up(settings: Settings, check_only: bool = False) -> int:
     }
     env["ENCLAVE_GATEWAY_DEPLOYMENTS"] = json.dumps(keyed_deployments(settings, node_secret))
     procs: list[subprocess.Popen[bytes]] = []
+    copies: list[threading.Thread] = []
+    logs = settings.data_dir / "logs"
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        node = spawn("node", env)
+        node, copy = spawn("node", env, logs)
         procs.append(node)
+        copies.append(copy)
         node_url = f"http://{settings.node.host}:{settings.node.port}"
         wait_ready("node", node, f"{node_url}/health", READY_TIMEOUT_S)
-        gateway = spawn("gateway", env)
+        gateway, copy = spawn("gateway", env, logs)
         procs.append(gateway)
+        copies.append(copy)
         base = f"http://{settings.gateway.host}:{settings.gateway.port}"
         wait_ready("gateway", gateway, f"{base}/health", READY_TIMEOUT_S)
         model = settings.gateway.deployments[0].model
@@ -158,6 +191,8 @@ def up(settings: Settings, check_only: bool = False) -> int:
         return 0
     finally:
         stop(procs)
+        for copy in copies:  # the last lines, once the pipes close
+            copy.join(timeout=2)
 
 
 def banner(base: str, key: str, model: str, answer: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -63,6 +65,19 @@ def test_up_answers_a_first_chat_and_prints_how_to_call(tmp_path: Path) -> None:
     answer = out.split("->", 1)[1].splitlines()[0].strip().strip("'\"")
     assert answer, "the first chat came back empty"
     assert not _listening(gateway_port) and not _listening(node_port)
+    logs = {name: _json_lines(tmp_path / "data" / "logs" / f"{name}.log") for name in SERVICES}
+    assert {line["service.name"] for line in logs["gateway"]} == {"enclave-gateway"}
+    assert {line["service.name"] for line in logs["node"]} == {"enclave-node"}
+    assert any(line["message"] == "chat" for line in logs["gateway"])  # the first chat
+    assert any(line["message"] == "engine ready" for line in logs["node"])
+    assert '"message":"chat"' in done.stderr  # and the terminal still shows them
+
+
+SERVICES = ("gateway", "node")
+
+
+def _json_lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
 
 
 def test_sigterm_stops_both_processes(tmp_path: Path) -> None:
