@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from prometheus_client import Counter, Gauge
+
 from functions.errors import QueueFullError
 from functions.metrics import Metrics
 
@@ -14,6 +16,17 @@ class Admission:
         self._max_queue = max_queue
         self._waiting = 0
         self._metrics = metrics
+        # what queue_depth is measured against, and the 503s past it (alert rules use both)
+        Gauge(
+            "enclave_node_queue_capacity",
+            "Requests that may wait for a slot",
+            registry=metrics.registry,
+        ).set(max_queue)
+        self._rejected = Counter(
+            "enclave_node_queue_rejections",
+            "Requests refused with 503: every slot busy and the queue full",
+            registry=metrics.registry,
+        )
 
     @property
     def waiting(self) -> int:
@@ -22,6 +35,7 @@ class Admission:
     async def acquire(self) -> None:
         """Wait for a free slot, or raise :class:`QueueFullError` at once if the queue is full."""
         if self._slots.locked() and self._waiting >= self._max_queue:
+            self._rejected.inc()
             raise QueueFullError(
                 "The model server is at capacity; retry shortly.", headers={"retry-after": "1"}
             )

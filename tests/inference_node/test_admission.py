@@ -23,6 +23,8 @@ async def settle() -> None:
 def test_capacity_queue_and_refusal() -> None:
     metrics = Metrics("node")
     admission = Admission(capacity=1, max_queue=1, metrics=metrics)
+    assert sample(metrics, "queue_capacity") == 1
+    assert sample(metrics, "queue_rejections_total") == 0  # exists before the first 503
 
     async def main() -> None:
         await asyncio.wait_for(admission.acquire(), timeout=1)  # a free slot: at once
@@ -41,6 +43,7 @@ def test_capacity_queue_and_refusal() -> None:
         assert refused.value.code == "queue_full"
         assert refused.value.headers["retry-after"] == "1"
         assert admission.waiting == 1  # the refusal did not join the queue
+        assert sample(metrics, "queue_rejections_total") == 1
 
         admission.release()
         await asyncio.wait_for(waiter, timeout=1)  # the waiter proceeds
