@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from loguru import logger
+from prometheus_client import CollectorRegistry, Counter
 
 from functions.errors import RateLimitError, ServiceUnavailableError
 from functions.ratelimit.file import FileStore
@@ -133,20 +134,55 @@ class Admission:
             await settle(max(0, actual_tokens))
 
 
+class LimiterMetrics:
+    """Refusals by the bucket that was short, and failed store calls; every series from 0."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.refusals = Counter(
+            "enclave_gateway_ratelimit_refusals",
+            "429s, once for each bucket that could not hold the request (budget: daily tokens)",
+            ["kind", "scope"],
+            registry=registry,
+        )
+        self.store_errors = Counter(
+            "enclave_gateway_ratelimit_store_errors",
+            "Failed rate-limit store calls (admit: 503 or unlimited; settle: usage not reconciled)",
+            ["operation"],
+            registry=registry,
+        )
+        for kind in ("requests", "tokens", "budget"):
+            for scope in ("key", "tenant"):
+                self.refusals.labels(kind, scope)
+        for operation in ("admit", "settle"):
+            self.store_errors.labels(operation)
+
+    def refused(self, buckets: Sequence[_Bucket], decision: Decision) -> None:
+        for bucket, state in zip(buckets, decision.buckets, strict=True):
+            if state.wait_s > 0:
+                self.refusals.labels(bucket.kind, bucket.scope.split(" ", 1)[0]).inc()
+
+
 class RateLimiter:
     """Admits requests against per-key and per-tenant limits held in a shared store."""
 
     def __init__(
-        self, settings: RateLimitSettings, store: LimitStore, clock: Callable[[], float] = time.time
+        self,
+        settings: RateLimitSettings,
+        store: LimitStore,
+        clock: Callable[[], float] = time.time,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.settings = settings
         self._store = store
         self._clock = clock  # Unix seconds; shared stores need one clock across processes
         self._last_error_log = -math.inf
+        self._metrics = LimiterMetrics(registry) if registry is not None else None
 
     @classmethod
-    def from_settings(cls, settings: RateLimitSettings, data_dir: Path) -> RateLimiter:
-        return cls(settings, build_store(settings, data_dir))
+    def from_settings(
+        cls, settings: RateLimitSettings, data_dir: Path, registry: CollectorRegistry | None = None
+    ) -> RateLimiter:
+        return cls(settings, build_store(settings, data_dir), registry=registry)
 
     def estimate_tokens(self, request: ChatCompletionRequest) -> int:
         return estimate_tokens(request, self.settings.assumed_completion_tokens)
@@ -172,9 +208,13 @@ class RateLimiter:
         try:
             decision = await self._store.acquire([b.request for b in buckets], now)
         except LimitStoreError as exc:
+            if self._metrics is not None:
+                self._metrics.store_errors.labels("admit").inc()
             return self._store_down(exc, now, estimated_tokens)
         headers = _headers(buckets, decision.buckets)
         if not decision.allowed:
+            if self._metrics is not None:
+                self._metrics.refused(buckets, decision)
             raise _refusal(buckets, decision, headers, until_midnight)
 
         async def settle(actual_tokens: int) -> None:
@@ -189,6 +229,8 @@ class RateLimiter:
         try:
             await self._store.charge(charges, self._clock())
         except LimitStoreError as exc:
+            if self._metrics is not None:
+                self._metrics.store_errors.labels("settle").inc()
             self._log_store_error(exc, self._clock(), "token usage not reconciled")
 
     def _store_down(self, exc: LimitStoreError, now: float, estimated_tokens: int) -> Admission:
