@@ -2,7 +2,10 @@
 
 The gateway and the node share one set of names under their own prefix
 (``enclave_gateway_…``, ``enclave_node_…``); later steps add their own counters
-to the same registry through :attr:`Metrics.registry`.
+to the same registry through :attr:`Metrics.registry`. Each registry also carries
+the process's own figures (``process_cpu_seconds_total``,
+``process_resident_memory_bytes``, … and ``python_info``), so CPU and memory alerts
+need no extra exporter.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
     generate_latest,
 )
 
@@ -25,6 +30,8 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         p = f"enclave_{service}"
         r = self.registry
+        ProcessCollector(registry=r)  # from /proc: Linux only, absent (no error) elsewhere
+        PlatformCollector(registry=r)
         self.requests = Counter(
             f"{p}_requests",
             "Requests answered",
