@@ -9,18 +9,28 @@ and everyone waiting for it is released.
 
 Deployments reached through litellm's translation (external providers) are not
 probed: they are always taken to be warm.
+
+Given a registry, the state is exported: ``enclave_gateway_deployment_warm``
+(1 warm, 0 cold, per watched deployment) and
+``enclave_gateway_deployment_wakes_total`` (wake-ups started: cold starts).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Iterable
 
 import httpx
 from loguru import logger
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from functions.settings import Deployment
+
+
+def _as_number(event: asyncio.Event) -> float:
+    return float(event.is_set())
 
 
 def health_url(deployment: Deployment) -> str:
@@ -38,16 +48,37 @@ class Warmth:
         probe_interval_s: float,
         probe_timeout_s: float,
         wake_timeout_s: float,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self._watched = {d.name: d for d in deployments if d.relayed}
         self._warm = {name: asyncio.Event() for name in self._watched}
         for event in self._warm.values():
             event.set()  # unknown counts as warm until a probe or a request says otherwise
+        self._wakes: Counter | None = None
+        if registry is not None:
+            self._export(registry)
         self._interval, self._probe_timeout = probe_interval_s, probe_timeout_s
         self._wake_timeout = wake_timeout_s
         self._client = httpx.AsyncClient()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._monitor: asyncio.Task[None] | None = None
+
+    def _export(self, registry: CollectorRegistry) -> None:
+        warm = Gauge(
+            "enclave_gateway_deployment_warm",
+            "1 while a self-hosted deployment answers its health probe, 0 while it is cold",
+            ["deployment"],
+            registry=registry,
+        )
+        self._wakes = Counter(
+            "enclave_gateway_deployment_wakes",
+            "Cold deployments woken by a request (cold starts)",
+            ["deployment"],
+            registry=registry,
+        )
+        for name, event in self._warm.items():
+            warm.labels(name).set_function(functools.partial(_as_number, event))
+            self._wakes.labels(name)
 
     def is_cold(self, deployment: Deployment) -> bool:
         event = self._warm.get(deployment.name)
@@ -73,6 +104,8 @@ class Warmth:
         if name not in self._watched or (name in self._tasks and not self._tasks[name].done()):
             return
         logger.info("waking deployment", deployment=name)
+        if self._wakes is not None:
+            self._wakes.labels(name).inc()
         self._tasks[name] = asyncio.create_task(self._probe(name, self._wake_timeout, wake=True))
 
     async def wait_warm(
