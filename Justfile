@@ -34,8 +34,19 @@ _redis:
         echo "redis-server is needed by the tests: sudo apt-get install redis-server" >&2; exit 1
     fi
 
+# The monitoring tests run promtool and a real prometheus: install Debian's package when missing.
+_prometheus:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 && exit 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq && apt-get install -y -qq prometheus >/dev/null
+    else
+        echo "prometheus and promtool are needed by the tests: sudo apt-get install prometheus" >&2; exit 1
+    fi
+
 # Run the test suite against real local servers.
-test *ARGS: install _redis
+test *ARGS: install _redis _prometheus
     HF_HUB_OFFLINE=1 {{bin}}/pytest {{ARGS}}
 
 # Benchmarks (pytest-benchmark); figures go to the terminal and .benchmarks/.
