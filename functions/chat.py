@@ -23,6 +23,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from functions.audit.local import RequestAudit
+from functions.cache.answers import Assembler, as_chunks, complete
+from functions.cache.cache import ResponseCache
 from functions.context import RequestContext
 from functions.edge import unless_disconnected
 from functions.errors import (
@@ -34,16 +36,17 @@ from functions.errors import (
     map_exception,
 )
 from functions.filtering.answer import AnswerFilter
-from functions.filtering.engine import FilterSet
+from functions.filtering.engine import FilterSet, Stage
 from functions.metrics import Metrics
 from functions.ratelimit.limiter import prompt_tokens
 from functions.relay import Opened, Relay
 from functions.routing import DeploymentRouter
 from functions.settings import Deployment
 from functions.warmth import Warmth
-from functions.wire import SSE_DONE, ChatCompletionRequest, sse_event
+from functions.wire import SSE_DONE, ChatCompletionRequest, now, sse_event
 
 ROUTE = "/v1/chat/completions"
+CACHE = "cache"  # the deployment name of an answer that came from the response cache
 
 
 def upstream_payload(body: ChatCompletionRequest, deployment: Deployment) -> dict[str, Any]:
@@ -65,6 +68,7 @@ class Chat:
     audit: RequestAudit
     cold_wait_s: float
     keepalive_s: float
+    cache: ResponseCache | None = None
 
     async def __call__(self, request: Request, ctx: RequestContext) -> Response:
         assert ctx.body is not None
@@ -85,14 +89,16 @@ class Chat:
         """Answer from a warm deployment, waking cold ones; wait only if no other may serve."""
         assert ctx.body is not None
         started = time.perf_counter()
+        if ctx.cache is not None and ctx.cache.answer is not None:
+            return await self._replay(ctx, ctx.cache.answer, started)
         warm = tuple(d for d in ctx.plan if not self.warmth.is_cold(d))
         cold = tuple(d for d in ctx.plan if self.warmth.is_cold(d))
         for deployment in cold:
             self.warmth.wake(deployment)
         if warm or not cold:
             try:
-                opened = await unless_disconnected(request, self._open(ctx, warm))
-                return await self._respond(ctx, *opened, started)
+                deployment, opened = await unless_disconnected(request, self._open(ctx, warm))
+                return await self._respond(ctx, deployment.name, opened, started)
             except NoDeploymentError:
                 cold = tuple(d for d in ctx.plan if self.warmth.is_cold(d))
                 if not cold:
@@ -101,19 +107,36 @@ class Chat:
             raise self._still_cold(ctx)
         if ctx.body.stream:
             return StreamingResponse(
-                self._wait_then_stream(ctx, cold, started), media_type="text/event-stream"
+                self._wait_then_stream(ctx, cold, started),
+                media_type="text/event-stream",
+                headers=self._cache_headers(ctx),
             )
         ready = await unless_disconnected(request, self.warmth.wait_warm(cold, self.cold_wait_s))
         if ready is None:
             raise self._still_cold(ctx)
-        opened = await unless_disconnected(request, self._open(ctx, (ready,)))
-        return await self._respond(ctx, *opened, started)
+        deployment, opened = await unless_disconnected(request, self._open(ctx, (ready,)))
+        return await self._respond(ctx, deployment.name, opened, started)
+
+    async def _replay(
+        self, ctx: RequestContext, cached: dict[str, Any], started: float
+    ) -> Response:
+        """A cache hit, as if the model had just answered: guarded and restored for this
+        caller, streamed if asked; it costs no model tokens."""
+        cached.update(id=f"chatcmpl-{ctx.request_id}", created=now())
+        if ctx.body is not None and ctx.body.stream:
+            chunks = as_chunks(cached, usage=True)
+            return await self._respond(ctx, CACHE, Opened(events=_replayed(chunks)), started)
+        return await self._respond(ctx, CACHE, Opened(body=orjson.dumps(cached)), started)
 
     async def _respond(
-        self, ctx: RequestContext, deployment: Deployment, opened: Opened, started: float
+        self, ctx: RequestContext, deployment: str, opened: Opened, started: float
     ) -> Response:
         assert ctx.body is not None
-        headers = {"x-enclave-deployment": deployment.name, **self._limit_headers(ctx)}
+        headers = {
+            "x-enclave-deployment": deployment,
+            **self._limit_headers(ctx),
+            **self._cache_headers(ctx),
+        }
         if opened.events is not None:
             return StreamingResponse(
                 self._relay_stream(ctx, deployment, opened.events, started),
@@ -121,21 +144,47 @@ class Chat:
                 headers=headers,
             )
         assert opened.body is not None
+        cached = deployment == CACHE
         parsed = _parsed(opened.body)  # once: usage, the filter, citations and audit read it
         usage = parsed.get("usage") if parsed and isinstance(parsed.get("usage"), dict) else None
-        self._account(ctx.body.model, deployment, usage)
+        if not cached:
+            self._account(ctx.body.model, deployment, usage)
         answer, body = self._answer_filter(ctx), opened.body
         if answer is not None or ctx.citations:
             if parsed is None:  # never pass on what could not be checked
                 raise UpstreamUnavailableError("The model server sent an unreadable answer.")
-            if answer is not None:
+            if answer is not None and self._fills(ctx) and not cached:
+                # guard, keep the guarded answer (placeholders, no caller's value), restore
+                self._answer_filter(ctx, "guard").apply(parsed)  # type: ignore[union-attr]
+                if complete(parsed, ctx.body.n or 1):
+                    await self._fill(ctx, parsed)
+                self._answer_filter(ctx, "restore").apply(parsed)  # type: ignore[union-attr]
+            elif answer is not None:
                 answer.apply(parsed)
             if ctx.citations:
                 parsed.update(_extension(ctx))
             body = orjson.dumps(parsed)
         text = _text_of(parsed) if self.audit.capturing and parsed else None
-        await self._finish(ctx, deployment, "200", started, usage, text)
+        await self._finish(ctx, deployment, "200", started, None if cached else usage, text)
         return Response(body, media_type="application/json", headers=headers)
+
+    def _fills(self, ctx: RequestContext) -> bool:
+        return self.cache is not None and ctx.cache is not None and ctx.cache.fill
+
+    async def _fill(self, ctx: RequestContext, answer: dict[str, Any]) -> None:
+        assert self.cache is not None and ctx.cache is not None and ctx.principal is not None
+        if await self.cache.fill(ctx.principal.tenant, ctx.cache, answer):
+            logger.debug("cached", key=ctx.cache.key)
+
+    @staticmethod
+    def _cache_headers(ctx: RequestContext) -> dict[str, str]:
+        lookup = ctx.cache
+        headers: dict[str, str] = {
+            "x-enclave-cache": lookup.result if lookup is not None else "bypass"
+        }
+        if lookup is not None and lookup.similarity is not None:
+            headers["x-enclave-cache-similarity"] = f"{lookup.similarity:.4f}"
+        return headers
 
     def _still_cold(self, ctx: RequestContext) -> NoDeploymentError:
         assert ctx.body is not None
@@ -171,7 +220,7 @@ class Chat:
             yield SSE_DONE
             return
         assert opened.events is not None
-        async for event in self._relay_stream(ctx, deployment, opened.events, started):
+        async for event in self._relay_stream(ctx, deployment.name, opened.events, started):
             yield event
 
     async def _open(
@@ -214,13 +263,19 @@ class Chat:
     async def _relay_stream(
         self,
         ctx: RequestContext,
-        deployment: Deployment,
+        deployment: str,
         events: AsyncGenerator[bytes],
         started: float,
     ) -> AsyncIterator[bytes]:
         assert ctx.body is not None
         model, wants_usage, status = ctx.body.model, ctx.body.wants_usage_in_stream, "200"
+        cached = deployment == CACHE
         answer = self._answer_filter(ctx)
+        # filling the cache: guard (what is kept, assembled as it passes), then restore
+        guard = self._answer_filter(ctx, "guard") if answer and self._fills(ctx) else None
+        if guard is not None:
+            answer = self._answer_filter(ctx, "restore")
+        assembler = Assembler()
         first, usage, cite = True, None, bool(ctx.citations)
         generated = 0  # chunks that carried text: about a token each, if usage never comes
         emitted: list[str] = []  # the answer as the client saw it, kept only for capture
@@ -231,7 +286,7 @@ class Chat:
                 chunk = orjson.loads(payload)
                 generated += _carries_text(chunk)
                 if first and _has_content(chunk):
-                    self.metrics.ttft.labels(model, deployment.name).observe(
+                    self.metrics.ttft.labels(model, deployment).observe(
                         time.perf_counter() - started
                     )
                     first = False
@@ -240,11 +295,16 @@ class Chat:
                 rewritten = answer is not None
                 if chunk.get("usage"):
                     usage = chunk["usage"]
-                    self._account(model, deployment, usage)
+                    if not cached:
+                        self._account(model, deployment, usage)
                     if not wants_usage:  # asked for our accounting, not the client's
                         if not chunk.get("choices"):
                             continue
                         chunk, rewritten = {k: v for k, v in chunk.items() if k != "usage"}, True
+                if guard is not None:
+                    if (chunk := guard.chunk(chunk)) is None:
+                        continue
+                    assembler.add(chunk)
                 if answer is not None and (chunk := answer.chunk(chunk)) is None:
                     continue
                 if cite:  # the first chunk carries the citations
@@ -254,14 +314,18 @@ class Chat:
                 yield b"data: " + payload + b"\n\n"
                 if self.audit.capturing:
                     emitted.append(_delta_text(chunk))
+            if guard is not None and status == "200":
+                await self._fill_streamed(ctx, assembler, usage)
         except Exception as exc:  # after the first byte: report in-band, then end the stream
             error = map_exception(exc)
             status = str(error.status_code)
-            logger.warning("stream ended early", deployment=deployment.name, error=error.message)
+            logger.warning("stream ended early", deployment=deployment, error=error.message)
             yield sse_event(error.body())
         finally:
             await events.aclose()
-            if usage is None and generated:  # the client left, or no usage came: what ran
+            if cached:
+                usage = None  # an answer from the cache costs no model tokens
+            elif usage is None and generated:  # the client left, or no usage came: what ran
                 prompt = prompt_tokens(ctx.body)
                 usage = {
                     "prompt_tokens": prompt,
@@ -272,26 +336,38 @@ class Chat:
             await self._finish(ctx, deployment, status, started, usage, "".join(emitted))
         yield SSE_DONE
 
-    def _answer_filter(self, ctx: RequestContext) -> AnswerFilter | None:
+    async def _fill_streamed(
+        self, ctx: RequestContext, assembler: Assembler, usage: dict[str, Any] | None
+    ) -> None:
+        assert ctx.body is not None
+        answer = assembler.completion()
+        if answer is None or not complete(answer, ctx.body.n or 1):
+            return
+        if usage is not None:
+            answer["usage"] = usage
+        await self._fill(ctx, answer)
+
+    def _answer_filter(self, ctx: RequestContext, stage: Stage = "both") -> AnswerFilter | None:
         if ctx.conversation is None or ctx.principal is None:
             return None
-        return AnswerFilter(self.filters.for_tenant(ctx.principal.tenant), ctx.conversation)
+        cf = self.filters.for_tenant(ctx.principal.tenant)
+        return AnswerFilter(cf, ctx.conversation, stage)
 
     @staticmethod
     def _limit_headers(ctx: RequestContext) -> dict[str, str]:
         return ctx.admission.headers if ctx.admission is not None else {}
 
-    def _account(self, model: str, deployment: Deployment, usage: dict[str, Any] | None) -> None:
+    def _account(self, model: str, deployment: str, usage: dict[str, Any] | None) -> None:
         if not usage:
             return
         tokens = self.metrics.tokens
-        tokens.labels(model, deployment.name, "in").inc(usage.get("prompt_tokens") or 0)
-        tokens.labels(model, deployment.name, "out").inc(usage.get("completion_tokens") or 0)
+        tokens.labels(model, deployment, "in").inc(usage.get("prompt_tokens") or 0)
+        tokens.labels(model, deployment, "out").inc(usage.get("completion_tokens") or 0)
 
     async def _finish(
         self,
         ctx: RequestContext,
-        deployment: Deployment,
+        deployment: str,
         status: str,
         started: float,
         usage: dict[str, Any] | None,
@@ -306,21 +382,27 @@ class Chat:
             ctx,
             status=int(status),
             latency_s=elapsed,
-            deployment=deployment.name,
+            deployment=deployment,
             usage=usage,
             answer=answer,
         )
-        self.metrics.requests.labels(ROUTE, ctx.body.model, deployment.name, status).inc()
+        self.metrics.requests.labels(ROUTE, ctx.body.model, deployment, status).inc()
         self.metrics.latency.labels(ROUTE, ctx.body.model).observe(elapsed)
         logger.info(
             "chat",
             model=ctx.body.model,
-            deployment=deployment.name,
+            deployment=deployment,
             status=status,
             stream=bool(ctx.body.stream),
             decisions=dict(ctx.decisions),
             ms=round(elapsed * 1000, 2),
         )
+
+
+async def _replayed(chunks: list[dict[str, Any]]) -> AsyncGenerator[bytes]:
+    """A cached answer's chunks, as the relay reads an upstream's events."""
+    for chunk in chunks:
+        yield orjson.dumps(chunk)
 
 
 def _carries_text(chunk: dict[str, Any]) -> bool:

@@ -31,7 +31,12 @@ def resolve_audit(audit: AuditSettings, data_dir: Path) -> AuditSettings:
     fields.setdefault("directory", data_dir / "audit")
     configured = audit.hmac_key or audit.signing_key or audit.signing_key_path
     if audit.enabled and not configured:
-        fields.update(_local_keys(data_dir / "audit-keys"))
+        local = _local_keys(data_dir / "audit-keys")
+        if "kek" in fields:  # the operator's KEKs (shared by every gateway) stay
+            local.pop("kek", None)
+            local.pop("active_kek", None)
+        for name, value in local.items():
+            fields.setdefault(name, value)
     return AuditSettings.model_validate(
         {
             k: v.get_secret_value() if hasattr(v, "get_secret_value") else v

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from functions.filtering.engine import ContentFilter, MaskedConversation
+from functions.filtering.engine import ContentFilter, MaskedConversation, Stage
 from functions.filtering.output import OutputStream
 from functions.filtering.results import ContentBlockedError
 
@@ -36,9 +36,12 @@ def _json_escape(value: str) -> str:
 class AnswerFilter:
     """One answer's output checks and restore; the chat relay feeds it upstream payloads."""
 
-    def __init__(self, content_filter: ContentFilter, conversation: MaskedConversation) -> None:
+    def __init__(
+        self, content_filter: ContentFilter, conversation: MaskedConversation, stage: Stage = "both"
+    ) -> None:
         self._filter = content_filter
         self._conversation = conversation
+        self._stage = stage
         # (choice index, field, tool-call index or -1) -> that text's stream
         self._streams: dict[tuple[int, str, int], OutputStream] = {}
 
@@ -47,7 +50,9 @@ class AnswerFilter:
         stream = self._streams.get(key)
         if stream is None:
             escape = _json_escape if field == _ARGUMENTS else None
-            stream = self._streams[key] = self._filter.answer_stream(self._conversation, escape)
+            stream = self._streams[key] = self._filter.answer_stream(
+                self._conversation, escape, self._stage
+            )
         return stream
 
     def _whole(self, choice: int, field: str, text: str, call: int = -1) -> str:

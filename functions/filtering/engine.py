@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import orjson
 
@@ -37,6 +38,9 @@ from functions.filtering.results import (
 from functions.wire import ChatCompletionRequest, ChatMessage
 
 _SYSTEM_ROLES = frozenset({"system", "developer"})
+
+# which half of an answer's treatment: the output guard, the restore, or both in turn
+Stage = Literal["both", "guard", "restore"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,12 +199,18 @@ class ContentFilter:
         return self.answer_stream(conversation)
 
     def answer_stream(
-        self, conversation: MaskedConversation, escape: Callable[[str], str] | None = None
+        self,
+        conversation: MaskedConversation,
+        escape: Callable[[str], str] | None = None,
+        stage: Stage = "both",
     ) -> OutputStream:
         """Guard, then restore, one text of an answer (``escape``: restored values, say
-        inside a JSON string of tool-call arguments)."""
-        guard = self.output_guard(conversation.system_prompt or None)
-        return OutputStream(guard, StreamRestorer(conversation.vault, escape))
+        inside a JSON string of tool-call arguments); ``stage`` may ask for one half."""
+        guard = (
+            self.output_guard(conversation.system_prompt or None) if stage != "restore" else None
+        )
+        restorer = StreamRestorer(conversation.vault, escape) if stage != "guard" else None
+        return OutputStream(guard, restorer)
 
 
 def _mask(

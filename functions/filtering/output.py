@@ -174,20 +174,28 @@ def _safe_cut(norm: Normalised, cut: int) -> int:
 
 
 class OutputStream:
-    """Guard, then restore: the output relay feeds upstream text, emits what comes back."""
+    """Guard, then restore: the output relay feeds upstream text, emits what comes back.
 
-    def __init__(self, guard: OutputGuard, restorer: StreamRestorer) -> None:
+    Either half may be left out: the response cache keeps an answer guarded but not
+    restored (no caller's value is ever stored) and restores it for each caller.
+    """
+
+    def __init__(self, guard: OutputGuard | None, restorer: StreamRestorer | None) -> None:
         self.guard = guard
         self._restorer = restorer
 
     def feed(self, chunk: str) -> str:
         """Text to emit now; raises ``ContentBlockedError`` when the answer must stop."""
-        return self._restorer.feed(self.guard.feed(chunk))
+        guarded = self.guard.feed(chunk) if self.guard is not None else chunk
+        return self._restorer.feed(guarded) if self._restorer is not None else guarded
 
     def finish(self) -> str:
         """The held-back rest, checked and restored, at the end of the answer."""
-        return self._restorer.feed(self.guard.finish()) + self._restorer.finish()
+        rest = self.guard.finish() if self.guard is not None else ""
+        if self._restorer is None:
+            return rest
+        return self._restorer.feed(rest) + self._restorer.finish()
 
     @property
     def detections(self) -> list[Detection]:
-        return self.guard.detections
+        return self.guard.detections if self.guard is not None else []

@@ -47,6 +47,7 @@ from functions.knowledge.api import (
     create_embeddings,
 )
 from functions.knowledge.base import KnowledgeBase
+from functions.knowledge.embeddings import Vectors
 from functions.knowledge.parsers import supported
 from functions.knowledge.prompting import citations, context_message
 from functions.knowledge.retrieve import Passage
@@ -89,6 +90,12 @@ class Knowledge:
             if self._kb is None:
                 self._kb = await asyncio.to_thread(KnowledgeBase, self.settings, None, self.access)
         return self._kb
+
+    async def embed_query(self, text: str) -> Vectors:
+        """One query's embedding, computed in a worker thread (the response cache's
+        semantic matching)."""
+        kb = await self.get()
+        return await asyncio.to_thread(kb.embedder.embed, [text], "query")
 
 
 def _collections(ctx: RequestContext) -> list[str]:

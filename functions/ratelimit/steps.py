@@ -22,11 +22,13 @@ def limits_of(principal: Principal) -> Limits | None:
 def make_rate_limit(limiter: RateLimiter) -> Step:
     async def rate_limit(ctx: RequestContext) -> RequestContext:
         assert ctx.principal is not None and ctx.body is not None
+        hit = ctx.cache is not None and ctx.cache.result == "hit"
         admission = await limiter.admit(
             ctx.principal.key_id,
             ctx.principal.tenant,
             limits_of(ctx.principal),
-            estimated_tokens=limiter.estimate_tokens(ctx.body),
+            # a cached answer costs no model tokens: it counts as a request only
+            estimated_tokens=0 if hit else limiter.estimate_tokens(ctx.body),
         )
         return ctx.decided("rate_limit", "admitted", admission=admission)
 
