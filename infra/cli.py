@@ -10,7 +10,7 @@ import pydantic
 from functions.errors import EnclaveError, map_exception
 from functions.settings import Settings
 from inference_node.exposure import NodeKeyMissingError
-from infra import cli_audit, cli_keys, cli_knowledge
+from infra import cli_audit, cli_cache, cli_keys, cli_knowledge
 
 
 def _reported(parser: argparse.ArgumentParser, command: Callable[[], int]) -> int:
@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     cli_keys.add_parser(commands)
     cli_audit.add_parser(commands)
     cli_knowledge.add_parsers(commands)
+    cli_cache.add_parser(commands)
     args = parser.parse_args(argv)
 
     settings = Settings()
@@ -38,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         return _reported(parser, lambda: cli_keys.run(args, settings))
     if args.command in ("ingest", "docs"):
         return _reported(parser, lambda: cli_knowledge.run(args, settings))
+    if args.command == "cache":
+        return cli_cache.run(args, settings)
     if args.command == "audit":
         return cli_audit.run(args, settings)
     if args.command == "up":

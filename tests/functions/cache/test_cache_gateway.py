@@ -19,7 +19,7 @@ import pytest
 import redis
 from openai import OpenAI
 
-from tests.conftest import API_KEY, Server, create_key, gateway_env, start
+from tests.conftest import API_KEY, Server, create_key, enclave_cli, gateway_env, start
 from tests.security.conftest import Recorder, rec
 
 TENANTS = {
@@ -376,3 +376,35 @@ def _closed_port() -> int:
     from tests.conftest import free_port
 
     return free_port()
+
+
+def test_the_answer_bank_is_warmed_through_the_pipeline_and_hits_from_the_first_user(
+    cached: Server, rec_upstream: Recorder, tmp_path: Path
+) -> None:
+    mark = marker()
+    bank = tmp_path / "bank.jsonl"
+    lines = [
+        {"question": f"ECHO opening hours {mark}", "model": "relay"},
+        {"question": f"ECHO leave policy {mark}", "model": "relay", "system": "Be brief."},
+        {"model": "relay", "messages": [{"role": "user", "content": f"ECHO vpn {mark}"}]},
+    ]
+    bank.write_text("\n".join(json.dumps(line) for line in lines) + "\nnot json\n")
+    flags = ("--url", cached.url, "--key", API_KEY)
+    warmed = enclave_cli(data_of(cached), "cache", "warm", str(bank), *flags)
+    assert warmed.returncode == 1, warmed.stderr  # the bad line is reported, the rest warmed
+    assert "3 kept" in warmed.stdout and "line 4" in warmed.stderr
+    assert reached(rec_upstream, mark) == 3
+    client = sdk(cached)
+    assert ask(client, f"ECHO opening hours {mark}")[0] == "hit"
+    system = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": f"ECHO leave policy {mark}"},
+    ]
+    assert ask(client, "", messages=system)[0] == "hit"
+    assert ask_streamed(client, f"ECHO vpn {mark}")[:2] == ("hit", f"vpn {mark}")
+    assert reached(rec_upstream, mark) == 3
+    stats = enclave_cli(data_of(cached), "cache", "stats", *flags)
+    assert stats.returncode == 0 and json.loads(stats.stdout)["entries"] >= 3
+    cleared = enclave_cli(data_of(cached), "cache", "clear", "--tenant", "default", *flags)
+    assert cleared.returncode == 0 and json.loads(cleared.stdout)["deleted"] >= 3
+    assert ask(client, f"ECHO opening hours {mark}")[0] == "miss"
