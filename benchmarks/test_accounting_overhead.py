@@ -48,7 +48,10 @@ def limited_gateway(
         }
     ]
     env = gateway_env(
-        deployments, ENCLAVE_DATA_DIR=str(tmp_path), ENCLAVE_GATEWAY_RATE_LIMIT=json.dumps(limits)
+        deployments,
+        ENCLAVE_DATA_DIR=str(tmp_path),
+        ENCLAVE_GATEWAY_RATE_LIMIT=json.dumps(limits),
+        ENCLAVE_CACHE_BACKEND="off",  # repeated questions: measure the model path, not hits
     )
     gateway = start("gateway", env, log_dir)
     yield backend, gateway.url, key
