@@ -408,3 +408,21 @@ def test_the_answer_bank_is_warmed_through_the_pipeline_and_hits_from_the_first_
     cleared = enclave_cli(data_of(cached), "cache", "clear", "--tenant", "default", *flags)
     assert cleared.returncode == 0 and json.loads(cleared.stdout)["deleted"] >= 3
     assert ask(client, f"ECHO opening hours {mark}")[0] == "miss"
+
+
+def test_semantic_matching_serves_a_close_single_turn_question_and_says_how_close(
+    rec_upstream: Recorder, log_dir: Path
+) -> None:
+    server = _gateway(rec_upstream, log_dir, ENCLAVE_CACHE_SEMANTIC_THRESHOLD="0.97")
+    try:
+        mark, client = marker(), sdk(server)
+        assert ask(client, f"ECHO What are the office opening hours? {mark}")[0] == "miss"
+        result, headers, answer = ask(client, f"ECHO what are the office opening hours {mark}")
+        assert result == "hit"
+        assert 0.97 <= float(headers["x-enclave-cache-similarity"]) < 1
+        # the cached answer, to the first wording: the risk the README describes
+        assert answer.choices[0].message.content.startswith("What are")
+        assert ask(client, f"ECHO How do I book a meeting room? {mark}")[0] == "miss"
+        assert reached(rec_upstream, mark) == 2
+    finally:
+        server.stop()
