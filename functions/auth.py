@@ -9,8 +9,9 @@ A bearer credential is one of:
 - a JWT from the configured OIDC issuer, when one is configured.
 
 A missing, malformed, repeated, unknown, revoked or expired credential is a 401
-in OpenAI's error shape. With nothing configured every request is refused:
-security fails closed.
+in OpenAI's error shape, counted by that reason; an address that keeps failing is
+refused with 429 before its credential is looked at (:mod:`functions.logins`). With
+nothing configured every request is refused: security fails closed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -25,6 +27,7 @@ from starlette.requests import Request
 from functions.context import Principal, RequestContext, Step
 from functions.errors import AuthenticationError
 from functions.keys import KeyRecord, KeyStore
+from functions.logins import LoginThrottle
 from functions.logs import trace_id
 from functions.oidc import OIDCVerifier, looks_like_jwt
 from functions.settings import GatewaySettings
@@ -47,19 +50,23 @@ def key_fingerprint(key: bytes) -> str:
 
 def bearer_token(values: list[str]) -> bytes:
     if not values:
-        raise AuthenticationError("You didn't provide an API key (Authorization: Bearer …).")
+        raise AuthenticationError(
+            "You didn't provide an API key (Authorization: Bearer …).", reason="missing"
+        )
     if len(values) > 1:
-        raise AuthenticationError("Send exactly one Authorization header.")
+        raise AuthenticationError("Send exactly one Authorization header.", reason="malformed")
     scheme, _, token = values[0].partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise AuthenticationError("The Authorization header must be 'Bearer <key>'.")
+        raise AuthenticationError(
+            "The Authorization header must be 'Bearer <key>'.", reason="malformed"
+        )
     return token.strip().encode()
 
 
 def check_key(headers: Headers, key: bytes) -> None:
     """Raise 401 unless ``headers`` carry exactly one bearer ``key``."""
     if not hmac.compare_digest(bearer_token(headers.getlist("authorization")), key):
-        raise AuthenticationError("Incorrect API key provided.")
+        raise AuthenticationError("Incorrect API key provided.", reason="unknown")
 
 
 def principal_of(record: KeyRecord) -> Principal:
@@ -77,16 +84,30 @@ def principal_of(record: KeyRecord) -> Principal:
 
 async def caller(authenticate: Step, request: Request) -> Principal:
     """The principal behind a request that is not a chat (admin, filter, knowledge URLs)."""
-    ctx = await authenticate(RequestContext(request_id=trace_id.get(), headers=request.headers))
+    ctx = await authenticate(
+        RequestContext(request_id=trace_id.get(), headers=request.headers, client=peer(request))
+    )
     assert ctx.principal is not None, "authenticate sets a principal or raises"
     return ctx.principal
+
+
+def peer(request: Request) -> str | None:
+    """The socket peer's address (what X-Forwarded-For says is judged by the throttle)."""
+    return request.client.host if request.client else None
+
+
+def refusal(record: KeyRecord | None) -> AuthenticationError:
+    reason = "unknown" if record is None else "revoked" if record.revoked_at else "expired"
+    return AuthenticationError("Incorrect API key provided.", reason=reason)
 
 
 def make_authenticate(
     settings: GatewaySettings,
     keys: KeyStore | None = None,
     verify_token: TokenVerifier | None = None,
+    logins: LoginThrottle | None = None,
 ) -> Step:
+    """The authentication step; with ``logins``, failures are counted and throttled."""
     static = [k.get_secret_value().encode() for k in settings.api_keys]
     bootstrap = [Principal(key_id=f"bootstrap-{key_fingerprint(k)}", role="admin") for k in static]
 
@@ -98,19 +119,35 @@ def make_authenticate(
                 match = principal
         return match
 
-    async def authenticate(ctx: RequestContext) -> RequestContext:
+    async def from_token(verify: TokenVerifier, text: str) -> Principal:
+        try:
+            return await verify(text)
+        except AuthenticationError as exc:  # the issuer's many reasons: one label
+            raise AuthenticationError(exc.message, reason="token_invalid") from None
+
+    async def identify(ctx: RequestContext) -> RequestContext:
         token = bearer_token(ctx.headers.getlist("authorization"))
         text = token.decode("ascii", "replace")
         if verify_token is not None and looks_like_jwt(text):
             # a JWT is judged by the issuer alone: its errors propagate, no key fallback
-            return ctx.decided("auth", "oidc", principal=await verify_token(text))
+            return ctx.decided("auth", "oidc", principal=await from_token(verify_token, text))
         principal = from_static(token)
-        how = "bootstrap-key"
-        if principal is None and keys is not None:
-            record = keys.lookup(token)
-            principal, how = (principal_of(record), "key") if record else (None, how)
-        if principal is None:
-            raise AuthenticationError("Incorrect API key provided.")
-        return ctx.decided("auth", how, principal=principal)
+        if principal is not None:
+            return ctx.decided("auth", "bootstrap-key", principal=principal)
+        record = keys.find(token) if keys is not None else None
+        if record is None or not record.usable(datetime.now(UTC)):
+            raise refusal(record)
+        return ctx.decided("auth", "key", principal=principal_of(record))
+
+    async def authenticate(ctx: RequestContext) -> RequestContext:
+        if logins is None:
+            return await identify(ctx)
+        address = logins.address(ctx.client, ctx.headers)
+        logins.check(address)  # a throttled address is refused before its key is read
+        try:
+            return await identify(ctx)
+        except AuthenticationError as exc:
+            logins.failed(address, exc.reason)
+            raise
 
     return authenticate

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.datastructures import Headers
 
@@ -19,6 +19,9 @@ from functions.filtering.engine import MaskedConversation
 from functions.ratelimit.limiter import Admission
 from functions.settings import Deployment
 from functions.wire import ChatCompletionRequest
+
+if TYPE_CHECKING:
+    from functions.cache.cache import Lookup
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,7 @@ class Principal:
 class RequestContext:
     request_id: str
     headers: Headers
+    client: str | None = None  # the socket peer's address; functions/logins.py reads it
     payload: Any = None  # the request's JSON, as sent
     size: int = 0  # the body's length in bytes
     body: ChatCompletionRequest | None = None
@@ -51,6 +55,7 @@ class RequestContext:
     admission: Admission | None = None  # rate-limit headers and the token settlement
     citations: tuple[dict[str, Any], ...] = ()  # sources retrieved into the prompt
     retrieved: frozenset[int] = frozenset()  # indices of messages holding retrieved passages
+    cache: Lookup | None = None  # the response cache's hit (with the answer), miss or bypass
     # what each step decided, for the log line and the audit record
     decisions: Mapping[str, str] = field(default_factory=dict)
 

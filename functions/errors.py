@@ -11,6 +11,7 @@
     ├── AuthenticationError           401 invalid_request_error  invalid_api_key
     ├── PermissionDeniedError         403 permission_error
     ├── RateLimitError                429 rate_limit_error       rate_limit_exceeded
+    │   └── TooManyFailedLoginsError  429 rate_limit_error       too_many_failed_logins
     ├── UpstreamError                 4xx invalid_request_error  (the upstream's status and
     │                                                            code, e.g. context_length_exceeded)
     ├── ClientClosedError             499 (logged only: the caller is gone)
@@ -124,9 +125,16 @@ class ContextLengthExceededError(InvalidRequestError):
 
 
 class AuthenticationError(EnclaveError):
+    """``reason`` labels the refusal in metrics (functions/logins.py): a word from a fixed
+    set, never the credential."""
+
     status = 401
     type = "invalid_request_error"
     code = "invalid_api_key"
+
+    def __init__(self, message: str, *, reason: str = "other", **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.reason = reason
 
 
 class PermissionDeniedError(EnclaveError):
@@ -139,6 +147,12 @@ class RateLimitError(EnclaveError):
     status = 429
     type = "rate_limit_error"
     code = "rate_limit_exceeded"
+
+
+class TooManyFailedLoginsError(RateLimitError):
+    """An address that failed to log in too often, refused before its credential is read."""
+
+    code = "too_many_failed_logins"
 
 
 class UpstreamError(EnclaveError):

@@ -34,8 +34,11 @@ from starlette.routing import Route
 from functions import rbac
 from functions.admin import admin_routes
 from functions.audit.local import RequestAudit, resolve_audit
+from functions.audit.settings import decode_key
 from functions.audit.writer import AuditLog
-from functions.auth import caller, make_authenticate, oidc_token_verifier
+from functions.auth import caller, make_authenticate, oidc_token_verifier, peer
+from functions.cache.cache import ResponseCache
+from functions.cache.steps import CacheMetrics, cache_routes, make_cache_lookup
 from functions.chat import ROUTE, Chat
 from functions.context import RequestContext, Step, compose
 from functions.edge import Edge, http_exception_handler, json_response, read_body
@@ -45,6 +48,7 @@ from functions.filtering.scanner import Scanner
 from functions.filtering.steps import filter_route, make_comply, make_filter_input
 from functions.keys import key_store
 from functions.knowledge.steps import Knowledge, knowledge_routes, make_retrieve
+from functions.logins import LoginThrottle
 from functions.logs import trace_id
 from functions.metrics import Metrics
 from functions.oidc import JWKSCache, OIDCVerifier
@@ -64,13 +68,20 @@ async def parse_chat(ctx: RequestContext) -> RequestContext:
 
 
 def chat_steps(
-    filters: FilterSet, scanner: Scanner, limiter: RateLimiter, retrieve: Step, route: Step
+    filters: FilterSet,
+    scanner: Scanner,
+    limiter: RateLimiter,
+    retrieve: Step,
+    route: Step,
+    cache_lookup: Step,
 ) -> Sequence[Step]:
     """The steps between authentication and the answer, in order.
 
     Retrieval comes before filtering, so retrieved passages are masked and
-    classified like the rest of the prompt. The rate limit is the last gate: a
-    request refused by any earlier step is not counted, and once admitted, a
+    classified like the rest of the prompt. The response cache looks the request
+    up as masked, once the route is known and compliant. The rate limit is the
+    last gate: a request refused by any earlier step is not counted, a cached
+    answer is counted as a request but charged no tokens, and once admitted, a
     request that gets no answer has its token estimate refunded.
     """
     return (
@@ -79,6 +90,7 @@ def chat_steps(
         make_filter_input(filters, scanner),
         route,
         make_comply(filters),
+        cache_lookup,
         make_rate_limit(limiter),
     )
 
@@ -107,11 +119,21 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
         else None
     )
     audit = RequestAudit(audit_log)
+    knowledge = Knowledge(settings.knowledge)
+    cache_metrics = CacheMetrics(metrics.registry)
+    cache = ResponseCache.from_settings(
+        settings.cache,
+        {k: decode_key(v.get_secret_value(), k) for k, v in audit_settings.kek.items()},
+        audit_settings.active_kek,
+        embed=knowledge.embed_query,
+        on_error=lambda op: cache_metrics.errors.labels(op).inc(),
+    )
     warmth = Warmth(
         gateway.deployments,
         probe_interval_s=gateway.probe_interval_s,
         probe_timeout_s=gateway.probe_timeout_s,
         wake_timeout_s=gateway.wake_timeout_s,
+        registry=metrics.registry,
     )
     chat = Chat(
         router=router,
@@ -122,6 +144,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
         audit=audit,
         cold_wait_s=gateway.cold_wait_s,
         keepalive_s=gateway.keepalive_s,
+        cache=cache,
     )
     keys = key_store(settings)
     oidc_client = httpx.AsyncClient() if gateway.oidc else None
@@ -130,19 +153,24 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
         if gateway.oidc and oidc_client
         else None
     )
-    authenticate = make_authenticate(gateway, keys, verify_token)
-    limiter = RateLimiter.from_settings(gateway.rate_limit, settings.data_dir)
-    knowledge = Knowledge(settings.knowledge)
+    logins = LoginThrottle(gateway.login_throttle, metrics.registry)
+    authenticate = make_authenticate(gateway, keys, verify_token, logins)
+    limiter = RateLimiter.from_settings(gateway.rate_limit, settings.data_dir, metrics.registry)
     aliases = {name: (a.model, a.collections) for name, a in gateway.aliases.items()}
     retrieve = make_retrieve(
         knowledge,
         aliases,
         lambda tenant, text: filters.for_tenant(tenant).carries_instructions(text),
     )
-    pipeline = compose(chat_steps(filters, scanner, limiter, retrieve, make_route(router)))
+    cache_lookup = make_cache_lookup(cache, cache_metrics)
+    pipeline = compose(
+        chat_steps(filters, scanner, limiter, retrieve, make_route(router), cache_lookup)
+    )
 
     def context(request: Request) -> RequestContext:
-        return RequestContext(request_id=trace_id.get(), headers=request.headers)
+        return RequestContext(
+            request_id=trace_id.get(), headers=request.headers, client=peer(request)
+        )
 
     async def chat_completions(request: Request) -> Response:
         started = time.perf_counter()
@@ -211,6 +239,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
         await warmth.aclose()
         await relay.aclose()
         await limiter.aclose()
+        await cache.aclose()
         scanner.close()
         if oidc_client is not None:
             await oidc_client.aclose()
@@ -225,6 +254,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
             filter_route(filters, authenticate, scanner, audit),
             *knowledge_routes(knowledge, authenticate, audit),
             *admin_routes(keys, authenticate, audit),
+            *cache_routes(cache, cache_metrics, authenticate, audit),
         ],
         middleware=[Middleware(Edge)],
         exception_handlers={HTTPException: http_exception_handler},

@@ -132,6 +132,11 @@ class KeyStore:
 
     def lookup(self, key: bytes) -> KeyRecord | None:
         """The usable record for ``key``, or None. Reloads at most every ``reload_s``."""
+        record = self.find(key)
+        return record if record is not None and record.usable(datetime.now(UTC)) else None
+
+    def find(self, key: bytes) -> KeyRecord | None:
+        """The record for ``key``, usable or not (revoked, expired), or None."""
         now = time.monotonic()
         if now - self._checked >= self._reload_s:
             self._checked = now
@@ -139,7 +144,7 @@ class KeyStore:
         record = self._by_digest.get(self.digest(key))
         if record is None or not hmac.compare_digest(record.digest, self.digest(key)):
             return None
-        return record if record.usable(datetime.now(UTC)) else None
+        return record
 
     def _refresh(self) -> None:
         try:

@@ -16,8 +16,10 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from functions.audit.settings import AuditSettings
+from functions.cache.settings import CacheSettings
 from functions.filtering.policy import FilterPolicy
 from functions.knowledge.settings import KnowledgeSettings
+from functions.logins import LoginThrottleSettings
 from functions.oidc.settings import OIDCSettings
 from functions.ratelimit.settings import RateLimitSettings
 
@@ -96,6 +98,9 @@ class GatewaySettings(BaseModel):
     # requests/tokens per minute and daily budgets, per key and tenant; shared by every
     # process through the store ("memory" one process, "file" one host, "redis" many)
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    # failed logins per client address, e.g. ENCLAVE_GATEWAY_LOGIN_THROTTLE='{"failures": 10,
+    # "window_s": 60, "cooloff_s": 60, "trusted_proxies": ["10.0.0.0/8"]}' (functions/logins.py)
+    login_throttle: LoginThrottleSettings = Field(default_factory=LoginThrottleSettings)
     deployments: list[Deployment] = Field(default_factory=_default_deployments)
     # public model name -> public model names tried, in order, when it fails
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)
@@ -174,6 +179,8 @@ class Settings(BaseSettings):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     # documents for retrieval; ENCLAVE_KNOWLEDGE_URI=s3://bucket/prefix, _S3_ENDPOINT…
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
+    # answers kept at the masked layer; ENCLAVE_CACHE_BACKEND=redis, _TTL_S, _TENANTS…
+    cache: CacheSettings = Field(default_factory=CacheSettings)
 
     @model_validator(mode="after")
     def _knowledge_under_the_data_directory(self) -> Settings:

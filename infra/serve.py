@@ -42,5 +42,8 @@ def serve(service: str, settings: Settings) -> None:
         loop="uvloop",
         http="httptools",
         timeout_graceful_shutdown=5,
+        # the peer's address stays the socket's: X-Forwarded-For is judged by the gateway
+        # itself, from configured trusted proxies only (functions/logins.py)
+        proxy_headers=False,
     )
     uvicorn.Server(config).run()

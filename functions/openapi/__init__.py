@@ -64,9 +64,16 @@ def _body(schema: Schema, limit: int | None = None) -> Schema:
     return {"required": True, "description": description, "content": _json(schema)}
 
 
-_AUTHED = (401, 403, 503)
+_AUTHED = (401, 403, 429, 503)  # 429: too many failed logins from the address
 _PUBLIC: list[Schema] = []  # no key needed
 _KEY_OPTIONAL: list[Schema] = [{}, {"bearer": []}]
+_TENANT = {
+    "name": "tenant",
+    "in": "query",
+    "required": False,
+    "description": "One tenant (default: the caller's; every tenant for the bootstrap admin).",
+    "schema": STRING,
+}
 _KEY_ID = {"name": "key_id", "in": "path", "required": True, "schema": STRING}
 
 
@@ -229,6 +236,18 @@ def _paths() -> Schema:
                 ),
                 parameters=[_KEY_ID],
             )
+        },
+        "/v1/admin/cache": {
+            "get": _operation(
+                "Response-cache statistics",
+                _responses(_ok("Entries and results.", _json(ref("CacheStats"))), *_AUTHED),
+                parameters=[_TENANT],
+            ),
+            "delete": _operation(
+                "Clear the response cache",
+                _responses(_ok("How many entries went.", _json(ref("CacheCleared"))), *_AUTHED),
+                parameters=[_TENANT],
+            ),
         },
         "/health": {
             "get": _operation(

@@ -158,6 +158,23 @@ SERVICE_SCHEMAS: dict[str, Schema] = {
         object={"type": "string", "enum": ["list"]},
         data={"type": "array", "items": ref("KeyRecord")},
     ),
+    "CacheStats": obj(
+        ("backend", "entries", "requests"),
+        backend={"type": "string", "enum": ["memory", "redis", "off"]},
+        tenant=nullable(STRING),
+        entries={"type": "integer", "minimum": 0},
+        bytes=nullable({"type": "integer", "minimum": 0}),
+        requests={
+            "type": "object",
+            "description": "This gateway process's hits, misses and bypasses since it started.",
+            "additionalProperties": {"type": "integer", "minimum": 0},
+        },
+    ),
+    "CacheCleared": obj(
+        ("deleted",),
+        deleted={"type": "integer", "minimum": 0},
+        tenant=nullable(STRING),
+    ),
     "Health": obj(
         ("status",),
         status={"type": "string", "enum": ["ok"]},
@@ -175,6 +192,7 @@ ERRORS: dict[int, str] = {
     409: "The key is revoked: it cannot be rotated.",
     413: "The body is larger than this route accepts.",
     422: "The model server refused the request as sent (relayed).",
-    429: "A rate limit or budget is exhausted; Retry-After says when to try again.",
+    429: "A rate limit or budget is exhausted, or the address failed to log in too often; "
+    "Retry-After says when to try again.",
     503: "No deployment, store or audit log can serve the request now; try again later.",
 }

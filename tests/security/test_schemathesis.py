@@ -119,7 +119,11 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory, log_dir: Path) -> Iterator[
         "api_base": f"{echo.url}/v1",
         "upstream_model": "echo",
     }
-    gateway = start("gateway", gateway_env([deployment]), log_dir)
+    # every case comes from 127.0.0.1, dozens of them without a key or with a wrong one on
+    # purpose: failed logins are counted but never throttled here (the throttle's own
+    # tests: tests/functions/test_login_throttle.py)
+    throttle = {"ENCLAVE_GATEWAY_LOGIN_THROTTLE": '{"failures": 0}'}
+    gateway = start("gateway", gateway_env([deployment], **throttle), log_dir)
     try:
         seeded = httpx.put(
             f"{gateway.url}{UPLOAD.format(collection=COLLECTION)}",
