@@ -44,7 +44,9 @@ def _integral(value: Any) -> Any:
     return value
 
 
-Int = Annotated[int, BeforeValidator(_integral)]
+# the spec's integers are 64-bit (OpenAI's own ``seed`` says so); a larger one is a 400
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+Int = Annotated[int, BeforeValidator(_integral), Field(ge=INT64_MIN, le=INT64_MAX)]
 _Short = Annotated[str, Field(max_length=MAX_NAME_CHARS)]
 _Stop = Annotated[str, Field(min_length=1, max_length=MAX_STOP_CHARS)]
 

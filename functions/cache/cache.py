@@ -215,7 +215,10 @@ class ResponseCache:
             reason = "sensitive"  # too sensitive to keep, or no key to seal it with
         if reason is not None:
             return Lookup("bypass", reason)
-        key = request_key(tenant, body)
+        try:
+            key = request_key(tenant, body)
+        except orjson.JSONEncodeError:  # cannot happen for a validated body; never a 500
+            return Lookup("bypass", "unkeyable")
         fill = Lookup("miss", key=key, fill=may_write, sealed=sealed, ttl_s=policy.ttl_s)
         if not may_read:
             return Lookup(

@@ -51,6 +51,8 @@ def request(**fields: Any) -> ChatCompletionRequest:
         {"model": "m1", "messages": [USER], "n": 0},
         {"model": "m1", "messages": [USER], "stop": 5},
         {"model": 7, "messages": [USER]},
+        {"model": "m1", "messages": [USER], "seed": -(2**73)},
+        {"model": "m1", "messages": [USER], "max_tokens": 2**63},
         [USER],
     ],
     ids=[
@@ -69,6 +71,8 @@ def request(**fields: Any) -> ChatCompletionRequest:
         "n-0",
         "stop-int",
         "model-int",
+        "seed-past-int64",
+        "max_tokens-past-int64",
         "not-an-object",
     ],
 )
