@@ -92,28 +92,9 @@ def admin_routes(
     def audited(
         route: str, action: str, operate: Operation
     ) -> Callable[[Request], Awaitable[Response]]:
-        async def handler(request: Request) -> Response:
-            started = time.perf_counter()
-            principal: Principal | None = None
-            try:
-                principal = await caller(authenticate, request)
-                rbac.require(principal, rbac.MANAGE_KEYS)
-                response, details = await operate(request, principal)
-            except (Exception, asyncio.CancelledError) as exc:
-                error = map_exception(exc) if isinstance(exc, Exception) else None
-                recorder.endpoint(
-                    principal,
-                    route,
-                    status=error.status_code if error else 499,
-                    latency_s=time.perf_counter() - started,
-                    error=error.message if error else "The client closed the request.",
-                    decisions={"admin": f"keys.{action}"},
-                )
-                raise
-            recorder.admin(principal, f"keys.{action}", details)
-            return response
-
-        return handler
+        return audited_operation(
+            authenticate, recorder, route, f"keys.{action}", rbac.MANAGE_KEYS, operate
+        )
 
     async def create(request: Request, principal: Principal) -> tuple[Response, dict[str, Any]]:
         spec = KeySpec.model_validate(await read_json(request, ADMIN_BODY_LIMIT))
@@ -153,6 +134,41 @@ def admin_routes(
             methods=["POST"],
         ),
     ]
+
+
+def audited_operation(
+    authenticate: Step,
+    recorder: RequestAudit,
+    route: str,
+    action: str,
+    permission: str,
+    operate: Operation,
+) -> Callable[[Request], Awaitable[Response]]:
+    """An operator's route: the caller authenticated and authorised for ``permission``,
+    then one audit record: the ``action`` with its details, or the refusal and why."""
+
+    async def handler(request: Request) -> Response:
+        started = time.perf_counter()
+        principal: Principal | None = None
+        try:
+            principal = await caller(authenticate, request)
+            rbac.require(principal, permission)
+            response, details = await operate(request, principal)
+        except (Exception, asyncio.CancelledError) as exc:
+            error = map_exception(exc) if isinstance(exc, Exception) else None
+            recorder.endpoint(
+                principal,
+                route,
+                status=error.status_code if error else 499,
+                latency_s=time.perf_counter() - started,
+                error=error.message if error else "The client closed the request.",
+                decisions={"admin": action},
+            )
+            raise
+        recorder.admin(principal, action, details)
+        return response
+
+    return handler
 
 
 def _by_method(

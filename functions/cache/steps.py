@@ -10,9 +10,7 @@ as a request but charges no tokens.
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
 from starlette.requests import Request
@@ -20,12 +18,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from functions import rbac
+from functions.admin import audited_operation
 from functions.audit.local import RequestAudit
-from functions.auth import caller
 from functions.cache.cache import ResponseCache
 from functions.context import Principal, RequestContext, Step
 from functions.edge import json_response
-from functions.errors import PermissionDeniedError, map_exception
+from functions.errors import PermissionDeniedError
 
 ROUTE = "/v1/admin/cache"
 
@@ -77,13 +75,16 @@ def _may_manage(principal: Principal, tenant: str | None) -> bool:
 def cache_routes(
     cache: ResponseCache, metrics: CacheMetrics, authenticate: Step, audit: RequestAudit
 ) -> list[Route]:
-    async def stats(request: Request, principal: Principal) -> Response:
-        rbac.require(principal, rbac.READ_AUDIT)
+    def tenant_of(request: Request, principal: Principal) -> str | None:
         tenant = request.query_params.get("tenant")
         if tenant is None and not principal.key_id.startswith("bootstrap-"):
-            tenant = principal.tenant  # a tenant's operator sees its own entries
+            tenant = principal.tenant  # a tenant's operator: its own entries
         if not _may_manage(principal, tenant):
-            raise PermissionDeniedError("An operator sees its own tenant's cache only.")
+            raise PermissionDeniedError("An operator manages its own tenant's cache only.")
+        return tenant
+
+    async def stats(request: Request, principal: Principal) -> tuple[Response, dict[str, Any]]:
+        tenant = tenant_of(request, principal)
         found = await cache.stats(tenant)
         body = {
             "backend": cache.settings.backend,
@@ -92,46 +93,18 @@ def cache_routes(
             "bytes": found.bytes,
             "requests": dict(metrics.seen),  # this process since it started
         }
-        return json_response(body)
+        return json_response(body), {"tenant": tenant}
 
-    async def clear(request: Request, principal: Principal) -> Response:
-        rbac.require(principal, rbac.MANAGE_KEYS)
-        tenant = request.query_params.get("tenant")
-        if tenant is None and not principal.key_id.startswith("bootstrap-"):
-            tenant = principal.tenant
-        if not _may_manage(principal, tenant):
-            raise PermissionDeniedError("An admin clears its own tenant's cache only.")
+    async def clear(request: Request, principal: Principal) -> tuple[Response, dict[str, Any]]:
+        tenant = tenant_of(request, principal)
         deleted = await cache.clear(tenant)
-        return json_response({"deleted": deleted, "tenant": tenant})
+        return json_response({"deleted": deleted, "tenant": tenant}), {
+            "tenant": tenant,
+            "deleted": deleted,
+        }
 
-    def audited(
-        action: str, operate: Callable[[Request, Principal], Awaitable[Response]]
-    ) -> Callable[[Request], Awaitable[Response]]:
-        async def handler(request: Request) -> Response:
-            started = time.perf_counter()
-            principal: Principal | None = None
-            try:
-                principal = await caller(authenticate, request)
-                response = await operate(request, principal)
-            except (Exception, asyncio.CancelledError) as exc:
-                error = map_exception(exc) if isinstance(exc, Exception) else None
-                audit.endpoint(
-                    principal,
-                    ROUTE,
-                    status=error.status_code if error else 499,
-                    latency_s=time.perf_counter() - started,
-                    error=error.message if error else "The client closed the request.",
-                    decisions={"admin": f"cache.{action}"},
-                )
-                raise
-            audit.admin(
-                principal, f"cache.{action}", {"tenant": request.query_params.get("tenant")}
-            )
-            return response
-
-        return handler
-
-    read, drop = audited("stats", stats), audited("clear", clear)
+    read = audited_operation(authenticate, audit, ROUTE, "cache.stats", rbac.READ_AUDIT, stats)
+    drop = audited_operation(authenticate, audit, ROUTE, "cache.clear", rbac.MANAGE_KEYS, clear)
 
     async def endpoint(request: Request) -> Response:
         return await (drop if request.method == "DELETE" else read)(request)

@@ -52,8 +52,24 @@ def data_of(server: Server) -> Path:
     return server.log.parent / f"data-gateway-{server.port}"
 
 
+_clients: dict[tuple[str, str], OpenAI] = {}
+
+
 def sdk(server: Server, key: str = API_KEY) -> OpenAI:
-    return OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0, timeout=60)
+    """One SDK client per gateway and key, closed when the module is done."""
+    found = _clients.get((server.url, key))
+    if found is None:
+        found = OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0, timeout=60)
+        _clients[(server.url, key)] = found
+    return found
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    for client in _clients.values():
+        client.close()
+    _clients.clear()
 
 
 def marker() -> str:
