@@ -14,6 +14,13 @@ from the last record (a per-host lock file stops two live processes sharing it).
 The chain runs across days: a day's first record links to the previous day's last,
 so a whole missing day shows as a gap. A record lands in the file of its ``ts`` day,
 never an earlier day than the record before it.
+
+Each :meth:`ChainWriter.append` is one commit: the records are written and fsynced
+(and the directories of files it created), then the head is re-signed to name
+the commit's last record and replaced durably (its directory fsynced too). When
+``append`` returns, the records are on disk and a verifier that finds fewer
+records than the head names reports the chain ``truncated``: what a caller was
+told is durable cannot be cut off the end unseen.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from functions.audit.records import CONTENT, GENESIS, day_of, format_ts, mac_of
 from functions.audit.settings import AuditKeys
 from functions.audit.store import (
     append_durably,
+    fsync_dir,
     head_path,
     keys_path,
     last_record,
@@ -70,8 +78,10 @@ class ChainWriter:
             raise AuditConfigError("writing audit records needs the signing key")
         self.directory, self.heads, self.chain = directory, heads, chain
         self._keys, self._signing, self._capture = keys, keys.signing, capture
-        directory.mkdir(parents=True, exist_ok=True)
-        heads.mkdir(parents=True, exist_ok=True)
+        for made in (directory, heads):
+            if not made.is_dir():
+                made.mkdir(parents=True, exist_ok=True)
+                fsync_dir(made.parent)
         self._lock = (heads / f"{chain}.lock").open("ab")
         try:
             fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -85,6 +95,7 @@ class ChainWriter:
             raise
         self._file: IO[bytes] | None = None
         self._file_day = ""
+        self._new_entries: set[Path] = set()  # directories to fsync: they gained a file
 
     def _resume(self) -> ChainState:
         path = head_path(self.heads, self.chain)
@@ -141,12 +152,16 @@ class ChainWriter:
             if self._file is not None:
                 self._file.close()
             path = log_path(self.directory, day, self.chain)
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.parent.is_dir():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._new_entries.add(self.directory)
+            if not path.exists():
+                self._new_entries.add(path.parent)
             self._file, self._file_day = path.open("ab"), day
         return self._file
 
     def append(self, events: Sequence[dict[str, Any]]) -> None:
-        """Seal and write ``events`` durably (fsync), then re-sign the head.
+        """Seal and write ``events`` durably (fsync), then re-sign the head: one commit.
 
         All or nothing: on failure the files are cut back to where they were and
         the chain state is unchanged. :class:`HeadWriteError` means the records are
@@ -162,8 +177,13 @@ class ChainWriter:
                 out.flush()
                 os.fsync(out.fileno())
                 if day in wrapped:
-                    keys = b"".join(k.line() for k in wrapped[day])
-                    append_durably(keys_path(log_path(self.directory, day, self.chain)), keys)
+                    sidecar = keys_path(log_path(self.directory, day, self.chain))
+                    if not sidecar.exists():
+                        self._new_entries.add(sidecar.parent)
+                    append_durably(sidecar, b"".join(k.line() for k in wrapped[day]))
+            for entries in sorted(self._new_entries, key=lambda p: len(p.parts), reverse=True):
+                fsync_dir(entries)  # a new file's name survives a crash with its data
+            self._new_entries.clear()
         except BaseException:
             _cut_back(written)
             raise
@@ -183,8 +203,9 @@ class ChainWriter:
             "file": relative(self.directory, log_path(self.directory, s.day, self.chain)),
             "updated": format_ts(time.time()),
         }
-        # a head that lags after a crash reads as an unsigned tail, not as tampering
-        write_atomic(head_path(self.heads, self.chain), sign(self._signing, head), sync_dir=False)
+        # durable before append returns: it is what makes a cut-off tail visible. A crash
+        # before this line leaves records past the head: an unsigned tail, not tampering
+        write_atomic(head_path(self.heads, self.chain), sign(self._signing, head))
 
     def close(self) -> None:
         if self._file is not None:

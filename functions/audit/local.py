@@ -12,11 +12,12 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from functions.audit.errors import AuditUnavailableError
 from functions.audit.records import build_admin_record, build_request_record
 from functions.audit.settings import AuditSettings, generate_keys, new_kek
 from functions.audit.writer import AuditLog
@@ -62,7 +63,17 @@ def _local_keys(directory: Path) -> dict[str, Any]:
 
 
 class RequestAudit:
-    """What the gateway records: one record per request and per admin action."""
+    """What the gateway records: one record per request and per admin action.
+
+    Each record has two ways out. ``request``/``endpoint``/``admin`` queue it and
+    return at once. ``request_durable``/``endpoint_durable``/``admin_durable`` take
+    the same arguments and return once it is written, fsynced and under the signed
+    head (:meth:`AuditLog.durable`, group-committed with concurrent requests):
+    await one right before the last byte of an answer is sent. If it could not be
+    made durable they raise :class:`AuditUnavailableError` (503) with
+    ``audit.fail_closed`` (refuse: the answer must not leave), and otherwise return
+    as if it had been (the loss is already counted and logged: carry on).
+    """
 
     def __init__(self, log: AuditLog | None) -> None:
         self.log = log
@@ -83,30 +94,24 @@ class RequestAudit:
         answer: str | None = None,
     ) -> None:
         """The record of one chat request, answered or refused."""
-        if self.log is None:
-            return
-        principal, usage = ctx.principal, usage or {}
-        capture = self.log.settings.capture_content
-        self.log.record(
-            build_request_record(
-                trace_id=ctx.request_id,
-                principal=principal.key_id if principal else None,
-                tenant=principal.tenant if principal else None,
-                role=principal.role if principal else None,
-                model=ctx.body.model if ctx.body else None,
-                deployment=deployment,
-                tokens_in=usage.get("prompt_tokens"),
-                tokens_out=usage.get("completion_tokens"),
-                latency_ms=latency_s * 1000,
-                status=status,
-                decisions=ctx.decisions,
-                prompt=ctx.payload.get("messages")
-                if capture and isinstance(ctx.payload, dict)
-                else None,
-                answer=answer if capture else None,
-            ),
-            anonymous=principal is None,
-        )
+        if self.log is not None:
+            record = self._request_record(ctx, status, latency_s, deployment, usage, answer)
+            self.log.record(record, anonymous=ctx.principal is None)
+
+    async def request_durable(
+        self,
+        ctx: RequestContext,
+        *,
+        status: int | str,
+        latency_s: float,
+        deployment: str | None = None,
+        usage: dict[str, Any] | None = None,
+        answer: str | None = None,
+    ) -> None:
+        """:meth:`request`, returning once the record is durable (see the class doc)."""
+        if self.log is not None:
+            record = self._request_record(ctx, status, latency_s, deployment, usage, answer)
+            await self._durable(record, anonymous=ctx.principal is None)
 
     def endpoint(
         self,
@@ -126,26 +131,30 @@ class RequestAudit:
         such records never take an authenticated record's place in the queue.
         ``error`` is the refusal's message; it and every other text is bounded.
         """
-        if self.log is None:
-            return
-        self.log.record(
-            build_request_record(
-                trace_id=trace_id.get(),
-                principal=principal.key_id if principal else None,
-                tenant=principal.tenant if principal else None,
-                role=principal.role if principal else None,
-                model=model,
-                deployment=None,
-                tokens_in=tokens_in,
-                tokens_out=None,
-                latency_ms=latency_s * 1000,
-                status=status,
-                decisions=decisions or {},
-                route=route,
-                error=error,
-            ),
-            anonymous=principal is None,
-        )
+        if self.log is not None:
+            record = _endpoint_record(
+                principal, route, status, latency_s, model, tokens_in, error, decisions
+            )
+            self.log.record(record, anonymous=principal is None)
+
+    async def endpoint_durable(
+        self,
+        principal: Principal | None,
+        route: str,
+        *,
+        status: int | str,
+        latency_s: float,
+        model: str | None = None,
+        tokens_in: int | None = None,
+        error: str | None = None,
+        decisions: Mapping[str, str] | None = None,
+    ) -> None:
+        """:meth:`endpoint`, returning once the record is durable (see the class doc)."""
+        if self.log is not None:
+            record = _endpoint_record(
+                principal, route, status, latency_s, model, tokens_in, error, decisions
+            )
+            await self._durable(record, anonymous=principal is None)
 
     @contextmanager
     def opened(self, route: str) -> Iterator[EndpointCall]:
@@ -157,43 +166,129 @@ class RequestAudit:
         """
         call = EndpointCall()
         started = time.perf_counter()
-        status: int | str = 200
-        error: str | None = None
         try:
             yield call
-        except asyncio.CancelledError:
-            status, error = 499, "The client closed the request."
+        except BaseException as exc:
+            status, error = _refusal(exc)
+            self.endpoint(call.principal, route, **call.fields(started, status, error))
             raise
-        except Exception as exc:
-            mapped = map_exception(exc)
-            status, error = mapped.status_code, mapped.message
+        self.endpoint(call.principal, route, **call.fields(started, call.status, None))
+
+    @asynccontextmanager
+    async def opened_durable(self, route: str) -> AsyncIterator[EndpointCall]:
+        """:meth:`opened` whose record is durable before the block's answer is returned.
+
+        Leave the block with the response built but not sent (return it after the
+        ``async with``). A refusal's record is awaited too, but its own exception
+        stands if the record cannot be made durable (the loss is counted).
+        """
+        call = EndpointCall()
+        started = time.perf_counter()
+        try:
+            yield call
+        except BaseException as exc:
+            status, error = _refusal(exc)
+            fields = call.fields(started, status, error)
+            with suppress(AuditUnavailableError):
+                await self.endpoint_durable(call.principal, route, **fields)
             raise
-        finally:
-            self.endpoint(
-                call.principal,
-                route,
-                status=call.status if error is None else status,
-                latency_s=time.perf_counter() - started,
-                model=call.model,
-                tokens_in=call.tokens_in,
-                error=error,
-                decisions=call.decisions,
-            )
+        fields = call.fields(started, call.status, None)
+        await self.endpoint_durable(call.principal, route, **fields)
 
     def admin(self, principal: Principal, action: str, details: dict[str, Any]) -> None:
-        if self.log is None:
-            return
-        self.log.record(
-            build_admin_record(
-                trace_id=trace_id.get(),
-                principal=principal.key_id,
-                tenant=principal.tenant,
-                role=principal.role,
-                action=action,
-                status=200,
-                target=_target(details),
-            )
+        if self.log is not None:
+            self.log.record(_admin_record(principal, action, details))
+
+    async def admin_durable(
+        self, principal: Principal, action: str, details: dict[str, Any]
+    ) -> None:
+        """:meth:`admin`, returning once the record is durable (see the class doc)."""
+        if self.log is not None:
+            await self._durable(_admin_record(principal, action, details), anonymous=False)
+
+    async def _durable(self, record: dict[str, Any], *, anonymous: bool) -> None:
+        assert self.log is not None
+        try:
+            await self.log.durable(record, anonymous=anonymous)
+        except AuditUnavailableError:
+            if self.log.settings.fail_closed:
+                raise
+
+    def _request_record(
+        self,
+        ctx: RequestContext,
+        status: int | str,
+        latency_s: float,
+        deployment: str | None,
+        usage: dict[str, Any] | None,
+        answer: str | None,
+    ) -> dict[str, Any]:
+        principal, usage = ctx.principal, usage or {}
+        capture = self.capturing
+        return build_request_record(
+            trace_id=ctx.request_id,
+            principal=principal.key_id if principal else None,
+            tenant=principal.tenant if principal else None,
+            role=principal.role if principal else None,
+            model=ctx.body.model if ctx.body else None,
+            deployment=deployment,
+            tokens_in=usage.get("prompt_tokens"),
+            tokens_out=usage.get("completion_tokens"),
+            latency_ms=latency_s * 1000,
+            status=status,
+            decisions=ctx.decisions,
+            prompt=ctx.payload.get("messages")
+            if capture and isinstance(ctx.payload, dict)
+            else None,
+            answer=answer if capture else None,
         )
+
+
+def _endpoint_record(
+    principal: Principal | None,
+    route: str,
+    status: int | str,
+    latency_s: float,
+    model: str | None,
+    tokens_in: int | None,
+    error: str | None,
+    decisions: Mapping[str, str] | None,
+) -> dict[str, Any]:
+    return build_request_record(
+        trace_id=trace_id.get(),
+        principal=principal.key_id if principal else None,
+        tenant=principal.tenant if principal else None,
+        role=principal.role if principal else None,
+        model=model,
+        deployment=None,
+        tokens_in=tokens_in,
+        tokens_out=None,
+        latency_ms=latency_s * 1000,
+        status=status,
+        decisions=decisions or {},
+        route=route,
+        error=error,
+    )
+
+
+def _admin_record(principal: Principal, action: str, details: dict[str, Any]) -> dict[str, Any]:
+    return build_admin_record(
+        trace_id=trace_id.get(),
+        principal=principal.key_id,
+        tenant=principal.tenant,
+        role=principal.role,
+        action=action,
+        status=200,
+        target=_target(details),
+    )
+
+
+def _refusal(exc: BaseException) -> tuple[int, str]:
+    """The status and message an exception leaving a route is recorded with."""
+    if isinstance(exc, asyncio.CancelledError):
+        return 499, "The client closed the request."
+    mapped = map_exception(exc)
+    return mapped.status_code, mapped.message
 
 
 class EndpointCall:
@@ -207,6 +302,17 @@ class EndpointCall:
         self.model: str | None = None
         self.tokens_in: int | None = None
         self.decisions: dict[str, str] = {}
+
+    def fields(self, started: float, status: int, error: str | None) -> dict[str, Any]:
+        """The keyword arguments of :meth:`RequestAudit.endpoint` for this call."""
+        return {
+            "status": status,
+            "latency_s": time.perf_counter() - started,
+            "model": self.model,
+            "tokens_in": self.tokens_in,
+            "error": error,
+            "decisions": self.decisions,
+        }
 
 
 def add_local_kek(data_dir: Path) -> str:
