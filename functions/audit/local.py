@@ -15,13 +15,13 @@ import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from functions.audit.errors import AuditUnavailableError
 from functions.audit.records import build_admin_record, build_request_record
 from functions.audit.settings import AuditSettings, generate_keys, new_kek
 from functions.audit.writer import AuditLog
-from functions.context import Principal, RequestContext
+from functions.context import Principal
 from functions.errors import map_exception
 from functions.logs import trace_id
 
@@ -62,6 +62,26 @@ def _local_keys(directory: Path) -> dict[str, Any]:
     return fields
 
 
+class _Named(Protocol):
+    @property
+    def model(self) -> str: ...
+
+
+class AuditedRequest(Protocol):
+    """What a chat request's record is built from: a request's context at any stage."""
+
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def principal(self) -> Principal | None: ...
+    @property
+    def body(self) -> _Named | None: ...
+    @property
+    def payload(self) -> Any: ...
+    @property
+    def decisions(self) -> Mapping[str, str]: ...
+
+
 class RequestAudit:
     """What the gateway records: one record per request and per admin action.
 
@@ -85,7 +105,7 @@ class RequestAudit:
 
     def request(
         self,
-        ctx: RequestContext,
+        ctx: AuditedRequest,
         *,
         status: int | str,
         latency_s: float,
@@ -100,7 +120,7 @@ class RequestAudit:
 
     async def request_durable(
         self,
-        ctx: RequestContext,
+        ctx: AuditedRequest,
         *,
         status: int | str,
         latency_s: float,
@@ -216,7 +236,7 @@ class RequestAudit:
 
     def _request_record(
         self,
-        ctx: RequestContext,
+        ctx: AuditedRequest,
         status: int | str,
         latency_s: float,
         deployment: str | None,

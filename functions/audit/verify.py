@@ -7,7 +7,9 @@ Per chain, records are read in file order (days oldest first) and checked:
     reordered     a seq turns up after a later one
     duplicate     a seq seen twice
     broken_link   ``prev`` is not the previous record's MAC
-    truncated     the signed head names a later seq than the log ends at
+    truncated     the signed head names a later seq than the log ends at: the tail
+                  was cut off or a last day file deleted (the head is re-signed with
+                  every commit, so it covers every record a caller was told is durable)
     head_mismatch the record at the head's seq has another MAC than the head
     forged_head   the head's (or a prune checkpoint's) Ed25519 signature fails
     missing_head  a chain without a signed head: truncation would go unseen
@@ -170,9 +172,11 @@ class _Chain:
     def _against_head(self, seq: int, mac: str, file: str) -> None:
         if self.max_seq < seq:
             ends = f"seq {self.max_seq} ({_at(self.last_pos)})" if self.last_pos else "no record"
+            lost = self.max_seq + 1
+            span = f"seq {seq}" if lost == seq else f"seqs {lost}-{seq}"
             detail = (
-                f"the log ends at {ends} but the signed head names seq {seq} in {file}: "
-                f"{seq - self.max_seq} record(s) cut off the end"
+                f"chain {self.name} ends at {ends} but its signed head names seq {seq} in "
+                f"{file}: {span} missing, {seq - self.max_seq} record(s) cut off the end"
             )
             self.flag("truncated", detail, self.last_pos, seq)
         elif self.max_seq > seq:
