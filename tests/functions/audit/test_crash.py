@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -30,17 +31,22 @@ KILL_AFTER = 300  # answers received before the kill
 DEADLINE_S = 20.0
 
 
-def answered_then_killed(server: Server) -> set[str]:
+def answered_then_killed(
+    server: Server,
+    *,
+    headers: dict[str, str] | None = None,
+    body: dict[str, Any] | None = None,
+) -> set[str]:
     """The trace ids of complete 200 answers, from 8 threads, until SIGKILL mid-load."""
     answered: set[str] = set()
     lock = threading.Lock()
     stop = threading.Event()
 
     def client() -> None:
-        with httpx.Client(base_url=server.url, timeout=10) as http:
+        with httpx.Client(base_url=server.url, headers=headers, timeout=10) as http:
             while not stop.is_set():
                 try:
-                    response = http.post("/v1/chat/completions", json={"model": "m"})
+                    response = http.post("/v1/chat/completions", json=body or {"model": "m"})
                     response.read()
                 except httpx.HTTPError:
                     return  # the server is gone
