@@ -6,8 +6,12 @@
     │   ├── RouteNotFoundError        404 invalid_request_error  not_found
     │   ├── MethodNotAllowedError     405 invalid_request_error  method_not_allowed
     │   ├── RequestTimeoutError       408 invalid_request_error  request_timeout
+    │   ├── KeyRevokedError           409 invalid_request_error  key_revoked
     │   ├── RequestTooLargeError      413 invalid_request_error  request_too_large
-    │   └── ContextLengthExceededError 400 invalid_request_error context_length_exceeded
+    │   ├── ContextLengthExceededError 400 invalid_request_error context_length_exceeded
+    │   ├── ContentBlockedError       400 invalid_request_error  content_filter
+    │   ├── CollectionNotFoundError   404 invalid_request_error  collection_not_found
+    │   └── EmbeddingMismatchError    400 invalid_request_error  embedding_mismatch
     ├── AuthenticationError           401 invalid_request_error  invalid_api_key
     ├── PermissionDeniedError         403 permission_error
     ├── RateLimitError                429 rate_limit_error       rate_limit_exceeded
@@ -20,22 +24,53 @@
         ├── UpstreamUnavailableError  503                        upstream_unavailable
         │   └── UpstreamUnreachableError 503                     upstream_unreachable
         └── NoDeploymentError         503                        no_deployment_available
+            └── NoCompliantDeploymentError 503                   no_compliant_deployment
 
 Each class carries its HTTP status and OpenAI error ``type``/``code``. Exceptions
 from libraries are mapped by type in :func:`map_exception`, the only place that
-knows about them; nothing here ever looks at message text.
+knows about them; nothing here ever looks at message text:
+
+    EnclaveError (any of the above)           itself
+    orjson.JSONDecodeError, UnicodeDecodeError 400 InvalidRequestError  (not valid JSON)
+    pydantic.ValidationError                  400 InvalidRequestError  (param: the field path)
+    httpx.TimeoutException                    503 UpstreamUnreachableError (did not answer in time)
+    httpx.TransportError                      503 UpstreamUnreachableError (could not be reached)
+    litellm APIConnectionError, Timeout       503 UpstreamUnreachableError (could not be reached)
+    litellm ContextWindowExceededError        400 UpstreamError  context_length_exceeded
+    litellm/openai error, other 4xx status    4xx UpstreamError  (the status; the request's fault)
+    litellm/openai error, any other status    503 UpstreamUnavailableError (the deployment's fault:
+                                                  401, 403, 404, 408, 429, 5xx, …)
+    anything else (OSError from a store, …)   500 EnclaveError  (logged; its text never shown)
+
+:func:`map_upstream_exception` is the same mapping for a failure while talking to a
+deployment, where anything unknown is the deployment's fault (503, so the caller fails
+over). litellm takes seconds to import and the node never imports it: its classes are
+looked up in ``sys.modules``, since an exception of a class never imported cannot exist.
+
+Error classes that stay where they are, because they never reach a caller: a store's
+own failure (``LimitStoreError``, ``CacheStoreError``: the limiter and the cache catch
+it and decide), an issuer's bad answer (``JWKSError``: the JWKS cache turns it into a
+503 ``ServiceUnavailableError``), an ingestion file's (``ParseError``: a per-file
+failure in the ingestion summary), start-up errors (``UnknownEngineError``,
+``UnknownEmbedderError``, ``NodeKeyMissingError``, ``AuditError`` and its subclasses,
+which stop a start-up or a CLI command) and an engine's child process
+(``ChildExitedError``, a 500 like any engine fault).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+import sys
+from collections.abc import Iterable
+from typing import Any, ClassVar, Protocol
 
 import httpx
 import orjson
 import pydantic
 
 _CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+# statuses that mean "this deployment cannot serve now", not "this request is wrong"
+DEPLOYMENT_FAULTS = frozenset({401, 403, 404, 408, 429})
 
 
 class EnclaveError(Exception):
@@ -100,6 +135,13 @@ class RequestTimeoutError(InvalidRequestError):
     code = "request_timeout"
 
 
+class KeyRevokedError(InvalidRequestError):
+    """Rotating a revoked key would bring it back to life under a new secret."""
+
+    status = 409
+    code = "key_revoked"
+
+
 class RequestTooLargeError(InvalidRequestError):
     status = 413
     code = "request_too_large"
@@ -122,6 +164,38 @@ class ContextLengthExceededError(InvalidRequestError):
             "messages.",
             param="messages",
         )
+
+
+class _Detected(Protocol):
+    """What :meth:`ContentBlockedError.of` reads of a filter's detection."""
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def action(self) -> str: ...
+
+
+class ContentBlockedError(InvalidRequestError):
+    """The content policy refused a request, or stopped an answer mid-stream."""
+
+    code = "content_filter"
+
+    @classmethod
+    def of(cls, detections: Iterable[_Detected]) -> ContentBlockedError:
+        kinds = sorted({d.type for d in detections if d.action == "block"})
+        return cls(f"The content was blocked by the content policy ({', '.join(kinds)}).")
+
+
+class CollectionNotFoundError(InvalidRequestError):
+    status = 404
+    code = "collection_not_found"
+
+
+class EmbeddingMismatchError(InvalidRequestError):
+    """The collection was built with another embedding model or dimension."""
+
+    code = "embedding_mismatch"
 
 
 class AuthenticationError(EnclaveError):
@@ -207,6 +281,12 @@ class NoDeploymentError(ServiceUnavailableError):
     code = "no_deployment_available"
 
 
+class NoCompliantDeploymentError(NoDeploymentError):
+    """Every deployment this request may use is down or excluded by its classification."""
+
+    code = "no_compliant_deployment"
+
+
 def _validation_error(exc: pydantic.ValidationError) -> EnclaveError:
     first = exc.errors(include_url=False)[0]
     loc = ".".join(str(part) for part in first["loc"])
@@ -215,8 +295,32 @@ def _validation_error(exc: pydantic.ValidationError) -> EnclaveError:
     return InvalidRequestError(f"Invalid value for '{loc}': {first['msg']}", param=loc or None)
 
 
+def _provider_error(exc: BaseException) -> EnclaveError | None:
+    """A litellm (or openai SDK) exception: whose fault, by its class and the upstream's status.
+
+    Looked up in ``sys.modules``: importing litellm costs seconds, and if it was never
+    imported none of its exceptions can have been raised.
+    """
+    exceptions = sys.modules.get("litellm.exceptions")
+    if exceptions is not None:
+        if isinstance(exc, exceptions.APIConnectionError | exceptions.Timeout):
+            return UpstreamUnreachableError("The model server could not be reached.")
+        if isinstance(exc, exceptions.ContextWindowExceededError):
+            return UpstreamError(
+                "The prompt does not fit the model's context.",
+                upstream_status=400,
+                code="context_length_exceeded",
+            )
+    if type(exc).__module__.partition(".")[0] not in {"litellm", "openai"}:
+        return None
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and 400 <= status < 500 and status not in DEPLOYMENT_FAULTS:
+        return UpstreamError("The model server refused the request.", upstream_status=status)
+    return UpstreamUnavailableError("The model server failed.")
+
+
 def map_exception(exc: BaseException) -> EnclaveError:
-    """Turn any exception into an :class:`EnclaveError`, by type only."""
+    """Turn any exception into an :class:`EnclaveError`, by type only (table: module docstring)."""
     if isinstance(exc, EnclaveError):
         return exc
     if isinstance(exc, orjson.JSONDecodeError | UnicodeDecodeError):
@@ -227,4 +331,16 @@ def map_exception(exc: BaseException) -> EnclaveError:
         return UpstreamUnreachableError("The model server did not answer in time.")
     if isinstance(exc, httpx.TransportError):
         return UpstreamUnreachableError("The model server could not be reached.")
+    if (provider := _provider_error(exc)) is not None:
+        return provider
     return EnclaveError("The server had an internal error while processing the request.")
+
+
+def map_upstream_exception(exc: BaseException) -> UpstreamError | UpstreamUnavailableError:
+    """A failure while sending a request to a deployment: :class:`UpstreamError` when the
+    upstream refused the request itself, else :class:`UpstreamUnavailableError` (the
+    deployment failed: the caller may fail over), whatever was raised."""
+    mapped = map_exception(exc)
+    if isinstance(mapped, UpstreamError | UpstreamUnavailableError):
+        return mapped
+    return UpstreamUnavailableError("The model server failed.")

@@ -30,6 +30,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, TypeAdapter, field_validator
 
 from functions.errors import InvalidRequestError, RouteNotFoundError
+from functions.errors import KeyRevokedError as KeyRevokedError
 from functions.settings import Settings
 
 Role = Literal["admin", "member", "auditor"]
@@ -77,13 +78,6 @@ class KeySpec(BaseModel):
         if value is not None:
             expiry(value, datetime.now(UTC))  # 400 now, not a 500 when the key is made
         return value
-
-
-class KeyRevokedError(InvalidRequestError):
-    """Rotating a revoked key would bring it back to life under a new secret."""
-
-    status = 409
-    code = "key_revoked"
 
 
 _RECORDS = TypeAdapter(list[KeyRecord])

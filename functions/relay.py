@@ -6,7 +6,8 @@ as they arrive. Other providers go through ``litellm.acompletion``, which
 translates both ways. Either way :meth:`Relay.open` raises
 :class:`UpstreamUnavailableError` when the deployment itself failed (refused,
 timed out, 5xx, 429, misconfigured), so the caller can fail over, and
-:class:`UpstreamError` when the upstream refused the request as invalid.
+:class:`UpstreamError` when the upstream refused the request as invalid; what a
+library raised is classified by :func:`functions.errors.map_upstream_exception`.
 """
 
 from __future__ import annotations
@@ -20,17 +21,14 @@ import httpx
 import orjson
 
 from functions.errors import (
+    DEPLOYMENT_FAULTS,
     UpstreamError,
     UpstreamUnavailableError,
-    UpstreamUnreachableError,
-    map_exception,
+    map_upstream_exception,
 )
 from functions.llm import litellm
 from functions.logs import traceparent
 from functions.settings import Deployment
-
-# statuses that mean "this deployment cannot serve now", not "this request is wrong"
-_DEPLOYMENT_FAULTS = frozenset({401, 403, 404, 408, 429})
 
 # The keywords litellm.acompletion gets from a request; everything that decides where it
 # goes and with which credentials (model, api_base, api_key, provider, retries, timeout)
@@ -168,7 +166,7 @@ class Relay:
         except (UpstreamError, UpstreamUnavailableError):
             raise
         except Exception as exc:
-            raise _classify(exc) from exc
+            raise map_upstream_exception(exc) from exc
 
     async def _open_http(
         self, deployment: Deployment, payload: dict[str, Any], request_id: str
@@ -191,7 +189,7 @@ class Relay:
             await response.aclose()
             status = response.status_code
             message, code = _upstream_error(content, status, _secrets(deployment))
-            if status >= 500 or status in _DEPLOYMENT_FAULTS:
+            if status >= 500 or status in DEPLOYMENT_FAULTS:
                 raise UpstreamUnavailableError(message, headers=_retry_after(response))
             raise UpstreamError(message, upstream_status=status, code=code)
         if payload.get("stream"):
@@ -220,22 +218,3 @@ class Relay:
 def _retry_after(response: httpx.Response) -> dict[str, str]:
     value = response.headers.get("retry-after")
     return {"retry-after": value} if value else {}
-
-
-def _classify(exc: Exception) -> UpstreamError | UpstreamUnavailableError:
-    """httpx and litellm failures, by type and status code."""
-    status = getattr(exc, "status_code", None)
-    if isinstance(exc, litellm.exceptions.APIConnectionError | litellm.exceptions.Timeout):
-        return UpstreamUnreachableError("The model server could not be reached.")
-    if isinstance(exc, litellm.exceptions.ContextWindowExceededError):
-        return UpstreamError(
-            "The prompt does not fit the model's context.",
-            upstream_status=400,
-            code="context_length_exceeded",
-        )
-    if isinstance(status, int) and 400 <= status < 500 and status not in _DEPLOYMENT_FAULTS:
-        return UpstreamError("The model server refused the request.", upstream_status=status)
-    mapped = map_exception(exc)
-    if isinstance(mapped, UpstreamUnavailableError):
-        return mapped
-    return UpstreamUnavailableError("The model server failed.")

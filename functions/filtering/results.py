@@ -5,7 +5,7 @@ and out of ``/v1/filter``, and neither may repeat the secret they describe.
 Offsets are always in the *original* text (``text[start:end]``), whatever the
 normalisation did.
 
-The errors hang in :mod:`functions.errors`' tree:
+The errors are defined in :mod:`functions.errors`' tree and re-exported here:
 
     InvalidRequestError                400
     └── ContentBlockedError            400 invalid_request_error  content_filter
@@ -21,7 +21,8 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from functions.errors import InvalidRequestError, NoDeploymentError
+from functions.errors import ContentBlockedError as ContentBlockedError
+from functions.errors import NoCompliantDeploymentError as NoCompliantDeploymentError
 from functions.filtering.classify import Level, highest
 from functions.filtering.policy import EntityAction
 
@@ -116,23 +117,6 @@ def level_of(findings: Iterable[_Finding], default: Level) -> Level:
 def worst(verdicts: Iterable[Verdict]) -> Verdict:
     found = set(verdicts)
     return "block" if "block" in found else "mask" if "mask" in found else "allow"
-
-
-class ContentBlockedError(InvalidRequestError):
-    """The content policy refused a request, or stopped an answer mid-stream."""
-
-    code = "content_filter"
-
-    @classmethod
-    def of(cls, detections: list[Detection]) -> ContentBlockedError:
-        kinds = sorted({d.type for d in detections if d.action == "block"})
-        return cls(f"The content was blocked by the content policy ({', '.join(kinds)}).")
-
-
-class NoCompliantDeploymentError(NoDeploymentError):
-    """Every deployment this request may use is down or excluded by its classification."""
-
-    code = "no_compliant_deployment"
 
 
 _SEVERITY = {"block": 0, "mask": 1, "flag": 2, "allow": 3}

@@ -26,13 +26,14 @@ import re
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import ClassVar
 
 import lancedb
 import pyarrow as pa  # type: ignore[import-untyped]
 from lancedb.index import FTS, HnswSq
 from lancedb.table import Table
 
+from functions.errors import CollectionNotFoundError as CollectionNotFoundError
+from functions.errors import EmbeddingMismatchError as EmbeddingMismatchError
 from functions.errors import InvalidRequestError
 
 NAME = re.compile(r"^[A-Za-z0-9]+(?:[_-][A-Za-z0-9]+)*$")
@@ -41,17 +42,6 @@ SEPARATOR = "__"
 META_EMBEDDER = b"enclave.embedder"
 META_DIM = b"enclave.dim"
 PASSAGE_COLUMNS = ["id", "source", "title", "section", "page", "location", "position", "text"]
-
-
-class CollectionNotFoundError(InvalidRequestError):
-    status: ClassVar[int] = 404
-    code: ClassVar[str | None] = "collection_not_found"
-
-
-class EmbeddingMismatchError(InvalidRequestError):
-    """The collection was built with another embedding model or dimension."""
-
-    code: ClassVar[str | None] = "embedding_mismatch"
 
 
 def check_name(kind: str, value: str) -> str:
