@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from starlette.datastructures import Headers
 from starlette.requests import Request
 
+from functions import lifecycle
 from functions.context import Principal, RequestContext, Step
 from functions.errors import AuthenticationError
 from functions.keys import KeyRecord, KeyStore
@@ -88,6 +89,7 @@ async def caller(authenticate: Step, request: Request) -> Principal:
         RequestContext(request_id=trace_id.get(), headers=request.headers, client=peer(request))
     )
     assert ctx.principal is not None, "authenticate sets a principal or raises"
+    lifecycle.call().ctx = ctx  # the request's log line names its caller
     return ctx.principal
 
 

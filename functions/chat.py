@@ -12,7 +12,6 @@ client did not ask for it.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -22,10 +21,11 @@ from loguru import logger
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from functions import lifecycle
 from functions.audit.local import RequestAudit
 from functions.cache.answers import Assembler, as_chunks, complete
 from functions.cache.cache import ResponseCache
-from functions.context import RequestContext
+from functions.context import ChatContext
 from functions.edge import unless_disconnected
 from functions.errors import (
     EnclaveError,
@@ -70,27 +70,21 @@ class Chat:
     keepalive_s: float
     cache: ResponseCache | None = None
 
-    async def __call__(self, request: Request, ctx: RequestContext) -> Response:
-        assert ctx.body is not None
-        started = time.perf_counter()
+    async def __call__(self, request: Request, ctx: ChatContext) -> Response:
         try:
             return await self._answer(request, ctx)
-        except BaseException as exc:  # no answer at all: count, audit, refund the estimate
+        except BaseException as exc:  # no answer at all: refund the estimate (the edge records)
             status = map_exception(exc).status_code if isinstance(exc, Exception) else 499
-            self.metrics.requests.labels(ROUTE, ctx.body.model, "", str(status)).inc()
-            self.audit.request(ctx, status=status, latency_s=time.perf_counter() - started)
             if ctx.admission is not None:
                 # a caller who hung up after the model took the prompt pays for the prompt
                 gone = status == 499
                 await ctx.admission.settle(prompt_tokens(ctx.body) if gone else 0)
             raise
 
-    async def _answer(self, request: Request, ctx: RequestContext) -> Response:
+    async def _answer(self, request: Request, ctx: ChatContext) -> Response:
         """Answer from a warm deployment, waking cold ones; wait only if no other may serve."""
-        assert ctx.body is not None
-        started = time.perf_counter()
         if ctx.cache is not None and ctx.cache.answer is not None:
-            return await self._replay(ctx, ctx.cache.answer, started)
+            return await self._replay(ctx, ctx.cache.answer)
         warm = tuple(d for d in ctx.plan if not self.warmth.is_cold(d))
         cold = tuple(d for d in ctx.plan if self.warmth.is_cold(d))
         for deployment in cold:
@@ -98,7 +92,7 @@ class Chat:
         if warm or not cold:
             try:
                 deployment, opened = await unless_disconnected(request, self._open(ctx, warm))
-                return await self._respond(ctx, deployment.name, opened, started)
+                return await self._respond(ctx, deployment.name, opened)
             except NoDeploymentError:
                 cold = tuple(d for d in ctx.plan if self.warmth.is_cold(d))
                 if not cold:
@@ -107,7 +101,7 @@ class Chat:
             raise self._still_cold(ctx)
         if ctx.body.stream:
             return StreamingResponse(
-                self._wait_then_stream(ctx, cold, started),
+                self._wait_then_stream(ctx, cold),
                 media_type="text/event-stream",
                 headers=self._cache_headers(ctx),
             )
@@ -115,23 +109,18 @@ class Chat:
         if ready is None:
             raise self._still_cold(ctx)
         deployment, opened = await unless_disconnected(request, self._open(ctx, (ready,)))
-        return await self._respond(ctx, deployment.name, opened, started)
+        return await self._respond(ctx, deployment.name, opened)
 
-    async def _replay(
-        self, ctx: RequestContext, cached: dict[str, Any], started: float
-    ) -> Response:
+    async def _replay(self, ctx: ChatContext, cached: dict[str, Any]) -> Response:
         """A cache hit, as if the model had just answered: guarded and restored for this
         caller, streamed if asked; it costs no model tokens."""
         cached.update(id=f"chatcmpl-{ctx.request_id}", created=now())
         if ctx.body is not None and ctx.body.stream:
             chunks = as_chunks(cached, usage=True)
-            return await self._respond(ctx, CACHE, Opened(events=_replayed(chunks)), started)
-        return await self._respond(ctx, CACHE, Opened(body=orjson.dumps(cached)), started)
+            return await self._respond(ctx, CACHE, Opened(events=_replayed(chunks)))
+        return await self._respond(ctx, CACHE, Opened(body=orjson.dumps(cached)))
 
-    async def _respond(
-        self, ctx: RequestContext, deployment: str, opened: Opened, started: float
-    ) -> Response:
-        assert ctx.body is not None
+    async def _respond(self, ctx: ChatContext, deployment: str, opened: Opened) -> Response:
         headers = {
             "x-enclave-deployment": deployment,
             **self._limit_headers(ctx),
@@ -139,7 +128,7 @@ class Chat:
         }
         if opened.events is not None:
             return StreamingResponse(
-                self._relay_stream(ctx, deployment, opened.events, started),
+                self._relay_stream(ctx, deployment, opened.events),
                 media_type="text/event-stream",
                 headers=headers,
             )
@@ -165,19 +154,19 @@ class Chat:
                 parsed.update(_extension(ctx))
             body = orjson.dumps(parsed)
         text = _text_of(parsed) if self.audit.capturing and parsed else None
-        await self._finish(ctx, deployment, "200", started, None if cached else usage, text)
+        await self._finish(ctx, deployment, "200", None if cached else usage, text)
         return Response(body, media_type="application/json", headers=headers)
 
-    def _fills(self, ctx: RequestContext) -> bool:
+    def _fills(self, ctx: ChatContext) -> bool:
         return self.cache is not None and ctx.cache is not None and ctx.cache.fill
 
-    async def _fill(self, ctx: RequestContext, answer: dict[str, Any]) -> None:
-        assert self.cache is not None and ctx.cache is not None and ctx.principal is not None
+    async def _fill(self, ctx: ChatContext, answer: dict[str, Any]) -> None:
+        assert self.cache is not None and ctx.cache is not None
         if await self.cache.fill(ctx.principal.tenant, ctx.cache, answer):
             logger.debug("cached", key=ctx.cache.key)
 
     @staticmethod
-    def _cache_headers(ctx: RequestContext) -> dict[str, str]:
+    def _cache_headers(ctx: ChatContext) -> dict[str, str]:
         lookup = ctx.cache
         headers: dict[str, str] = {
             "x-enclave-cache": lookup.result if lookup is not None else "bypass"
@@ -186,8 +175,7 @@ class Chat:
             headers["x-enclave-cache-similarity"] = f"{lookup.similarity:.4f}"
         return headers
 
-    def _still_cold(self, ctx: RequestContext) -> NoDeploymentError:
-        assert ctx.body is not None
+    def _still_cold(self, ctx: ChatContext) -> NoDeploymentError:
         return NoDeploymentError(
             f"The model `{ctx.body.model}` is starting up and did not become ready within "
             f"{self.cold_wait_s:.0f} s; no other deployment may serve this request.",
@@ -195,7 +183,7 @@ class Chat:
         )
 
     async def _wait_then_stream(
-        self, ctx: RequestContext, cold: tuple[Deployment, ...], started: float
+        self, ctx: ChatContext, cold: tuple[Deployment, ...]
     ) -> AsyncIterator[bytes]:
         """SSE comments keep the connection alive while a cold deployment starts."""
         waiter = asyncio.ensure_future(self.warmth.wait_warm(cold, self.cold_wait_s))
@@ -215,18 +203,18 @@ class Chat:
         except EnclaveError as exc:  # the stream has started: the error is its last event
             if ctx.admission is not None:
                 await ctx.admission.settle(0)
-            self.audit.request(ctx, status=exc.status_code, latency_s=time.perf_counter() - started)
+            outcome = lifecycle.call()
+            outcome.status, outcome.error = exc.status_code, exc.message
             yield sse_event(exc.body())
             yield SSE_DONE
             return
         assert opened.events is not None
-        async for event in self._relay_stream(ctx, deployment.name, opened.events, started):
+        async for event in self._relay_stream(ctx, deployment.name, opened.events):
             yield event
 
     async def _open(
-        self, ctx: RequestContext, plan: tuple[Deployment, ...]
+        self, ctx: ChatContext, plan: tuple[Deployment, ...]
     ) -> tuple[Deployment, Opened]:
-        assert ctx.body is not None
         last: ServiceUnavailableError | None = None
         for attempt, deployment in enumerate(plan):
             try:
@@ -262,12 +250,11 @@ class Chat:
 
     async def _relay_stream(
         self,
-        ctx: RequestContext,
+        ctx: ChatContext,
         deployment: str,
         events: AsyncGenerator[bytes],
-        started: float,
     ) -> AsyncIterator[bytes]:
-        assert ctx.body is not None
+        outcome = lifecycle.call()
         model, wants_usage, status = ctx.body.model, ctx.body.wants_usage_in_stream, "200"
         cached = deployment == CACHE
         answer = self._answer_filter(ctx)
@@ -286,9 +273,7 @@ class Chat:
                 chunk = orjson.loads(payload)
                 generated += _carries_text(chunk)
                 if first and _has_content(chunk):
-                    self.metrics.ttft.labels(model, deployment).observe(
-                        time.perf_counter() - started
-                    )
+                    outcome.first_token()
                     first = False
                 if "error" in chunk:
                     status = "502"
@@ -333,13 +318,12 @@ class Chat:
                     "total_tokens": prompt + generated,
                     "estimated": True,
                 }
-            await self._finish(ctx, deployment, status, started, usage, "".join(emitted))
+            await self._finish(ctx, deployment, status, usage, "".join(emitted))
         yield SSE_DONE
 
     async def _fill_streamed(
-        self, ctx: RequestContext, assembler: Assembler, usage: dict[str, Any] | None
+        self, ctx: ChatContext, assembler: Assembler, usage: dict[str, Any] | None
     ) -> None:
-        assert ctx.body is not None
         answer = assembler.completion()
         if answer is None or not complete(answer, ctx.body.n or 1):
             return
@@ -347,14 +331,14 @@ class Chat:
             answer["usage"] = usage
         await self._fill(ctx, answer)
 
-    def _answer_filter(self, ctx: RequestContext, stage: Stage = "both") -> AnswerFilter | None:
-        if ctx.conversation is None or ctx.principal is None:
+    def _answer_filter(self, ctx: ChatContext, stage: Stage = "both") -> AnswerFilter | None:
+        if ctx.conversation is None:
             return None
         cf = self.filters.for_tenant(ctx.principal.tenant)
         return AnswerFilter(cf, ctx.conversation, stage)
 
     @staticmethod
-    def _limit_headers(ctx: RequestContext) -> dict[str, str]:
+    def _limit_headers(ctx: ChatContext) -> dict[str, str]:
         return ctx.admission.headers if ctx.admission is not None else {}
 
     def _account(self, model: str, deployment: str, usage: dict[str, Any] | None) -> None:
@@ -366,37 +350,21 @@ class Chat:
 
     async def _finish(
         self,
-        ctx: RequestContext,
+        ctx: ChatContext,
         deployment: str,
         status: str,
-        started: float,
         usage: dict[str, Any] | None,
         answer: str | None,
     ) -> None:
-        """Count, log, audit, and settle the rate-limit estimate with the real usage."""
-        assert ctx.body is not None
+        """Settle the rate-limit estimate with the real usage; tell the lifecycle how the
+        answer went (the edge records it as the last byte leaves)."""
         if ctx.admission is not None:
             await ctx.admission.settle(int((usage or {}).get("total_tokens") or 0))
-        elapsed = time.perf_counter() - started
-        self.audit.request(
-            ctx,
-            status=int(status),
-            latency_s=elapsed,
-            deployment=deployment,
-            usage=usage,
-            answer=answer,
-        )
-        self.metrics.requests.labels(ROUTE, ctx.body.model, deployment, status).inc()
-        self.metrics.latency.labels(ROUTE, ctx.body.model).observe(elapsed)
-        logger.info(
-            "chat",
-            model=ctx.body.model,
-            deployment=deployment,
-            status=status,
-            stream=bool(ctx.body.stream),
-            decisions=dict(ctx.decisions),
-            ms=round(elapsed * 1000, 2),
-        )
+        outcome = lifecycle.call()
+        outcome.model = ctx.body.model
+        outcome.deployment, outcome.usage, outcome.answer = deployment, usage, answer
+        if status != "200":
+            outcome.status = int(status)
 
 
 async def _replayed(chunks: list[dict[str, Any]]) -> AsyncGenerator[bytes]:
@@ -418,7 +386,7 @@ def _has_content(chunk: dict[str, Any]) -> bool:
     return bool(choices and (choices[0].get("delta") or {}).get("content"))
 
 
-def _extension(ctx: RequestContext) -> dict[str, Any]:
+def _extension(ctx: ChatContext) -> dict[str, Any]:
     """Enclave's own response field: the sources retrieved into the prompt."""
     return {"enclave": {"citations": list(ctx.citations)}}
 

@@ -1,14 +1,18 @@
-"""The typed, frozen request context that the gateway's steps pass along.
+"""The typed, frozen request contexts that the gateway's steps pass along, by stage.
 
 A step is ``async (ctx) -> ctx``: it reads what earlier steps produced, returns a
 new context with what it adds, or raises an :class:`~functions.errors.EnclaveError`.
-Steps are composed once, at start-up, into a single step (:func:`compose`).
+:class:`RequestContext` is a request as it arrives (authentication fills in the
+principal); a chat, once parsed, is a :class:`ChatContext`, whose principal and
+body are never missing, so the steps after parsing need no ``None`` checks. The
+chat steps are listed once, at start-up (``functions.gateway.chat_steps``), and
+run by :func:`functions.lifecycle.run_steps`, which notes each refusal.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -40,13 +44,36 @@ class Principal:
 
 @dataclass(frozen=True, slots=True)
 class RequestContext:
+    """A request as it arrives: before the caller is known and the body is read."""
+
     request_id: str
     headers: Headers
     client: str | None = None  # the socket peer's address; functions/logins.py reads it
     payload: Any = None  # the request's JSON, as sent
     size: int = 0  # the body's length in bytes
-    body: ChatCompletionRequest | None = None
-    principal: Principal | None = None
+    principal: Principal | None = None  # set by authentication
+    # what each step decided, for the log line and the audit record
+    decisions: Mapping[str, str] = field(default_factory=dict)
+    body: None = None  # not parsed yet (a chat's parsed body is on ChatContext)
+
+    def evolve(self, **changes: object) -> RequestContext:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def decided(self, step: str, verdict: str, **changes: object) -> RequestContext:
+        return self.evolve(decisions={**self.decisions, step: verdict}, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatContext:
+    """A chat request once authenticated and parsed: caller and body are always there."""
+
+    request_id: str
+    headers: Headers
+    principal: Principal
+    body: ChatCompletionRequest
+    client: str | None = None
+    payload: Any = None  # the request's JSON, as sent
+    size: int = 0
     # deployments to try, in order: litellm's pick for the model, then its fallbacks
     plan: tuple[Deployment, ...] = ()
     # the request as the model may see it, and what it takes to restore the answer
@@ -56,26 +83,30 @@ class RequestContext:
     citations: tuple[dict[str, Any], ...] = ()  # sources retrieved into the prompt
     retrieved: frozenset[int] = frozenset()  # indices of messages holding retrieved passages
     cache: Lookup | None = None  # the response cache's hit (with the answer), miss or bypass
-    # what each step decided, for the log line and the audit record
     decisions: Mapping[str, str] = field(default_factory=dict)
 
-    def evolve(self, **changes: object) -> RequestContext:
+    @classmethod
+    def parsed(
+        cls, ctx: RequestContext, principal: Principal, body: ChatCompletionRequest
+    ) -> ChatContext:
+        return cls(
+            request_id=ctx.request_id,
+            headers=ctx.headers,
+            principal=principal,
+            body=body,
+            client=ctx.client,
+            payload=ctx.payload,
+            size=ctx.size,
+            decisions=ctx.decisions,
+        )
+
+    def evolve(self, **changes: object) -> ChatContext:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
-    def decided(self, step: str, verdict: str, **changes: object) -> RequestContext:
+    def decided(self, step: str, verdict: str, **changes: object) -> ChatContext:
         return self.evolve(decisions={**self.decisions, step: verdict}, **changes)
 
 
+# authentication and the other routes' steps; a chat's steps after parsing
 Step = Callable[[RequestContext], Awaitable[RequestContext]]
-
-
-def compose(steps: Sequence[Step]) -> Step:
-    """One step that runs ``steps`` in order."""
-    chain = tuple(steps)
-
-    async def pipeline(ctx: RequestContext) -> RequestContext:
-        for step in chain:
-            ctx = await step(ctx)
-        return ctx
-
-    return pipeline
+ChatStep = Callable[[ChatContext], Awaitable[ChatContext]]

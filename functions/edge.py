@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from functions import lifecycle
 from functions.errors import (
     ClientClosedError,
     EnclaveError,
@@ -39,6 +40,7 @@ from functions.errors import (
     RouteNotFoundError,
     map_exception,
 )
+from functions.lifecycle import Lifecycle
 from functions.logs import child_traceparent, parse_traceparent, trace_id, traceparent
 
 T = TypeVar("T")
@@ -100,10 +102,17 @@ async def http_exception_handler(request: Request, exc: Exception) -> Response:
 
 
 class Edge:
-    """Pure ASGI middleware (no per-request task or body copy, unlike BaseHTTPMiddleware)."""
+    """Pure ASGI middleware (no per-request task or body copy, unlike BaseHTTPMiddleware).
 
-    def __init__(self, app: ASGIApp) -> None:
+    With a :class:`~functions.lifecycle.Lifecycle` (the gateway), each request is a
+    :class:`~functions.lifecycle.Call` closed exactly once: just before the last
+    byte of the answer leaves, or as the client goes away. Without one (the node),
+    one access log line per request.
+    """
+
+    def __init__(self, app: ASGIApp, lifecycle: Lifecycle | None = None) -> None:
         self.app = app
+        self.lifecycle = lifecycle
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -113,15 +122,27 @@ class Edge:
         parent = child_traceparent(request_id, flags)
         token, parent_token = trace_id.set(request_id), traceparent.set(parent)
         started = time.perf_counter()
-        state = {"status": 0}
+        state: dict[str, Any] = {"status": 0, "error": None}
         echoed = [(b"x-request-id", request_id.encode())]
         if parent is not None:
             echoed.append((b"traceparent", parent.encode()))
+        owner = self.lifecycle.open() if self.lifecycle is not None else None
+        call_token = lifecycle.current.set(owner)
+
+        async def close(status: int) -> None:
+            if self.lifecycle is not None and owner is not None and not owner.closed:
+                route = scope.get("route")
+                owner.route = owner.route or str(getattr(route, "path", "") or "")
+                await self.lifecycle.close(
+                    owner, status, scope["method"], scope["path"], state["error"]
+                )
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 state["status"] = message["status"]
                 message["headers"] = [*message.get("headers", []), *echoed]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                await close(state["status"])  # recorded before the last byte leaves
             await send(message)
 
         try:
@@ -131,17 +152,23 @@ class Edge:
                 logger.opt(exception=exc).error("failed after the response started")
                 return
             error = map_exception(exc)
+            state["error"] = error.message
             if error.status_code >= 500 and not isinstance(exc, EnclaveError):
                 logger.opt(exception=exc).error("unhandled error")
             await error_response(error)(scope, receive, send_with_id)
         finally:
-            logger.info(
-                "request",
-                method=scope["method"],
-                path=scope["path"],
-                status=state["status"],
-                ms=round((time.perf_counter() - started) * 1000, 2),
-            )
+            if owner is None:
+                logger.info(
+                    "request",
+                    method=scope["method"],
+                    path=scope["path"],
+                    status=state["status"],
+                    ms=round((time.perf_counter() - started) * 1000, 2),
+                )
+            elif not owner.closed:  # the last byte never left: the client went away
+                state["error"] = state["error"] or "The client closed the request."
+                await asyncio.shield(close(lifecycle.CLIENT_CLOSED))
+            lifecycle.current.reset(call_token)
             trace_id.reset(token)
             traceparent.reset(parent_token)
 

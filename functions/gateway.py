@@ -18,7 +18,6 @@ no other step changes for them.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import AsyncIterator, Sequence
 
 import httpx
@@ -31,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from functions import rbac
+from functions import lifecycle, rbac
 from functions.admin import admin_routes
 from functions.audit.local import RequestAudit, resolve_audit
 from functions.audit.settings import decode_key
@@ -40,14 +39,15 @@ from functions.auth import caller, make_authenticate, oidc_token_verifier, peer
 from functions.cache.cache import ResponseCache
 from functions.cache.steps import CacheMetrics, cache_routes, make_cache_lookup
 from functions.chat import ROUTE, Chat
-from functions.context import RequestContext, Step, compose
+from functions.context import ChatContext, ChatStep, RequestContext
 from functions.edge import Edge, http_exception_handler, json_response, read_body
-from functions.errors import ServiceUnavailableError, map_exception
+from functions.errors import AuthenticationError, ServiceUnavailableError
 from functions.filtering.engine import FilterSet
 from functions.filtering.scanner import Scanner
 from functions.filtering.steps import filter_route, make_comply, make_filter_input
 from functions.keys import key_store
 from functions.knowledge.steps import Knowledge, knowledge_routes, make_retrieve
+from functions.lifecycle import Lifecycle, run_steps
 from functions.logins import LoginThrottle
 from functions.logs import trace_id
 from functions.metrics import Metrics
@@ -62,19 +62,22 @@ from functions.warmth import Warmth
 from functions.wire import ChatCompletionRequest, ModelCard, ModelList, now
 
 
-async def parse_chat(ctx: RequestContext) -> RequestContext:
+async def parse_chat(ctx: RequestContext) -> ChatContext:
     """Validate the JSON body as a chat request (400 with the offending field if not)."""
-    return ctx.evolve(body=ChatCompletionRequest.model_validate(ctx.payload))
+    if ctx.principal is None:  # authentication runs first, or raises
+        raise AuthenticationError("You didn't provide an API key (Authorization: Bearer …).")
+    body = ChatCompletionRequest.model_validate(ctx.payload)
+    return ChatContext.parsed(ctx, ctx.principal, body)
 
 
 def chat_steps(
     filters: FilterSet,
     scanner: Scanner,
     limiter: RateLimiter,
-    retrieve: Step,
-    route: Step,
-    cache_lookup: Step,
-) -> Sequence[Step]:
+    retrieve: ChatStep,
+    route: ChatStep,
+    cache_lookup: ChatStep,
+) -> Sequence[tuple[str, ChatStep]]:
     """The steps between authentication and the answer, in order.
 
     Retrieval comes before filtering, so retrieved passages are masked and
@@ -85,13 +88,12 @@ def chat_steps(
     request that gets no answer has its token estimate refunded.
     """
     return (
-        parse_chat,
-        retrieve,
-        make_filter_input(filters, scanner),
-        route,
-        make_comply(filters),
-        cache_lookup,
-        make_rate_limit(limiter),
+        ("retrieval", retrieve),
+        ("filter", make_filter_input(filters, scanner)),
+        ("route", route),
+        ("comply", make_comply(filters)),
+        ("cache", cache_lookup),
+        ("rate_limit", make_rate_limit(limiter)),
     )
 
 
@@ -163,9 +165,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
         lambda tenant, text: filters.for_tenant(tenant).carries_instructions(text),
     )
     cache_lookup = make_cache_lookup(cache, cache_metrics)
-    pipeline = compose(
-        chat_steps(filters, scanner, limiter, retrieve, make_route(router), cache_lookup)
-    )
+    steps = chat_steps(filters, scanner, limiter, retrieve, make_route(router), cache_lookup)
 
     def context(request: Request) -> RequestContext:
         return RequestContext(
@@ -173,22 +173,25 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
         )
 
     async def chat_completions(request: Request) -> Response:
-        started = time.perf_counter()
-        ctx = context(request)
-        try:
+        """One chat: its outcome, refused or answered, is recorded by the lifecycle."""
+        owner = lifecycle.call()
+        owner.kind, owner.route = "chat", ROUTE
+        owner.ctx = context(request)
+
+        async def available(ctx: RequestContext) -> RequestContext:
             if audit_log is not None and not audit_log.healthy:
                 raise ServiceUnavailableError("The audit log cannot be written; refusing requests.")
-            # the key is checked before a byte of the body is read or parsed
-            ctx = await authenticate(ctx)
+            return ctx
+
+        async def read(ctx: RequestContext) -> RequestContext:
             raw = await read_body(request, gateway.max_body_bytes, gateway.body_timeout_s)
-            ctx = ctx.evolve(payload=orjson.loads(raw), size=len(raw))
-            ctx = await pipeline(ctx)
-        except Exception as exc:  # refused before an answer: still one audit record
-            audit.request(
-                ctx, status=map_exception(exc).status_code, latency_s=time.perf_counter() - started
-            )
-            raise
-        return await chat(request, ctx)
+            return ctx.evolve(payload=orjson.loads(raw), size=len(raw))
+
+        # the key is checked before a byte of the body is read or parsed
+        opening = (("audit", available), ("auth", authenticate), ("read", read))
+        ctx = await run_steps(opening, owner.ctx, owner)
+        parsed: ChatContext = await run_steps((("parse", parse_chat),), ctx, owner)
+        return await chat(request, await run_steps(steps, parsed, owner))
 
     async def models(request: Request) -> Response:
         principal = await caller(authenticate, request)
@@ -256,7 +259,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
             *admin_routes(keys, authenticate, audit),
             *cache_routes(cache, cache_metrics, authenticate, audit),
         ],
-        middleware=[Middleware(Edge)],
+        middleware=[Middleware(Edge, lifecycle=Lifecycle(metrics, audit))],
         exception_handlers={HTTPException: http_exception_handler},
         lifespan=lifespan,
     )

@@ -14,8 +14,8 @@ at start-up.
 
 from __future__ import annotations
 
-from functions import rbac
-from functions.context import RequestContext, Step
+from functions import lifecycle, rbac
+from functions.context import ChatContext, ChatStep
 from functions.errors import ModelNotFoundError, NoDeploymentError, PermissionDeniedError
 from functions.llm import litellm, track_deployment_metrics
 from functions.settings import Deployment, GatewaySettings
@@ -118,10 +118,8 @@ class DeploymentRouter:
         )
 
 
-def make_route(router: DeploymentRouter) -> Step:
-    async def route(ctx: RequestContext) -> RequestContext:
-        assert ctx.body is not None, "route runs after the body is parsed"
-        assert ctx.principal is not None, "route runs after authentication"
+def make_route(router: DeploymentRouter) -> ChatStep:
+    async def route(ctx: ChatContext) -> ChatContext:
         if not rbac.may_use_model(ctx.principal, ctx.body.model):
             if ctx.body.model not in router.models():
                 raise ModelNotFoundError(
@@ -131,6 +129,7 @@ def make_route(router: DeploymentRouter) -> Step:
             raise PermissionDeniedError(
                 f"This key may not use the model `{ctx.body.model}`.", param="model"
             )
+        lifecycle.call().model = ctx.body.model  # a model this gateway serves: a bounded label
         plan = await router.plan(ctx.body.model)
         if not plan:
             raise NoDeploymentError(f"No deployment can serve `{ctx.body.model}` now.")

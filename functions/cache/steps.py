@@ -21,7 +21,7 @@ from functions import rbac
 from functions.admin import audited_operation
 from functions.audit.local import RequestAudit
 from functions.cache.cache import ResponseCache
-from functions.context import Principal, RequestContext, Step
+from functions.context import ChatContext, ChatStep, Principal, Step
 from functions.edge import json_response
 from functions.errors import PermissionDeniedError
 
@@ -51,9 +51,8 @@ class CacheMetrics:
         self.seen[result] += 1
 
 
-def make_cache_lookup(cache: ResponseCache, metrics: CacheMetrics) -> Step:
-    async def lookup(ctx: RequestContext) -> RequestContext:
-        assert ctx.principal is not None and ctx.body is not None
+def make_cache_lookup(cache: ResponseCache, metrics: CacheMetrics) -> ChatStep:
+    async def lookup(ctx: ChatContext) -> ChatContext:
         found = await cache.lookup(
             ctx.principal.tenant,
             ctx.body,

@@ -14,9 +14,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from functions import lifecycle
 from functions.audit.local import RequestAudit
 from functions.auth import caller
-from functions.context import RequestContext, Step
+from functions.context import ChatContext, ChatStep, Step
 from functions.edge import json_response, read_json
 from functions.errors import InvalidRequestError
 from functions.filtering.classify import CLASSIFICATION_HEADER, Level, highest, raise_level
@@ -41,9 +42,8 @@ def _with_unreadable(policy: FilterPolicy, level: Level, unreadable: int) -> Lev
     return highest((level, policy.unreadable_level))
 
 
-def make_filter_input(filters: FilterSet, scanner: Scanner) -> Step:
-    async def filter_input(ctx: RequestContext) -> RequestContext:
-        assert ctx.principal is not None and ctx.body is not None
+def make_filter_input(filters: FilterSet, scanner: Scanner) -> ChatStep:
+    async def filter_input(ctx: ChatContext) -> ChatContext:
         cf = filters.for_tenant(ctx.principal.tenant)
         header = ctx.headers.get(CLASSIFICATION_HEADER)
         if not cf.policy.enabled:  # no masking, but classification still decides the route
@@ -56,6 +56,8 @@ def make_filter_input(filters: FilterSet, scanner: Scanner) -> Step:
             )
         tenant = ctx.principal.tenant
         conversation = await scanner.mask(ctx.size, tenant, ctx.body, ctx.retrieved)
+        if conversation.result.blocked:  # the verdict outlives the refusal
+            lifecycle.call().verdict(**conversation.result.log_fields())
         conversation.result.raise_if_blocked()
         level = _with_unreadable(cf.policy, conversation.result.level, conversation.unreadable)
         level = raise_level(level, header)
@@ -76,9 +78,8 @@ def make_filter_input(filters: FilterSet, scanner: Scanner) -> Step:
     return filter_input
 
 
-def make_comply(filters: FilterSet) -> Step:
-    async def comply(ctx: RequestContext) -> RequestContext:
-        assert ctx.principal is not None
+def make_comply(filters: FilterSet) -> ChatStep:
+    async def comply(ctx: ChatContext) -> ChatContext:
         if ctx.level is None:
             return ctx
         policy = filters.for_tenant(ctx.principal.tenant).policy

@@ -35,7 +35,7 @@ from starlette.routing import Route
 from functions import rbac
 from functions.audit.local import RequestAudit
 from functions.auth import caller
-from functions.context import Principal, RequestContext, Step
+from functions.context import ChatContext, ChatStep, Principal, Step
 from functions.edge import json_response, read_body, read_json, unless_disconnected
 from functions.errors import InvalidRequestError, map_exception
 from functions.knowledge.access import Caller, TenantAccess, writable
@@ -98,9 +98,8 @@ class Knowledge:
         return await asyncio.to_thread(kb.embedder.embed, [text], "query")
 
 
-def _collections(ctx: RequestContext) -> list[str]:
+def _collections(ctx: ChatContext) -> list[str]:
     """The collections the request names in its ``enclave`` extension (validated as wire)."""
-    assert ctx.body is not None
     return list(ctx.body.enclave.collections) if ctx.body.enclave is not None else []
 
 
@@ -110,14 +109,13 @@ Screen = Callable[[str, str], bool]
 
 def make_retrieve(
     knowledge: Knowledge, aliases: dict[str, tuple[str, list[str]]], screen: Screen | None = None
-) -> Step:
+) -> ChatStep:
     """Retrieval for chat. Passages are untrusted input (a document author may write to the
     model): ``screen`` drops, and the decision records, any that carries instructions. The
     context message's index goes into ``ctx.retrieved``, so the filters treat it as
     documents, not as the operator's system prompt."""
 
-    async def retrieve(ctx: RequestContext) -> RequestContext:
-        assert ctx.body is not None and ctx.principal is not None
+    async def retrieve(ctx: ChatContext) -> ChatContext:
         body, names = ctx.body, _collections(ctx)
         if body.model in aliases:
             model, bound = aliases[body.model]

@@ -8,7 +8,7 @@ token estimate against the real usage.
 
 from __future__ import annotations
 
-from functions.context import Principal, RequestContext, Step
+from functions.context import ChatContext, ChatStep, Principal
 from functions.ratelimit.limiter import RateLimiter
 from functions.ratelimit.settings import Limits
 
@@ -19,9 +19,8 @@ def limits_of(principal: Principal) -> Limits | None:
     return Limits(rpm=principal.rpm, tpm=principal.tpm, daily_tokens=principal.daily_tokens)
 
 
-def make_rate_limit(limiter: RateLimiter) -> Step:
-    async def rate_limit(ctx: RequestContext) -> RequestContext:
-        assert ctx.principal is not None and ctx.body is not None
+def make_rate_limit(limiter: RateLimiter) -> ChatStep:
+    async def rate_limit(ctx: ChatContext) -> ChatContext:
         hit = ctx.cache is not None and ctx.cache.result == "hit"
         admission = await limiter.admit(
             ctx.principal.key_id,

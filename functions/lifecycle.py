@@ -1,0 +1,160 @@
+"""One owner of a request's lifecycle: one clock, one outcome, recorded exactly once.
+
+The edge (:class:`functions.edge.Edge`) opens a :class:`Call` when a request
+arrives and closes it when the last byte of the answer is about to leave, or
+when the client went away first. In between, whoever serves the request fills it
+in: who called, which model and deployment answered, what each step decided
+(a step that refuses records its verdict on the way out), the usage, the first
+token. From that one outcome :class:`Lifecycle` derives everything an operator
+reads — the ``enclave_gateway_requests_total`` count by status, the latency and
+time-to-first-token histograms, the one log line, and, for a chat, the one
+audit record — so a request refused with 401 is counted, logged and audited
+exactly like one answered with 200.
+
+The outcome's status is the HTTP status unless the answer says otherwise: a
+stream that started with 200 and ended with an in-band error event reports that
+error's status; a client that left before the last byte is a 499.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from loguru import logger
+
+from functions.errors import map_exception
+from functions.metrics import Metrics
+
+if TYPE_CHECKING:
+    from functions.audit.local import RequestAudit
+    from functions.context import ChatContext, RequestContext
+
+CLIENT_CLOSED = 499
+Kind = Literal["chat", "other"]
+
+
+@dataclass(slots=True)
+class Call:
+    """What one request came to; filled in as it is served, closed once by the edge."""
+
+    started: float = field(default_factory=time.perf_counter)
+    kind: Kind = "other"
+    route: str = ""  # the route's template (bounded), set by the edge once it is known
+    ctx: RequestContext | ChatContext | None = None  # a chat's context, as far as it got
+    model: str = ""
+    deployment: str = ""
+    usage: dict[str, Any] | None = None
+    answer: str | None = None  # the answer as sent, for capture
+    status: int | None = None  # the outcome, when it is not the HTTP status
+    first_token_s: float | None = None
+    refused: dict[str, str] = field(default_factory=dict)  # verdicts of a refusing step
+    error: str | None = None
+    closed: bool = False
+
+    def first_token(self) -> None:
+        if self.first_token_s is None:
+            self.first_token_s = time.perf_counter() - self.started
+
+    def refuse(self, step: str, exc: BaseException) -> None:
+        """``step`` refused the request (a step may have said more: :meth:`verdict`)."""
+        error = map_exception(exc) if isinstance(exc, Exception) else None
+        code = (error.code or error.type) if error is not None else "client_closed"
+        self.refused.setdefault(step, f"refused:{code}")
+
+    def verdict(self, **verdicts: str) -> None:
+        """What a step decided although it then refuses (kept even as the error propagates)."""
+        self.refused.update(verdicts)
+
+    @property
+    def decisions(self) -> dict[str, str]:
+        made = dict(self.ctx.decisions) if self.ctx is not None else {}
+        return {**made, **self.refused}
+
+
+# the call being served in this task (set by the edge; None outside a request or on the node)
+current: ContextVar[Call | None] = ContextVar("current_call", default=None)
+
+
+def call() -> Call:
+    """This request's call; a detached one where no lifecycle runs (unit tests, the node)."""
+    found = current.get()
+    return found if found is not None else Call()
+
+
+Step = Callable[[Any], Awaitable[Any]]
+
+
+async def run_steps(steps: Sequence[tuple[str, Step]], ctx: Any, owner: Call) -> Any:
+    """Run named steps in order, keeping ``owner.ctx`` current; a step that raises
+    records its refusal before the error goes on to the edge."""
+    for name, step in steps:
+        try:
+            ctx = await step(ctx)
+        except BaseException as exc:
+            owner.refuse(name, exc)
+            raise
+        owner.ctx = ctx
+    return ctx
+
+
+class Lifecycle:
+    """Turns a closed :class:`Call` into the metrics, the log line and the audit record."""
+
+    def __init__(self, metrics: Metrics, audit: RequestAudit | None = None) -> None:
+        self.metrics = metrics
+        self.audit = audit
+
+    def open(self) -> Call:
+        return Call()
+
+    async def close(
+        self, owner: Call, http_status: int, method: str, path: str, error: str | None = None
+    ) -> None:
+        """Record ``owner``'s outcome, once; later calls do nothing."""
+        if owner.closed:
+            return
+        owner.closed = True
+        elapsed = time.perf_counter() - owner.started
+        status = owner.status if owner.status is not None else http_status
+        route = owner.route or "unmatched"
+        metrics = self.metrics
+        metrics.requests.labels(route, owner.model, owner.deployment, str(status)).inc()
+        metrics.latency.labels(route, owner.model).observe(elapsed)
+        if owner.first_token_s is not None:
+            metrics.ttft.labels(owner.model, owner.deployment).observe(owner.first_token_s)
+        ctx = owner.ctx
+        principal = ctx.principal if ctx is not None else None
+        decisions = owner.decisions
+        fields: dict[str, Any] = {
+            "method": method,
+            "path": path,
+            "route": route,
+            "status": http_status,  # the HTTP status: ECS http.response.status_code
+            "outcome": status,  # what the request came to (an in-band error, a 499)
+            "model": owner.model,
+            "deployment": owner.deployment,
+            "key_id": principal.key_id if principal is not None else None,
+            "tenant": principal.tenant if principal is not None else None,
+            "decisions": decisions,
+            "ms": round(elapsed * 1000, 2),
+            "error": owner.error or error,
+        }
+        message = "chat" if owner.kind == "chat" else "request"
+        logger.info(message, **{k: v for k, v in fields.items() if v or v == 0})
+        if owner.kind == "chat" and self.audit is not None and ctx is not None:
+            self.audit.request(
+                _with_decisions(ctx, decisions),
+                status=status,
+                latency_s=elapsed,
+                deployment=owner.deployment or None,
+                usage=owner.usage,
+                answer=owner.answer,
+            )
+
+
+def _with_decisions(ctx: Any, decisions: Mapping[str, str]) -> Any:
+    return ctx.evolve(decisions=decisions) if decisions != ctx.decisions else ctx
