@@ -102,3 +102,57 @@ def test_background_write_throughput(
         cpu_us_per_record=min(cpu) * 1e6 / count,
         batches_per_s=count / batch_size / seconds,
     )
+
+
+@pytest.mark.parametrize("writers", [1, 8, 64])
+@pytest.mark.parametrize("mode", ["durable", "record"])
+def test_durable_latency(benchmark: Any, tmp_path: Path, writers: int, mode: str) -> None:
+    """What a request waits for its record: ``await durable()`` (group commit) vs ``record()``.
+
+    ``writers`` concurrent requests each record ``PER_WRITER`` times in a row; the
+    latency is from the call to its return (for ``durable``, the record written,
+    fsynced and under the signed head). ``records_per_fsync`` is records per commit
+    (write, fsync, head); ``records_per_s`` runs until the last record is written.
+    """
+    per_writer = max(20, 1_280 // writers)
+    latencies: list[float] = []
+    commits: list[tuple[int, int]] = []  # (records written, commits) per round
+    elapsed: list[float] = []  # seconds from the first call to the last record written
+    ready = event(0)
+
+    async def round_() -> None:
+        log = AuditLog(settings_for(tmp_path / f"r{len(commits)}", queue_size=100_000))
+        await log.start()
+        await log.durable(ready)  # the day's file exists: a steady state
+
+        async def writer() -> None:
+            for _ in range(per_writer):
+                started = time.perf_counter()
+                if mode == "durable":
+                    await log.durable(ready)
+                    latencies.append(time.perf_counter() - started)
+                else:
+                    log.record(ready)
+                    latencies.append(time.perf_counter() - started)
+                    await asyncio.sleep(0)  # let the others in, as requests would
+
+        written, done = log.written, log.commits
+        started = time.perf_counter()
+        await asyncio.gather(*(writer() for _ in range(writers)))
+        await log.flush()  # record(): until written, to compare throughput
+        elapsed.append(time.perf_counter() - started)
+        commits.append((log.written - written, log.commits - done))
+        await log.aclose()
+        assert log.failures == 0
+
+    benchmark.pedantic(lambda: asyncio.run(round_()), rounds=3, iterations=1)
+    latencies.sort()
+    records, batches = sum(r for r, _ in commits), sum(c for _, c in commits)
+    report(
+        benchmark,
+        f"audit {mode} x{writers}",
+        p50_us=latencies[len(latencies) // 2] * 1e6,
+        p99_us=latencies[int(len(latencies) * 0.99)] * 1e6,
+        records_per_fsync=records / max(batches, 1),
+        records_per_s=writers * per_writer / min(elapsed),
+    )

@@ -5,7 +5,7 @@
     store.py     the file layout, durable writes, signed documents
     chain.py     one writer's hash chain (why one chain per writer: see there)
     envelope.py  content capture: AES-256-GCM, wrapped data keys, KEK rotation
-    writer.py    ``AuditLog``: non-blocking ``record()``, background batched writes
+    writer.py    ``AuditLog``: non-blocking ``record()``, awaitable ``durable()``, group commits
     verify.py    ``verify``: which record was edited, deleted, reordered or cut off
     prune.py     retention with signed checkpoints
     commands.py  ``enclave audit verify | rotate-key | prune | keygen``
@@ -32,7 +32,12 @@ from functions.audit.envelope import (
     load_keyring,
     rotate_kek,
 )
-from functions.audit.errors import AuditConfigError, AuditError, AuditKeyError
+from functions.audit.errors import (
+    AuditConfigError,
+    AuditError,
+    AuditKeyError,
+    AuditUnavailableError,
+)
 from functions.audit.prune import PruneReport, prune
 from functions.audit.records import build_admin_record, build_request_record
 from functions.audit.settings import AuditKeys, AuditSettings, generate_keys, load_keys
@@ -46,6 +51,7 @@ __all__ = [
     "AuditKeys",
     "AuditLog",
     "AuditSettings",
+    "AuditUnavailableError",
     "Issue",
     "PruneReport",
     "RotateReport",
