@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from loguru import logger
+from prometheus_client import Counter
 
 from functions.errors import map_exception
 from functions.metrics import Metrics
@@ -107,6 +108,14 @@ class Lifecycle:
     def __init__(self, metrics: Metrics, audit: RequestAudit | None = None) -> None:
         self.metrics = metrics
         self.audit = audit
+        self.filter_verdicts = Counter(
+            "enclave_gateway_filter_verdicts",
+            "Chat requests by the input filter's verdict (allow, mask, block, off)",
+            ["verdict"],
+            registry=metrics.registry,
+        )
+        for verdict in ("allow", "mask", "block", "off"):
+            self.filter_verdicts.labels(verdict)
 
     def open(self) -> Call:
         return Call()
@@ -129,6 +138,9 @@ class Lifecycle:
         ctx = owner.ctx
         principal = ctx.principal if ctx is not None else None
         decisions = owner.decisions
+        verdict = decisions.get("filter")
+        if owner.kind == "chat" and verdict in ("allow", "mask", "block", "off"):
+            self.filter_verdicts.labels(verdict).inc()
         fields: dict[str, Any] = {
             "method": method,
             "path": path,
