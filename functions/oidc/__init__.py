@@ -11,9 +11,36 @@ that maps to no tenant or role; 503 :class:`~functions.errors.ServiceUnavailable
 when the issuer's keys cannot be fetched. No failure ever accepts a token.
 """
 
-from functions.oidc.claims import Identity
-from functions.oidc.jwks import JWKSCache
-from functions.oidc.settings import OIDCSettings
-from functions.oidc.verifier import OIDCVerifier, looks_like_jwt
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from functions.oidc.claims import Identity
+    from functions.oidc.jwks import JWKSCache
+    from functions.oidc.settings import OIDCSettings
+    from functions.oidc.verifier import OIDCVerifier, looks_like_jwt
+
+# The public names, each imported from its module on first use: Settings holds an
+# OIDCSettings, so ``functions.oidc.settings`` is imported wherever Settings is (the
+# inference node too), and must not load the verifier, JWKS fetching and cryptography.
+_LAZY = {
+    "Identity": "claims",
+    "JWKSCache": "jwks",
+    "OIDCSettings": "settings",
+    "OIDCVerifier": "verifier",
+    "looks_like_jwt": "verifier",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = ["Identity", "JWKSCache", "OIDCSettings", "OIDCVerifier", "looks_like_jwt"]
