@@ -52,9 +52,11 @@ own failure (``LimitStoreError``, ``CacheStoreError``: the limiter and the cache
 it and decide), an issuer's bad answer (``JWKSError``: the JWKS cache turns it into a
 503 ``ServiceUnavailableError``), an ingestion file's (``ParseError``: a per-file
 failure in the ingestion summary), start-up errors (``UnknownEngineError``,
-``UnknownEmbedderError``, ``NodeKeyMissingError``, ``AuditError`` and its subclasses,
-which stop a start-up or a CLI command) and an engine's child process
-(``ChildExitedError``, a 500 like any engine fault).
+``UnknownEmbedderError``, ``NodeKeyMissingError``, ``AuditConfigError`` and
+``AuditKeyError``, which stop a start-up or a CLI command) and an engine's child
+process (``ChildExitedError``, a 500 like any engine fault). ``AuditUnavailableError``
+(503) does reach callers and belongs here; it subclasses ``ServiceUnavailableError``
+from ``functions/audit/errors.py`` until the audit package moves it.
 """
 
 from __future__ import annotations
