@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from typing import Any
 
 from starlette.requests import Request
@@ -28,6 +29,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from functions import rbac
+from functions.audit.errors import AuditUnavailableError
 from functions.audit.local import RequestAudit
 from functions.auth import caller
 from functions.context import Principal, Step
@@ -156,16 +158,17 @@ def audited_operation(
             response, details = await operate(request, principal)
         except (Exception, asyncio.CancelledError) as exc:
             error = map_exception(exc) if isinstance(exc, Exception) else None
-            recorder.endpoint(
-                principal,
-                route,
-                status=error.status_code if error else 499,
-                latency_s=time.perf_counter() - started,
-                error=error.message if error else "The client closed the request.",
-                decisions={"admin": action},
-            )
+            with suppress(AuditUnavailableError):  # the refusal's own error stands
+                await recorder.endpoint_durable(
+                    principal,
+                    route,
+                    status=error.status_code if error else 499,
+                    latency_s=time.perf_counter() - started,
+                    error=error.message if error else "The client closed the request.",
+                    decisions={"admin": action},
+                )
             raise
-        recorder.admin(principal, action, details)
+        await recorder.admin_durable(principal, action, details)  # before the answer leaves
         return response
 
     return handler

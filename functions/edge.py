@@ -137,20 +137,37 @@ class Edge:
                     owner, status, scope["method"], scope["path"], state["error"]
                 )
 
+        held: list[Message] = []  # the response's start, until its first body message
+
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 state["status"] = message["status"]
                 message["headers"] = [*message.get("headers", []), *echoed]
+                if owner is not None:  # held: a whole answer may still become a refusal
+                    held.append(message)
+                    return
             elif message["type"] == "http.response.body" and not message.get("more_body"):
-                await close(state["status"])  # recorded before the last byte leaves
+                try:
+                    await close(state["status"])  # recorded before the last byte leaves
+                except EnclaveError as exc:
+                    if not held:  # a stream already under way: its status has left
+                        logger.error("answer sent without its audit record", error=exc.message)
+                    else:  # nothing has left yet: the refusal replaces the answer
+                        held.clear()
+                        state["status"] = exc.status_code
+                        await _send_error(send, exc, echoed)
+                        return
+            if held:
+                await send(held.pop())
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:  # the one place foreign exceptions are caught
-            if state["status"]:
+            if state["status"] and not held:
                 logger.opt(exception=exc).error("failed after the response started")
                 return
+            held.clear()  # a start that never left: the error replaces it
             error = map_exception(exc)
             state["error"] = error.message
             if error.status_code >= 500 and not isinstance(exc, EnclaveError):
@@ -171,6 +188,18 @@ class Edge:
             lifecycle.current.reset(call_token)
             trace_id.reset(token)
             traceparent.reset(parent_token)
+
+
+async def _send_error(send: Send, exc: EnclaveError, echoed: list[tuple[bytes, bytes]]) -> None:
+    body = orjson.dumps(exc.body())
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()),
+        *echoed,
+    ]
+    await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 def _trace(scope: Scope) -> tuple[str, str]:

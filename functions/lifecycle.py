@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from loguru import logger
 from prometheus_client import Counter
 
-from functions.errors import map_exception
+from functions.errors import EnclaveError, map_exception
 from functions.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -123,12 +123,47 @@ class Lifecycle:
     async def close(
         self, owner: Call, http_status: int, method: str, path: str, error: str | None = None
     ) -> None:
-        """Record ``owner``'s outcome, once; later calls do nothing."""
+        """Record ``owner``'s outcome, once; later calls do nothing.
+
+        A chat's audit record is durable (written, fsynced, under a signed head)
+        before this returns, that is before the last byte of its answer leaves. When
+        that fails and the audit log fails closed, the outcome is that 503, counted
+        and logged as such, and the error is raised for the edge to answer with.
+        """
         if owner.closed:
             return
         owner.closed = True
         elapsed = time.perf_counter() - owner.started
         status = owner.status if owner.status is not None else http_status
+        ctx = owner.ctx
+        decisions = owner.decisions
+        refusal: EnclaveError | None = None
+        if owner.kind == "chat" and self.audit is not None and ctx is not None:
+            try:
+                await self.audit.request_durable(
+                    _with_decisions(ctx, decisions),
+                    status=status,
+                    latency_s=elapsed,
+                    deployment=owner.deployment or None,
+                    usage=owner.usage,
+                    answer=owner.answer,
+                )
+            except EnclaveError as exc:  # fail closed: nobody is answered without a record
+                refusal, status, error = exc, exc.status_code, exc.message
+        self._count_and_log(owner, status, http_status, method, path, error, elapsed)
+        if refusal is not None:
+            raise refusal
+
+    def _count_and_log(
+        self,
+        owner: Call,
+        status: int,
+        http_status: int,
+        method: str,
+        path: str,
+        error: str | None,
+        elapsed: float,
+    ) -> None:
         route = owner.route or "unmatched"
         metrics = self.metrics
         metrics.requests.labels(route, owner.model, owner.deployment, str(status)).inc()
@@ -157,15 +192,6 @@ class Lifecycle:
         }
         message = "chat" if owner.kind == "chat" else "request"
         logger.info(message, **{k: v for k, v in fields.items() if v or v == 0})
-        if owner.kind == "chat" and self.audit is not None and ctx is not None:
-            self.audit.request(
-                _with_decisions(ctx, decisions),
-                status=status,
-                latency_s=elapsed,
-                deployment=owner.deployment or None,
-                usage=owner.usage,
-                answer=owner.answer,
-            )
 
 
 def _with_decisions(ctx: Any, decisions: Mapping[str, str]) -> Any:

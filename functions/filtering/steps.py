@@ -95,7 +95,7 @@ def filter_route(
     """``POST /v1/filter``: what the input or output filter would do with a text (audited)."""
 
     async def endpoint(request: Request) -> Response:
-        with audit.opened("/v1/filter") as call:
+        async with audit.opened_durable("/v1/filter") as call:
             call.principal = principal = await caller(authenticate, request)
             body = await read_json(request, FILTER_BODY_LIMIT)
             if not isinstance(body, dict) or not isinstance(body.get("text"), str):

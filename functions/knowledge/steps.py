@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Any
 
 from starlette.requests import Request
@@ -33,6 +34,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from functions import rbac
+from functions.audit.errors import AuditUnavailableError
 from functions.audit.local import RequestAudit
 from functions.auth import caller
 from functions.context import ChatContext, ChatStep, Principal, Step
@@ -157,7 +159,7 @@ def knowledge_routes(
     recorder = audit if audit is not None else RequestAudit(None)  # None: records nothing
 
     async def retrieve(request: Request) -> Response:
-        with recorder.opened("/v1/retrieve") as call:
+        async with recorder.opened_durable("/v1/retrieve") as call:
             call.principal = principal = await caller(authenticate, request)
             req = RetrieveRequest.model_validate(await read_json(request, BODY_LIMIT))
             call.decisions["retrieval"] = ",".join(req.collections)
@@ -168,7 +170,7 @@ def knowledge_routes(
             return json_response(RetrieveResponse.of(passages).model_dump(mode="json"))
 
     async def embeddings(request: Request) -> Response:
-        with recorder.opened("/v1/embeddings") as call:
+        async with recorder.opened_durable("/v1/embeddings") as call:
             call.principal = principal = await caller(authenticate, request)
             rbac.require(principal, rbac.CHAT)
             req = EmbeddingRequest.model_validate(await read_json(request, BODY_LIMIT))
@@ -188,14 +190,15 @@ def knowledge_routes(
             return await ingest(request, principal)
         except Exception as exc:
             refused = map_exception(exc)
-            recorder.endpoint(
-                principal,
-                UPLOAD_ROUTE,
-                status=refused.status_code,
-                latency_s=time.perf_counter() - started,
-                error=refused.message,
-                decisions={"collection": request.path_params["collection"]},
-            )
+            with suppress(AuditUnavailableError):  # the refusal's own error stands
+                await recorder.endpoint_durable(
+                    principal,
+                    UPLOAD_ROUTE,
+                    status=refused.status_code,
+                    latency_s=time.perf_counter() - started,
+                    error=refused.message,
+                    decisions={"collection": request.path_params["collection"]},
+                )
             raise
 
     async def ingest(request: Request, principal: Principal) -> Response:
@@ -210,7 +213,9 @@ def knowledge_routes(
         data = await read_body(request, knowledge.settings.max_upload_bytes)
         kb = await knowledge.get()
         summary = await asyncio.to_thread(kb.ingest_upload, principal, filename, data, collection)
-        recorder.admin(principal, "knowledge.upload", {"target": f"{collection}/{filename}"})
+        # durable before the answer: a crash must not lose a committed upload's record
+        target = {"target": f"{collection}/{filename}"}
+        await recorder.admin_durable(principal, "knowledge.upload", target)
         return json_response(
             {
                 "files": summary.files,

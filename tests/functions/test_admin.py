@@ -177,6 +177,16 @@ class Recorded(RequestAudit):
     def endpoint(self, principal: Principal | None, route: str, **fields: Any) -> None:
         self.seen.append((principal.key_id if principal else None, route, fields))
 
+    async def admin_durable(
+        self, principal: Principal, action: str, details: dict[str, Any]
+    ) -> None:
+        self.admin(principal, action, details)
+
+    async def endpoint_durable(
+        self, principal: Principal | None, route: str, **fields: Any
+    ) -> None:
+        self.endpoint(principal, route, **fields)
+
 
 def test_every_admin_call_leaves_one_record_refusals_with_their_status(tmp_path: Path) -> None:
     keys = KeyStore(tmp_path, b"p" * 32, reload_s=0.01)

@@ -145,9 +145,13 @@ def test_time_to_first_token_and_latency_cover_the_whole_request(gateway: Server
             OpenAI(
                 base_url=f"{gateway.url}/v1", api_key="sk-wrong", max_retries=0
             ).chat.completions.create(model="relay", messages=USER)
-    text = httpx.get(f"{gateway.url}/metrics", headers=AUTH).text
-    ttft = [line for line in text.splitlines() if "time_to_first_token_seconds_count" in line]
-    assert any('deployment="relay"' in line and float(line.split()[-1]) >= 1 for line in ttft)
+    # the client stops reading at [DONE]: the outcome is recorded just after, so poll
+    deadline, recorded = time.monotonic() + 10, False
+    while not recorded and time.monotonic() < deadline:
+        text = httpx.get(f"{gateway.url}/metrics", headers=AUTH).text
+        ttft = [line for line in text.splitlines() if "time_to_first_token_seconds_count" in line]
+        recorded = any('deployment="relay"' in t and float(t.split()[-1]) >= 1 for t in ttft)
+    assert recorded
     latency = [
         line
         for line in text.splitlines()
