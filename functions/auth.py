@@ -21,10 +21,11 @@ import hmac
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from starlette.datastructures import Headers
 from starlette.requests import Request
 
 from functions import lifecycle
+from functions.bearer import bearer_token as bearer_token
+from functions.bearer import check_key as check_key
 from functions.context import Principal, RequestContext, Step
 from functions.errors import AuthenticationError
 from functions.keys import KeyRecord, KeyStore
@@ -47,27 +48,6 @@ def oidc_token_verifier(verifier: OIDCVerifier) -> TokenVerifier:
 
 def key_fingerprint(key: bytes) -> str:
     return hashlib.sha256(key).hexdigest()[:12]
-
-
-def bearer_token(values: list[str]) -> bytes:
-    if not values:
-        raise AuthenticationError(
-            "You didn't provide an API key (Authorization: Bearer …).", reason="missing"
-        )
-    if len(values) > 1:
-        raise AuthenticationError("Send exactly one Authorization header.", reason="malformed")
-    scheme, _, token = values[0].partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise AuthenticationError(
-            "The Authorization header must be 'Bearer <key>'.", reason="malformed"
-        )
-    return token.strip().encode()
-
-
-def check_key(headers: Headers, key: bytes) -> None:
-    """Raise 401 unless ``headers`` carry exactly one bearer ``key``."""
-    if not hmac.compare_digest(bearer_token(headers.getlist("authorization")), key):
-        raise AuthenticationError("Incorrect API key provided.", reason="unknown")
 
 
 def principal_of(record: KeyRecord) -> Principal:

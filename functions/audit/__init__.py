@@ -18,31 +18,77 @@ or copy heads off-host. The gateway holds both keys, so this detects tampering w
 the storage, not by a compromised gateway process.
 """
 
-from functions.audit.commands import (
-    env_lines,
-    keygen_command,
-    prune_command,
-    rotate_command,
-    verify_command,
-)
-from functions.audit.envelope import (
-    RotateReport,
-    WrappedKey,
-    decrypt_content,
-    load_keyring,
-    rotate_kek,
-)
-from functions.audit.errors import (
-    AuditConfigError,
-    AuditError,
-    AuditKeyError,
-    AuditUnavailableError,
-)
-from functions.audit.prune import PruneReport, prune
-from functions.audit.records import build_admin_record, build_request_record
-from functions.audit.settings import AuditKeys, AuditSettings, generate_keys, load_keys
-from functions.audit.verify import Issue, VerifyReport, verify
-from functions.audit.writer import AuditLog
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from functions.audit.commands import (
+        env_lines,
+        keygen_command,
+        prune_command,
+        rotate_command,
+        verify_command,
+    )
+    from functions.audit.envelope import (
+        RotateReport,
+        WrappedKey,
+        decrypt_content,
+        load_keyring,
+        rotate_kek,
+    )
+    from functions.audit.errors import (
+        AuditConfigError,
+        AuditError,
+        AuditKeyError,
+        AuditUnavailableError,
+    )
+    from functions.audit.records import build_admin_record, build_request_record
+    from functions.audit.settings import AuditKeys, AuditSettings, generate_keys, load_keys
+    from functions.audit.writer import AuditLog
+
+# The public names, each imported from its module on first use: Settings holds an
+# AuditSettings, so ``functions.audit.settings`` is imported wherever Settings is (the
+# inference node too), and must not load the writer, the verifier and the commands.
+_LAZY = {
+    "AuditConfigError": "errors",
+    "AuditError": "errors",
+    "AuditKeyError": "errors",
+    "AuditKeys": "settings",
+    "AuditLog": "writer",
+    "AuditSettings": "settings",
+    "AuditUnavailableError": "errors",
+    "RotateReport": "envelope",
+    "WrappedKey": "envelope",
+    "build_admin_record": "records",
+    "build_request_record": "records",
+    "decrypt_content": "envelope",
+    "env_lines": "commands",
+    "generate_keys": "settings",
+    "keygen_command": "commands",
+    "load_keyring": "envelope",
+    "load_keys": "settings",
+    "prune_command": "commands",
+    "rotate_command": "commands",
+    "rotate_kek": "envelope",
+    "verify_command": "commands",
+}
+
+# ``prune`` and ``verify`` share their modules' names: importing the module would rebind
+# the package attribute to it, so these two (light: no writer) are imported now
+from functions.audit.prune import PruneReport, prune  # noqa: E402
+from functions.audit.verify import Issue, VerifyReport, verify  # noqa: E402
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AuditConfigError",
