@@ -22,8 +22,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from functions import lifecycle
+from functions.answering import AnswerChain
 from functions.audit.local import RequestAudit
-from functions.cache.answers import Assembler, as_chunks, complete
+from functions.cache.answers import as_chunks, complete
 from functions.cache.cache import ResponseCache
 from functions.context import ChatContext
 from functions.edge import unless_disconnected
@@ -133,29 +134,40 @@ class Chat:
                 headers=headers,
             )
         assert opened.body is not None
-        cached = deployment == CACHE
-        parsed = _parsed(opened.body)  # once: usage, the filter, citations and audit read it
-        usage = parsed.get("usage") if parsed and isinstance(parsed.get("usage"), dict) else None
-        if not cached:
-            self._account(ctx.body.model, deployment, usage)
-        answer, body = self._answer_filter(ctx), opened.body
-        if answer is not None or ctx.citations:
-            if parsed is None:  # never pass on what could not be checked
+        chain = self._chain(ctx, deployment, whole=True)
+        parsed, body = _parsed(opened.body), opened.body  # parsed once: the chain reads it
+        if parsed is None:
+            if not chain.transparent or ctx.citations:  # never pass on what was not checked
                 raise UpstreamUnavailableError("The model server sent an unreadable answer.")
-            if answer is not None and self._fills(ctx) and not cached:
-                # guard, keep the guarded answer (placeholders, no caller's value), restore
-                self._answer_filter(ctx, "guard").apply(parsed)  # type: ignore[union-attr]
-                if complete(parsed, ctx.body.n or 1):
-                    await self._fill(ctx, parsed)
-                self._answer_filter(ctx, "restore").apply(parsed)  # type: ignore[union-attr]
-            elif answer is not None:
-                answer.apply(parsed)
-            if ctx.citations:
-                parsed.update(_extension(ctx))
-            body = orjson.dumps(parsed)
-        text = _text_of(parsed) if self.audit.capturing and parsed else None
-        await self._finish(ctx, deployment, "200", None if cached else usage, text)
+        elif (answer := chain(parsed)) is not None:  # the whole answer is one chunk
+            if not (answer is parsed and chain.transparent):
+                body = orjson.dumps(answer)
+            if (kept := chain.kept()) is not None and complete(kept, ctx.body.n or 1):
+                await self._fill(ctx, kept)
+        text = "".join(chain.emitted) if chain.emitted is not None else None
+        usage = None if deployment == CACHE else chain.usage
+        await self._finish(ctx, deployment, "200", usage, text)
         return Response(body, media_type="application/json", headers=headers)
+
+    def _chain(self, ctx: ChatContext, deployment: str, *, whole: bool) -> AnswerChain:
+        """The answer's transforms for this request (see :mod:`functions.answering`)."""
+        cached = deployment == CACHE
+        answer = self._answer_filter(ctx)
+        keep = self._answer_filter(ctx, "guard") if answer and self._fills(ctx) else None
+        if keep is not None and not cached:
+            answer = self._answer_filter(ctx, "restore")
+        else:
+            keep = None
+        model = ctx.body.model
+        return AnswerChain(
+            whole=whole,
+            answer=answer,
+            keep=keep,
+            citations=_extension(ctx) if ctx.citations else None,
+            wants_usage=ctx.body.wants_usage_in_stream,
+            account=None if cached else lambda usage: self._account(model, deployment, usage),
+            capture=self.audit.capturing,
+        )
 
     def _fills(self, ctx: ChatContext) -> bool:
         return self.cache is not None and ctx.cache is not None and ctx.cache.fill
@@ -255,17 +267,8 @@ class Chat:
         events: AsyncGenerator[bytes],
     ) -> AsyncIterator[bytes]:
         outcome = lifecycle.call()
-        model, wants_usage, status = ctx.body.model, ctx.body.wants_usage_in_stream, "200"
-        cached = deployment == CACHE
-        answer = self._answer_filter(ctx)
-        # filling the cache: guard (what is kept, assembled as it passes), then restore
-        guard = self._answer_filter(ctx, "guard") if answer and self._fills(ctx) else None
-        if guard is not None:
-            answer = self._answer_filter(ctx, "restore")
-        assembler = Assembler()
-        first, usage, cite = True, None, bool(ctx.citations)
-        generated = 0  # chunks that carried text: about a token each, if usage never comes
-        emitted: list[str] = []  # the answer as the client saw it, kept only for capture
+        chain, status = self._chain(ctx, deployment, whole=False), "200"
+        first, generated = True, 0  # generated: chunks with text, about a token each
         try:
             async for payload in events:
                 if payload == b"[DONE]":
@@ -277,30 +280,14 @@ class Chat:
                     first = False
                 if "error" in chunk:
                     status = "502"
-                rewritten = answer is not None
-                if chunk.get("usage"):
-                    usage = chunk["usage"]
-                    if not cached:
-                        self._account(model, deployment, usage)
-                    if not wants_usage:  # asked for our accounting, not the client's
-                        if not chunk.get("choices"):
-                            continue
-                        chunk, rewritten = {k: v for k, v in chunk.items() if k != "usage"}, True
-                if guard is not None:
-                    if (chunk := guard.chunk(chunk)) is None:
-                        continue
-                    assembler.add(chunk)
-                if answer is not None and (chunk := answer.chunk(chunk)) is None:
+                if (out := chain(chunk)) is None:
                     continue
-                if cite:  # the first chunk carries the citations
-                    chunk, cite, rewritten = {**chunk, **_extension(ctx)}, False, True
-                if rewritten:
-                    payload = orjson.dumps(chunk)
+                if not (out is chunk and chain.transparent):
+                    payload = orjson.dumps(out)
                 yield b"data: " + payload + b"\n\n"
-                if self.audit.capturing:
-                    emitted.append(_delta_text(chunk))
-            if guard is not None and status == "200":
-                await self._fill_streamed(ctx, assembler, usage)
+            kept = chain.kept() if status == "200" else None
+            if kept is not None and complete(kept, ctx.body.n or 1):
+                await self._fill(ctx, kept)
         except Exception as exc:  # after the first byte: report in-band, then end the stream
             error = map_exception(exc)
             status = str(error.status_code)
@@ -308,7 +295,8 @@ class Chat:
             yield sse_event(error.body())
         finally:
             await events.aclose()
-            if cached:
+            usage = chain.usage
+            if deployment == CACHE:
                 usage = None  # an answer from the cache costs no model tokens
             elif usage is None and generated:  # the client left, or no usage came: what ran
                 prompt = prompt_tokens(ctx.body)
@@ -318,18 +306,9 @@ class Chat:
                     "total_tokens": prompt + generated,
                     "estimated": True,
                 }
-            await self._finish(ctx, deployment, status, usage, "".join(emitted))
+            text = "".join(chain.emitted) if chain.emitted is not None else None
+            await self._finish(ctx, deployment, status, usage, text)
         yield SSE_DONE
-
-    async def _fill_streamed(
-        self, ctx: ChatContext, assembler: Assembler, usage: dict[str, Any] | None
-    ) -> None:
-        answer = assembler.completion()
-        if answer is None or not complete(answer, ctx.body.n or 1):
-            return
-        if usage is not None:
-            answer["usage"] = usage
-        await self._fill(ctx, answer)
 
     def _answer_filter(self, ctx: ChatContext, stage: Stage = "both") -> AnswerFilter | None:
         if ctx.conversation is None:
@@ -389,18 +368,6 @@ def _has_content(chunk: dict[str, Any]) -> bool:
 def _extension(ctx: ChatContext) -> dict[str, Any]:
     """Enclave's own response field: the sources retrieved into the prompt."""
     return {"enclave": {"citations": list(ctx.citations)}}
-
-
-def _delta_text(chunk: dict[str, Any]) -> str:
-    choices = chunk.get("choices") or []
-    return str((choices[0].get("delta") or {}).get("content") or "") if choices else ""
-
-
-def _text_of(answer: dict[str, Any]) -> str | None:
-    try:
-        return str(answer["choices"][0]["message"]["content"])
-    except (KeyError, IndexError, TypeError):
-        return None
 
 
 def _parsed(body: bytes) -> dict[str, Any] | None:

@@ -18,6 +18,7 @@ error's status; a client that left before the last byte is a 499.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
@@ -138,19 +139,23 @@ class Lifecycle:
         ctx = owner.ctx
         decisions = owner.decisions
         refusal: EnclaveError | None = None
-        if owner.kind == "chat" and self.audit is not None and ctx is not None:
-            try:
-                await self.audit.request_durable(
-                    _with_decisions(ctx, decisions),
-                    status=status,
-                    latency_s=elapsed,
-                    deployment=owner.deployment or None,
-                    usage=owner.usage,
-                    answer=owner.answer,
+        try:
+            if owner.kind == "chat" and self.audit is not None and ctx is not None:
+                # shielded: a client that hangs up now must not cost the record
+                await asyncio.shield(
+                    self.audit.request_durable(
+                        _with_decisions(ctx, decisions),
+                        status=status,
+                        latency_s=elapsed,
+                        deployment=owner.deployment or None,
+                        usage=owner.usage,
+                        answer=owner.answer,
+                    )
                 )
-            except EnclaveError as exc:  # fail closed: nobody is answered without a record
-                refusal, status, error = exc, exc.status_code, exc.message
-        self._count_and_log(owner, status, http_status, method, path, error, elapsed)
+        except EnclaveError as exc:  # fail closed: nobody is answered without a record
+            refusal, status, error = exc, exc.status_code, exc.message
+        finally:  # counted and logged even when the task is cancelled meanwhile
+            self._count_and_log(owner, status, http_status, method, path, error, elapsed)
         if refusal is not None:
             raise refusal
 

@@ -151,7 +151,7 @@ def test_time_to_first_token_and_latency_cover_the_whole_request(gateway: Server
         text = httpx.get(f"{gateway.url}/metrics", headers=AUTH).text
         ttft = [line for line in text.splitlines() if "time_to_first_token_seconds_count" in line]
         recorded = any('deployment="relay"' in t and float(t.split()[-1]) >= 1 for t in ttft)
-    assert recorded
+    assert recorded, ttft
     latency = [
         line
         for line in text.splitlines()
