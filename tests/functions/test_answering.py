@@ -1,0 +1,147 @@
+"""The answer chain and the lifecycle's bookkeeping, in process (the gateway-level
+behaviour is in test_lifecycle.py and the cache tests)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from starlette.datastructures import Headers
+
+from functions.answering import AnswerChain
+from functions.audit.errors import AuditUnavailableError
+from functions.audit.local import RequestAudit
+from functions.context import ChatContext, Principal
+from functions.errors import AuthenticationError
+from functions.filtering.answer import AnswerFilter
+from functions.filtering.engine import ContentFilter
+from functions.lifecycle import Call, Lifecycle, run_steps
+from functions.metrics import Metrics
+from functions.wire import ChatCompletionRequest
+
+PHONE = "13812345678"
+
+
+def request(text: str) -> ChatCompletionRequest:
+    return ChatCompletionRequest.model_validate(
+        {"model": "m", "messages": [{"role": "user", "content": text}]}
+    )
+
+
+def chunk(text: str = "", finish: str | None = None, **extra: Any) -> dict[str, Any]:
+    choice = {"index": 0, "delta": {"content": text} if text else {}, "finish_reason": finish}
+    return {"id": "c", "choices": [choice], **extra}
+
+
+def filters(text: str) -> tuple[AnswerFilter, AnswerFilter, AnswerFilter]:
+    cf = ContentFilter()
+    conversation = cf.mask_request(request(text))
+    return (
+        AnswerFilter(cf, conversation),
+        AnswerFilter(cf, conversation, "guard"),
+        AnswerFilter(cf, conversation, "restore"),
+    )
+
+
+def test_usage_is_counted_and_dropped_when_the_client_did_not_ask() -> None:
+    counted: list[dict[str, Any]] = []
+    chain = AnswerChain(whole=False, answer=None, wants_usage=False, account=counted.append)
+    usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    assert chain({"id": "c", "choices": [], "usage": usage}) is None
+    assert counted == [usage] and chain.usage == usage
+    kept = chain(chunk("hi", usage=usage))
+    assert kept is not None and "usage" not in kept
+    asked = AnswerChain(whole=False, answer=None, wants_usage=True)
+    assert asked({"id": "c", "choices": [], "usage": usage}) is not None
+
+
+def test_citations_ride_on_the_first_chunk_only_and_capture_sees_what_was_sent() -> None:
+    cite = {"enclave": {"citations": [{"index": 1, "source": "docs/a.md"}]}}
+    chain = AnswerChain(whole=False, answer=None, citations=cite, capture=True)
+    first, second = chain(chunk("Hel")), chain(chunk("lo", "stop"))
+    assert first is not None and first["enclave"] == cite["enclave"]
+    assert second is not None and "enclave" not in second
+    assert chain.emitted == ["Hel", "lo"] and chain.transparent
+
+
+def test_a_stream_keeps_the_guarded_answer_and_sends_the_restored_one() -> None:
+    _, guard, restore = filters(f"call {PHONE}")
+    chain = AnswerChain(whole=False, answer=restore, keep=guard, capture=True)
+    sent = [chain(c) for c in (chunk("Calling <PH"), chunk("ONE_1> now"), chunk(finish="stop"))]
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in sent if c and c["choices"])
+    assert text == f"Calling {PHONE} now"
+    kept = chain.kept()
+    assert kept is not None and kept["choices"][0]["message"]["content"] == "Calling <PHONE_1> now"
+    assert PHONE not in str(kept) and not chain.transparent
+
+
+def test_a_whole_answer_is_one_chunk_through_the_same_chain() -> None:
+    _, guard, restore = filters(f"call {PHONE}")
+    answer = {
+        "id": "c",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "<PHONE_1>"},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
+    chain = AnswerChain(whole=True, answer=restore, keep=guard, wants_usage=False, capture=True)
+    out = chain(answer)
+    assert out is not None and out["choices"][0]["message"]["content"] == PHONE
+    assert "usage" in out  # a whole answer keeps its usage
+    kept = chain.kept()
+    assert kept is not None and kept["choices"][0]["message"]["content"] == "<PHONE_1>"
+    assert chain.emitted == [PHONE]
+
+
+CTX = ChatContext(
+    request_id="t1",
+    headers=Headers({}),
+    principal=Principal(key_id="k1"),
+    body=request("hello"),
+    decisions={"auth": "key"},
+)
+
+
+class FailingAudit(RequestAudit):
+    """An audit log that cannot write and fails closed (a test double)."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+    async def request_durable(self, ctx: Any, **fields: Any) -> None:
+        raise AuditUnavailableError("write_failed: OSError")
+
+
+def sample(metrics: Metrics, name: str, labels: dict[str, str]) -> float:
+    return metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+def test_a_refusing_step_leaves_its_verdict_and_the_steps_before_it() -> None:
+    async def ok(ctx: ChatContext) -> ChatContext:
+        return ctx.decided("route", "d1")
+
+    async def refuse(ctx: ChatContext) -> ChatContext:
+        raise AuthenticationError("no", reason="unknown")
+
+    owner = Call(ctx=CTX)
+    with pytest.raises(AuthenticationError):
+        asyncio.run(run_steps((("route", ok), ("rate_limit", refuse)), CTX, owner))
+    assert owner.decisions["route"] == "d1"
+    assert owner.decisions["rate_limit"].startswith("refused:")
+
+
+def test_an_outcome_is_recorded_once_and_a_failed_closed_record_becomes_the_503() -> None:
+    metrics = Metrics("gateway")
+    lifecycle = Lifecycle(metrics, FailingAudit())
+    owner = Call(kind="chat", route="/v1/chat/completions", ctx=CTX, model="m")
+    with pytest.raises(AuditUnavailableError):
+        asyncio.run(lifecycle.close(owner, 200, "POST", "/v1/chat/completions"))
+    asyncio.run(lifecycle.close(owner, 200, "POST", "/v1/chat/completions"))  # closed: nothing
+    labels = {"route": "/v1/chat/completions", "model": "m", "deployment": ""}
+    assert sample(metrics, "enclave_gateway_requests_total", {**labels, "status": "503"}) == 1
+    assert sample(metrics, "enclave_gateway_requests_total", {**labels, "status": "200"}) == 0
