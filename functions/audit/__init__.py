@@ -20,8 +20,9 @@ the storage, not by a compromised gateway process.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from functions.lazy import exports
 
 if TYPE_CHECKING:
     from functions.audit.commands import (
@@ -80,14 +81,7 @@ _LAZY = {
 from functions.audit.prune import PruneReport, prune  # noqa: E402
 from functions.audit.verify import Issue, VerifyReport, verify  # noqa: E402
 
-
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = exports(__name__, _LAZY, globals())
 
 
 __all__ = [

@@ -20,8 +20,9 @@ all-MiniLM-L6-v2, English 1.00 for both) fused with an ICU full-text index
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from functions.lazy import exports
 
 if TYPE_CHECKING:
     from functions.knowledge.access import Caller, CollectionAccess, TenantAccess
@@ -84,13 +85,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = exports(__name__, _LAZY, globals())
 
 
 __all__ = [

@@ -13,8 +13,9 @@ when the issuer's keys cannot be fetched. No failure ever accepts a token.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from functions.lazy import exports
 
 if TYPE_CHECKING:
     from functions.oidc.claims import Identity
@@ -34,13 +35,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = exports(__name__, _LAZY, globals())
 
 
 __all__ = ["Identity", "JWKSCache", "OIDCSettings", "OIDCVerifier", "looks_like_jwt"]
