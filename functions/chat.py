@@ -116,7 +116,7 @@ class Chat:
         """A cache hit, as if the model had just answered: guarded and restored for this
         caller, streamed if asked; it costs no model tokens."""
         cached.update(id=f"chatcmpl-{ctx.request_id}", created=now())
-        if ctx.body is not None and ctx.body.stream:
+        if ctx.body.stream:
             chunks = as_chunks(cached, usage=True)
             return await self._respond(ctx, CACHE, Opened(events=_replayed(chunks)))
         return await self._respond(ctx, CACHE, Opened(body=orjson.dumps(cached)))
@@ -142,8 +142,7 @@ class Chat:
         elif (answer := chain(parsed)) is not None:  # the whole answer is one chunk
             if not (answer is parsed and chain.transparent):
                 body = orjson.dumps(answer)
-            if (kept := chain.kept()) is not None and complete(kept, ctx.body.n or 1):
-                await self._fill(ctx, kept)
+            await self._fill(ctx, chain)
         text = "".join(chain.emitted) if chain.emitted is not None else None
         usage = None if deployment == CACHE else chain.usage
         await self._finish(ctx, deployment, "200", usage, text)
@@ -153,11 +152,10 @@ class Chat:
         """The answer's transforms for this request (see :mod:`functions.answering`)."""
         cached = deployment == CACHE
         answer = self._answer_filter(ctx)
+        # filling the cache (a miss, never a hit): the guard alone first, then the restore
         keep = self._answer_filter(ctx, "guard") if answer and self._fills(ctx) else None
-        if keep is not None and not cached:
+        if keep is not None:
             answer = self._answer_filter(ctx, "restore")
-        else:
-            keep = None
         model = ctx.body.model
         return AnswerChain(
             whole=whole,
@@ -172,9 +170,14 @@ class Chat:
     def _fills(self, ctx: ChatContext) -> bool:
         return self.cache is not None and ctx.cache is not None and ctx.cache.fill
 
-    async def _fill(self, ctx: ChatContext, answer: dict[str, Any]) -> None:
-        assert self.cache is not None and ctx.cache is not None
-        if await self.cache.fill(ctx.principal.tenant, ctx.cache, answer):
+    async def _fill(self, ctx: ChatContext, chain: AnswerChain) -> None:
+        """Keep the guarded answer the chain kept, if it has all its choices and each
+        ended by itself."""
+        kept = chain.kept()
+        if kept is None or not complete(kept, ctx.body.n or 1):
+            return
+        assert self.cache is not None and ctx.cache is not None  # chain.kept(): _fills held
+        if await self.cache.fill(ctx.principal.tenant, ctx.cache, kept):
             logger.debug("cached", key=ctx.cache.key)
 
     @staticmethod
@@ -285,9 +288,8 @@ class Chat:
                 if not (out is chunk and chain.transparent):
                     payload = orjson.dumps(out)
                 yield b"data: " + payload + b"\n\n"
-            kept = chain.kept() if status == "200" else None
-            if kept is not None and complete(kept, ctx.body.n or 1):
-                await self._fill(ctx, kept)
+            if status == "200":
+                await self._fill(ctx, chain)
         except Exception as exc:  # after the first byte: report in-band, then end the stream
             error = map_exception(exc)
             status = str(error.status_code)

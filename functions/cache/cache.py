@@ -35,6 +35,7 @@ operators who have measured their own traffic should turn it on.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import os
 import time
@@ -54,8 +55,14 @@ from loguru import logger
 from starlette.datastructures import Headers
 
 from functions.cache.settings import CacheSettings
-from functions.cache.store import CacheStore, CacheStoreError, MemoryStore, RedisStore, StoreStats
-from functions.cache.store import tenant_prefix as tenant_prefix
+from functions.cache.store import (
+    CacheStore,
+    CacheStoreError,
+    MemoryStore,
+    RedisStore,
+    StoreStats,
+    tenant_prefix,
+)
 from functions.filtering.classify import Level
 from functions.wire import ChatCompletionRequest
 
@@ -89,9 +96,6 @@ class Lookup:
         if self.similarity is not None:
             return f"hit:semantic:{self.similarity:.3f}"
         return self.result
-
-
-BYPASS = Lookup("bypass")
 
 
 def request_key(tenant: str, body: ChatCompletionRequest) -> str:
@@ -194,10 +198,6 @@ class ResponseCache:
             store = MemoryStore(settings.max_entries, settings.max_bytes)
         return cls(settings, store, Sealer(keks, active_kek), embed, on_error)
 
-    @property
-    def enabled(self) -> bool:
-        return self.settings.backend != "off"
-
     async def lookup(
         self,
         tenant: str,
@@ -235,7 +235,7 @@ class ResponseCache:
         self, tenant: str, body: ChatCompletionRequest, threshold: float, fill: Lookup
     ) -> Lookup:
         turn = _single_turn(body)
-        if turn is None or self._embed is None:
+        if turn is None or self._embed is None:  # (checked again for the type checker)
             return fill
         namespace, question = turn
         vector = (await self._embed(question)).reshape(-1)
@@ -253,14 +253,7 @@ class ResponseCache:
                         "hit", key=keys[best], answer=answer, similarity=float(scores[best])
                     )
                 del index[keys[best]]  # expired or evicted: forget the question too
-        return Lookup(
-            "miss",
-            key=fill.key,
-            fill=fill.fill,
-            sealed=fill.sealed,
-            ttl_s=fill.ttl_s,
-            question=asked,
-        )
+        return dataclasses.replace(fill, question=asked)
 
     async def _read(self, tenant: str, key: str) -> dict[str, Any] | None:
         try:
