@@ -143,6 +143,13 @@ class NodeSettings(BaseModel):
     max_concurrency: int = Field(default=1, ge=1, description="generations at once")
     max_queue: int = Field(default=8, ge=0, description="waiting requests before 503")
     max_body_bytes: int = Field(default=1_048_576, gt=0)
+    # sampling for requests that leave it unset; None: the model's own recommendation
+    # (GGUF metadata, generation_config.json, a known family), else conservative defaults
+    sampling_temperature: float | None = Field(default=None, ge=0, le=2)
+    sampling_top_p: float | None = Field(default=None, ge=0, le=1)
+    sampling_top_k: int | None = Field(default=None, ge=0, description="0: off")
+    sampling_min_p: float | None = Field(default=None, ge=0, le=1, description="0: off")
+    sampling_repeat_penalty: float | None = Field(default=None, ge=0.5, le=2, description="1: off")
     # exllamav2 (a model directory: EXL2 or FP16 safetensors + config + tokenizer)
     exl2_cache_tokens: int | None = Field(default=None, ge=256, description="KV-cache tokens")
     exl2_cache_quant: Literal["fp16", "q4", "q6", "q8"] = "fp16"

@@ -305,8 +305,9 @@ class ModelCard(BaseModel):
     created: int
     object: Literal["model"] = "model"
     owned_by: str
-    # Enclave extension: the weights behind the model (path, kind, revision) on a node
-    enclave: dict[str, str] | None = None
+    # Enclave extension: the weights behind the model (path, kind, revision) on a node,
+    # and the sampling defaults it applies (sampling_defaults)
+    enclave: dict[str, Any] | None = None
 
 
 class ModelList(BaseModel):

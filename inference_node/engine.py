@@ -21,7 +21,12 @@ from functions.settings import NodeSettings
 
 @dataclass(frozen=True, slots=True)
 class GenerationParams:
-    """What an engine needs from a chat request, already validated."""
+    """What an engine needs from a chat request, already validated.
+
+    The node fills what the request leaves unset from the model's sampling defaults
+    (:mod:`inference_node.sampling`); the values here are the neutral ones (no top-k,
+    min-p or penalties: the distribution as the model gives it).
+    """
 
     messages: list[dict[str, Any]]
     max_tokens: int | None = None
@@ -29,6 +34,11 @@ class GenerationParams:
     top_p: float = 1.0
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+    top_k: int = 0  # 0: off
+    min_p: float = 0.0  # 0: off
+    repeat_penalty: float = 1.0  # llama.cpp's multiplicative penalty; 1: off
+    frequency_penalty: float = 0.0  # OpenAI's additive penalties, -2..2; 0: off
+    presence_penalty: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,9 @@ Routes: ``POST /v1/chat/completions`` (plain and SSE), ``GET /v1/models``,
 
 The engine is loaded in a worker thread after the server starts, so ``/health``
 can say "loading" instead of the port being closed. Requests wait in the
-admission queue for a free engine slot; past its bound they get 503 at once.
+admission queue for a free engine slot, interactive requests first (the gateway marks
+background ones with ``x-enclave-priority``); past its bound they get 503 at once.
+Parameters a request leaves unset are sampled with the model's recommended defaults.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ from functions.edge import (
 )
 from functions.errors import (
     EnclaveError,
-    InvalidRequestError,
     ModelNotFoundError,
     ServiceUnavailableError,
     map_exception,
@@ -58,9 +59,16 @@ from functions.wire import (
     now,
     sse_event,
 )
-from inference_node.admission import Admission
+from inference_node.admission import PRIORITY_HEADER, Admission, Priority, Slot
 from inference_node.engine import Engine, GenerationParams, Piece
 from inference_node.exposure import require_node_key
+from inference_node.sampling import (
+    Layer,
+    SamplingDefaults,
+    generation_params,
+    resolve,
+    settings_layer,
+)
 from inference_node.weights import ModelIdentity
 
 ROUTE = "/v1/chat/completions"
@@ -73,9 +81,15 @@ class NodeState:
     settings: Settings
     metrics: Metrics
     admission: Admission
+    sampling: SamplingDefaults  # for requests that leave a parameter unset
     engine: Engine | None = None
     load_error: str | None = None
     loader: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    def attach(self, engine: Engine) -> None:
+        """Serve ``engine``, sampled by default as the settings, then its model, recommend."""
+        self.sampling = resolve(settings_layer(self.settings.node), *sampling_layers_of(engine))
+        self.engine = engine
 
     def authorise(self, request: Request) -> None:
         key = self.settings.node.api_key
@@ -95,17 +109,12 @@ def identity_of(engine: Engine) -> ModelIdentity | None:
     return identity if isinstance(identity, ModelIdentity) else None
 
 
-def _params(body: ChatCompletionRequest) -> GenerationParams:
-    if (body.n or 1) != 1:
-        raise InvalidRequestError("Only n=1 is supported.", param="n")
-    return GenerationParams(
-        messages=[{"role": m.role, "content": m.text()} for m in body.messages],
-        max_tokens=body.token_limit,
-        temperature=1.0 if body.temperature is None else body.temperature,
-        top_p=1.0 if body.top_p is None else body.top_p,
-        stop=body.stop_list,
-        seed=body.seed,
-    )
+def sampling_layers_of(engine: Engine) -> tuple[Layer, ...]:
+    """What the engine's weights recommend for sampling (every built-in engine says)."""
+    layers = getattr(engine, "sampling", ())
+    if isinstance(layers, tuple) and all(isinstance(layer, Layer) for layer in layers):
+        return layers
+    return ()
 
 
 async def _collect(engine: Engine, params: GenerationParams) -> tuple[str, Piece]:
@@ -161,6 +170,7 @@ def _streamed(
     pieces: AsyncIterator[Piece],
     first: Piece | None,
     started: float,
+    slot: Slot,
 ) -> _Stream:
     ident, created = completion_id(), now()
     status = "200"
@@ -180,7 +190,7 @@ def _streamed(
         try:
             await _close(pieces)
         finally:
-            state.admission.release()
+            state.admission.release(slot)
             _observe(state, engine.model_id, status, started)
 
     def framed(piece: Piece) -> Iterator[bytes]:
@@ -242,6 +252,7 @@ async def _open_stream(
     params: GenerationParams,
     body: ChatCompletionRequest,
     started: float,
+    slot: Slot,
 ) -> Response:
     """Start generating; only once the first piece is out does the 200 and its stream begin,
     so a prompt refused by the engine (too long for the context…) is a plain error answer."""
@@ -252,13 +263,13 @@ async def _open_stream(
         try:
             await _close(pieces)
         finally:
-            state.admission.release()
+            state.admission.release(slot)
             status = str(map_exception(exc).status_code) if isinstance(exc, Exception) else "499"
             _observe(state, engine.model_id, status, started)
         raise
     if first is not None and first.text:
         state.metrics.ttft.labels(engine.model_id, "").observe(time.perf_counter() - started)
-    return _streamed(state, engine, body, pieces, first, started)
+    return _streamed(state, engine, body, pieces, first, started, slot)
 
 
 def _chat_endpoint(state: NodeState) -> Callable[[Request], object]:
@@ -272,11 +283,18 @@ def _chat_endpoint(state: NodeState) -> Callable[[Request], object]:
             raise ModelNotFoundError(
                 f"The model `{body.model}` does not exist on this node.", param="model"
             )
-        params = _params(body)
-        await state.admission.acquire()
+        params = generation_params(body, state.sampling)
+        # trusted as sent: the request passed the node's key check above (or the node is
+        # loopback-only), and the header can only lower a request's priority
+        priority = Priority.of(request.headers.get(PRIORITY_HEADER))
+        queued = time.perf_counter()
+        slot = await state.admission.acquire(priority)
         started = time.perf_counter()
+        logger.info(
+            "generation started", priority=priority.value, ms=round((started - queued) * 1000, 1)
+        )
         if body.stream:
-            return await _open_stream(state, request, engine, params, body, started)
+            return await _open_stream(state, request, engine, params, body, started, slot)
         status = "200"
         try:
             text, last = await unless_disconnected(request, _collect(engine, params))
@@ -284,7 +302,7 @@ def _chat_endpoint(state: NodeState) -> Callable[[Request], object]:
             status = str(map_exception(exc).status_code) if isinstance(exc, Exception) else "499"
             raise
         finally:
-            state.admission.release()
+            state.admission.release(slot)
             _observe(state, engine.model_id, status, started)
         _count_tokens(state, engine, last)
         answer = ChatCompletion(
@@ -322,23 +340,27 @@ def create_app(
         settings=settings,
         metrics=metrics,
         admission=Admission(settings.node.max_concurrency, settings.node.max_queue, metrics),
-        engine=engine,
+        sampling=resolve(settings_layer(settings.node)),
     )
+    if engine is not None:
+        state.attach(engine)
 
     async def load_engine() -> None:
         assert load is not None
         started = time.perf_counter()
         try:
-            state.engine = await asyncio.to_thread(load)
+            loaded = await asyncio.to_thread(load)
         except Exception as exc:
             state.load_error = f"The model failed to load: {map_exception(exc).message}"
             logger.opt(exception=exc).error("engine failed to load")
             return
-        identity = identity_of(state.engine)
+        state.attach(loaded)
+        identity = identity_of(loaded)
         logger.info(
             "engine ready",
             weights=identity.as_dict() if identity else None,
-            model=state.engine.model_id,
+            model=loaded.model_id,
+            sampling=state.sampling.as_dict(),
             seconds=round(time.perf_counter() - started, 2),
         )
 
@@ -364,12 +386,11 @@ def create_app(
         state.authorise(request)
         engine = state.ready_engine()
         identity = identity_of(engine)
-        card = ModelCard(
-            id=engine.model_id,
-            created=now(),
-            owned_by="enclave",
-            enclave=identity.as_dict() if identity else None,
-        )
+        extension = {
+            **(identity.as_dict() if identity else {}),
+            "sampling_defaults": state.sampling.as_dict(),
+        }
+        card = ModelCard(id=engine.model_id, created=now(), owned_by="enclave", enclave=extension)
         return Response(ModelList(data=[card]).model_dump_json(), media_type="application/json")
 
     async def prometheus(request: Request) -> Response:

