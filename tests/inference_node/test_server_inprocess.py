@@ -24,6 +24,7 @@ from functions.errors import ContextLengthExceededError
 from functions.settings import NodeSettings, Settings
 from inference_node.engine import Engine, GenerationParams, Piece
 from inference_node.exposure import NodeKeyMissingError, is_loopback
+from inference_node.sampling import model_layers
 from inference_node.server import create_app
 from tests.openapi import validate, validate_stream
 
@@ -378,3 +379,94 @@ def test_the_app_refuses_to_exist_off_loopback_without_a_key(host: str) -> None:
 def test_loopback_needs_no_key(host: str) -> None:
     assert is_loopback(host)
     assert create_app(Settings(node=NodeSettings(host=host)), engine=EchoEngine()) is not None
+
+
+class SmolEchoEngine(EchoEngine):
+    """Test double: EchoEngine whose weights recommend what SmolLM2's model card does."""
+
+    sampling = model_layers(["SmolLM2-135M-Instruct"])
+
+
+def test_unset_sampling_is_the_models_default_and_set_sampling_reaches_the_engine() -> None:
+    engine = SmolEchoEngine()
+    app = create_app(Settings(node=NodeSettings(sampling_top_k=5)), engine=engine)
+    penalties = {"frequency_penalty": 0.5, "presence_penalty": -0.25, "temperature": 0}
+
+    async def scenario(client: Client) -> list[httpx.Response]:
+        return [
+            await client.post(CHAT, json=chat()),
+            await client.post(CHAT, json=chat(**penalties)),
+            await client.post(CHAT, json=chat(frequency_penalty=2.5)),
+            await client.post(CHAT, json=chat(presence_penalty=-3, stream=True)),
+            await client.get("/v1/models"),
+        ]
+
+    unset, penalised, too_high, too_low, models = drive(app, scenario)
+    assert unset.status_code == penalised.status_code == 200
+    assert error_of(too_high, 400)["param"] == "frequency_penalty"
+    assert error_of(too_low, 400)["param"] == "presence_penalty"
+    defaulted, asked = engine.seen  # the refused ones never reached the engine
+    assert (defaulted.temperature, defaulted.top_p, defaulted.repeat_penalty) == (0.2, 0.9, 1.1)
+    assert defaulted.top_k == 5  # the node's setting beats the model
+    assert (defaulted.frequency_penalty, defaulted.presence_penalty) == (0.0, 0.0)
+    assert (asked.temperature, asked.frequency_penalty, asked.presence_penalty) == (0, 0.5, -0.25)
+    assert asked.repeat_penalty == 1.1
+
+    validate("ListModelsResponse", models.json())
+    shown = models.json()["data"][0]["enclave"]["sampling_defaults"]
+    assert shown["temperature"] == 0.2 and shown["top_k"] == 5
+    assert shown["source"]["temperature"] == "family:smollm2"
+    assert shown["source"]["top_k"] == "settings"
+
+
+class GatedEngine(EchoEngine):
+    """Test double: records each generation as it starts, then holds it until ``gate`` opens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def generate(self, params: GenerationParams) -> AsyncIterator[Piece]:
+        self.seen.append(params)
+        await self.gate.wait()
+        yield Piece("done", "stop", prompt_tokens=1, completion_tokens=1)
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Run the loop until ``condition`` holds (it depends on other tasks' progress only)."""
+    for _ in range(10_000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never held")
+
+
+def test_an_interactive_request_is_served_before_a_background_one_that_came_first() -> None:
+    engine = GatedEngine()
+    app = create_app(Settings(node=NodeSettings(api_key="node-key")), engine=engine)
+    admission = app.state.node.admission
+    key = {"authorization": "Bearer node-key"}
+    background = {**key, "x-enclave-priority": "background"}
+
+    async def scenario(client: Client) -> list[httpx.Response]:
+        def ask(content: str, headers: dict[str, str]) -> asyncio.Future[httpx.Response]:
+            return asyncio.ensure_future(client.post(CHAT, json=chat(content), headers=headers))
+
+        running = ask("title", background)
+        await until(lambda: len(engine.seen) == 1)  # holds the one slot
+        tags = ask("tags", background)
+        await until(lambda: admission.waiting == 1)
+        person = ask("question", key)  # no header: interactive
+        await until(lambda: admission.waiting == 2)
+        # a caller that fails the node's key check never gets as far as the queue
+        stranger = await client.post(
+            CHAT, json=chat("x"), headers={"x-enclave-priority": "background"}
+        )
+        assert stranger.status_code == 401 and admission.waiting == 2
+        engine.gate.set()
+        return list(await asyncio.gather(running, tags, person))
+
+    responses = drive(app, scenario)
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    started = [params.messages[-1]["content"] for params in engine.seen]
+    assert started == ["title", "question", "tags"]
