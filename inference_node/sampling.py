@@ -169,6 +169,14 @@ def model_layers(
     return tuple(layers)
 
 
+def layers_of(engine: object) -> tuple[Layer, ...]:
+    """What an engine's weights recommend (its ``sampling``: every built-in engine has one)."""
+    layers = getattr(engine, "sampling", ())
+    if isinstance(layers, tuple) and all(isinstance(layer, Layer) for layer in layers):
+        return layers
+    return ()
+
+
 def generation_params(body: ChatCompletionRequest, defaults: SamplingDefaults) -> GenerationParams:
     """The engine's parameters for a request: what it sets, the defaults for the rest."""
     if (body.n or 1) != 1:

@@ -63,9 +63,9 @@ from inference_node.admission import PRIORITY_HEADER, Admission, Priority, Slot
 from inference_node.engine import Engine, GenerationParams, Piece
 from inference_node.exposure import require_node_key
 from inference_node.sampling import (
-    Layer,
     SamplingDefaults,
     generation_params,
+    layers_of,
     resolve,
     settings_layer,
 )
@@ -87,8 +87,8 @@ class NodeState:
     loader: asyncio.Task[None] | None = field(default=None, repr=False)
 
     def attach(self, engine: Engine) -> None:
-        """Serve ``engine``, sampled by default as the settings, then its model, recommend."""
-        self.sampling = resolve(settings_layer(self.settings.node), *sampling_layers_of(engine))
+        """Serve ``engine``; sample by default as the settings, else its weights, recommend."""
+        self.sampling = resolve(settings_layer(self.settings.node), *layers_of(engine))
         self.engine = engine
 
     def authorise(self, request: Request) -> None:
@@ -107,14 +107,6 @@ def identity_of(engine: Engine) -> ModelIdentity | None:
     """The weights' identity, for engines that know it (every built-in one does)."""
     identity = getattr(engine, "identity", None)
     return identity if isinstance(identity, ModelIdentity) else None
-
-
-def sampling_layers_of(engine: Engine) -> tuple[Layer, ...]:
-    """What the engine's weights recommend for sampling (every built-in engine says)."""
-    layers = getattr(engine, "sampling", ())
-    if isinstance(layers, tuple) and all(isinstance(layer, Layer) for layer in layers):
-        return layers
-    return ()
 
 
 async def _collect(engine: Engine, params: GenerationParams) -> tuple[str, Piece]:
@@ -287,12 +279,11 @@ def _chat_endpoint(state: NodeState) -> Callable[[Request], object]:
         # trusted as sent: the request passed the node's key check above (or the node is
         # loopback-only), and the header can only lower a request's priority
         priority = Priority.of(request.headers.get(PRIORITY_HEADER))
-        queued = time.perf_counter()
-        slot = await state.admission.acquire(priority)
+        queued = time.perf_counter()  # a client gone while queued leaves the queue
+        slot = await unless_disconnected(request, state.admission.acquire(priority))
         started = time.perf_counter()
-        logger.info(
-            "generation started", priority=priority.value, ms=round((started - queued) * 1000, 1)
-        )
+        waited = round((started - queued) * 1000, 1)
+        logger.info("generation started", priority=priority.value, queued_ms=waited)
         if body.stream:
             return await _open_stream(state, request, engine, params, body, started, slot)
         status = "200"

@@ -6,16 +6,20 @@
   penalty (the kind of loop the old defaults produced) is caught by the same checks.
 * ``frequency_penalty`` and ``presence_penalty`` are accepted and checked (-2..2).
 * With one generation slot, an interactive request queued *after* a background one starts
-  *before* it, as the node's "generation started" log lines show.
+  *before* it, as the node's "generation started" log lines show; a queued request whose
+  client goes away leaves the queue.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import json
 import re
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -103,6 +107,19 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60) ->
         time.sleep(0.02)
 
 
+@contextlib.contextmanager
+def gone_while_queued(node: Server) -> Iterator[None]:
+    """A background request on a raw socket, closed (the client gone) when the block ends."""
+    body = json.dumps({"model": NODE_MODEL, "messages": QUESTION, "max_tokens": 4}).encode()
+    head = (
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: node\r\ncontent-type: application/json"
+        f"\r\nx-enclave-priority: background\r\ncontent-length: {len(body)}\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", node.port)) as client:
+        client.sendall(head.encode() + body)
+        yield
+
+
 def test_an_interactive_request_overtakes_a_background_one_on_a_single_slot(
     node: Server,
 ) -> None:
@@ -125,7 +142,8 @@ def test_an_interactive_request_overtakes_a_background_one_on_a_single_slot(
         )
         return answer.choices[0].finish_reason
 
-    long_story: Any = [{"role": "user", "content": "Write a very long story about a dragon."}]
+    story = "Write a very long story about a dragon, in many chapters."
+    long_story: Any = [{"role": "user", "content": story}]
     with direct(node) as client, ThreadPoolExecutor(2) as pool:
         # a background generation that holds the node's one slot (1,500 tokens with
         # this seed: minutes on a CPU; it is closed as soon as the others are queued)
@@ -134,6 +152,7 @@ def test_an_interactive_request_overtakes_a_background_one_on_a_single_slot(
             messages=long_story,
             max_tokens=1500,
             temperature=1.0,
+            top_p=1.0,
             seed=1,
             stream=True,
             extra_headers=headers("running", "background"),
@@ -143,6 +162,9 @@ def test_an_interactive_request_overtakes_a_background_one_on_a_single_slot(
         wait_until(lambda: queued() == 1, "the background request queued")
         question = pool.submit(ask, client, "question", None)  # no header: interactive
         wait_until(lambda: queued() == 2, "both requests queued behind the running one")
+        with gone_while_queued(node):  # a third, whose client goes away while it waits
+            wait_until(lambda: queued() == 3, "a third request queued")
+        wait_until(lambda: queued() == 2, "the third request's place freed")
         running.close()  # the client goes away: its slot is freed
         assert question.result(timeout=300) and tags.result(timeout=300)
 
@@ -155,6 +177,14 @@ def test_an_interactive_request_overtakes_a_background_one_on_a_single_slot(
         ]
 
     wait_until(lambda: len(started()) == 3, "three generation-started lines", timeout=10)
+
+    # it held the slot until closed: nothing else could start before, nor leave the queue but
+    # the request whose client went away
+    def closed(line: dict[str, Any]) -> bool:
+        cancelled = line["message"] == "stream cancelled: the client went away"
+        return cancelled and line.get("trace.id") == ids["running"]
+
+    assert node.logged(closed)
     assert started() == [
         ("running", "background"),
         ("question", "interactive"),
