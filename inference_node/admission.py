@@ -76,7 +76,8 @@ class Admission:
         ).set(max_queue)
         self._rejected = Counter(
             "enclave_node_queue_rejections",
-            "Requests refused with 503: every slot busy and the queue full",
+            "Requests refused with 503: every slot busy and the queue full (or, for a "
+            "waiting background request, its place taken by an interactive one)",
             registry=metrics.registry,
         )
         # queue_depth split by priority (queue_depth itself stays unlabelled: the alert
