@@ -39,10 +39,9 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from loguru import logger
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -64,11 +63,19 @@ _DAY_S = 86_400
 
 
 class FeedbackRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid")
 
-    request_id: str = Field(pattern=REQUEST_ID, max_length=128)
-    rating: Literal[1, -1]
-    comment: str | None = Field(default=None, max_length=MAX_COMMENT_CHARS)
+    request_id: StrictStr = Field(pattern=REQUEST_ID, max_length=128)
+    rating: StrictInt  # not true, not 1.0: a JSON integer, 1 or -1
+
+    @field_validator("rating")
+    @classmethod
+    def _up_or_down(cls, rating: int) -> int:
+        if rating not in (1, -1):
+            raise ValueError("rating is 1 (up) or -1 (down)")
+        return rating
+
+    comment: StrictStr | None = Field(default=None, max_length=MAX_COMMENT_CHARS)
 
 
 class RatedRequestNotFoundError(InvalidRequestError):
