@@ -46,6 +46,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from functions import rbac
 from functions.audit.local import RequestAudit
 from functions.auth import caller
 from functions.context import Step
@@ -220,6 +221,7 @@ def feedback_route(
     async def endpoint(request: Request) -> Response:
         async with audit.opened_durable(ROUTE) as call:
             call.principal = principal = await caller(authenticate, request)
+            rbac.require(principal, rbac.CHAT)  # who may not ask (an auditor) may not rate
             body = FeedbackRequest.model_validate(await read_json(request, BODY_LIMIT))
             comment = body.comment
             if comment:
