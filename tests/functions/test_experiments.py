@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from typing import Any
 
+import httpx
 import pydantic
 import pytest
 from starlette.datastructures import Headers
@@ -13,13 +15,15 @@ from starlette.datastructures import Headers
 from functions.cache.cache import request_key
 from functions.context import ChatContext, Principal
 from functions.experiments import Experiment, bucket_of, make_assign, subject_of, variant_headers
-from functions.settings import Settings
+from functions.gateway import create_app  # imports litellm (seconds): once, here
+from functions.settings import Deployment, GatewaySettings, Settings
 from functions.wire import ChatCompletionRequest
 
 DEPLOYMENTS = [
     {"name": "one", "model": "m1", "api_base": "http://127.0.0.1:9/v1"},
     {"name": "two", "model": "m2", "api_base": "http://127.0.0.1:9/v1"},
 ]
+KEY = "sk-test-" + "x" * 24
 SPLIT = {
     "variants": [
         {"name": "a", "model": "m1", "weight": 90},
@@ -132,3 +136,56 @@ def test_variants_never_share_a_cache_entry() -> None:
         done = asyncio.run(assign(context(f"u{i}")))
         by_variant[done.decisions["variant"]] = request_key("acme", done.body)
     assert set(by_variant) == {"a", "b"} and by_variant["a"] != by_variant["b"]
+
+
+def experiment_app(fallbacks: dict[str, list[str]]) -> Any:
+    """A gateway whose variant b's model is served only outside the organisation."""
+    unreachable = "http://127.0.0.1:9/v1"  # the discard port: connection refused
+    return create_app(
+        Settings(
+            gateway=GatewaySettings(
+                api_keys=[KEY],
+                deployments=[
+                    Deployment(name="inside", model="m1", api_base=unreachable),
+                    Deployment(
+                        name="outside", model="m2", api_base=unreachable, location="external"
+                    ),
+                ],
+                experiments={"chat": Experiment.model_validate(SPLIT)},
+                fallbacks=fallbacks,
+                cold_wait_s=0,
+            )
+        )
+    )
+
+
+def b_user() -> str:
+    experiment = Experiment.model_validate(SPLIT)
+    return next(
+        f"u{i}" for i in range(1000) if experiment.variant_for("chat", f"user:u{i}").name == "b"
+    )
+
+
+def refusal_code(fallbacks: dict[str, list[str]], level: str) -> str:
+    app = experiment_app(fallbacks)
+    body = {"model": "chat", "user": b_user(), "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"authorization": f"Bearer {KEY}", "x-enclave-classification": level}
+
+    async def main() -> httpx.Response:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+                return await client.post("/v1/chat/completions", json=body, headers=headers)
+
+    answer = asyncio.run(main())
+    assert answer.status_code == 503, answer.text
+    return str(answer.json()["error"]["code"])
+
+
+def test_compliance_and_fallbacks_apply_to_the_variants_model() -> None:
+    """Variant b's model m2 is external: a confidential request in b may not go there
+    (no compliant deployment), unless m2 falls back to the on-prem m1, which is then
+    tried (and is down here: no deployment available)."""
+    assert refusal_code({}, "public") == "no_deployment_available"  # m2 tried, unreachable
+    assert refusal_code({}, "confidential") == "no_compliant_deployment"
+    assert refusal_code({"m2": ["m1"]}, "confidential") == "no_deployment_available"
