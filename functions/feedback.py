@@ -68,6 +68,7 @@ class FeedbackRequest(BaseModel):
 
     request_id: StrictStr = Field(pattern=REQUEST_ID, max_length=128)
     rating: StrictInt  # not true, not 1.0: a JSON integer, 1 or -1
+    comment: StrictStr | None = Field(default=None, max_length=MAX_COMMENT_CHARS)
 
     @field_validator("rating")
     @classmethod
@@ -75,8 +76,6 @@ class FeedbackRequest(BaseModel):
         if rating not in (1, -1):
             raise ValueError("rating is 1 (up) or -1 (down)")
         return rating
-
-    comment: StrictStr | None = Field(default=None, max_length=MAX_COMMENT_CHARS)
 
 
 class RatedRequestNotFoundError(InvalidRequestError):
