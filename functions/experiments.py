@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from functions import lifecycle
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # Settings holds experiments, and the contexts hold Settings' types
     from functions.context import ChatContext, ChatStep, Principal
 
 VARIANT_HEADER = "x-enclave-variant"

@@ -1,7 +1,7 @@
 """The OpenAI-compatible gateway: the steps composed once into one app.
 
-    POST /v1/chat/completions   authenticate → read body → parse → retrieve → filter → route
-                                → comply → rate limit
+    POST /v1/chat/completions   authenticate → read body → parse → experiment → retrieve
+                                → filter → route → comply → rate limit
                                 → answer (relay; the answer checked and restored)
     POST /v1/filter             authenticate → what the filter makes of a text
     POST /v1/feedback           authenticate → rate an answer of the caller's tenant
