@@ -130,8 +130,11 @@ def export(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     latest: dict[tuple[str, str], tuple[dict[str, Any], Path]] = {}
     for record, path in chat_records(audit.directory, args.since):
         key = (str(record.get("tenant")), str(record.get("trace_id")))
-        if key in wanted and str(record.get("status")) == "200":
-            latest[key] = (record, path)  # files are read oldest day first: the last wins
+        if key not in wanted or str(record.get("status")) != "200":
+            continue
+        kept = latest.get(key)
+        if kept is None or str(kept[0].get("ts")) <= str(record.get("ts")):  # ISO UTC: sortable
+            latest[key] = (record, path)
     filters, tally = FilterSet(settings.filtering), Tally()
     keyrings: dict[Path, dict[int, WrappedKey]] = {}
     seen: set[str] = set()
