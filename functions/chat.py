@@ -36,6 +36,7 @@ from functions.errors import (
     UpstreamUnreachableError,
     map_exception,
 )
+from functions.experiments import variant_headers
 from functions.filtering.answer import AnswerFilter
 from functions.filtering.engine import FilterSet, Stage
 from functions.metrics import Metrics
@@ -104,7 +105,7 @@ class Chat:
             return StreamingResponse(
                 self._wait_then_stream(ctx, cold),
                 media_type="text/event-stream",
-                headers=self._cache_headers(ctx),
+                headers={**self._cache_headers(ctx), **variant_headers(ctx)},
             )
         ready = await unless_disconnected(request, self.warmth.wait_warm(cold, self.cold_wait_s))
         if ready is None:
@@ -126,6 +127,7 @@ class Chat:
             "x-enclave-deployment": deployment,
             **self._limit_headers(ctx),
             **self._cache_headers(ctx),
+            **variant_headers(ctx),
         }
         if opened.events is not None:
             return StreamingResponse(

@@ -1,9 +1,10 @@
 """The OpenAI-compatible gateway: the steps composed once into one app.
 
-    POST /v1/chat/completions   authenticate → read body → parse → retrieve → filter → route
-                                → comply → rate limit
+    POST /v1/chat/completions   authenticate → read body → parse → experiment → retrieve
+                                → filter → route → comply → rate limit
                                 → answer (relay; the answer checked and restored)
     POST /v1/filter             authenticate → what the filter makes of a text
+    POST /v1/feedback           authenticate → rate an answer of the caller's tenant
     POST /v1/retrieve, /v1/embeddings, PUT /v1/admin/collections/…   the knowledge base
     GET  /v1/models             authenticate → the models this caller may use
     …    /v1/admin/keys…        key management for admins (functions/admin.py)
@@ -42,6 +43,8 @@ from functions.chat import ROUTE, Chat
 from functions.context import ChatContext, ChatStep, RequestContext
 from functions.edge import Edge, http_exception_handler, json_response, read_body
 from functions.errors import AuthenticationError, ServiceUnavailableError
+from functions.experiments import make_assign, usable
+from functions.feedback import FeedbackStore, feedback_route, make_remember, store_path
 from functions.filtering.engine import FilterSet
 from functions.filtering.scanner import Scanner
 from functions.filtering.steps import filter_route, make_comply, make_filter_input
@@ -166,6 +169,9 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
     )
     cache_lookup = make_cache_lookup(cache, cache_metrics)
     steps = chat_steps(filters, scanner, limiter, retrieve, make_route(router), cache_lookup)
+    # an experiment's name becomes its variant's model before anything else reads it
+    steps = (("experiment", make_assign(gateway.experiments)), *steps)
+    feedback = FeedbackStore(store_path(audit_settings.directory), gateway.feedback_window_days)
 
     def context(request: Request) -> RequestContext:
         return RequestContext(
@@ -200,6 +206,11 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
             ModelCard(id=m, created=created, owned_by="enclave")
             for m in [*router.models(), *aliases]
             if rbac.may_use_model(principal, aliases[m][0] if m in aliases else m)
+        ]
+        cards += [
+            ModelCard(id=name, created=created, owned_by="enclave")
+            for name, experiment in gateway.experiments.items()
+            if usable(experiment, principal, rbac.may_use_model)
         ]
         return Response(ModelList(data=cards).model_dump_json(), media_type="application/json")
 
@@ -243,6 +254,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
         await relay.aclose()
         await limiter.aclose()
         await cache.aclose()
+        feedback.close()
         scanner.close()
         if oidc_client is not None:
             await oidc_client.aclose()
@@ -255,11 +267,12 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
             Route("/metrics", prometheus),
             openapi_route(),
             filter_route(filters, authenticate, scanner, audit),
+            feedback_route(feedback, authenticate, scanner, audit),
             *knowledge_routes(knowledge, authenticate, audit),
             *admin_routes(keys, authenticate, audit),
             *cache_routes(cache, cache_metrics, authenticate, audit),
         ],
-        middleware=[Middleware(Edge, lifecycle=Lifecycle(metrics, audit))],
+        middleware=[Middleware(Edge, lifecycle=Lifecycle(metrics, audit, make_remember(feedback)))],
         exception_handlers={HTTPException: http_exception_handler},
         lifespan=lifespan,
     )

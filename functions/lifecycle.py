@@ -49,6 +49,8 @@ class Call:
     ctx: RequestContext | ChatContext | None = None  # a chat's context, as far as it got
     model: str = ""
     deployment: str = ""
+    experiment: str = ""  # an A/B experiment's name and the variant it gave (config-bounded)
+    variant: str = ""
     usage: dict[str, Any] | None = None
     answer: str | None = None  # the answer as sent, for capture
     status: int | None = None  # the outcome, when it is not the HTTP status
@@ -106,9 +108,21 @@ async def run_steps(steps: Sequence[tuple[str, Step]], ctx: Any, owner: Call) ->
 class Lifecycle:
     """Turns a closed :class:`Call` into the metrics, the log line and the audit record."""
 
-    def __init__(self, metrics: Metrics, audit: RequestAudit | None = None) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        audit: RequestAudit | None = None,
+        answered: Callable[[Call], Awaitable[None]] | None = None,
+    ) -> None:
         self.metrics = metrics
         self.audit = audit
+        self.answered = answered  # told of each answered chat before its last byte leaves
+        self.experiment_requests = Counter(
+            "enclave_gateway_experiment_requests",
+            "Chat requests of A/B experiments, by variant and outcome",
+            ["experiment", "variant", "status"],
+            registry=metrics.registry,
+        )
         self.filter_verdicts = Counter(
             "enclave_gateway_filter_verdicts",
             "Chat requests by the input filter's verdict (allow, mask, block, off)",
@@ -152,6 +166,8 @@ class Lifecycle:
                         answer=owner.answer,
                     )
                 )
+            if owner.kind == "chat" and status == 200 and self.answered is not None:
+                await asyncio.shield(self.answered(owner))  # rateable once the answer is in
         except EnclaveError as exc:  # fail closed: nobody is answered without a record
             refusal, status, error = exc, exc.status_code, exc.message
         finally:  # counted and logged even when the task is cancelled meanwhile
@@ -173,6 +189,8 @@ class Lifecycle:
         metrics = self.metrics
         metrics.requests.labels(route, owner.model, owner.deployment, str(status)).inc()
         metrics.latency.labels(route, owner.model).observe(elapsed)
+        if owner.experiment:
+            self.experiment_requests.labels(owner.experiment, owner.variant, str(status)).inc()
         if owner.first_token_s is not None:
             metrics.ttft.labels(owner.model, owner.deployment).observe(owner.first_token_s)
         ctx = owner.ctx
@@ -189,6 +207,8 @@ class Lifecycle:
             "outcome": status,  # what the request came to (an in-band error, a 499)
             "model": owner.model,
             "deployment": owner.deployment,
+            "experiment": owner.experiment,
+            "variant": owner.variant,
             "key_id": principal.key_id if principal is not None else None,
             "tenant": principal.tenant if principal is not None else None,
             "decisions": decisions,

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from functions.audit.settings import AuditSettings
 from functions.cache.settings import CacheSettings
+from functions.experiments import Experiment, check_experiments
 from functions.filtering.policy import FilterPolicy
 from functions.knowledge.settings import KnowledgeSettings
 from functions.logins import LoginThrottleSettings
@@ -95,6 +96,11 @@ class GatewaySettings(BaseModel):
     # model names bound to knowledge collections, e.g. {"handbook-chat": {"model":
     # "smollm2", "collections": ["handbook"]}}: a chat with the alias retrieves from them
     aliases: dict[str, ModelAlias] = Field(default_factory=dict)
+    # public model names split over variants, sticky per caller (functions/experiments.py):
+    # {"chat": {"variants": [{"name": "a", "model": "m1", "weight": 90}, …]}}
+    experiments: dict[str, Experiment] = Field(default_factory=dict)
+    # how long an answer can be rated (POST /v1/feedback); older requests are forgotten
+    feedback_window_days: int = Field(default=90, ge=1, le=3650)
     # requests/tokens per minute and daily budgets, per key and tenant; shared by every
     # process through the store ("memory" one process, "file" one host, "redis" many)
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
@@ -126,6 +132,7 @@ class GatewaySettings(BaseModel):
             unknown = {primary, *chain} - models
             if unknown:
                 raise ValueError(f"fallbacks name unknown models: {sorted(unknown)}")
+        check_experiments(self.experiments, models, self.aliases)
         return self
 
 

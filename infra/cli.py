@@ -10,7 +10,7 @@ import pydantic
 from functions.errors import EnclaveError, map_exception
 from functions.settings import Settings
 from inference_node.exposure import NodeKeyMissingError
-from infra import cli_audit, cli_cache, cli_keys, cli_knowledge
+from infra import cli_audit, cli_cache, cli_dataset, cli_experiments, cli_keys, cli_knowledge
 
 
 def _reported(parser: argparse.ArgumentParser, command: Callable[[], int]) -> int:
@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     cli_audit.add_parser(commands)
     cli_knowledge.add_parsers(commands)
     cli_cache.add_parser(commands)
+    cli_experiments.add_parser(commands)
+    cli_dataset.add_parser(commands)
     args = parser.parse_args(argv)
 
     settings = Settings()
@@ -43,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         return cli_cache.run(args, settings)
     if args.command == "audit":
         return cli_audit.run(args, settings)
+    if args.command == "experiments":
+        return cli_experiments.run(args, settings)
+    if args.command == "dataset":
+        return cli_dataset.run(args, settings)
     if args.command == "up":
         from infra.launcher import up as run_up
 

@@ -28,6 +28,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from functions.admin import ADMIN_BODY_LIMIT
+from functions.feedback import BODY_LIMIT as FEEDBACK_BODY_LIMIT
 from functions.filtering.steps import FILTER_BODY_LIMIT
 from functions.openapi.chat import ANSWER_SCHEMAS, CHAT_REQUEST, CHAT_SCHEMAS, ERROR_SCHEMAS
 from functions.openapi.schema import (
@@ -124,6 +125,19 @@ def _paths() -> Schema:
                     429,
                 ),
                 requestBody=_body(ref("FilterRequest"), FILTER_BODY_LIMIT),
+            )
+        },
+        "/v1/feedback": {
+            "post": _operation(
+                "Rate an answer",
+                _responses(
+                    _ok("The rating as stored (a second one replaces it).", _json(ref("Feedback"))),
+                    400,
+                    *_AUTHED,
+                    404,
+                    413,
+                ),
+                requestBody=_body(ref("FeedbackRequest"), FEEDBACK_BODY_LIMIT),
             )
         },
         "/v1/retrieve": {

@@ -18,6 +18,9 @@ from functions.openapi.schema import (
     ref,
 )
 
+# integers the wire holds to 64 bits (functions.wire.Int), as the spec's int64
+_INT64: Schema = {**INTEGER, "minimum": wire.INT64_MIN, "maximum": wire.INT64_MAX}
+
 
 def chat(field: str, schema: Schema) -> Schema:
     return bounded(wire.ChatCompletionRequest, field, schema)
@@ -161,8 +164,8 @@ CHAT_REQUEST: Schema = {
         ),
         "logprobs": nullable(BOOLEAN),
         "top_logprobs": nullable(chat("top_logprobs", INTEGER)),
-        "max_completion_tokens": nullable(chat("max_completion_tokens", INTEGER)),
-        "max_tokens": nullable(chat("max_tokens", INTEGER)),
+        "max_completion_tokens": nullable(chat("max_completion_tokens", _INT64)),
+        "max_tokens": nullable(chat("max_tokens", _INT64)),
         "metadata": nullable(
             {
                 "type": "object",
@@ -178,7 +181,7 @@ CHAT_REQUEST: Schema = {
             {"type": "string", "enum": ["none", "minimal", "low", "medium", "high"]}
         ),
         "response_format": nullable(ref("ResponseFormat")),
-        "seed": nullable(INTEGER),
+        "seed": nullable(_INT64),
         "stop": nullable(
             {"oneOf": [_STOP, {"type": "array", "maxItems": wire.MAX_STOP, "items": _STOP}]}
         ),

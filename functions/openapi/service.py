@@ -3,6 +3,7 @@ health; and what each error status means."""
 
 from __future__ import annotations
 
+from functions.feedback import REQUEST_ID, FeedbackRequest
 from functions.keys import KeySpec
 from functions.knowledge.api import MAX_INPUTS, EmbeddingRequest, RetrieveRequest
 from functions.openapi.schema import (
@@ -54,6 +55,26 @@ SERVICE_SCHEMAS: dict[str, Schema] = {
         detections={"type": "array", "items": JSON_OBJECT},
         injection_score={"type": "number"},
         reasons={"type": "array", "items": STRING},
+    ),
+    "FeedbackRequest": {
+        **obj(
+            ("request_id", "rating"),
+            request_id={
+                **bounded(FeedbackRequest, "request_id", STRING),
+                "pattern": REQUEST_ID,
+                "description": "The rated answer's x-request-id.",
+            },
+            rating={"type": "integer", "enum": [1, -1]},
+            comment=nullable(bounded(FeedbackRequest, "comment", STRING)),
+        ),
+        "additionalProperties": False,
+    },
+    "Feedback": obj(
+        ("object", "request_id", "rating"),
+        object={"type": "string", "enum": ["feedback"]},
+        request_id=STRING,
+        rating={"type": "integer", "enum": [1, -1]},
+        comment=nullable({**STRING, "description": "As stored: masked by the input filter."}),
     ),
     "RetrieveRequest": {
         **obj(
@@ -188,7 +209,7 @@ ERRORS: dict[int, str] = {
     400: "The request is malformed or refused by policy (invalid_request_error).",
     401: "No key, or not a valid one.",
     403: "The key may not do this.",
-    404: "No such model, key or collection.",
+    404: "No such model, key, collection, or answer to rate.",
     409: "The key is revoked: it cannot be rotated.",
     413: "The body is larger than this route accepts.",
     422: "The model server refused the request as sent (relayed).",
