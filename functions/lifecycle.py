@@ -191,6 +191,11 @@ class Lifecycle:
             "deployment": owner.deployment,
             "key_id": principal.key_id if principal is not None else None,
             "tenant": principal.tenant if principal is not None else None,
+            # a frontend's end user, as a pseudonym: the audit record says who it is
+            "end_user": principal.end_user.pseudonym
+            if principal is not None and principal.end_user is not None
+            else None,
+            "priority": decisions.get("priority", "").partition(" ")[0] or None,
             "decisions": decisions,
             "ms": round(elapsed * 1000, 2),
             "error": owner.error or error,
