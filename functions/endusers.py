@@ -115,7 +115,10 @@ def _checked(value: str, name: str, pattern: re.Pattern[str], what: str) -> str:
 def _name(raw: str) -> str:
     if len(raw) > 3 * _MAX_NAME:  # percent-encoded, three characters a byte at most
         raise _malformed(OPENWEBUI_NAME, f"at most {_MAX_NAME} characters")
-    name = unquote(raw, errors="strict") if "%" in raw else raw
+    try:
+        name = unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        raise _malformed(OPENWEBUI_NAME, "not percent-encoded UTF-8") from None
     if len(name) > _MAX_NAME or not name.isprintable():
         raise _malformed(OPENWEBUI_NAME, f"at most {_MAX_NAME} printable characters")
     return name

@@ -20,7 +20,7 @@ HELLO = {"model": "smollm2", "max_tokens": 4, "messages": [{"role": "user", "con
 def test_a_stream_waits_for_a_late_node_with_keepalives(log_dir: Path) -> None:
     node_port = free_port()
     env = gateway_env(
-        [deployment("late", f"http://127.0.0.1:{node_port}")],
+        [deployment("late", f"http://127.0.0.1:{node_port}", scale_to_zero=True)],
         ENCLAVE_GATEWAY_COLD_WAIT_S="90",
         ENCLAVE_GATEWAY_KEEPALIVE_S="0.5",
         ENCLAVE_GATEWAY_PROBE_INTERVAL_S="0.3",
@@ -76,7 +76,7 @@ def test_data_that_may_leave_goes_to_the_fallback_at_once(
     cold = f"http://127.0.0.1:{free_port()}"
     env = gateway_env(
         [
-            {"name": "gpu", "model": "chat", "api_base": f"{cold}/v1"},
+            {"name": "gpu", "model": "chat", "api_base": f"{cold}/v1", "scale_to_zero": True},
             echo_deployment(url, "chat-cloud", "external"),
         ],
         ENCLAVE_GATEWAY_FALLBACKS=json.dumps({"chat": ["chat-cloud"]}),
