@@ -239,7 +239,7 @@ def test_any_key_may_ask_for_background_and_only_the_gateway_tells_the_node(
             client.chat.completions.create(
                 model="chat",
                 messages=[{"role": "user", "content": "ECHO now"}],
-                extra_headers={"x-enclave-priority": "urgent"},
+                extra_headers={"x-enclave-priority": "urgent", "x-request-id": "bg-bad"},
             )
         client.chat.completions.with_raw_response.create(
             model="chat-hosted",
@@ -250,3 +250,6 @@ def test_any_key_may_ask_for_background_and_only_the_gateway_tells_the_node(
     assert received(rec_upstream, "bg-header")["headers"]["x-enclave-priority"] == "background"
     # an external provider is not our node: it is told nothing of our priorities
     assert "x-enclave-priority" not in received(rec_upstream, "bg-hosted")["headers"]
+    refused = logged(gateway, "bg-bad")["enclave"]
+    assert refused["decisions"]["priority"].startswith("refused:")
+    assert "priority" not in refused  # no class for a request refused while classing it
