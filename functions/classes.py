@@ -63,7 +63,6 @@ OPENWEBUI_TASKS: tuple[tuple[str, str, Priority], ...] = (
 )  # fmt: skip
 # the emoji template has no "### Task:" heading
 OPENWEBUI_EMOJI = "Your task is to reflect the speaker's likely facial expression"
-TASKS = (*(task for _, task, _ in OPENWEBUI_TASKS), "emoji")
 
 
 @dataclass(frozen=True, slots=True)
