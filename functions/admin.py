@@ -1,6 +1,7 @@
 """Admin function URLs: the key store over HTTP, for principals with ``keys:manage``.
 
-    POST /v1/admin/keys                 create (body: KeySpec) → the key, shown once
+    POST /v1/admin/keys                 create (body: KeySpec, e.g. with
+                                        "trust_user_headers": true) → the key, shown once
     GET  /v1/admin/keys                 list (no key material, digests withheld)
     POST /v1/admin/keys/{id}/revoke     revoke
     POST /v1/admin/keys/{id}/rotate     new key, same policy; the old one revoked
@@ -60,6 +61,10 @@ def rights_of(record: KeyRecord) -> rbac.Rights:
         tpm=record.tpm,
         daily_tokens=record.daily_tokens,
         expires_at=record.expires_at,
+        trust_user_headers=record.trust_user_headers,
+        user_rpm=record.user_rpm,
+        user_tpm=record.user_tpm,
+        user_daily_tokens=record.user_daily_tokens,
     )
 
 
@@ -71,6 +76,7 @@ def admin_routes(
     def granter(principal: Principal) -> rbac.Rights:
         """The caller's own rights; a stored key's lifetime comes from its record."""
         own = next((r for r in keys.records() if r.id == principal.key_id), None)
+        users = principal.user_limits
         return rbac.Rights(
             role=principal.role,
             models=principal.models,
@@ -79,6 +85,10 @@ def admin_routes(
             tpm=principal.tpm,
             daily_tokens=principal.daily_tokens,
             expires_at=own.expires_at if own is not None else None,
+            trust_user_headers=principal.trust_user_headers,
+            user_rpm=users.rpm if users is not None else None,
+            user_tpm=users.tpm if users is not None else None,
+            user_daily_tokens=users.daily_tokens if users is not None else None,
         )
 
     def within(principal: Principal) -> Callable[[KeyRecord], None]:

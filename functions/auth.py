@@ -32,6 +32,7 @@ from functions.keys import KeyRecord, KeyStore
 from functions.logins import LoginThrottle
 from functions.logs import trace_id
 from functions.oidc import OIDCVerifier, looks_like_jwt
+from functions.ratelimit.settings import Limits
 from functions.settings import GatewaySettings
 
 # a verifier for bearer JWTs: returns the principal, or raises (401, 403 or 503)
@@ -60,7 +61,16 @@ def principal_of(record: KeyRecord) -> Principal:
         rpm=record.rpm,
         tpm=record.tpm,
         daily_tokens=record.daily_tokens,
+        trust_user_headers=record.trust_user_headers,
+        user_limits=user_limits_of(record),
     )
+
+
+def user_limits_of(record: KeyRecord) -> Limits | None:
+    """A frontend key's limits for each of its end users; None: the settings decide."""
+    if record.user_rpm is None and record.user_tpm is None and record.user_daily_tokens is None:
+        return None
+    return Limits(rpm=record.user_rpm, tpm=record.user_tpm, daily_tokens=record.user_daily_tokens)
 
 
 async def caller(authenticate: Step, request: Request) -> Principal:

@@ -33,7 +33,6 @@ from functions.errors import (
     NoDeploymentError,
     ServiceUnavailableError,
     UpstreamUnavailableError,
-    UpstreamUnreachableError,
     map_exception,
 )
 from functions.experiments import variant_headers
@@ -44,7 +43,7 @@ from functions.ratelimit.limiter import prompt_tokens
 from functions.relay import Opened, Relay
 from functions.routing import DeploymentRouter
 from functions.settings import Deployment
-from functions.warmth import Warmth
+from functions.warmth import Warmth, down_error, unreachable
 from functions.wire import SSE_DONE, ChatCompletionRequest, now, sse_event
 
 ROUTE = "/v1/chat/completions"
@@ -87,7 +86,10 @@ class Chat:
         """Answer from a warm deployment, waking cold ones; wait only if no other may serve."""
         if ctx.cache is not None and ctx.cache.answer is not None:
             return await self._replay(ctx, ctx.cache.answer)
-        warm = tuple(d for d in ctx.plan if not self.warmth.is_cold(d))
+        # a deployment that is down is still tried, last: a restarted node serves at once
+        warm = tuple(
+            sorted((d for d in ctx.plan if not self.warmth.is_cold(d)), key=self.warmth.is_down)
+        )
         cold = tuple(d for d in ctx.plan if self.warmth.is_cold(d))
         for deployment in cold:
             self.warmth.wake(deployment)
@@ -233,16 +235,17 @@ class Chat:
         self, ctx: ChatContext, plan: tuple[Deployment, ...]
     ) -> tuple[Deployment, Opened]:
         last: ServiceUnavailableError | None = None
+        down = 0  # deployments found down (refusing, and none can be woken)
         for attempt, deployment in enumerate(plan):
             try:
-                opened = await self.relay.open(
-                    deployment, upstream_payload(ctx.body, deployment), ctx.request_id
-                )
+                payload = upstream_payload(ctx.body, deployment)
+                opened = await self.relay.open(deployment, payload, ctx.request_id, ctx.priority)
             except UpstreamUnavailableError as exc:
                 last = exc
-                if isinstance(exc, UpstreamUnreachableError):
-                    self.warmth.mark_cold(deployment)
+                if unreachable(deployment, exc):
+                    self.warmth.mark_unreachable(deployment)
                     self.warmth.wake(deployment)
+                    down += not deployment.scale_to_zero
                 self.router.record_failure(deployment, exc.status_code, exc.message)
                 self.metrics.upstream_errors.labels(deployment.name, exc.code or "").inc()
                 logger.warning("deployment failed", deployment=deployment.name, error=exc.message)
@@ -259,6 +262,8 @@ class Chat:
                     attempt=attempt + 1,
                 )
             return deployment, opened
+        if plan and down == len(plan):
+            raise down_error(ctx.body.model)
         raise NoDeploymentError(
             f"No deployment of `{ctx.body.model}` is available: "
             f"{last.message if last else 'none is ready'}",

@@ -21,11 +21,13 @@ from starlette.datastructures import Headers
 from functions.filtering.classify import Level
 from functions.filtering.engine import MaskedConversation
 from functions.ratelimit.limiter import Admission
+from functions.ratelimit.settings import Limits
 from functions.settings import Deployment
 from functions.wire import ChatCompletionRequest
 
 if TYPE_CHECKING:
     from functions.cache.cache import Lookup
+    from functions.endusers import EndUser
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,10 @@ class Principal:
     rpm: int | None = None
     tpm: int | None = None
     daily_tokens: int | None = None
+    # a frontend key (``--trust-user-headers``) may name its end users; their own limits
+    trust_user_headers: bool = False
+    user_limits: Limits | None = None  # None: the settings' per-user defaults
+    end_user: EndUser | None = None  # who of a frontend's users asked (functions/endusers.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +89,7 @@ class ChatContext:
     citations: tuple[dict[str, Any], ...] = ()  # sources retrieved into the prompt
     retrieved: frozenset[int] = frozenset()  # indices of messages holding retrieved passages
     cache: Lookup | None = None  # the response cache's hit (with the answer), miss or bypass
+    priority: str = "interactive"  # or "background" (functions/classes.py)
     decisions: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod

@@ -23,8 +23,10 @@
         ├── QueueFullError            503                        queue_full
         ├── UpstreamUnavailableError  503                        upstream_unavailable
         │   └── UpstreamUnreachableError 503                     upstream_unreachable
+        │       └── UpstreamRefusedError 503                     upstream_refused
         └── NoDeploymentError         503                        no_deployment_available
-            └── NoCompliantDeploymentError 503                   no_compliant_deployment
+            ├── NoCompliantDeploymentError 503                   no_compliant_deployment
+            └── DeploymentDownError   503                        deployment_unavailable
 
 Each class carries its HTTP status and OpenAI error ``type``/``code``. Exceptions
 from libraries are mapped by type in :func:`map_exception`, the only place that
@@ -34,6 +36,8 @@ knows about them; nothing here ever looks at message text:
     orjson.JSONDecodeError, UnicodeDecodeError 400 InvalidRequestError  (not valid JSON)
     pydantic.ValidationError                  400 InvalidRequestError  (param: the field path)
     httpx.TimeoutException                    503 UpstreamUnreachableError (did not answer in time)
+    httpx.ConnectError                        503 UpstreamRefusedError (refused or reset: no
+                                                  server listens; down unless it scales to zero)
     httpx.TransportError                      503 UpstreamUnreachableError (could not be reached)
     litellm APIConnectionError, Timeout       503 UpstreamUnreachableError (could not be reached)
     litellm ContextWindowExceededError        400 UpstreamError  context_length_exceeded
@@ -279,6 +283,12 @@ class UpstreamUnreachableError(UpstreamUnavailableError):
     code = "upstream_unreachable"
 
 
+class UpstreamRefusedError(UpstreamUnreachableError):
+    """The connection was refused or reset: nothing listens there (down, or cold)."""
+
+    code = "upstream_refused"
+
+
 class NoDeploymentError(ServiceUnavailableError):
     code = "no_deployment_available"
 
@@ -287,6 +297,12 @@ class NoCompliantDeploymentError(NoDeploymentError):
     """Every deployment this request may use is down or excluded by its classification."""
 
     code = "no_compliant_deployment"
+
+
+class DeploymentDownError(NoDeploymentError):
+    """Every deployment that may serve is down (refuses connections) and none can be woken."""
+
+    code = "deployment_unavailable"
 
 
 def _validation_error(exc: pydantic.ValidationError) -> EnclaveError:
@@ -331,6 +347,8 @@ def map_exception(exc: BaseException) -> EnclaveError:
         return _validation_error(exc)
     if isinstance(exc, httpx.TimeoutException):
         return UpstreamUnreachableError("The model server did not answer in time.")
+    if isinstance(exc, httpx.ConnectError):
+        return UpstreamRefusedError("The model server refused the connection.")
     if isinstance(exc, httpx.TransportError):
         return UpstreamUnreachableError("The model server could not be reached.")
     if (provider := _provider_error(exc)) is not None:

@@ -89,13 +89,16 @@ def check_experiments(
 
 
 def subject_of(ctx: ChatContext) -> str:
-    """Who stays in one bucket: the request's ``user`` if it names one, else the key.
+    """Who stays in one bucket: the end user a frontend key names, else the request's
+    ``user``, else the key.
 
-    The one place that says so: where the gateway learns a trusted end user (forwarded
-    by a front end), that is the natural subject and belongs here. ``user`` is chosen
-    by the caller, so a caller can pick its own variant; that only moves its own
-    traffic and never widens its rights (the variant's model is checked like any).
+    A frontend key (``--trust-user-headers``) shares one key among many people, so the
+    person it names (functions/endusers.py) is the subject: each of them keeps a variant.
+    ``user`` is chosen by the caller, so a caller can pick its own variant; that only moves
+    its own traffic and never widens its rights (the variant's model is checked like any).
     """
+    if ctx.principal.end_user is not None:
+        return f"end-user:{ctx.principal.key_id}:{ctx.principal.end_user.id}"
     return f"user:{ctx.body.user}" if ctx.body.user else f"key:{ctx.principal.key_id}"
 
 

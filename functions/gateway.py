@@ -1,7 +1,7 @@
 """The OpenAI-compatible gateway: the steps composed once into one app.
 
-    POST /v1/chat/completions   authenticate → read body → parse → experiment → retrieve
-                                → filter → route → comply → rate limit
+    POST /v1/chat/completions   authenticate → read body → parse → end user → experiment
+                                → priority → retrieve → filter → route → comply → rate limit
                                 → answer (relay; the answer checked and restored)
     POST /v1/filter             authenticate → what the filter makes of a text
     POST /v1/feedback           authenticate → rate an answer of the caller's tenant
@@ -40,8 +40,10 @@ from functions.auth import caller, make_authenticate, oidc_token_verifier, peer
 from functions.cache.cache import ResponseCache
 from functions.cache.steps import CacheMetrics, cache_routes, make_cache_lookup
 from functions.chat import ROUTE, Chat
+from functions.classes import ClassMetrics, background_models, make_classify
 from functions.context import ChatContext, ChatStep, RequestContext
 from functions.edge import Edge, http_exception_handler, json_response, read_body
+from functions.endusers import EndUserMetrics, make_identify, pseudonymiser
 from functions.errors import AuthenticationError, ServiceUnavailableError
 from functions.experiments import make_assign, usable
 from functions.feedback import FeedbackStore, feedback_route, make_remember, store_path
@@ -162,15 +164,26 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
     authenticate = make_authenticate(gateway, keys, verify_token, logins)
     limiter = RateLimiter.from_settings(gateway.rate_limit, settings.data_dir, metrics.registry)
     aliases = {name: (a.model, a.collections) for name, a in gateway.aliases.items()}
+    alias_models = {name: a.model for name, a in gateway.aliases.items()}
+    classes = ClassMetrics(metrics.registry)
     retrieve = make_retrieve(
         knowledge,
         aliases,
         lambda tenant, text: filters.for_tenant(tenant).carries_instructions(text),
     )
     cache_lookup = make_cache_lookup(cache, cache_metrics)
-    steps = chat_steps(filters, scanner, limiter, retrieve, make_route(router), cache_lookup)
-    # an experiment's name becomes its variant's model before anything else reads it
-    steps = (("experiment", make_assign(gateway.experiments)), *steps)
+    # who of a frontend's users asks, which variant of an experiment they get (its name
+    # becomes the variant's model before anything else reads it), and whether anyone
+    # waits: before everything else
+    frontend = (
+        ("end_user", make_identify(pseudonymiser(keys.pepper), EndUserMetrics(metrics.registry))),
+        ("experiment", make_assign(gateway.experiments)),
+        ("priority", make_classify(alias_models, background_models(gateway), classes)),
+    )
+    steps = (
+        *frontend,
+        *chat_steps(filters, scanner, limiter, retrieve, make_route(router), cache_lookup),
+    )
     feedback = FeedbackStore(store_path(audit_settings.directory), gateway.feedback_window_days)
 
     def context(request: Request) -> RequestContext:

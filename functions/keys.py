@@ -2,7 +2,8 @@
 
 A key is shown once, when it is created or rotated; the store keeps its HMAC
 (``digest``), a short display prefix and its policy (tenant, role, models,
-collections, limits, expiry). Without the pepper a stolen key file is useless.
+collections, limits, expiry, and whether it is a frontend that may name its end
+users, with their own limits). Without the pepper a stolen key file is useless.
 
 Storage is one JSON file, ``keys.json``, in a directory on operator storage (the
 data directory locally, a Volume on Modal). Writers take an exclusive ``flock``
@@ -47,6 +48,12 @@ class KeyRecord(BaseModel):
     rpm: int | None = Field(default=None, ge=1)
     tpm: int | None = Field(default=None, ge=1)
     daily_tokens: int | None = Field(default=None, ge=1)
+    # a frontend key: it may name its end users (functions/endusers.py), each limited
+    # by the user_* limits (None: the settings' per-user defaults)
+    trust_user_headers: bool = False
+    user_rpm: int | None = Field(default=None, ge=1)
+    user_tpm: int | None = Field(default=None, ge=1)
+    user_daily_tokens: int | None = Field(default=None, ge=1)
     created_at: datetime
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
@@ -70,6 +77,10 @@ class KeySpec(BaseModel):
     rpm: int | None = Field(default=None, ge=1)
     tpm: int | None = Field(default=None, ge=1)
     daily_tokens: int | None = Field(default=None, ge=1)
+    trust_user_headers: bool = False
+    user_rpm: int | None = Field(default=None, ge=1)
+    user_tpm: int | None = Field(default=None, ge=1)
+    user_daily_tokens: int | None = Field(default=None, ge=1)
     expires: str | None = Field(default=None, description="e.g. 30d, 12h, 90m")
 
     @field_validator("expires")
@@ -118,6 +129,11 @@ class KeyStore:
         self._by_digest: dict[str, KeyRecord] = {}
         self._seen: tuple[float, int] | None = None
         self._checked = float("-inf")
+
+    @property
+    def pepper(self) -> bytes:
+        """The server-side secret; also keys end users' pseudonyms (functions/endusers.py)."""
+        return self._pepper
 
     def digest(self, key: bytes) -> str:
         return hmac.new(self._pepper, key, hashlib.sha256).hexdigest()

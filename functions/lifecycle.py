@@ -211,12 +211,23 @@ class Lifecycle:
             "variant": owner.variant,
             "key_id": principal.key_id if principal is not None else None,
             "tenant": principal.tenant if principal is not None else None,
+            # a frontend's end user, as a pseudonym: the audit record says who it is
+            "end_user": principal.end_user.pseudonym
+            if principal is not None and principal.end_user is not None
+            else None,
+            "priority": _priority(decisions),
             "decisions": decisions,
             "ms": round(elapsed * 1000, 2),
             "error": owner.error or error,
         }
         message = "chat" if owner.kind == "chat" else "request"
         logger.info(message, **{k: v for k, v in fields.items() if v or v == 0})
+
+
+def _priority(decisions: Mapping[str, str]) -> str | None:
+    """A chat's class, from the classifying step's verdict (None if it refused or never ran)."""
+    found = decisions.get("priority", "").partition(" ")[0]
+    return found if found in ("interactive", "background") else None
 
 
 def _with_decisions(ctx: Any, decisions: Mapping[str, str]) -> Any:

@@ -10,8 +10,10 @@ lists; it can never widen it.
 
 Rights only shrink: a principal grants (creates or rotates) only keys whose
 :class:`Rights` lie within its own — a role it holds or one below it, a subset of
-its models and collections, rates and a daily budget no larger, a lifetime no
-longer. ``None`` means "no limit": a limited granter cannot grant it.
+its models and collections, rates and a daily budget no larger (its end users'
+too), a lifetime no longer; the frontend flag (``trust_user_headers``) only from
+an admin or another frontend key. ``None`` means "no limit": a limited granter
+cannot grant it.
 """
 
 from __future__ import annotations
@@ -77,6 +79,10 @@ class Rights:
     tpm: int | None = None
     daily_tokens: int | None = None
     expires_at: datetime | None = None
+    trust_user_headers: bool = False  # a frontend key, naming its end users
+    user_rpm: int | None = None
+    user_tpm: int | None = None
+    user_daily_tokens: int | None = None
 
 
 def _subset(mine: Collection[str] | None, theirs: Collection[str] | None) -> bool:
@@ -99,7 +105,16 @@ _CHECKS: Final[tuple[tuple[str, Callable[[Rights, Rights], bool]], ...]] = (
     ("tpm", lambda g, k: _at_most(g.tpm, k.tpm)),
     ("daily_tokens", lambda g, k: _at_most(g.daily_tokens, k.daily_tokens)),
     ("expires", lambda g, k: _no_later(g.expires_at, k.expires_at)),
+    # an admin makes its tenant's frontend keys; any other granter only if it is one
+    ("trust_user_headers", lambda g, k: not k.trust_user_headers or _frontend_granter(g)),
+    ("user_rpm", lambda g, k: _at_most(g.user_rpm, k.user_rpm)),
+    ("user_tpm", lambda g, k: _at_most(g.user_tpm, k.user_tpm)),
+    ("user_daily_tokens", lambda g, k: _at_most(g.user_daily_tokens, k.user_daily_tokens)),
 )
+
+
+def _frontend_granter(granter: Rights) -> bool:
+    return granter.role == "admin" or granter.trust_user_headers
 
 
 def require_within(granter: Rights, granted: Rights) -> None:

@@ -157,11 +157,15 @@ class Relay:
         await self._client.aclose()
 
     async def open(
-        self, deployment: Deployment, payload: dict[str, Any], request_id: str
+        self,
+        deployment: Deployment,
+        payload: dict[str, Any],
+        request_id: str,
+        priority: str = "interactive",
     ) -> Opened:
         try:
             if deployment.relayed:
-                return await self._open_http(deployment, payload, request_id)
+                return await self._open_http(deployment, payload, request_id, priority)
             return await self._open_litellm(deployment, payload)
         except (UpstreamError, UpstreamUnavailableError):
             raise
@@ -169,9 +173,11 @@ class Relay:
             raise map_upstream_exception(exc) from exc
 
     async def _open_http(
-        self, deployment: Deployment, payload: dict[str, Any], request_id: str
+        self, deployment: Deployment, payload: dict[str, Any], request_id: str, priority: str
     ) -> Opened:
         headers = {"content-type": "application/json", "x-request-id": request_id}
+        if deployment.location == "on_prem":  # our own node serves interactive work first
+            headers["x-enclave-priority"] = priority  # the gateway's class, never the caller's
         if (parent := traceparent.get()) is not None:  # this gateway's span, W3C trace context
             headers["traceparent"] = parent
         if deployment.api_key is not None:

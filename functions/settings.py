@@ -52,6 +52,9 @@ class Deployment(BaseModel):
     # gateway's on-prem-only level never goes there, not even as a fallback
     location: Literal["on_prem", "external"] = "on_prem"
     health_url: str | None = Field(default=None, description="default: <api_base>/../health")
+    # true for a deployment that scales to zero (Modal): a refused connection means it is
+    # cold, so it is woken and waited for; false: a refused connection means it is down
+    scale_to_zero: bool = False
 
     @property
     def target_model(self) -> str:
@@ -80,6 +83,8 @@ def _default_deployments() -> list[Deployment]:
 class ModelAlias(BaseModel):
     model: str = Field(min_length=1)
     collections: list[str] = Field(min_length=1)
+    # where this alias's background requests go (functions/classes.py); None: the model's
+    background_model: str | None = None
 
 
 class GatewaySettings(BaseModel):
@@ -101,6 +106,9 @@ class GatewaySettings(BaseModel):
     experiments: dict[str, Experiment] = Field(default_factory=dict)
     # how long an answer can be rated (POST /v1/feedback); older requests are forgotten
     feedback_window_days: int = Field(default=90, ge=1, le=3650)
+    # public model -> the model its background requests (titles, tags…) go to, e.g.
+    # {"smollm2": "smollm2-small"} (functions/classes.py)
+    background_models: dict[str, str] = Field(default_factory=dict)
     # requests/tokens per minute and daily budgets, per key and tenant; shared by every
     # process through the store ("memory" one process, "file" one host, "redis" many)
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
@@ -133,6 +141,10 @@ class GatewaySettings(BaseModel):
             if unknown:
                 raise ValueError(f"fallbacks name unknown models: {sorted(unknown)}")
         check_experiments(self.experiments, models, self.aliases)
+        targets = {*self.background_models.values()}
+        targets |= {a.background_model for a in self.aliases.values() if a.background_model}
+        if unknown := targets - models:
+            raise ValueError(f"background models name unknown models: {sorted(unknown)}")
         return self
 
 

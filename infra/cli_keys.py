@@ -27,6 +27,15 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     create.add_argument("--tpm", type=int, help="tokens per minute")
     create.add_argument("--daily-tokens", type=int, help="tokens per UTC day")
     create.add_argument("--expires", help="lifetime, e.g. 30d, 12h, 90m")
+    create.add_argument(
+        "--trust-user-headers",
+        action="store_true",
+        help="a frontend key: it may name its end users (X-OpenWebUI-User-Id, x-enclave-user, "
+        "the body's user), who are audited and limited one by one",
+    )
+    create.add_argument("--user-rpm", type=int, help="requests per minute for each end user")
+    create.add_argument("--user-tpm", type=int, help="tokens per minute for each end user")
+    create.add_argument("--user-daily-tokens", type=int, help="tokens per UTC day per end user")
     listing = keys.add_parser("list", help="list keys (never their secret)")
     listing.add_argument("--json", action="store_true")
     for name in ("revoke", "rotate"):
@@ -39,7 +48,8 @@ def _line(record: KeyRecord) -> str:
     models = ",".join(record.models) if record.models is not None else "*"
     return (
         f"{record.id}  {record.display}…  {record.tenant:<12} {record.role:<8} {state:<8} "
-        f"expires {expires:<10} models {models}  {record.name or ''}"
+        f"expires {expires:<10} models {models}"
+        f"{'  frontend' if record.trust_user_headers else ''}  {record.name or ''}"
     ).rstrip()
 
 
@@ -55,6 +65,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             rpm=args.rpm,
             tpm=args.tpm,
             daily_tokens=args.daily_tokens,
+            trust_user_headers=args.trust_user_headers,
+            user_rpm=args.user_rpm,
+            user_tpm=args.user_tpm,
+            user_daily_tokens=args.user_daily_tokens,
             expires=args.expires,
         )
         key, record = store.create(spec)

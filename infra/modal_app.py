@@ -11,7 +11,8 @@ Deploy, from the repository root::
         ENCLAVE_NODE_API_KEY='node-…' \\
         ENCLAVE_GATEWAY_DEPLOYMENTS='[{"name": "modal-gpu", "model": "smollm2",
             "api_base": "https://<workspace>--enclave-node.modal.run/v1",
-            "upstream_model": "SmolLM2-135M-Instruct", "api_key": "node-…"}]'
+            "upstream_model": "SmolLM2-135M-Instruct", "api_key": "node-…",
+            "scale_to_zero": true}]'
     modal deploy -m infra.modal_app
     modal run -m infra.modal_app::smoke --deployed   # GET the deployed gateway's /health
 
@@ -23,7 +24,9 @@ them with ``modal volume put enclave-weights ./model.gguf /`` and add
 
 Costs: with ``min_containers=0`` an idle deployment costs nothing — no GPU, no
 CPU. The first request after ``scaledown_window`` seconds of quiet pays a cold
-start (container start plus model load). Set ``ENCLAVE_MODAL_MIN_CONTAINERS=1``
+start (container start plus model load), which the gateway waits for because the
+deployment says ``scale_to_zero`` (one that does not is reported down at once
+when it refuses connections). Set ``ENCLAVE_MODAL_MIN_CONTAINERS=1``
 at deploy time to keep one GPU warm, billed around the clock.
 """
 

@@ -261,6 +261,7 @@ class RequestAudit:
             if capture and isinstance(ctx.payload, dict)
             else None,
             answer=answer if capture else None,
+            end_user=principal.end_user.audited() if principal and principal.end_user else None,
         )
 
 

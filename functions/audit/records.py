@@ -8,6 +8,8 @@ and :func:`build_admin_record`)::
     kind        "request" | "admin" | "refusals"
     principal   key id or subject, never a key
     tenant, role
+    end_user    {"id", "pseudonym", "source", "email"?, "role"?}: the end user a
+                frontend key named (functions/endusers.py)  (request; optional)
     route       the route, when not the chat route  (request; optional)
     model       the public model asked for        (request)
     deployment  the deployment that answered      (request)
@@ -108,10 +110,12 @@ def build_request_record(
     answer: Any = None,
     route: str | None = None,
     error: str | None = None,
+    end_user: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """One request's record. ``prompt``/``answer`` are kept only for content capture.
 
-    ``route`` and ``error`` are written only when given; every text is bounded.
+    ``route``, ``error`` and ``end_user`` are written only when given; every text is
+    bounded.
     """
     record: dict[str, Any] = {
         "ts": ts,
@@ -132,6 +136,8 @@ def build_request_record(
         record["route"] = bounded(route)
     if error is not None:
         record["error"] = bounded(error, MAX_ERROR_CHARS)
+    if end_user is not None:
+        record["end_user"] = {bounded(k): bounded(v) for k, v in list(end_user.items())[:8]}
     return _with_content(record, prompt, answer)
 
 

@@ -7,6 +7,7 @@ from functions.feedback import REQUEST_ID, FeedbackRequest
 from functions.keys import KeySpec
 from functions.knowledge.api import MAX_INPUTS, EmbeddingRequest, RetrieveRequest
 from functions.openapi.schema import (
+    BOOLEAN,
     COLLECTION,
     INTEGER,
     JSON_OBJECT,
@@ -27,7 +28,13 @@ _KEY_RIGHTS: dict[str, Schema] = {
     "collections": nullable(bounded(KeySpec, "collections", {"type": "array", "items": STRING})),
     **{
         limit: nullable(bounded(KeySpec, limit, INTEGER))
-        for limit in ("rpm", "tpm", "daily_tokens")
+        for limit in ("rpm", "tpm", "daily_tokens", "user_rpm", "user_tpm", "user_daily_tokens")
+    },
+    "trust_user_headers": {
+        **BOOLEAN,
+        "default": False,
+        "description": "A frontend key: it may name its end users (X-OpenWebUI-User-Id, "
+        "x-enclave-user, the body's user), each limited by the user_* limits.",
     },
 }
 _TIME = {"type": "string", "format": "date-time"}

@@ -18,11 +18,15 @@ Semantics
   the next day (a debt of two days' budget takes two midnights to repay). Idle
   buckets are kept until they would be full again, debt included, so a bucket
   expiring in the store changes nothing.
-- Bucket keys: ``{<tenant>}:key:<key_id>:<rpm|tpm|budget>`` and
-  ``{<tenant>}:tenant:<…>`` (``{tenant}`` is a Redis Cluster hash tag).
-- Every limit exists for the key and for its tenant; ``None`` is unlimited. One
-  admission takes from all of them **atomically, all or nothing**: a refused
-  request charges nothing anywhere.
+- Bucket keys: ``{<tenant>}:key:<key_id>:<rpm|tpm|budget>``,
+  ``{<tenant>}:tenant:<…>`` and, for an end user of a frontend key,
+  ``{<tenant>}:user:<key_id>:<pseudonym>:<…>`` (``{tenant}`` is a Redis Cluster
+  hash tag; the pseudonym is keyed, so the store holds no user id or address).
+- Every limit exists for the key and for its tenant, and for each end user a
+  frontend key names (``user_limits``, ``tenant_user_limits``, or the key's own
+  ``user_*``); ``None`` is unlimited. One admission takes from all of them
+  **atomically, all or nothing**: a refused request charges nothing anywhere, so
+  user A's 429 costs the key nothing and user B is still let in.
 - **Refusal** is a 429 (:class:`~functions.errors.RateLimitError`) worded like
   OpenAI's, with ``retry-after`` (whole seconds ≥ 1: until *every* bucket holds the
   cost, absent other traffic; for a budget, until midnight UTC), ``retry-after-ms``

@@ -72,14 +72,26 @@ class _Bucket:
     request: BucketRequest
 
 
+def _scope_names(key_id: str, tenant: str, user: str | None, scope: str) -> tuple[str, str]:
+    """A scope's bucket key prefix and its name in messages."""
+    # "{tenant}" is a Redis Cluster hash tag: every key of one call in one slot
+    if scope == "key":
+        return f"{{{tenant}}}:key:{key_id}", f"key {key_id}"
+    if scope == "user":  # an end user of this key: a pseudonym, never an address
+        return f"{{{tenant}}}:user:{key_id}:{user}", f"user {user}"
+    return f"{{{tenant}}}:tenant", f"tenant {tenant}"
+
+
 def _buckets(
-    key_id: str, tenant: str, scopes: Sequence[tuple[str, Limits]], cost: int
+    key_id: str,
+    tenant: str,
+    scopes: Sequence[tuple[str, Limits]],
+    cost: int,
+    user: str | None = None,
 ) -> list[_Bucket]:
     out: list[_Bucket] = []
     for scope, limits in scopes:
-        # "{tenant}" is a Redis Cluster hash tag: every key of one call in one slot
-        name = f"{{{tenant}}}:" + (f"key:{key_id}" if scope == "key" else "tenant")
-        label = f"key {key_id}" if scope == "key" else f"tenant {tenant}"
+        name, label = _scope_names(key_id, tenant, user, scope)
         if limits.rpm:
             bucket = BucketRequest(f"{name}:rpm", limits.rpm, limits.rpm / 60, 1)
             out.append(_Bucket("requests", label, limits.rpm, bucket))
@@ -151,7 +163,7 @@ class LimiterMetrics:
             registry=registry,
         )
         for kind in ("requests", "tokens", "budget"):
-            for scope in ("key", "tenant"):
+            for scope in ("key", "tenant", "user"):
                 self.refusals.labels(kind, scope)
         for operation in ("admit", "settle"):
             self.store_errors.labels(operation)
@@ -188,21 +200,33 @@ class RateLimiter:
         return estimate_tokens(request, self.settings.assumed_completion_tokens)
 
     async def admit(
-        self, key_id: str, tenant: str, limits: Limits | None = None, estimated_tokens: int = 0
+        self,
+        key_id: str,
+        tenant: str,
+        limits: Limits | None = None,
+        estimated_tokens: int = 0,
+        user: str | None = None,
+        user_limits: Limits | None = None,
     ) -> Admission:
         """Let one request in, or raise 429 (:class:`RateLimitError`) with OpenAI's headers.
 
         ``limits`` are the key's (default: from settings); the tenant's come from
-        settings. Each RPM bucket is charged 1, each TPM bucket and daily budget
-        ``estimated_tokens``, all at once or not at all. An unreachable store is a
-        503 (:class:`ServiceUnavailableError`) or an unlimited admission, per
+        settings. With ``user`` (an end user's pseudonym, for a frontend key) the
+        user's own buckets under this key are charged as well, with ``user_limits``
+        (default: the tenant's per-user limits from settings). Each RPM bucket is
+        charged 1, each TPM bucket and daily budget ``estimated_tokens``, all at
+        once or not at all. An unreachable store is a 503
+        (:class:`ServiceUnavailableError`) or an unlimited admission, per
         ``settings.on_store_error``.
         """
         key_limits = limits if limits is not None else self.settings.limits_for_key(key_id)
         scopes = [("key", key_limits), ("tenant", self.settings.limits_for_tenant(tenant))]
+        if user is not None:
+            per_user = user_limits or self.settings.limits_for_user(tenant)
+            scopes.insert(0, ("user", per_user))  # the narrowest first: the user's 429
         now = self._clock()
         until_midnight = utc_day(now)[1]
-        buckets = _buckets(key_id, tenant, scopes, estimated_tokens)
+        buckets = _buckets(key_id, tenant, scopes, estimated_tokens, user)
         if not buckets:
             return Admission({}, estimated_tokens)
         try:

@@ -53,9 +53,19 @@ class RateLimitSettings(BaseModel):
     )
     keys: dict[str, Limits] = Field(default_factory=dict, description="by key fingerprint")
     tenants: dict[str, Limits] = Field(default_factory=dict, description="by tenant name")
+    # each end user of a frontend key (functions/endusers.py), unless the key sets its own
+    user_limits: Limits = Field(
+        default_factory=Limits, description="each end user's, unless in tenant_user_limits"
+    )
+    tenant_user_limits: dict[str, Limits] = Field(
+        default_factory=dict, description="each end user's, by tenant name"
+    )
 
     def limits_for_key(self, key_id: str) -> Limits:
         return self.keys.get(key_id, self.key_limits)
 
     def limits_for_tenant(self, tenant: str) -> Limits:
         return self.tenants.get(tenant, self.tenant_limits)
+
+    def limits_for_user(self, tenant: str) -> Limits:
+        return self.tenant_user_limits.get(tenant, self.user_limits)

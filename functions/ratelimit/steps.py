@@ -1,7 +1,9 @@
 """The gateway's rate-limit step: admit the request against its key's and tenant's buckets.
 
 A key's own limits (``rpm``, ``tpm``, ``daily_tokens`` on its record) win over
-the settings' defaults; the tenant's come from settings. The admission rides on
+the settings' defaults; the tenant's come from settings. The end user a frontend
+key names is limited too, per (key, user): by the key's ``user_*`` limits, else
+the settings' ``tenant_user_limits`` or ``user_limits``. The admission rides on
 the context so the answer can carry the ``x-ratelimit-*`` headers and settle the
 token estimate against the real usage.
 """
@@ -28,6 +30,9 @@ def make_rate_limit(limiter: RateLimiter) -> ChatStep:
             limits_of(ctx.principal),
             # a cached answer costs no model tokens: it counts as a request only
             estimated_tokens=0 if hit else limiter.estimate_tokens(ctx.body),
+            # a frontend key's end user has buckets of their own, as well as the key's
+            user=user.pseudonym if (user := ctx.principal.end_user) is not None else None,
+            user_limits=ctx.principal.user_limits,
         )
         return ctx.decided("rate_limit", "admitted", admission=admission)
 

@@ -1,4 +1,8 @@
-"""Scale to zero that users never feel: a node that starts late, or is down, behind a gateway."""
+"""Scale to zero that users never feel, and a dead node that users are told about at once.
+
+A deployment marked ``scale_to_zero`` that cannot be reached is cold: it is woken and
+waited for. Any other that refuses connections is down: a 503 that says so, at once.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
+import pytest
+from openai import OpenAI
 
 from tests.conftest import API_KEY, Server, deployment, free_port, gateway_env, start
 from tests.e2e.test_filtering import echo, echo_deployment  # noqa: F401  (fixture)
+from tests.openapi import validate
 
 AUTH = {"authorization": f"Bearer {API_KEY}"}
 HELLO = {"model": "smollm2", "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]}
@@ -20,7 +28,7 @@ HELLO = {"model": "smollm2", "max_tokens": 4, "messages": [{"role": "user", "con
 def test_a_stream_waits_for_a_late_node_with_keepalives(log_dir: Path) -> None:
     node_port = free_port()
     env = gateway_env(
-        [deployment("late", f"http://127.0.0.1:{node_port}")],
+        [deployment("late", f"http://127.0.0.1:{node_port}", scale_to_zero=True)],
         ENCLAVE_GATEWAY_COLD_WAIT_S="90",
         ENCLAVE_GATEWAY_KEEPALIVE_S="0.5",
         ENCLAVE_GATEWAY_PROBE_INTERVAL_S="0.3",
@@ -76,7 +84,7 @@ def test_data_that_may_leave_goes_to_the_fallback_at_once(
     cold = f"http://127.0.0.1:{free_port()}"
     env = gateway_env(
         [
-            {"name": "gpu", "model": "chat", "api_base": f"{cold}/v1"},
+            {"name": "gpu", "model": "chat", "api_base": f"{cold}/v1", "scale_to_zero": True},
             echo_deployment(url, "chat-cloud", "external"),
         ],
         ENCLAVE_GATEWAY_FALLBACKS=json.dumps({"chat": ["chat-cloud"]}),
@@ -114,3 +122,49 @@ def test_data_that_may_leave_goes_to_the_fallback_at_once(
     assert "starting up" in confidential.json()["error"]["message"]
     assert "11010519491231002X" not in record.read_text()[len(before) :]
     assert "<ID_CARD_1>" not in record.read_text()[len(before) :]
+
+
+def test_a_dead_local_node_is_down_at_once_and_serves_again_when_restarted(
+    log_dir: Path,
+) -> None:
+    """A node that does not scale to zero and refuses connections is down: a 503 that says
+    so, at once, plain and streamed (with a 120 s cold wait, a 30 s client would time out
+    if the gateway waited); restarted on its port, it answers the very next request."""
+    node = start("node", {}, log_dir)
+    env = gateway_env(
+        [deployment("local", node)],
+        ENCLAVE_GATEWAY_COLD_WAIT_S="120",
+        ENCLAVE_GATEWAY_PROBE_INTERVAL_S="0.3",
+    )
+    gateway = start("gateway", env, log_dir)
+    restarted: Server | None = None
+    try:
+        with OpenAI(
+            base_url=f"{gateway.url}/v1", api_key=API_KEY, max_retries=0, timeout=30
+        ) as sdk:
+            first = sdk.chat.completions.create(**HELLO)
+            assert first.choices[0].message.content is not None
+            node.proc.kill()  # the process is gone: nothing listens on its port
+            node.proc.wait()
+            refused: list[openai.APIStatusError] = []
+            for stream in (False, True):
+                with pytest.raises(openai.APIStatusError) as caught:
+                    sdk.chat.completions.create(**HELLO, stream=stream)
+                refused.append(caught.value)
+            health = httpx.get(f"{gateway.url}/health", headers=AUTH, timeout=10).json()
+            restarted = start("node", {}, log_dir, port=node.port)
+            again = sdk.chat.completions.create(**HELLO)
+    finally:
+        gateway.stop()
+        node.stop()
+        if restarted is not None:
+            restarted.stop()
+    for error in refused:
+        assert error.status_code == 503
+        assert error.response.headers["retry-after"] == "5"
+        assert error.code == "deployment_unavailable"
+        assert "is down" in error.message and "starting up" not in error.message
+        validate("ErrorResponse", error.response.json())
+    assert health["deployments"] == {"local": "down"}
+    assert again.choices[0].message.content is not None
+    assert not gateway.logged(lambda line: line["message"] == "waking deployment", timeout=0)

@@ -105,7 +105,8 @@ def test_every_deployment_down_is_a_clear_503(log_dir: Path) -> None:
         gateway.stop()
     assert response.status_code == 503
     validate("ErrorResponse", response.json())
-    assert response.json()["error"]["code"] == "no_deployment_available"
+    assert response.json()["error"]["code"] == "deployment_unavailable"
+    assert "is down" in response.json()["error"]["message"]
     assert response.headers["retry-after"]
     assert waited < 10
 

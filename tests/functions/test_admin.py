@@ -117,6 +117,33 @@ def test_a_tenant_admin_manages_only_its_tenant(tmp_path: Path) -> None:
     run(tmp_path, scenario)
 
 
+def test_frontend_keys_are_made_by_admins_and_never_widen(tmp_path: Path) -> None:
+    async def scenario(gw: httpx.AsyncClient) -> None:
+        frontend_spec = {"tenant": "acme", "trust_user_headers": True, "user_rpm": 10}
+        made = await gw.post("/v1/admin/keys", headers=bearer(BOOT), json=frontend_spec)
+        assert made.status_code == 201, made.text
+        assert (made.json()["trust_user_headers"], made.json()["user_rpm"]) == (True, 10)
+        admin = (
+            await gw.post(
+                "/v1/admin/keys",
+                headers=bearer(BOOT),
+                json={"tenant": "acme", "role": "admin", "user_rpm": 10},
+            )
+        ).json()["key"]
+        # a limited admin makes frontend keys, but none with a looser per-user limit
+        ok = await gw.post("/v1/admin/keys", headers=bearer(admin), json=frontend_spec)
+        assert ok.status_code == 201, ok.text
+        wider = {**frontend_spec, "user_rpm": 11}
+        refused = await gw.post("/v1/admin/keys", headers=bearer(admin), json=wider)
+        assert refused.status_code == 403 and refused.json()["error"]["param"] == "user_rpm"
+        bad = await gw.post(
+            "/v1/admin/keys", headers=bearer(BOOT), json={**frontend_spec, "user_rpm": 0}
+        )
+        assert bad.status_code == 400
+
+    run(tmp_path, scenario)
+
+
 def test_members_may_not_read_metrics_or_health_details(tmp_path: Path) -> None:
     async def scenario(gw: httpx.AsyncClient) -> list[int]:
         made = await gw.post("/v1/admin/keys", headers=bearer(BOOT), json={"tenant": "acme"})

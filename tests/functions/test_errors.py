@@ -29,6 +29,7 @@ from functions.errors import (
     CollectionNotFoundError,
     ContentBlockedError,
     ContextLengthExceededError,
+    DeploymentDownError,
     EmbeddingMismatchError,
     EnclaveError,
     InvalidRequestError,
@@ -46,6 +47,7 @@ from functions.errors import (
     ServiceUnavailableError,
     TooManyFailedLoginsError,
     UpstreamError,
+    UpstreamRefusedError,
     UpstreamUnavailableError,
     UpstreamUnreachableError,
     map_exception,
@@ -123,7 +125,21 @@ TREE = [
         "server_error",
         "upstream_unreachable",
     ),
+    (
+        UpstreamRefusedError,
+        UpstreamUnreachableError,
+        503,
+        "server_error",
+        "upstream_refused",
+    ),
     (NoDeploymentError, ServiceUnavailableError, 503, "server_error", "no_deployment_available"),
+    (
+        DeploymentDownError,
+        NoDeploymentError,
+        503,
+        "server_error",
+        "deployment_unavailable",
+    ),
     (
         NoCompliantDeploymentError,
         NoDeploymentError,
@@ -236,7 +252,6 @@ REQUEST = httpx.Request("POST", "http://upstream/v1/chat/completions")
     [
         httpx.ConnectTimeout("slow", request=REQUEST),
         httpx.ReadTimeout("slow", request=REQUEST),
-        httpx.ConnectError("refused", request=REQUEST),
         httpx.RemoteProtocolError("peer closed", request=REQUEST),
     ],
     ids=lambda e: type(e).__name__,
@@ -245,6 +260,14 @@ def test_transport_failures_map_to_upstream_unreachable(exc: httpx.TransportErro
     mapped = map_exception(exc)
     assert type(mapped) is UpstreamUnreachableError  # a subclass of UpstreamUnavailableError
     assert (mapped.status_code, mapped.code) == (503, "upstream_unreachable")
+
+
+def test_a_refused_connection_is_its_own_kind_of_unreachable() -> None:
+    """Refused or reset while connecting: nothing listens (down, or cold if it scales to zero)."""
+    mapped = map_exception(httpx.ConnectError("refused", request=REQUEST))
+    assert type(mapped) is UpstreamRefusedError
+    assert isinstance(mapped, UpstreamUnreachableError)
+    assert (mapped.status_code, mapped.code) == (503, "upstream_refused")
 
 
 def test_a_timeout_says_so() -> None:
@@ -317,10 +340,10 @@ FOREIGN: list[tuple[str, Callable[[], BaseException], type[EnclaveError], int, s
     (
         "httpx-connect",
         lambda: httpx.ConnectError("refused", request=REQUEST),
-        UpstreamUnreachableError,
+        UpstreamRefusedError,
         503,
         "server_error",
-        "upstream_unreachable",
+        "upstream_refused",
     ),
     (
         "litellm-connection",

@@ -197,7 +197,8 @@ def test_a_405_says_which_methods_are_allowed() -> None:
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
 def test_the_only_deployment_unreachable_is_503(stream: bool) -> None:
     response = request("POST", CHAT, json={**HELLO, "stream": stream}, headers=AUTH)
-    error = assert_error(response, 503, "no_deployment_available")  # JSON, even for a stream
+    # it does not scale to zero: down, said at once (JSON, even for a stream)
+    error = assert_error(response, 503, "deployment_unavailable")
     assert error["type"] == "server_error"
     assert "127.0.0.1" not in error["message"]  # no internal addresses in what callers see
 

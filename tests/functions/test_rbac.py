@@ -89,3 +89,32 @@ def test_roles_are_granted_downwards_only(mine: str, theirs: str, ok: bool) -> N
 def test_an_unlimited_granter_grants_any_limit() -> None:
     require_within(Rights(role="admin"), LIMITED)
     require_within(Rights(role="admin"), Rights(role="admin"))
+
+
+@pytest.mark.parametrize(
+    ("granter", "ok"),
+    [
+        (Rights(role="admin"), True),  # an admin makes its tenant's frontend keys
+        (Rights(role="member", trust_user_headers=True), True),  # a frontend, its own kind
+        (Rights(role="member"), False),
+        (Rights(role="auditor"), False),
+    ],
+)
+def test_only_an_admin_or_a_frontend_grants_the_frontend_flag(granter: Rights, ok: bool) -> None:
+    frontend = Rights(role=granter.role, trust_user_headers=True)
+    if ok:
+        require_within(granter, frontend)
+    else:
+        with pytest.raises(PermissionDeniedError) as refused:
+            require_within(granter, frontend)
+        assert refused.value.param == "trust_user_headers"
+
+
+@pytest.mark.parametrize("field", ["user_rpm", "user_tpm", "user_daily_tokens"])
+def test_end_user_limits_only_shrink(field: str) -> None:
+    granter = Rights(role="admin", trust_user_headers=True, **{field: 10})
+    require_within(granter, dataclasses.replace(granter, **{field: 10}))
+    for wider in (11, None):
+        with pytest.raises(PermissionDeniedError) as refused:
+            require_within(granter, dataclasses.replace(granter, **{field: wider}))
+        assert refused.value.param == field

@@ -41,6 +41,38 @@ def test_create_list_revoke_rotate(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "No key" in missing.stderr
 
 
+def test_a_frontend_key_with_per_user_limits(tmp_path: Path) -> None:
+    made = enclave_cli(
+        tmp_path,
+        "keys",
+        "create",
+        "--tenant",
+        "acme",
+        "--name",
+        "open-webui",
+        "--trust-user-headers",
+        "--user-rpm",
+        "20",
+        "--user-daily-tokens",
+        "50000",
+    )
+    assert made.returncode == 0, made.stderr
+    assert "frontend" in made.stdout.splitlines()[0]
+    listed = json.loads(enclave_cli(tmp_path, "keys", "list", "--json").stdout)[0]
+    assert listed["trust_user_headers"] is True
+    assert (listed["user_rpm"], listed["user_tpm"], listed["user_daily_tokens"]) == (
+        20,
+        None,
+        50000,
+    )
+    plain = enclave_cli(tmp_path, "keys", "create", "--tenant", "acme")
+    assert "frontend" not in plain.stdout
+    assert (
+        json.loads(enclave_cli(tmp_path, "keys", "list", "--json").stdout)[1]["trust_user_headers"]
+        is False
+    )
+
+
 def test_a_revoked_key_stops_working_in_a_running_gateway(tmp_path: Path, log_dir: Path) -> None:
     key = create_key(tmp_path, "acme")
     gateway = start("gateway", {"ENCLAVE_DATA_DIR": str(tmp_path)}, log_dir)

@@ -167,3 +167,49 @@ def test_per_key_and_per_tenant_overrides(make_store: StoreFactory) -> None:
             await limiter.admit("vip", "small")
 
     run(make_store, settings, check)
+
+
+def test_end_users_of_one_key_have_buckets_of_their_own(make_store: StoreFactory) -> None:
+    """Per (key, user) on every backend: user A's 429 takes nothing from B or the key."""
+    settings = RateLimitSettings(key_limits=Limits(rpm=5), user_limits=Limits(rpm=2))
+
+    async def check(limiter: RateLimiter, clock: Clock) -> None:
+        for _ in range(2):
+            await limiter.admit("k1", "acme", user="u_aaaa")
+        with pytest.raises(RateLimitError) as caught:
+            await limiter.admit("k1", "acme", user="u_aaaa")
+        assert "for user u_aaaa on requests per min" in caught.value.message
+        admitted = await limiter.admit("k1", "acme", user="u_bbbb")
+        # the user's bucket binds: 1 of 2 left, where the key's has 2 of 5
+        assert admitted.headers["x-ratelimit-remaining-requests"] == "1"
+        assert admitted.headers["x-ratelimit-limit-requests"] == "2"
+        await limiter.admit("k1", "acme", user="u_bbbb")
+        await limiter.admit("k1", "acme")  # the key's own request: 5 of 5, A's 429 was free
+        with pytest.raises(RateLimitError) as key_full:
+            await limiter.admit("k1", "acme", user="u_cccc")
+        assert "for key k1" in key_full.value.message  # the key's limit holds over its users
+        # the same user id under another key is another user
+        await limiter.admit("k2", "acme", user="u_aaaa")
+
+    run(make_store, settings, check)
+
+
+def test_a_keys_own_user_limits_win_over_the_tenants_and_the_defaults(
+    make_store: StoreFactory,
+) -> None:
+    settings = RateLimitSettings(
+        user_limits=Limits(rpm=5), tenant_user_limits={"acme": Limits(rpm=1)}
+    )
+
+    async def check(limiter: RateLimiter, clock: Clock) -> None:
+        await limiter.admit("k1", "acme", user="u_a")
+        with pytest.raises(RateLimitError):
+            await limiter.admit("k1", "acme", user="u_a")  # the tenant's: 1 a minute
+        for _ in range(3):
+            await limiter.admit("k1", "acme", user="u_b", user_limits=Limits(rpm=3))
+        with pytest.raises(RateLimitError):
+            await limiter.admit("k1", "acme", user="u_b", user_limits=Limits(rpm=3))
+        for _ in range(5):
+            await limiter.admit("k1", "other", user="u_a")  # the default elsewhere
+
+    run(make_store, settings, check)
