@@ -185,7 +185,7 @@ def refusal_code(fallbacks: dict[str, list[str]], level: str) -> str:
 def test_compliance_and_fallbacks_apply_to_the_variants_model() -> None:
     """Variant b's model m2 is external: a confidential request in b may not go there
     (no compliant deployment), unless m2 falls back to the on-prem m1, which is then
-    tried (and is down here: no deployment available)."""
-    assert refusal_code({}, "public") == "no_deployment_available"  # m2 tried, unreachable
+    tried (and is down here: refusing connections, it is reported down at once)."""
+    assert refusal_code({}, "public") == "deployment_unavailable"  # m2 tried, refuses
     assert refusal_code({}, "confidential") == "no_compliant_deployment"
-    assert refusal_code({"m2": ["m1"]}, "confidential") == "no_deployment_available"
+    assert refusal_code({"m2": ["m1"]}, "confidential") == "deployment_unavailable"
