@@ -1,26 +1,35 @@
-"""`enclave up`: both processes start, a first chat is answered, and both stop cleanly."""
+"""`enclave up` as a user runs it: ports checked first, a first chat, a quiet terminal,
+the node supervised, and a stop that drains the answers in flight."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from functions.settings import Deployment, GatewaySettings, NodeSettings, Settings
 from infra.launcher import keyed_deployments, node_key
-from tests.conftest import ROOT, free_port
+from tests.conftest import NODE_MODEL, ROOT, free_port, launch
+
+SERVICES = ("gateway", "node")
 
 
-def _env(tmp_path: Path) -> tuple[dict[str, str], int, int]:
+def _env(tmp_path: Path, **extra: str) -> tuple[dict[str, str], int, int]:
     gateway_port, node_port = free_port(), free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("ENCLAVE_")},
@@ -28,17 +37,79 @@ def _env(tmp_path: Path) -> tuple[dict[str, str], int, int]:
         "ENCLAVE_GATEWAY_PORT": str(gateway_port),
         "ENCLAVE_NODE_PORT": str(node_port),
         "ENCLAVE_DATA_DIR": str(tmp_path / "data"),
+        **extra,
     }
     return env, gateway_port, node_port
-
-
-def out_of(done: subprocess.CompletedProcess[str]) -> str:
-    return done.stdout + done.stderr
 
 
 def _listening(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _json_lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
+
+
+@dataclass
+class Up:
+    """A running ``enclave up``, its terminal (stdout and stderr) read line by line."""
+
+    proc: subprocess.Popen[str]
+    lines: list[str] = field(default_factory=list)
+
+    def wait_for(self, pattern: str, after: int = 0, timeout: float = 300) -> re.Match[str]:
+        """The first terminal line from index ``after`` on matching ``pattern``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.lines[after:]:
+                if found := re.search(pattern, line):
+                    return found
+            if self.proc.poll() is not None and not self._reading.is_alive():
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"no line matching {pattern!r} in:\n" + "\n".join(self.lines))
+
+    def pid_of(self, service: str, after: int = 0) -> int:
+        return int(self.wait_for(rf"{service} (?:ready|is up again).*\(pid (\d+)\)", after)[1])
+
+    def start_reading(self) -> None:
+        def read() -> None:
+            assert self.proc.stdout is not None
+            for line in self.proc.stdout:
+                self.lines.append(line.rstrip("\n"))
+
+        self._reading = threading.Thread(target=read, daemon=True)
+        self._reading.start()
+
+
+@contextlib.contextmanager
+def enclave_up(env: dict[str, str], *flags: str) -> Iterator[Up]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "infra.cli", "up", *flags],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, as a shell gives a foreground job
+    )
+    up = Up(proc)
+    up.start_reading()
+    try:
+        yield up
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_up_answers_a_first_chat_and_prints_how_to_call(tmp_path: Path) -> None:
@@ -51,64 +122,165 @@ def test_up_answers_a_first_chat_and_prints_how_to_call(tmp_path: Path) -> None:
         text=True,
         timeout=300,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    key_file = tmp_path / "data" / "api_key"
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    data = tmp_path / "data"
+    key_file = data / "api_key"
     key = key_file.read_text().strip()
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-    node_key = tmp_path / "data" / "node_key"  # the node always runs keyed
-    assert stat.S_IMODE(node_key.stat().st_mode) == 0o600
-    assert len(node_key.read_text().strip()) > 24 and node_key.read_text() not in out_of(done)
+    node_secret = data / "node_key"  # the node always runs keyed
+    assert stat.S_IMODE(node_secret.stat().st_mode) == 0o600
+    secret = node_secret.read_text().strip()
+    assert len(secret) > 24 and secret not in done.stdout + done.stderr
     out = done.stdout
     assert f"http://127.0.0.1:{gateway_port}/v1" in out
-    assert key in out and f"Authorization: Bearer {key}" in out
-    assert "curl " in out
+    assert key in out and f"Authorization: Bearer {key}" in out and str(key_file) in out
+    assert "curl " in out and 'enclave chat "' in out
+    assert str(data / "logs" / "gateway.log") in out
     answer = out.split("->", 1)[1].splitlines()[0].strip().strip("'\"")
-    assert answer, "the first chat came back empty"
+    assert answer and not answer.startswith("(failed"), "the first chat came back empty"
     assert not _listening(gateway_port) and not _listening(node_port)
-    logs = {name: _json_lines(tmp_path / "data" / "logs" / f"{name}.log") for name in SERVICES}
+    logs = {name: _json_lines(data / "logs" / f"{name}.log") for name in SERVICES}
     assert {line["service.name"] for line in logs["gateway"]} == {"enclave-gateway"}
     assert {line["service.name"] for line in logs["node"]} == {"enclave-node"}
     assert any(line["message"] == "chat" for line in logs["gateway"])  # the first chat
     assert any(line["message"] == "engine ready" for line in logs["node"])
-    assert '"message":"chat"' in done.stderr  # and the terminal still shows them
+    # the terminal is for people: the banner and lifecycle lines, no JSON log lines
+    terminal = (done.stdout + done.stderr).splitlines()
+    assert not [line for line in terminal if line.lstrip().startswith("{")]
+    assert done.stderr == ""
+    assert any(line.endswith("stopped") for line in terminal)
 
 
-SERVICES = ("gateway", "node")
-
-
-def _json_lines(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
-
-
-def test_sigterm_stops_both_processes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("taken", ["gateway", "node"])
+def test_a_taken_port_is_named_before_anything_starts(tmp_path: Path, taken: str) -> None:
     env, gateway_port, node_port = _env(tmp_path)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "infra.cli", "up"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 300
-        for line in proc.stdout:
-            if "Ctrl-C stops both processes" in line or time.monotonic() > deadline:
-                break
-        assert _listening(gateway_port) and _listening(node_port)
+    port = gateway_port if taken == "gateway" else node_port
+    other = node_port if taken == "gateway" else gateway_port
+    with socket.create_server(("127.0.0.1", port)):  # another server, holding the port
+        done = subprocess.run(
+            [sys.executable, "-m", "infra.cli", "up", "--check"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 2
+    assert done.stdout == "" and "Traceback" not in done.stderr
+    [line] = done.stderr.splitlines()  # one line: which port, whose, and how to move it
+    assert f"port {port} on 127.0.0.1 ({taken}) is already in use" in line
+    assert ("--port" if taken == "gateway" else "--node-port") in line
+    assert not _listening(other)  # nothing was started
+    assert not (tmp_path / "data" / "logs").exists()
+
+
+def test_port_flags_move_both_services(tmp_path: Path) -> None:
+    env, taken, _ = _env(tmp_path)
+    port, node_port = free_port(), free_port()
+    moved = ("--port", str(port), "--node-port", str(node_port))
+    with socket.create_server(("127.0.0.1", taken)), enclave_up(env, *moved) as up:
+        up.wait_for("Ctrl-C stops both processes")
+        key = (tmp_path / "data" / "api_key").read_text().strip()
+        models = httpx.get(
+            f"http://127.0.0.1:{port}/v1/models", headers={"authorization": f"Bearer {key}"}
+        )
+        assert models.status_code == 200
         node = f"http://127.0.0.1:{node_port}/v1/models"
         assert httpx.get(node).status_code == 401  # the node takes only its key...
-        node_key = (tmp_path / "data" / "node_key").read_text().strip()
-        assert httpx.get(node, headers={"authorization": f"Bearer {node_key}"}).status_code == 200
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
+        node_secret = (tmp_path / "data" / "node_key").read_text().strip()
+        keyed = httpx.get(node, headers={"authorization": f"Bearer {node_secret}"})
+        assert keyed.status_code == 200
+        up.proc.send_signal(signal.SIGTERM)
+        assert up.proc.wait(timeout=60) == 0
+    assert not _listening(port) and not _listening(node_port)
+
+
+def test_ctrl_c_drains_the_answers_in_flight(tmp_path: Path) -> None:
+    upstream_port = free_port()
+    argv = ["tests.infra.gated_upstream", str(upstream_port)]
+    upstream = launch("gated", argv, dict(os.environ), tmp_path, upstream_port)
+    env, gateway_port, node_port = _env(tmp_path)
+    deployments = [
+        {"name": "local-cpu", "model": "smollm2", "api_base": f"http://127.0.0.1:{node_port}/v1"}
+        | {"upstream_model": NODE_MODEL},
+        {"name": "gated", "model": "slow", "api_base": f"{upstream.url}/v1"},
+    ]
+    env["ENCLAVE_GATEWAY_DEPLOYMENTS"] = json.dumps(deployments)
+    try:
+        with enclave_up(env) as up:
+            up.wait_for("Ctrl-C stops both processes")
+            pids = [up.pid_of(service) for service in SERVICES]
+            key = (tmp_path / "data" / "api_key").read_text().strip()
+            headers = {"authorization": f"Bearer {key}"}
+            url = f"http://127.0.0.1:{gateway_port}/v1/chat/completions"
+            with (
+                httpx.Client(timeout=120) as client,
+                client.stream("POST", url, headers=headers, json=_asked("slow")) as slow,
+                client.stream("POST", url, headers=headers, json=_asked("smollm2")) as real,
+            ):
+                slow_lines, real_lines = slow.iter_lines(), real.iter_lines()
+                assert "The first half" in _next_data(slow_lines)  # both answers in flight
+                _next_data(real_lines)
+                seen = len(up.lines)
+                os.killpg(up.proc.pid, signal.SIGINT)  # Ctrl-C: the terminal's process group
+                up.wait_for("draining", after=seen)
+                httpx.post(f"{upstream.url}/open")  # only now comes the slow answer's second half
+                slow_rest, real_rest = list(slow_lines), list(real_lines)
+            assert up.proc.wait(timeout=120) == 0
+            up.wait_for("stopped", after=seen)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        upstream.stop()
+    assert "the second half after the gate" in "".join(slow_rest)
+    assert [line for line in slow_rest if line][-1] == "data: [DONE]"
+    assert [line for line in real_rest if line][-1] == "data: [DONE]"
+    assert all('"error"' not in line for line in slow_rest + real_rest)
+    assert not any(_alive(pid) for pid in pids)
+    assert not _listening(gateway_port) and not _listening(node_port)
+    records = [
+        json.loads(line)
+        for path in (tmp_path / "data" / "audit").rglob("*.jsonl")
+        for line in path.read_text().splitlines()
+    ]
+    answered = {(r["model"], r["status"]) for r in records if r["kind"] == "request"}
+    assert {("slow", 200), ("smollm2", 200)} <= answered  # first chat + the two in flight
+    assert not [r for r in records if r.get("status") == 499]
+
+
+def _asked(model: str) -> dict[str, Any]:
+    question = [{"role": "user", "content": "Tell me about the sea."}]
+    return {"model": model, "messages": question, "stream": True, "max_tokens": 48}
+
+
+def _next_data(lines: Iterator[str]) -> str:
+    return next(line for line in lines if line.startswith("data: "))
+
+
+def test_a_dead_node_is_reported_and_restarted_and_a_dead_gateway_stops_all(
+    tmp_path: Path,
+) -> None:
+    env, gateway_port, node_port = _env(tmp_path)
+    with enclave_up(env) as up:
+        up.wait_for("Ctrl-C stops both processes")
+        node_pid, gateway_pid = up.pid_of("node"), up.pid_of("gateway")
+        seen = len(up.lines)
+        os.kill(node_pid, signal.SIGKILL)
+        up.wait_for(r"node died: killed by SIGKILL", after=seen)
+        up.wait_for(r"restarting the node in 1 s", after=seen)
+        restarted = up.pid_of("node", after=seen)
+        assert restarted != node_pid and _alive(gateway_pid)  # the gateway went on
+        key = (tmp_path / "data" / "api_key").read_text().strip()
+        answer = httpx.post(
+            f"http://127.0.0.1:{gateway_port}/v1/chat/completions",
+            headers={"authorization": f"Bearer {key}"},
+            json={"model": "smollm2", "messages": [{"role": "user", "content": "Hi"}]},
+            timeout=120,
+        )
+        assert answer.status_code == 200  # through the restarted node
+        seen = len(up.lines)
+        os.kill(gateway_pid, signal.SIGKILL)
+        assert up.proc.wait(timeout=120) == 1
+        up.wait_for(r"gateway died: killed by SIGKILL; stopping the node", after=seen)
+    assert not _alive(restarted)
     assert not _listening(gateway_port) and not _listening(node_port)
 
 
