@@ -107,9 +107,15 @@ def enclave_up(env: dict[str, str], *flags: str) -> Iterator[Up]:
     try:
         yield up
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        if proc.poll() is None:  # a failed test: the launcher, and its children (own session)
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+            for pid in re.findall(r"\(pid (\d+)\)", "\n".join(up.lines)):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+        up._reading.join(timeout=10)
+        assert proc.stdout is not None
+        proc.stdout.close()
 
 
 def test_up_answers_a_first_chat_and_prints_how_to_call(tmp_path: Path) -> None:
@@ -219,18 +225,22 @@ def test_ctrl_c_drains_the_answers_in_flight(tmp_path: Path) -> None:
                 client.stream("POST", url, headers=headers, json=_asked("smollm2")) as real,
             ):
                 slow_lines, real_lines = slow.iter_lines(), real.iter_lines()
-                assert "The first half" in _next_data(slow_lines)  # both answers in flight
-                _next_data(real_lines)
+                _until(slow_lines, "data: ")  # both answers are in flight
+                _until(real_lines, '"content"')
                 seen = len(up.lines)
                 os.killpg(up.proc.pid, signal.SIGINT)  # Ctrl-C: the terminal's process group
                 up.wait_for("draining", after=seen)
+                while _listening(gateway_port):  # the gateway is shutting down: no new callers
+                    time.sleep(0.05)
+                time.sleep(6)  # held past uvicorn's graceful timeout `enclave up` used to set (5 s)
                 httpx.post(f"{upstream.url}/open")  # only now comes the slow answer's second half
                 slow_rest, real_rest = list(slow_lines), list(real_lines)
             assert up.proc.wait(timeout=120) == 0
             up.wait_for("stopped", after=seen)
     finally:
         upstream.stop()
-    assert "the second half after the gate" in "".join(slow_rest)
+    slow_text = "".join(_content(line) for line in slow_rest)
+    assert slow_text == "The first half, and the second half after the gate."
     assert [line for line in slow_rest if line][-1] == "data: [DONE]"
     assert [line for line in real_rest if line][-1] == "data: [DONE]"
     assert all('"error"' not in line for line in slow_rest + real_rest)
@@ -251,8 +261,15 @@ def _asked(model: str) -> dict[str, Any]:
     return {"model": model, "messages": question, "stream": True, "max_tokens": 48}
 
 
-def _next_data(lines: Iterator[str]) -> str:
-    return next(line for line in lines if line.startswith("data: "))
+def _content(line: str) -> str:
+    if not line.startswith("data: {"):
+        return ""
+    choices = json.loads(line[6:])["choices"]
+    return "".join(choice["delta"].get("content") or "" for choice in choices)
+
+
+def _until(lines: Iterator[str], text: str) -> str:
+    return next(line for line in lines if text in line)
 
 
 def test_a_dead_node_is_reported_and_restarted_and_a_dead_gateway_stops_all(
