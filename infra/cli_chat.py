@@ -102,7 +102,7 @@ def _events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
             yield event
 
 
-def _take(answer: Answer, piece: dict[str, Any], on_text: Callable[[str], None]) -> None:
+def take(answer: Answer, piece: dict[str, Any], on_text: Callable[[str], None]) -> None:
     """Fold one chunk (or a whole answer's message) into ``answer``."""
     if isinstance(piece.get("error"), dict):  # after the first byte, a failure is an event
         raise ChatError(str(piece["error"].get("message", "the answer failed")))
@@ -137,10 +137,10 @@ def ask(
                 response.read()
                 raise _error_of(response)
             if not body.get("stream"):
-                _take(answer, orjson.loads(response.read()), on_text)
+                take(answer, orjson.loads(response.read()), on_text)
                 return answer
             for event in _events(response.iter_lines()):
-                _take(answer, event, on_text)
+                take(answer, event, on_text)
     except httpx.ConnectError as exc:
         raise ChatError(f"nothing answers at {base_url}: is the stack up (`enclave up`)?") from exc
     except (httpx.HTTPError, orjson.JSONDecodeError) as exc:
