@@ -187,20 +187,20 @@ def up(
 ) -> int:
     """``enclave up``: 0 once stopped by a signal (or after ``--check``), 1 on a failure,
     2 when a port is taken."""
-    key = api_key(settings)
-    env = child_env(settings, key, node_key(settings))
     logs = settings.data_dir / "logs"
     gateway, node = settings.gateway, settings.node
     stack = Stack(
         Service("gateway", gateway.host, gateway.port, logs / "gateway.log", drain_s, PORT_FLAG),
         Service("node", node.host, node.port, logs / "node.log", drain_s, NODE_PORT_FLAG),
     )
-    try:  # both ports, before anything starts
+    try:  # both ports, before anything starts or is written
         for service in (stack.gateway, stack.node):
             bind(service.name, service.host, service.port, service.how_to_change).close()
     except PortTakenError as exc:
         print(f"enclave: {exc}", file=sys.stderr)
         return 2
+    key = api_key(settings)
+    env = child_env(settings, key, node_key(settings))
     handlers = {sig: signal.signal(sig, stack.on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     following = threading.Event()
     if verbose:
@@ -224,7 +224,7 @@ def run(
     model = settings.gateway.deployments[0].model
     try:
         stack.start(env)
-        answer = first_chat(stack.gateway.url, key, model)
+        answer, answered = first_chat(stack.gateway.url, key, model), True
     except KeyboardInterrupt:
         stack.drain()
         return 0
@@ -233,12 +233,12 @@ def run(
         say("".join([f"{exc}", *(f"\n    | {line}" for line in failed.last_lines())]))
         stack.drain()
         return 1
-    except ChatError as exc:
-        answer = f"(failed: {exc})"
+    except ChatError as exc:  # the stack is up; the banner says what the chat met
+        answer, answered = f"(failed: {exc})", False
     stack.starting = False
     kept = settings.data_dir / "api_key"
     print(banner(stack, key, kept if kept.is_file() else None, model, answer), flush=True)
-    code = 1 if answer.startswith("(failed:") and check_only else 0
+    code = 0 if answered or not check_only else 1
     if not check_only and not stack.stopping.is_set():
         code = stack.supervise(env, backoff)
     stack.drain()

@@ -177,15 +177,16 @@ def test_a_taken_port_is_named_before_anything_starts(tmp_path: Path, taken: str
     assert f"port {port} on 127.0.0.1 ({taken}) is already in use" in line
     assert ("--port" if taken == "gateway" else "--node-port") in line
     assert not _listening(other)  # nothing was started
-    assert not (tmp_path / "data" / "logs").exists()
+    assert not (tmp_path / "data").exists()  # nor was anything written
 
 
-def test_port_flags_move_both_services(tmp_path: Path) -> None:
+def test_port_flags_move_both_services_and_verbose_shows_their_logs(tmp_path: Path) -> None:
     env, taken, _ = _env(tmp_path)
     port, node_port = free_port(), free_port()
-    moved = ("--port", str(port), "--node-port", str(node_port))
+    moved = ("--port", str(port), "--node-port", str(node_port), "--verbose")
     with socket.create_server(("127.0.0.1", taken)), enclave_up(env, *moved) as up:
         up.wait_for("Ctrl-C stops both processes")
+        up.wait_for(r'^\{.*"message":"engine ready"')  # --verbose: the logs follow, as JSON
         key = (tmp_path / "data" / "api_key").read_text().strip()
         models = httpx.get(
             f"http://127.0.0.1:{port}/v1/models", headers={"authorization": f"Bearer {key}"}
