@@ -207,7 +207,10 @@ def up(
         follow([stack.gateway.log, stack.node.log], following)
     try:
         return run(stack, settings, env, key, check_only, Backoff(max_failures=max_restarts))
+    except KeyboardInterrupt:  # a signal in the instant between the start and the banner
+        return 0
     finally:
+        stack.drain()  # every way out, a failure of our own included
         following.set()
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
@@ -226,23 +229,19 @@ def run(
         stack.start(env)
         answer, answered = first_chat(stack.gateway.url, key, model), True
     except KeyboardInterrupt:
-        stack.drain()
         return 0
     except (PortTakenError, NotReadyError) as exc:
         failed = stack.node if stack.gateway.proc is None else stack.gateway
         say("".join([f"{exc}", *(f"\n    | {line}" for line in failed.last_lines())]))
-        stack.drain()
         return 1
     except ChatError as exc:  # the stack is up; the banner says what the chat met
         answer, answered = f"(failed: {exc})", False
     stack.starting = False
     kept = settings.data_dir / "api_key"
     print(banner(stack, key, kept if kept.is_file() else None, model, answer), flush=True)
-    code = 0 if answered or not check_only else 1
-    if not check_only and not stack.stopping.is_set():
-        code = stack.supervise(env, backoff)
-    stack.drain()
-    return code
+    if check_only:
+        return 0 if answered else 1
+    return stack.supervise(env, backoff)  # at once 0 if a signal came meanwhile
 
 
 def banner(stack: Stack, key: str, kept: Path | None, model: str, answer: str) -> str:

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from infra.cli import main
 from infra.cli_chat import Answer, ChatError, request_body, sources, take
 from tests.conftest import (
     API_KEY,
-    ROOT,
     Server,
-    child_env,
     deployment,
     enclave_cli,
     free_port,
@@ -26,29 +24,37 @@ from tests.conftest import (
 TRAVEL = "# Travel policy\n\nHotel costs are capped at 180 euros per night.\n"
 
 
-def chat(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "infra.cli", "chat", *args],
-        env=child_env(**env),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+@dataclass
+class Said:
+    returncode: int
+    stdout: str
+    stderr: str
 
 
-def test_the_local_stack_is_asked_with_its_kept_key(tmp_path: Path, gateway: Server) -> None:
+@pytest.fixture
+def chat(capsys: pytest.CaptureFixture[str]) -> Callable[..., Said]:
+    """``enclave chat ARGS…`` in this process (the gateway and node it asks are real)."""
+
+    def run(*args: str) -> Said:
+        code = main(["chat", *args])
+        out, err = capsys.readouterr()
+        return Said(code, out, err)
+
+    return run
+
+
+def test_the_local_stack_is_asked_with_its_kept_key(
+    tmp_path: Path, gateway: Server, chat: Callable[..., Said], monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "api_key").write_text(API_KEY)  # as `enclave up` keeps it
-    done = chat(
-        "What is the capital of France?",
-        ENCLAVE_DATA_DIR=str(tmp_path),
-        ENCLAVE_GATEWAY_PORT=str(gateway.port),
-    )
+    monkeypatch.setenv("ENCLAVE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("ENCLAVE_GATEWAY_PORT", str(gateway.port))
+    done = chat("What is the capital of France?")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() and done.stderr == ""
 
 
-def test_a_plain_answer_with_a_system_prompt(gateway: Server) -> None:
+def test_a_plain_answer_with_a_system_prompt(gateway: Server, chat: Callable[..., Said]) -> None:
     args = ("--base-url", f"{gateway.url}/v1", "--key", API_KEY, "--no-stream")
     done = chat("Hello", *args, "--system", "Answer in one sentence.")
     assert done.returncode == 0, done.stderr
@@ -63,7 +69,7 @@ def test_a_plain_answer_with_a_system_prompt(gateway: Server) -> None:
     ],
 )
 def test_a_refusal_is_one_readable_line(
-    gateway: Server, flags: tuple[str, ...], message: str
+    gateway: Server, chat: Callable[..., Said], flags: tuple[str, ...], message: str
 ) -> None:
     base = ("--base-url", f"{gateway.url}/v1", "--key", API_KEY)
     done = chat("Hello", *base, *flags)
@@ -73,13 +79,16 @@ def test_a_refusal_is_one_readable_line(
     assert "Traceback" not in done.stderr
 
 
-def test_no_stack_and_no_key_are_said_plainly(tmp_path: Path) -> None:
+def test_no_stack_and_no_key_are_said_plainly(
+    tmp_path: Path, chat: Callable[..., Said], monkeypatch: pytest.MonkeyPatch
+) -> None:
     nothing = f"http://127.0.0.1:{free_port()}/v1"
     done = chat("Hello", "--base-url", nothing, "--key", API_KEY)
     assert done.returncode == 1
     said = f"enclave: nothing answers at {nothing}: is the stack up (`enclave up`)?\n"
     assert done.stderr == said
-    keyless = chat("Hello", ENCLAVE_DATA_DIR=str(tmp_path))
+    monkeypatch.setenv("ENCLAVE_DATA_DIR", str(tmp_path))
+    keyless = chat("Hello")
     assert keyless.returncode == 2 and "no API key" in keyless.stderr
     assert len(keyless.stderr.splitlines()) == 1
 
@@ -99,7 +108,9 @@ def kb_gateway(
     gateway.stop()
 
 
-def test_a_collection_is_asked_and_its_sources_listed(kb_gateway: Server) -> None:
+def test_a_collection_is_asked_and_its_sources_listed(
+    kb_gateway: Server, chat: Callable[..., Said]
+) -> None:
     base = ("--base-url", f"{kb_gateway.url}/v1", "--key", API_KEY)
     done = chat("How much can a hotel cost per night?", *base, "--collection", "handbook")
     assert done.returncode == 0, done.stderr

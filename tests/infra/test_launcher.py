@@ -23,6 +23,8 @@ import httpx
 import pytest
 
 from functions.settings import Deployment, GatewaySettings, NodeSettings, Settings
+from infra import launcher
+from infra.cli import main
 from infra.launcher import keyed_deployments, node_key
 from tests.conftest import NODE_MODEL, ROOT, free_port, launch
 
@@ -118,17 +120,21 @@ def enclave_up(env: dict[str, str], *flags: str) -> Iterator[Up]:
         proc.stdout.close()
 
 
-def test_up_answers_a_first_chat_and_prints_how_to_call(tmp_path: Path) -> None:
-    env, gateway_port, node_port = _env(tmp_path)
-    done = subprocess.run(
-        [sys.executable, "-m", "infra.cli", "up", "--check"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+def _use(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[int, int]:
+    """``enclave up`` in this process: a data directory and two free ports of its own."""
+    gateway_port, node_port = free_port(), free_port()
+    monkeypatch.setenv("ENCLAVE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("ENCLAVE_GATEWAY_PORT", str(gateway_port))
+    monkeypatch.setenv("ENCLAVE_NODE_PORT", str(node_port))
+    return gateway_port, node_port
+
+
+def test_up_answers_a_first_chat_and_prints_how_to_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    gateway_port, node_port = _use(monkeypatch, tmp_path)
+    assert main(["up", "--check"]) == 0
+    out, err = capfd.readouterr()  # what reached the terminal, children included
     data = tmp_path / "data"
     key_file = data / "api_key"
     key = key_file.read_text().strip()
@@ -136,8 +142,7 @@ def test_up_answers_a_first_chat_and_prints_how_to_call(tmp_path: Path) -> None:
     node_secret = data / "node_key"  # the node always runs keyed
     assert stat.S_IMODE(node_secret.stat().st_mode) == 0o600
     secret = node_secret.read_text().strip()
-    assert len(secret) > 24 and secret not in done.stdout + done.stderr
-    out = done.stdout
+    assert len(secret) > 24 and secret not in out + err
     assert f"http://127.0.0.1:{gateway_port}/v1" in out
     assert key in out and f"Authorization: Bearer {key}" in out and str(key_file) in out
     assert "curl " in out and 'enclave chat "' in out
@@ -151,29 +156,23 @@ def test_up_answers_a_first_chat_and_prints_how_to_call(tmp_path: Path) -> None:
     assert any(line["message"] == "chat" for line in logs["gateway"])  # the first chat
     assert any(line["message"] == "engine ready" for line in logs["node"])
     # the terminal is for people: the banner and lifecycle lines, no JSON log lines
-    terminal = (done.stdout + done.stderr).splitlines()
-    assert not [line for line in terminal if line.lstrip().startswith("{")]
-    assert done.stderr == ""
-    assert any(line.endswith("stopped") for line in terminal)
+    assert not [line for line in out.splitlines() if line.lstrip().startswith("{")]
+    assert err == ""
+    assert out.rstrip().endswith("stopped")
 
 
 @pytest.mark.parametrize("taken", ["gateway", "node"])
-def test_a_taken_port_is_named_before_anything_starts(tmp_path: Path, taken: str) -> None:
-    env, gateway_port, node_port = _env(tmp_path)
+def test_a_taken_port_is_named_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], taken: str
+) -> None:
+    gateway_port, node_port = _use(monkeypatch, tmp_path)
     port = gateway_port if taken == "gateway" else node_port
     other = node_port if taken == "gateway" else gateway_port
     with socket.create_server(("127.0.0.1", port)):  # another server, holding the port
-        done = subprocess.run(
-            [sys.executable, "-m", "infra.cli", "up", "--check"],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    assert done.returncode == 2
-    assert done.stdout == "" and "Traceback" not in done.stderr
-    [line] = done.stderr.splitlines()  # one line: which port, whose, and how to move it
+        assert main(["up", "--check"]) == 2
+    out, err = capfd.readouterr()
+    assert out == ""
+    [line] = err.splitlines()  # one line: which port, whose, and how to move it
     assert f"port {port} on 127.0.0.1 ({taken}) is already in use" in line
     assert ("--port" if taken == "gateway" else "--node-port") in line
     assert not _listening(other)  # nothing was started
@@ -274,31 +273,58 @@ def _until(lines: Iterator[str], text: str) -> str:
 
 
 def test_a_dead_node_is_reported_and_restarted_and_a_dead_gateway_stops_all(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env, gateway_port, node_port = _env(tmp_path)
-    with enclave_up(env) as up:
-        up.wait_for("Ctrl-C stops both processes")
-        node_pid, gateway_pid = up.pid_of("node"), up.pid_of("gateway")
-        seen = len(up.lines)
-        os.kill(node_pid, signal.SIGKILL)
-        up.wait_for(r"node died: killed by SIGKILL", after=seen)
-        up.wait_for(r"restarting the node in 1 s", after=seen)
-        restarted = up.pid_of("node", after=seen)
-        assert restarted != node_pid and _alive(gateway_pid)  # the gateway went on
-        key = (tmp_path / "data" / "api_key").read_text().strip()
-        answer = httpx.post(
-            f"http://127.0.0.1:{gateway_port}/v1/chat/completions",
-            headers={"authorization": f"Bearer {key}"},
-            json={"model": "smollm2", "messages": [{"role": "user", "content": "Hi"}]},
-            timeout=120,
-        )
-        assert answer.status_code == 200  # through the restarted node
-        seen = len(up.lines)
-        os.kill(gateway_pid, signal.SIGKILL)
-        assert up.proc.wait(timeout=120) == 1
-        up.wait_for(r"gateway died: killed by SIGKILL; stopping the node", after=seen)
-    assert not _alive(restarted)
+    gateway_port, node_port = _use(monkeypatch, tmp_path)
+    said: list[str] = []
+    monkeypatch.setattr(launcher, "say", said.append)
+    failures: list[BaseException] = []
+
+    def said_line(pattern: str, after: int = 0) -> re.Match[str]:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            for line in said[after:]:
+                if found := re.search(pattern, line):
+                    return found
+            time.sleep(0.05)
+        raise AssertionError(f"nothing said matches {pattern!r}: {said}")
+
+    def user() -> None:
+        """Kills the node, waits for it to come back, asks a chat, then kills the gateway."""
+        try:
+            node_pid = int(said_line(r"node ready .*\(pid (\d+)\)")[1])
+            gateway_pid = int(said_line(r"gateway ready .*\(pid (\d+)\)")[1])
+            gateway_log = tmp_path / "data" / "logs" / "gateway.log"
+            while not any(line.get("message") == "chat" for line in _json_lines(gateway_log)):
+                time.sleep(0.1)  # the first chat is through
+            seen = len(said)
+            os.kill(node_pid, signal.SIGKILL)
+            said_line(r"^node died: killed by SIGKILL", seen)
+            said_line(r"^restarting the node in 1 s", seen)
+            restarted.append(int(said_line(r"node is up again \(pid (\d+)\)", seen)[1]))
+            assert restarted[0] != node_pid and _alive(gateway_pid)  # the gateway went on
+            key = (tmp_path / "data" / "api_key").read_text().strip()
+            answer = httpx.post(
+                f"http://127.0.0.1:{gateway_port}/v1/chat/completions",
+                headers={"authorization": f"Bearer {key}"},
+                json={"model": "smollm2", "messages": [{"role": "user", "content": "Hi"}]},
+                timeout=120,
+            )
+            assert answer.status_code == 200  # through the restarted node
+            os.kill(gateway_pid, signal.SIGKILL)
+        except BaseException as exc:
+            failures.append(exc)
+            os.kill(os.getpid(), signal.SIGTERM)  # stops the launcher below
+
+    restarted: list[int] = []
+    thread = threading.Thread(target=user)
+    thread.start()
+    code = main(["up"])
+    thread.join()
+    assert not failures, failures
+    assert code == 1
+    said_line(r"^gateway died: killed by SIGKILL; stopping the node")
+    assert said[-1] == "stopped" and not _alive(restarted[0])
     assert not _listening(gateway_port) and not _listening(node_port)
 
 
