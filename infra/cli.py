@@ -10,7 +10,16 @@ import pydantic
 from functions.errors import EnclaveError, map_exception
 from functions.settings import Settings
 from inference_node.exposure import NodeKeyMissingError
-from infra import cli_audit, cli_cache, cli_dataset, cli_experiments, cli_keys, cli_knowledge
+from infra import (
+    cli_audit,
+    cli_cache,
+    cli_chat,
+    cli_dataset,
+    cli_experiments,
+    cli_keys,
+    cli_knowledge,
+)
+from infra.services import DRAIN_S
 
 
 def _reported(parser: argparse.ArgumentParser, command: Callable[[], int]) -> int:
@@ -26,8 +35,16 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="run the node and the gateway locally")
     up.add_argument("--check", action="store_true", help="stop after the first answered chat")
+    up.add_argument("--port", type=int, help="the gateway's port (default 8000)")
+    up.add_argument("--node-port", type=int, help="the node's port (default 8001)")
+    up.add_argument("--verbose", action="store_true", help="also show the services' JSON logs")
+    up.add_argument("--drain-s", type=float, default=DRAIN_S, help="on stop, wait for answers")
+    up.add_argument("--max-restarts", type=int, default=5, help="quick node restarts, then stop")
     serve = commands.add_parser("serve", help="run one service in the foreground")
     serve.add_argument("service", choices=["gateway", "node"])
+    serve.add_argument("--fd", type=int, help=argparse.SUPPRESS)  # a socket `enclave up` bound
+    serve.add_argument("--drain-s", type=float, default=DRAIN_S, help="stop: wait for answers")
+    cli_chat.add_parser(commands)
     cli_keys.add_parser(commands)
     cli_audit.add_parser(commands)
     cli_knowledge.add_parsers(commands)
@@ -49,14 +66,19 @@ def main(argv: list[str] | None = None) -> int:
         return cli_experiments.run(args, settings)
     if args.command == "dataset":
         return cli_dataset.run(args, settings)
+    if args.command == "chat":
+        return cli_chat.run(args, settings)
     if args.command == "up":
         from infra.launcher import up as run_up
+        from infra.launcher import with_ports
 
-        return run_up(settings, check_only=args.check)
+        if args.port is not None or args.node_port is not None:
+            settings = with_ports(args.port, args.node_port)
+        return run_up(settings, args.check, args.verbose, args.drain_s, args.max_restarts)
     from infra.serve import serve as run_serve
 
     try:
-        run_serve(args.service, settings)
+        run_serve(args.service, settings, args.fd, args.drain_s)
     except NodeKeyMissingError as exc:
         parser.exit(2, f"enclave: {exc}\n")
     return 0

@@ -1,10 +1,20 @@
 """Local emulation: the node and the gateway as two processes on 127.0.0.1.
 
-``enclave up`` starts the node, then the gateway, waits until both answer
-``/health``, sends one real chat through the gateway to prove the path, prints
-how to call it, and stops both cleanly on Ctrl-C or SIGTERM. Each service's log
-lines go to the terminal as before and to ``<data_dir>/logs/<service>.log``
-(appended across runs; the files Filebeat reads, see infra/monitoring/README.md).
+``enclave up`` binds both ports first (a taken one is named, with the flag that
+moves it), starts the node, then the gateway, each on the socket it bound
+(infra/services.py), sends one real chat through the gateway, and prints a short
+banner. Then it supervises: a node that dies is reported (how it ended, its last
+log lines) and restarted with back-off while the gateway goes on
+(infra/supervise.py); a gateway that dies stops the stack, because the gateway
+holds the audit chain and the keys, and a crash there is a fault to look at, not
+one to paper over with a restart loop behind a URL that flaps.
+
+Ctrl-C or SIGTERM drains: the gateway gets SIGTERM first and finishes the
+requests in flight (their answers and audit records complete), then the node
+stops. A second Ctrl-C stops both at once. The services' JSON logs go to
+``<data_dir>/logs/<service>.log`` (the files Filebeat reads, see
+infra/monitoring/README.md); the terminal gets one readable line per event
+(``--verbose`` also follows the log files).
 
 Two secrets are generated once and kept under the data directory (mode 0600):
 the gateway's bootstrap key (``api_key``) and the node's key (``node_key``),
@@ -18,19 +28,23 @@ import json
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
-
-import httpx
+from typing import Any
 
 from functions.settings import Settings
+from infra.cli_chat import ChatError, ask
+from infra.services import DRAIN_S, NotReadyError, PortTakenError, Service, bind, exit_reason
+from infra.supervise import Backoff, GiveUpError, NodeSupervisor
 
 READY_TIMEOUT_S = 180.0
+QUESTION = "What is the capital of France?"
+PORT_FLAG = "`enclave up --port N` (or ENCLAVE_GATEWAY_PORT)"
+NODE_PORT_FLAG = "`enclave up --node-port N` (or ENCLAVE_NODE_PORT)"
 
 
 def _kept_secret(path: Path, prefix: str) -> str:
@@ -73,140 +87,199 @@ def keyed_deployments(settings: Settings, key: str) -> list[dict[str, Any]]:
     return listed
 
 
-def tee(source: IO[bytes], path: Path, terminal: IO[bytes]) -> None:
-    """Copy ``source`` line by line to the file at ``path`` and to ``terminal`` until it ends."""
-    with source, path.open("ab") as log:
-        for line in iter(source.readline, b""):
-            log.write(line)
-            log.flush()
-            with contextlib.suppress(OSError, ValueError):  # a closed terminal: the file goes on
-                terminal.write(line)
-                terminal.flush()
+def with_ports(port: int | None, node_port: int | None) -> Settings:
+    """Settings from the environment, ``--port``/``--node-port`` over them.
+
+    The default deployment (our node) follows the node's port.
+    """
+    overrides: dict[str, Any] = {}  # merged into the environment's nested values
+    if port is not None:
+        overrides["gateway"] = {"port": port}
+    if node_port is not None:
+        overrides["node"] = {"port": node_port}
+    return Settings(**overrides)
 
 
-def spawn(
-    service: str, env: dict[str, str], log_dir: Path
-) -> tuple[subprocess.Popen[bytes], threading.Thread]:
-    """``enclave serve SERVICE``, and the thread teeing its log (stderr) to ``log_dir``."""
-    log_dir.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "infra.cli", "serve", service],
-        env=env,
-        cwd=Path.cwd(),
-        stderr=subprocess.PIPE,
-    )
-    assert proc.stderr is not None
-    copy = threading.Thread(
-        target=tee,
-        args=(proc.stderr, log_dir / f"{service}.log", sys.stderr.buffer),
-        name=f"{service}-log",
-        daemon=True,  # a grandchild holding the pipe open must not keep the launcher alive
-    )
-    copy.start()
-    return proc, copy
-
-
-def wait_ready(name: str, proc: subprocess.Popen[bytes], url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{name} exited with status {proc.returncode} before it was ready")
-        try:
-            response = httpx.get(url, timeout=1.0)
-            if response.status_code == 200:
-                return
-            if response.json().get("status") == "failed":
-                raise SystemExit(f"{name} failed: {response.json().get('detail')}")
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"{name} was not ready within {timeout:.0f} s ({url})")
-
-
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def first_chat(base: str, key: str, model: str) -> str:
-    response = httpx.post(
-        f"{base}/chat/completions",
-        headers={"authorization": f"Bearer {key}"},
-        json={
-            "model": model,
-            "max_tokens": 48,
-            "temperature": 0,
-            "messages": [{"role": "user", "content": "What is the capital of France?"}],
-        },
-        timeout=120,
-    )
-    response.raise_for_status()
-    return str(response.json()["choices"][0]["message"]["content"])
-
-
-def up(settings: Settings, check_only: bool = False) -> int:
-    key = api_key(settings)
-    node_secret = node_key(settings)
-    env = {
+def child_env(settings: Settings, key: str, node_secret: str) -> dict[str, str]:
+    """What both children run with: this environment, the keys, the ports, the deployments."""
+    return {
         **os.environ,
         "ENCLAVE_GATEWAY_API_KEYS": json.dumps([key]),
         "ENCLAVE_NODE_API_KEY": node_secret,
         "ENCLAVE_DATA_DIR": str(settings.data_dir),
+        "ENCLAVE_GATEWAY_PORT": str(settings.gateway.port),
+        "ENCLAVE_NODE_PORT": str(settings.node.port),
+        "ENCLAVE_GATEWAY_DEPLOYMENTS": json.dumps(keyed_deployments(settings, node_secret)),
     }
-    env["ENCLAVE_GATEWAY_DEPLOYMENTS"] = json.dumps(keyed_deployments(settings, node_secret))
-    procs: list[subprocess.Popen[bytes]] = []
-    copies: list[threading.Thread] = []
+
+
+def say(text: str) -> None:
+    """One lifecycle event on the terminal, as one readable line."""
+    print(f"{time.strftime('%H:%M:%S')} {text}", flush=True)
+
+
+def first_chat(base: str, key: str, model: str) -> str:
+    """The banner's proof that the path works. No sampling parameters: the node's model
+    defaults are the ones a user's first request gets too."""
+    body = {"model": model, "max_tokens": 64, "messages": [{"role": "user", "content": QUESTION}]}
+    return ask(f"{base}/v1", key, body).text.strip()
+
+
+@dataclass
+class Stack:
+    """The two services and the launcher's state: starting, running, stopping."""
+
+    gateway: Service
+    node: Service
+    stopping: threading.Event = field(default_factory=threading.Event)
+    starting: bool = True
+
+    def on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.stopping.is_set():  # the second Ctrl-C
+            say("stopping at once: answers in flight are cut off")
+            self.gateway.signal(signal.SIGKILL)
+            self.node.signal(signal.SIGKILL)
+            return
+        self.stopping.set()
+        if self.starting:  # nothing is being served yet: abandon the start
+            raise KeyboardInterrupt
+
+    def start(self, env: dict[str, str]) -> None:
+        for service in (self.node, self.gateway):
+            service.start(env)
+            service.wait_ready(READY_TIMEOUT_S)
+            say(f"{service.name} ready at {service.url} (pid {service.pid})")
+
+    def supervise(self, env: dict[str, str], backoff: Backoff) -> int:
+        """Until a signal (0), the gateway's death or the node given up on (1)."""
+        node = NodeSupervisor(self.node, env, backoff, say, READY_TIMEOUT_S, time.monotonic())
+        while not self.stopping.wait(0.25):
+            returncode = self.gateway.exited()
+            if returncode is not None:
+                lines = "".join(f"\n    | {line}" for line in self.gateway.last_lines())
+                say(f"gateway died: {exit_reason(returncode)}; stopping the node{lines}")
+                return 1
+            try:
+                node.check()
+            except GiveUpError as exc:
+                say(str(exc))
+                return 1
+        return 0
+
+    def drain(self) -> None:
+        """The gateway first, finishing what is in flight, then the node it still needs."""
+        if self.gateway.running():
+            say(
+                f"draining: the gateway finishes the requests in flight (up to"
+                f" {self.gateway.drain_s:g} s; Ctrl-C again stops at once)"
+            )
+        self.gateway.stop()
+        self.node.stop()
+        say("stopped")
+
+
+def up(
+    settings: Settings,
+    check_only: bool = False,
+    verbose: bool = False,
+    drain_s: float = DRAIN_S,
+    max_restarts: int = 5,
+) -> int:
+    """``enclave up``: 0 once stopped by a signal (or after ``--check``), 1 on a failure,
+    2 when a port is taken."""
     logs = settings.data_dir / "logs"
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_signal)
+    gateway, node = settings.gateway, settings.node
+    stack = Stack(
+        Service("gateway", gateway.host, gateway.port, logs / "gateway.log", drain_s, PORT_FLAG),
+        Service("node", node.host, node.port, logs / "node.log", drain_s, NODE_PORT_FLAG),
+    )
+    try:  # both ports, before anything starts or is written
+        for service in (stack.gateway, stack.node):
+            bind(service.name, service.host, service.port, service.how_to_change).close()
+    except PortTakenError as exc:
+        print(f"enclave: {exc}", file=sys.stderr)
+        return 2
+    key = api_key(settings)
+    env = child_env(settings, key, node_key(settings))
+    handlers = {sig: signal.signal(sig, stack.on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    following = threading.Event()
+    if verbose:
+        follow([stack.gateway.log, stack.node.log], following)
     try:
-        node, copy = spawn("node", env, logs)
-        procs.append(node)
-        copies.append(copy)
-        node_url = f"http://{settings.node.host}:{settings.node.port}"
-        wait_ready("node", node, f"{node_url}/health", READY_TIMEOUT_S)
-        gateway, copy = spawn("gateway", env, logs)
-        procs.append(gateway)
-        copies.append(copy)
-        base = f"http://{settings.gateway.host}:{settings.gateway.port}"
-        wait_ready("gateway", gateway, f"{base}/health", READY_TIMEOUT_S)
-        model = settings.gateway.deployments[0].model
-        answer = first_chat(f"{base}/v1", key, model)
-        print(banner(base, key, model, answer), flush=True)
-        if check_only:
-            return 0
-        while all(p.poll() is None for p in procs):
-            time.sleep(0.5)
-        return 1
-    except KeyboardInterrupt:
+        return run(stack, settings, env, key, check_only, Backoff(max_failures=max_restarts))
+    except KeyboardInterrupt:  # a signal in the instant between the start and the banner
         return 0
     finally:
-        stop(procs)
-        for copy in copies:  # the last lines, once the pipes close
-            copy.join(timeout=2)
+        stack.drain()  # every way out, a failure of our own included
+        following.set()
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
 
 
-def banner(base: str, key: str, model: str, answer: str) -> str:
+def run(
+    stack: Stack,
+    settings: Settings,
+    env: dict[str, str],
+    key: str,
+    check_only: bool,
+    backoff: Backoff,
+) -> int:
+    model = settings.gateway.deployments[0].model
+    try:
+        stack.start(env)
+        answer, answered = first_chat(stack.gateway.url, key, model), True
+    except KeyboardInterrupt:
+        return 0
+    except (PortTakenError, NotReadyError) as exc:
+        failed = stack.node if stack.gateway.proc is None else stack.gateway
+        say("".join([f"{exc}", *(f"\n    | {line}" for line in failed.last_lines())]))
+        return 1
+    except ChatError as exc:  # the stack is up; the banner says what the chat met
+        answer, answered = f"(failed: {exc})", False
+    stack.starting = False
+    kept = settings.data_dir / "api_key"
+    print(banner(stack, key, kept if kept.is_file() else None, model, answer), flush=True)
+    if check_only:
+        return 0 if answered else 1
+    return stack.supervise(env, backoff)  # at once 0 if a signal came meanwhile
+
+
+def banner(stack: Stack, key: str, kept: Path | None, model: str, answer: str) -> str:
+    base = stack.gateway.url
+    where = f"(kept in {kept})" if kept is not None else "(from ENCLAVE_GATEWAY_API_KEYS)"
     return f"""
 Enclave is up.
-  base URL   {base}/v1
-  API key    {key}
-  model      {model}
-  first chat "What is the capital of France?" -> {answer.strip()!r}
+  base URL    {base}/v1
+  API key     {key}  {where}
+  model       {model}
+  logs        {stack.gateway.log}, {stack.node.log}
+  first chat  "{QUESTION}" -> {answer!r}
 
 Try it:
   curl {base}/v1/chat/completions \\
     -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\
     -d '{{"model": "{model}", "messages": [{{"role": "user", "content": "Hello!"}}]}}'
+  enclave chat "Hello!"
 
-Ctrl-C stops both processes.
+Ctrl-C stops both processes (requests in flight finish first).
 """
+
+
+def follow(paths: list[Path], done: threading.Event) -> threading.Thread:
+    """``--verbose``: copy the lines the services append to ``paths`` to stderr until ``done``."""
+
+    def copy() -> None:
+        offsets = {path: path.stat().st_size if path.exists() else 0 for path in paths}
+        while not done.wait(0.2):
+            for path in paths:
+                with contextlib.suppress(OSError), path.open("rb") as log:
+                    log.seek(offsets[path])
+                    chunk = log.read()
+                    whole = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written waits
+                    offsets[path] += len(whole)
+                    sys.stderr.buffer.write(whole)
+                    sys.stderr.flush()
+
+    thread = threading.Thread(target=copy, name="follow-logs", daemon=True)
+    thread.start()
+    return thread

@@ -1,7 +1,14 @@
-"""Run one service (gateway or node) under uvicorn: the same app factories Modal serves."""
+"""Run one service (gateway or node) under uvicorn: the same app factories Modal serves.
+
+On SIGTERM (or SIGINT) uvicorn stops accepting, lets the requests in flight
+finish for up to ``drain_s`` (a streamed answer included: its last byte and its
+audit record), and only then runs the app's shutdown (the audit queue flushed,
+the engine closed). ``enclave up`` passes the socket it bound as ``fd``.
+"""
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import uvicorn
@@ -11,6 +18,7 @@ from functions.settings import Settings
 from inference_node.engine import EngineRegistry
 from inference_node.engines import register_builtins
 from inference_node.server import create_app as create_node_app
+from infra.services import DRAIN_S
 
 
 def gateway_app(settings: Settings) -> Any:
@@ -25,7 +33,9 @@ def node_app(settings: Settings) -> Any:
     return create_node_app(settings, load=lambda: registry.create(settings.node))
 
 
-def serve(service: str, settings: Settings) -> None:
+def serve(
+    service: str, settings: Settings, fd: int | None = None, drain_s: float = DRAIN_S
+) -> None:
     configure_logging(service, settings.log_level)
     if service == "gateway":
         app, host, port = gateway_app(settings), settings.gateway.host, settings.gateway.port
@@ -41,9 +51,10 @@ def serve(service: str, settings: Settings) -> None:
         # uvloop's event loop and httptools' parser: ~40% less gateway CPU per request
         loop="uvloop",
         http="httptools",
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=max(1, round(drain_s)),
         # the peer's address stays the socket's: X-Forwarded-For is judged by the gateway
         # itself, from configured trusted proxies only (functions/logins.py)
         proxy_headers=False,
     )
-    uvicorn.Server(config).run()
+    # a socket handed down already listens (family and address detected from it)
+    uvicorn.Server(config).run(sockets=[socket.socket(fileno=fd)] if fd is not None else None)
