@@ -9,6 +9,7 @@ import pydantic
 
 from functions.errors import EnclaveError, map_exception
 from functions.settings import Settings
+from inference_node.adapter import AdapterError
 from inference_node.exposure import NodeKeyMissingError
 from infra import cli_audit, cli_cache, cli_keys, cli_knowledge
 
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         run_serve(args.service, settings)
-    except NodeKeyMissingError as exc:
+    except (NodeKeyMissingError, AdapterError) as exc:
         parser.exit(2, f"enclave: {exc}\n")
     return 0
 

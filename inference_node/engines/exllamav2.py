@@ -71,6 +71,7 @@ class ExLlamaV2Options(BaseModel):
     cache_tokens: int | None = Field(default=None, description="default: context * max_batch")
     cache_quant: Literal["fp16", "q4", "q6", "q8"] = "fp16"
     paged: bool | None = Field(default=None, description="None: paged when flash-attn allows")
+    adapter_dir: Path | None = Field(default=None, description="a PEFT LoRA directory to apply")
 
     @classmethod
     def from_settings(cls, settings: NodeSettings) -> ExLlamaV2Options:
@@ -86,6 +87,7 @@ class ExLlamaV2Options(BaseModel):
             cache_tokens=settings.exl2_cache_tokens,
             cache_quant=settings.exl2_cache_quant,
             paged=settings.exl2_paged,
+            adapter_dir=settings.adapter_path,
         )
 
     def cache_size(self, paged: bool) -> int:
@@ -177,7 +179,7 @@ class ExLlamaV2Engine:
 
     @classmethod
     def from_options(cls, options: ExLlamaV2Options) -> ExLlamaV2Engine:
-        identity = model_identity(options.model_dir)
+        identity = model_identity(options.model_dir, adapter=options.adapter_dir)
         return cls(options, _load(options), identity)
 
     async def health(self) -> bool:
@@ -348,6 +350,10 @@ def _load(options: ExLlamaV2Options) -> Backend:  # pragma: no cover - needs CUD
         else None,
         paged=mode.paged,
     )
+    if options.adapter_dir is not None:  # exllamav2 reads PEFT adapters; set before any job
+        from exllamav2 import ExLlamaV2Lora
+
+        generator.set_loras(ExLlamaV2Lora.from_directory(model, str(options.adapter_dir)))
     generator.warmup()
     eos_ids = (getattr(config, "generation_config", None) or {}).get("eos_token_id") or []
     return Backend(
