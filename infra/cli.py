@@ -11,7 +11,7 @@ from functions.errors import EnclaveError, map_exception
 from functions.settings import Settings
 from inference_node.adapter import AdapterError
 from inference_node.exposure import NodeKeyMissingError
-from infra import cli_audit, cli_cache, cli_keys, cli_knowledge
+from infra import cli_audit, cli_cache, cli_finetune, cli_keys, cli_knowledge
 
 
 def _reported(parser: argparse.ArgumentParser, command: Callable[[], int]) -> int:
@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     cli_audit.add_parser(commands)
     cli_knowledge.add_parsers(commands)
     cli_cache.add_parser(commands)
+    cli_finetune.add_parser(commands)
     args = parser.parse_args(argv)
 
     settings = Settings()
@@ -42,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         return _reported(parser, lambda: cli_knowledge.run(args, settings))
     if args.command == "cache":
         return cli_cache.run(args, settings)
+    if args.command == "finetune":
+        return cli_finetune.run(args)
     if args.command == "audit":
         return cli_audit.run(args, settings)
     if args.command == "up":
