@@ -77,7 +77,7 @@ class PeftAdapter:
                 suffix = f".{side}.weight"
                 if name.endswith(suffix):
                     found.setdefault(name.removesuffix(suffix), {})[side] = name
-        return {module: (sides["lora_A"], sides["lora_B"]) for module, sides in found.items()}
+        return {m: (s["lora_A"], s["lora_B"]) for m, s in found.items() if len(s) == 2}
 
 
 def adapter_identity(path: Path) -> AdapterIdentity:
@@ -92,7 +92,9 @@ def adapter_identity(path: Path) -> AdapterIdentity:
     from inference_node.lora_gguf import read_gguf_adapter  # needs the gguf package
 
     rank, alpha = read_gguf_adapter(path)
-    return AdapterIdentity(path, "gguf", _sha256([path], path.parent), rank, alpha)
+    with path.open("rb") as handle:  # one file: its plain SHA-256, as `sha256sum` prints it
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    return AdapterIdentity(path, "gguf", digest, rank, alpha)
 
 
 def read_peft(directory: Path) -> PeftAdapter:
