@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,9 +152,13 @@ def safetensors_header(file: Path) -> dict[str, Any]:
         end = max((int(t["data_offsets"][1]) for t in header.values()), default=0)
         if 8 + length + end > size:
             raise ValueError("tensor data past the end of the file")
-        for tensor in header.values():
-            if tensor["dtype"] not in ("F32", "F16", "BF16"):
-                raise ValueError(f"unsupported dtype {tensor['dtype']}")
+        for name, tensor in header.items():
+            width = {"F32": 4, "F16": 2, "BF16": 2}.get(tensor["dtype"])
+            if width is None:
+                raise ValueError(f"{name} has the unsupported dtype {tensor['dtype']}")
+            begin, end = (int(offset) for offset in tensor["data_offsets"])
+            if end - begin != width * math.prod(int(n) for n in tensor["shape"]):
+                raise ValueError(f"{name}: its data does not match its shape")
     except (struct.error, ValueError, KeyError, TypeError, IndexError) as exc:
         raise AdapterError(f"{file} is not a readable safetensors file: {exc}") from None
     return header

@@ -20,6 +20,9 @@ fetched from a hub. Generation goes through exllamav2's dynamic generator:
   (the llama.cpp engine counts the same way).
 * **Cancellation**: closing the ``generate`` iterator early sends
   ``generator.cancel(job)``, which frees the job's cache pages and batch slot.
+* **LoRA adapter**: ``ENCLAVE_NODE_ADAPTER_PATH`` names a PEFT directory, which
+  ``ExLlamaV2Lora.from_directory`` reads; it is set on the generator before warm-up
+  (the generator accepts adapters only with no job queued) and applies to every job.
 * **Chat prompt**: exllamav2 has no chat-template applier, so the model's own
   template (``chat_template.jinja`` or ``tokenizer_config.json``) is rendered with
   jinja2 in a sandbox, as transformers does.

@@ -26,6 +26,7 @@ from safetensors.numpy import load_file, save_file
 
 from functions.settings import NodeSettings
 from inference_node.adapter import AdapterError, check_adapter
+from inference_node.engines.exllamav2 import ExLlamaV2Options
 from inference_node.engines.llama_cpp import LlamaCppEngine, bundled_smollm2
 from inference_node.lora_gguf import base_model, convert
 from tests.conftest import NODE_MODEL, ROOT, Server, child_env, free_port, start
@@ -150,7 +151,18 @@ def break_rank(directory: Path) -> str:
     return "r must be a positive integer"
 
 
-@pytest.mark.parametrize("damage", [break_config, break_tensors, break_pairs, break_rank])
+def break_shape(directory: Path) -> str:
+    file = directory / "adapter_model.safetensors"
+    raw = bytearray(file.read_bytes())
+    length = int.from_bytes(raw[:8], "little")
+    header = raw[8 : 8 + length].replace(b'"shape":[8,576]', b'"shape":[8,577]', 1)
+    file.write_bytes(bytes(raw[:8] + header + raw[8 + length :]))
+    return "its data does not match its shape"
+
+
+@pytest.mark.parametrize(
+    "damage", [break_config, break_tensors, break_pairs, break_rank, break_shape]
+)
 def test_a_malformed_adapter_is_refused_at_start(tmp_path: Path, damage: object) -> None:
     directory = write_adapter(tmp_path / "broken")
     problem = damage(directory)  # type: ignore[operator]
@@ -195,3 +207,9 @@ def test_an_adapter_for_another_base_is_refused_with_the_tensor_named(tmp_path: 
     ):
         LlamaCppEngine(NodeSettings(adapter_path=directory))  # the engine never loads: the
     # node's /health then says "failed" and every chat is a 503, never the base's answer
+
+
+def test_exllamav2_is_given_the_peft_directory(adapter: Path) -> None:
+    settings = NodeSettings(engine="exllamav2", model_path=adapter.parent, adapter_path=adapter)
+    assert check_adapter(settings) is not None
+    assert ExLlamaV2Options.from_settings(settings).adapter_dir == adapter
