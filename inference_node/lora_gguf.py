@@ -27,9 +27,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import gguf
 import numpy as np
@@ -67,20 +69,78 @@ def base_model(path: Path) -> BaseModel:
     if path.is_dir():
         return _from_hf_config(path / "config.json")
     try:
-        reader = gguf.GGUFReader(path)
-    except (OSError, ValueError) as exc:
+        with path.open("rb") as handle:
+            meta, shapes = _gguf_header(handle)
+    except (OSError, ValueError, KeyError, struct.error) as exc:
         raise AdapterError(f"The base model {path} is not a readable GGUF file: {exc}") from None
-    arch = str(reader.fields["general.architecture"].contents())
+    arch = str(meta.get("general.architecture", ""))
 
     def number(key: str) -> int:
-        found = reader.fields.get(f"{arch}.{key}")
-        return int(found.contents()) if found is not None else 0
+        value = meta.get(f"{arch}.{key}")
+        return int(value) if isinstance(value, int) else 0
 
     n_head = number("attention.head_count")
-    shapes = {t.name: tuple(int(n) for n in t.shape) for t in reader.tensors}
-    return BaseModel(
-        arch, n_head, number("attention.head_count_kv") or n_head, number("block_count"), shapes
-    )
+    kv_heads = number("attention.head_count_kv") or n_head
+    return BaseModel(arch, n_head, kv_heads, number("block_count"), shapes)
+
+
+# GGUF value types: fixed widths (struct format), 8 = string, 9 = array
+_SCALARS = {
+    0: "B",
+    1: "b",
+    2: "H",
+    3: "h",
+    4: "I",
+    5: "i",
+    6: "f",
+    7: "?",
+    10: "Q",
+    11: "q",
+    12: "d",
+}
+
+
+def _gguf_header(handle: BinaryIO) -> tuple[dict[str, object], dict[str, tuple[int, ...]]]:
+    """Scalar metadata and tensor shapes from a GGUF header, skipping arrays unread.
+
+    gguf's ``GGUFReader`` parses every array element (a 49k-token vocabulary: seconds);
+    this reads only what conversion needs, in milliseconds.
+    """
+
+    def unpack(fmt: str) -> Any:
+        return struct.unpack("<" + fmt, handle.read(struct.calcsize(fmt)))[0]
+
+    def string() -> str:
+        return handle.read(unpack("Q")).decode("utf-8", errors="replace")
+
+    def value(kind: int) -> object:
+        if kind in _SCALARS:
+            return unpack(_SCALARS[kind])
+        if kind == 8:
+            return string()
+        if kind != 9:
+            raise ValueError(f"unknown GGUF value type {kind}")
+        item, count = unpack("I"), unpack("Q")
+        if item in _SCALARS:
+            handle.seek(count * struct.calcsize(_SCALARS[item]), os.SEEK_CUR)
+        else:
+            for _ in range(count):
+                value(item)
+        return None
+
+    if handle.read(4) != b"GGUF" or unpack("I") < 2:
+        raise ValueError("not GGUF version 2 or later")
+    tensors, fields = unpack("Q"), unpack("Q")
+    meta = {}
+    for _ in range(fields):
+        key = string()
+        meta[key] = value(unpack("I"))
+    shapes = {}
+    for _ in range(tensors):
+        name = string()
+        shapes[name] = tuple(int(unpack("Q")) for _ in range(unpack("I")))
+        handle.seek(12, os.SEEK_CUR)  # type (u32) and data offset (u64)
+    return meta, shapes
 
 
 def _from_hf_config(file: Path) -> BaseModel:
