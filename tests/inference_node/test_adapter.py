@@ -18,6 +18,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import gguf
 import httpx
 import numpy as np
 import pytest
@@ -213,3 +214,10 @@ def test_exllamav2_is_given_the_peft_directory(adapter: Path) -> None:
     settings = NodeSettings(engine="exllamav2", model_path=adapter.parent, adapter_path=adapter)
     assert check_adapter(settings) is not None
     assert ExLlamaV2Options.from_settings(settings).adapter_dir == adapter
+
+
+def test_the_base_header_reads_as_ggufs_own_reader_reads_it() -> None:
+    base = base_model(bundled_smollm2())
+    reader = gguf.GGUFReader(bundled_smollm2())
+    assert base.shapes == {t.name: tuple(int(n) for n in t.shape) for t in reader.tensors}
+    assert (base.architecture, base.n_head, base.n_head_kv, base.n_layer) == ("llama", 9, 3, 30)
