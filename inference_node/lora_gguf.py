@@ -214,7 +214,7 @@ def gguf_adapter(adapter: Path, base_path: Path) -> Path:
     try:
         cached.parent.mkdir(exist_ok=True)
         return convert(identity.path, base, cached)
-    except PermissionError:
+    except OSError:  # a read-only mount (EROFS) or directory (EACCES)
         private = Path(tempfile.mkdtemp(prefix="enclave-lora-"))
         return convert(identity.path, base, private / cached.name)
 
