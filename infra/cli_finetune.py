@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from inference_node.adapter import AdapterError
-from infra.finetune import FinetuneError, Hyper, Manifest, train
+from infra.finetune import FinetuneError, Hyper, train
 
 EXTRA = ("torch", "transformers", "peft")
 
@@ -117,4 +117,4 @@ def _report(out: Path, manifest: dict[str, Any]) -> None:
     print(f"adapter written to {out}: loss {losses[0]:.4f} -> {losses[-1]:.4f}")
 
 
-__all__ = ["Manifest", "add_parser", "run"]
+__all__ = ["add_parser", "run"]
