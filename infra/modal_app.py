@@ -20,7 +20,9 @@ The node serves the GGUF baked into its image. To serve other weights, upload
 them with ``modal volume put enclave-weights ./model.gguf /`` and add
 ``ENCLAVE_NODE_MODEL_PATH=model.gguf`` (relative: read from /weights) and
 ``ENCLAVE_NODE_MODEL_ID`` (the deployment's ``upstream_model``) to the secret;
-``modal secret create --force`` replaces it, and new containers read it.
+``modal secret create --force`` replaces it, and new containers read it. A LoRA
+adapter (``enclave finetune``, below) is served the same way:
+``ENCLAVE_NODE_ADAPTER_PATH=adapters/a1`` (relative: on /weights too).
 
 Costs: with ``min_containers=0`` an idle deployment costs nothing — no GPU, no
 CPU. The first request after ``scaledown_window`` seconds of quiet pays a cold
@@ -33,8 +35,9 @@ at deploy time to keep one GPU warm, billed around the clock.
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import modal
@@ -133,11 +136,14 @@ def node_settings() -> Settings:
     """
     settings = Settings()
     require_node_key(settings.node, public=True)
-    path = settings.node.model_path
-    if path is None or path.is_absolute():
+    on_volume = {
+        name: Path(WEIGHTS_DIR) / path
+        for name in ("model_path", "adapter_path")
+        if (path := getattr(settings.node, name)) is not None and not path.is_absolute()
+    }
+    if not on_volume:
         return settings
-    node = settings.node.model_copy(update={"model_path": Path(WEIGHTS_DIR) / path})
-    return settings.model_copy(update={"node": node})
+    return settings.model_copy(update={"node": settings.node.model_copy(update=on_volume)})
 
 
 # ## The inference node
@@ -211,6 +217,57 @@ def gateway() -> ASGIApp:
     from functions.gateway import create_app  # imports litellm (seconds): only when serving it
 
     return create_app(Settings(data_dir=Path(DATA_DIR)))  # on Modal, state lives on the volume
+
+
+# ## Fine-tuning
+#
+# `enclave finetune --modal --base models/llama --data datasets/train.jsonl --out adapters/a1`
+# calls this function of the deployed app: the same `infra.finetune.train` that runs
+# locally, on a GPU, with the base weights and the dataset read from the weights
+# storage and the adapter written back beside them (paths relative to it). A bucket is
+# mounted read-write here only, for this one job; the node mounts it read-only.
+FINETUNE_GPU = os.environ.get("ENCLAVE_MODAL_FINETUNE_GPU", "L40S")
+FINETUNE_TIMEOUT_S = 6 * 60 * 60  # a long run's ceiling; Modal allows up to 24 h
+finetune_image = (
+    modal.Image.debian_slim(python_version="3.11")
+    .pip_install_from_pyproject(str(PYPROJECT), optional_dependencies=["finetune"])
+    .env({"HF_HUB_OFFLINE": "1"})  # the base comes from the operator's storage, never a hub
+    .add_local_python_source(*SOURCE_PACKAGES)
+)
+finetune_storage: modal.Volume | modal.CloudBucketMount = (
+    modal.CloudBucketMount(
+        WEIGHTS_BUCKET,
+        bucket_endpoint_url=WEIGHTS_BUCKET_ENDPOINT,
+        secret=modal.Secret.from_name("enclave-bucket"),
+    )
+    if WEIGHTS_BUCKET
+    else weights
+)
+
+
+def on_storage(relative: str) -> Path:
+    """A path the caller named, kept inside the weights storage."""
+    root = Path(WEIGHTS_DIR)
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root):
+        raise ValueError(f"{relative} is outside the weights storage")
+    return path
+
+
+@app.function(
+    image=finetune_image,
+    gpu=FINETUNE_GPU,
+    volumes={WEIGHTS_DIR: finetune_storage},
+    timeout=FINETUNE_TIMEOUT_S,
+)
+def finetune(base: str, data: str, out: str, hyper: dict[str, Any]) -> dict[str, Any]:
+    from infra.finetune import Hyper, train  # torch, transformers, peft: this image only
+
+    settings = Hyper(**{**hyper, "targets": tuple(hyper.get("targets", Hyper().targets))})
+    manifest = train(on_storage(base), on_storage(data), on_storage(out), settings)
+    if isinstance(finetune_storage, modal.Volume):
+        finetune_storage.commit()  # the adapter is on the Volume for the node's next start
+    return asdict(manifest)
 
 
 # ## Smoke test

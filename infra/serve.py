@@ -15,6 +15,7 @@ import uvicorn
 
 from functions.logs import configure_logging
 from functions.settings import Settings
+from inference_node.adapter import check_adapter
 from inference_node.engine import EngineRegistry
 from inference_node.engines import register_builtins
 from inference_node.server import create_app as create_node_app
@@ -28,6 +29,8 @@ def gateway_app(settings: Settings) -> Any:
 
 
 def node_app(settings: Settings) -> Any:
+    # an adapter that cannot be read stops the node before its port opens (fail closed)
+    check_adapter(settings.node)
     registry = EngineRegistry()
     register_builtins(registry.register)
     return create_node_app(settings, load=lambda: registry.create(settings.node))

@@ -20,6 +20,9 @@ fetched from a hub. Generation goes through exllamav2's dynamic generator:
   (the llama.cpp engine counts the same way).
 * **Cancellation**: closing the ``generate`` iterator early sends
   ``generator.cancel(job)``, which frees the job's cache pages and batch slot.
+* **LoRA adapter**: ``ENCLAVE_NODE_ADAPTER_PATH`` names a PEFT directory, which
+  ``ExLlamaV2Lora.from_directory`` reads; it is set on the generator before warm-up
+  (the generator accepts adapters only with no job queued) and applies to every job.
 * **Chat prompt**: exllamav2 has no chat-template applier, so the model's own
   template (``chat_template.jinja`` or ``tokenizer_config.json``) is rendered with
   jinja2 in a sandbox, as transformers does.
@@ -72,6 +75,7 @@ class ExLlamaV2Options(BaseModel):
     cache_tokens: int | None = Field(default=None, description="default: context * max_batch")
     cache_quant: Literal["fp16", "q4", "q6", "q8"] = "fp16"
     paged: bool | None = Field(default=None, description="None: paged when flash-attn allows")
+    adapter_dir: Path | None = Field(default=None, description="a PEFT LoRA directory to apply")
 
     @classmethod
     def from_settings(cls, settings: NodeSettings) -> ExLlamaV2Options:
@@ -87,6 +91,7 @@ class ExLlamaV2Options(BaseModel):
             cache_tokens=settings.exl2_cache_tokens,
             cache_quant=settings.exl2_cache_quant,
             paged=settings.exl2_paged,
+            adapter_dir=settings.adapter_path,
         )
 
     def cache_size(self, paged: bool) -> int:
@@ -181,7 +186,7 @@ class ExLlamaV2Engine:
 
     @classmethod
     def from_options(cls, options: ExLlamaV2Options) -> ExLlamaV2Engine:
-        identity = model_identity(options.model_dir)
+        identity = model_identity(options.model_dir, adapter=options.adapter_dir)
         return cls(options, _load(options), identity)
 
     async def health(self) -> bool:
@@ -356,6 +361,10 @@ def _load(options: ExLlamaV2Options) -> Backend:  # pragma: no cover - needs CUD
         else None,
         paged=mode.paged,
     )
+    if options.adapter_dir is not None:  # exllamav2 reads PEFT adapters; set before any job
+        from exllamav2 import ExLlamaV2Lora
+
+        generator.set_loras(ExLlamaV2Lora.from_directory(model, str(options.adapter_dir)))
     generator.warmup()
     eos_ids = (getattr(config, "generation_config", None) or {}).get("eos_token_id") or []
     return Backend(

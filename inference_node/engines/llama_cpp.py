@@ -29,6 +29,7 @@ from functions.errors import ContextLengthExceededError
 from functions.settings import NodeSettings
 from inference_node.engine import GenerationParams, Piece
 from inference_node.engines._threaded import Channel
+from inference_node.lora_gguf import gguf_adapter
 from inference_node.sampling import model_layers
 from inference_node.stops import StopBuffer
 from inference_node.weights import model_identity
@@ -45,9 +46,12 @@ class LlamaCppEngine:
         path = settings.model_path or bundled_smollm2()
         self.model_id = settings.model_id
         self.model_path = path
-        self.identity = model_identity(path)
+        self.identity = model_identity(path, adapter=settings.adapter_path)
+        # llama.cpp loads GGUF LoRA: a PEFT directory is converted (and cached) first
+        lora = gguf_adapter(settings.adapter_path, path) if settings.adapter_path else None
         self._llm = Llama(
             model_path=str(path),
+            lora_path=str(lora) if lora else None,
             n_ctx=settings.context_tokens,
             n_threads=settings.threads,
             n_threads_batch=settings.threads,

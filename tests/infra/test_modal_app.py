@@ -34,6 +34,7 @@ MODAL_ENV = (
     "ENCLAVE_MODAL_SCALEDOWN_S",
     "ENCLAVE_MODAL_MIN_CONTAINERS",
     "ENCLAVE_MODAL_NODE_CONCURRENCY",
+    "ENCLAVE_MODAL_FINETUNE_GPU",
 )
 
 
@@ -69,7 +70,7 @@ def test_app_registers_the_gateway_the_node_and_the_smoke_test(module: ModuleTyp
     assert module.app.name == "enclave"
     assert isinstance(module.gateway, modal.Function)
     assert isinstance(module.InferenceNode, modal.Cls)
-    assert set(state.functions) == {"gateway", "InferenceNode.*"}
+    assert set(state.functions) == {"gateway", "InferenceNode.*", "finetune"}
     assert set(state.classes) == {"InferenceNode"}
     assert set(state.local_entrypoints) == {"smoke"}
     assert sorted(state.web_endpoints) == ["InferenceNode.serve", "gateway"]
@@ -126,6 +127,37 @@ def test_gateway_is_a_cpu_asgi_app_with_the_data_volume(module: ModuleType) -> N
     assert _autoscaler(module.gateway).min_containers == 0
     # cold starts restore a memory snapshot taken after the imports (litellm: seconds)
     assert inspect.getclosurevars(_raw(module.gateway)._load).nonlocals["enable_memory_snapshot"]
+
+
+def test_finetune_trains_on_a_gpu_against_the_weights_storage(module: ModuleType) -> None:
+    info = module.finetune.info()
+    assert info.gpus == [("L40S", 1)]
+    assert info.timeout == 6 * 60 * 60
+    assert set(info.volumes) == {"/weights"}
+    assert info.volumes["/weights"].name == "enclave-weights"  # the node's weights, read-write
+    assert info.secrets == []  # it needs no settings: only paths on the storage
+    assert info.web_info is None  # called with .remote() by `enclave finetune --modal`
+    assert _autoscaler(module.finetune).min_containers == 0
+
+
+def test_finetune_uses_a_read_write_mount_of_an_operator_bucket(
+    module: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENCLAVE_MODAL_WEIGHTS_BUCKET", "acme-weights")
+    monkeypatch.setenv("ENCLAVE_MODAL_FINETUNE_GPU", "H100")
+    reloaded = importlib.reload(module)
+    assert _raw(reloaded.weights).read_only  # the node only reads
+    mount = _raw(reloaded.finetune_storage)
+    assert mount.bucket_name == "acme-weights"
+    assert not mount.read_only  # the adapter is written back
+    assert reloaded.finetune.info().gpus == [("H100", 1)]
+
+
+@pytest.mark.parametrize("relative", ["../etc/passwd", "adapters/../../x", "/tmp/x"])
+def test_finetune_paths_stay_on_the_storage(relative: str) -> None:
+    with pytest.raises(ValueError, match="outside the weights storage"):
+        modal_app.on_storage(relative)
+    assert modal_app.on_storage("adapters/a1") == Path("/weights/adapters/a1")
 
 
 def test_modal_parameters_come_from_the_deploy_environment(
@@ -185,9 +217,11 @@ def test_node_settings_reads_relative_model_paths_from_the_volume(
         monkeypatch.setenv("ENCLAVE_NODE_MODEL_PATH", configured)
     monkeypatch.setenv("ENCLAVE_NODE_THREADS", "3")
     monkeypatch.setenv("ENCLAVE_NODE_API_KEY", "sk-node-modal")  # required: the URL is public
+    monkeypatch.setenv("ENCLAVE_NODE_ADAPTER_PATH", "adapters/a1")
     settings = modal_app.node_settings()
     assert isinstance(settings, Settings)
     assert settings.node.model_path == expected
+    assert settings.node.adapter_path == Path("/weights/adapters/a1")
     assert settings.node.threads == 3  # the rest of the node section is kept
 
 
