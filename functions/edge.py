@@ -163,6 +163,12 @@ class Edge:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            # the server cancelled the request (uvicorn past its graceful shutdown); a
+            # client that hangs up is a ClientClosedError or a stream that just ends
+            state["error"] = "The gateway shut down before the answer was complete."
+            state["shut_down"] = True
+            raise
         except Exception as exc:  # the one place foreign exceptions are caught
             if state["status"] and not held:
                 logger.opt(exception=exc).error("failed after the response started")
@@ -182,9 +188,13 @@ class Edge:
                     status=state["status"],
                     ms=round((time.perf_counter() - started) * 1000, 2),
                 )
-            elif not owner.closed:  # the last byte never left: the client went away
+            elif not owner.closed and self.lifecycle is not None:
+                # the last byte never left: the client went away, or the server is shutting
+                # down; either way the record is written, and the lifespan waits for it
+                # (Lifecycle.drain) before the audit log closes
+                status = lifecycle.SHUT_DOWN if state.get("shut_down") else lifecycle.CLIENT_CLOSED
                 state["error"] = state["error"] or "The client closed the request."
-                await asyncio.shield(close(lifecycle.CLIENT_CLOSED))
+                await asyncio.shield(self.lifecycle.track(close(status)))
             lifecycle.current.reset(call_token)
             trace_id.reset(token)
             traceparent.reset(parent_token)

@@ -254,6 +254,8 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
         payload, content_type = metrics.render()
         return Response(payload, media_type=content_type)
 
+    outcomes = Lifecycle(metrics, audit, make_remember(feedback))
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         warmth.start()
@@ -261,6 +263,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
         if audit_log is not None:
             await audit_log.start()
         yield
+        await outcomes.drain()  # records of requests the shutdown cut off, before the log closes
         if audit_log is not None:
             await audit_log.aclose()
         await warmth.aclose()
@@ -285,7 +288,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
             *admin_routes(keys, authenticate, audit),
             *cache_routes(cache, cache_metrics, authenticate, audit),
         ],
-        middleware=[Middleware(Edge, lifecycle=Lifecycle(metrics, audit, make_remember(feedback)))],
+        middleware=[Middleware(Edge, lifecycle=outcomes)],
         exception_handlers={HTTPException: http_exception_handler},
         lifespan=lifespan,
     )

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from functions.context import ChatContext, RequestContext
 
 CLIENT_CLOSED = 499
+SHUT_DOWN = 503  # the gateway stopped (past its drain) before the answer was complete
 Kind = Literal["chat", "other"]
 
 
@@ -117,6 +118,7 @@ class Lifecycle:
         self.metrics = metrics
         self.audit = audit
         self.answered = answered  # told of each answered chat before its last byte leaves
+        self._closing: set[asyncio.Future[None]] = set()  # records of cut-off requests
         self.experiment_requests = Counter(
             "enclave_gateway_experiment_requests",
             "Chat requests of A/B experiments, by variant and outcome",
@@ -134,6 +136,19 @@ class Lifecycle:
 
     def open(self) -> Call:
         return Call()
+
+    def track(self, closing: Awaitable[None]) -> asyncio.Future[None]:
+        """Run the close of a request that was cut off, so :meth:`drain` can wait for it."""
+        task = asyncio.ensure_future(closing)
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+        return task
+
+    async def drain(self) -> None:
+        """Wait for the records of cut-off requests: the lifespan calls this before the
+        audit log closes, so a request cancelled by the server's shutdown keeps its record."""
+        while self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
 
     async def close(
         self, owner: Call, http_status: int, method: str, path: str, error: str | None = None
