@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from functions import lifecycle
-from functions.answering import AnswerChain
+from functions.answering import AnswerChain, Sources
 from functions.audit.local import RequestAudit
 from functions.cache.answers import as_chunks, complete
 from functions.cache.cache import ResponseCache
@@ -32,18 +32,22 @@ from functions.errors import (
     EnclaveError,
     NoDeploymentError,
     ServiceUnavailableError,
+    UpstreamError,
     UpstreamUnavailableError,
     UpstreamUnreachableError,
     map_exception,
 )
 from functions.filtering.answer import AnswerFilter
 from functions.filtering.engine import FilterSet, Stage
+from functions.knowledge.prompting import sources_block
 from functions.metrics import Metrics
 from functions.ratelimit.limiter import prompt_tokens
 from functions.relay import Opened, Relay
 from functions.routing import DeploymentRouter
 from functions.settings import Deployment
 from functions.warmth import Warmth
+from functions.window.steps import headers as window_headers
+from functions.window.steps import refit
 from functions.wire import SSE_DONE, ChatCompletionRequest, now, sse_event
 
 ROUTE = "/v1/chat/completions"
@@ -104,7 +108,7 @@ class Chat:
             return StreamingResponse(
                 self._wait_then_stream(ctx, cold),
                 media_type="text/event-stream",
-                headers=self._cache_headers(ctx),
+                headers={**self._cache_headers(ctx), **window_headers(ctx)},
             )
         ready = await unless_disconnected(request, self.warmth.wait_warm(cold, self.cold_wait_s))
         if ready is None:
@@ -126,6 +130,7 @@ class Chat:
             "x-enclave-deployment": deployment,
             **self._limit_headers(ctx),
             **self._cache_headers(ctx),
+            **window_headers(ctx),
         }
         if opened.events is not None:
             return StreamingResponse(
@@ -139,7 +144,8 @@ class Chat:
         if parsed is None:
             if not chain.transparent or ctx.citations:  # never pass on what was not checked
                 raise UpstreamUnavailableError("The model server sent an unreadable answer.")
-        elif (answer := chain(parsed)) is not None:  # the whole answer is one chunk
+        elif sent := chain(parsed):  # the whole answer is one chunk
+            (answer,) = sent
             if not (answer is parsed and chain.transparent):
                 body = orjson.dumps(answer)
             await self._fill(ctx, chain)
@@ -161,11 +167,18 @@ class Chat:
             whole=whole,
             answer=answer,
             keep=keep,
-            citations=_extension(ctx) if ctx.citations else None,
+            citations=_extension(ctx) if ctx.citations and ctx.citing != "markdown" else None,
+            sources=self._sources(ctx),
             wants_usage=ctx.body.wants_usage_in_stream,
             account=None if cached else lambda usage: self._account(model, deployment, usage),
             capture=self.audit.capturing,
         )
+
+    def _sources(self, ctx: ChatContext) -> Sources | None:
+        """The Markdown Sources block, with an answer filter of its own (see answering)."""
+        if not ctx.citations or ctx.citing == "field":
+            return None
+        return Sources(sources_block(ctx.citations), self._answer_filter(ctx))
 
     def _fills(self, ctx: ChatContext) -> bool:
         return self.cache is not None and ctx.cache is not None and ctx.cache.fill
@@ -233,9 +246,7 @@ class Chat:
         last: ServiceUnavailableError | None = None
         for attempt, deployment in enumerate(plan):
             try:
-                opened = await self.relay.open(
-                    deployment, upstream_payload(ctx.body, deployment), ctx.request_id
-                )
+                opened = await self._send(ctx, deployment)
             except UpstreamUnavailableError as exc:
                 last = exc
                 if isinstance(exc, UpstreamUnreachableError):
@@ -263,6 +274,20 @@ class Chat:
             headers=(last.headers if last else {}) or {"retry-after": "1"},
         )
 
+    async def _send(self, ctx: ChatContext, deployment: Deployment) -> Opened:
+        """Open ``deployment``; if it refuses the prompt as too long, once more with fewer
+        turns (:func:`functions.window.refit`)."""
+        try:
+            return await self.relay.open(
+                deployment, upstream_payload(ctx.body, deployment), ctx.request_id
+            )
+        except UpstreamError as exc:
+            smaller = refit(ctx, exc)
+            if smaller is None:
+                raise
+        payload = upstream_payload(smaller, deployment)
+        return await self.relay.open(deployment, payload, ctx.request_id)
+
     async def _relay_stream(
         self,
         ctx: ChatContext,
@@ -283,11 +308,9 @@ class Chat:
                     first = False
                 if "error" in chunk:
                     status = "502"
-                if (out := chain(chunk)) is None:
-                    continue
-                if not (out is chunk and chain.transparent):
-                    payload = orjson.dumps(out)
-                yield b"data: " + payload + b"\n\n"
+                for out in chain(chunk):
+                    data = payload if out is chunk and chain.transparent else orjson.dumps(out)
+                    yield b"data: " + data + b"\n\n"
             if status == "200":
                 await self._fill(ctx, chain)
         except Exception as exc:  # after the first byte: report in-band, then end the stream

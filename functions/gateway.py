@@ -1,7 +1,7 @@
 """The OpenAI-compatible gateway: the steps composed once into one app.
 
     POST /v1/chat/completions   authenticate → read body → parse → retrieve → filter → route
-                                → comply → rate limit
+                                → comply → window → cache → rate limit
                                 → answer (relay; the answer checked and restored)
     POST /v1/filter             authenticate → what the filter makes of a text
     POST /v1/retrieve, /v1/embeddings, PUT /v1/admin/collections/…   the knowledge base
@@ -59,6 +59,8 @@ from functions.relay import Relay
 from functions.routing import DeploymentRouter, make_route
 from functions.settings import Settings
 from functions.warmth import Warmth
+from functions.window.lengths import ContextLengths
+from functions.window.steps import make_window
 from functions.wire import ChatCompletionRequest, ModelCard, ModelList, now
 
 
@@ -77,6 +79,7 @@ def chat_steps(
     retrieve: ChatStep,
     route: ChatStep,
     cache_lookup: ChatStep,
+    window: ChatStep,
 ) -> Sequence[tuple[str, ChatStep]]:
     """The steps between authentication and the answer, in order.
 
@@ -92,6 +95,7 @@ def chat_steps(
         ("filter", make_filter_input(filters, scanner)),
         ("route", route),
         ("comply", make_comply(filters)),
+        ("window", window),  # fitted to the planned deployments' context
         ("cache", cache_lookup),
         ("rate_limit", make_rate_limit(limiter)),
     )
@@ -161,11 +165,16 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
     aliases = {name: (a.model, a.collections) for name, a in gateway.aliases.items()}
     retrieve = make_retrieve(
         knowledge,
-        aliases,
+        gateway.aliases,
         lambda tenant, text: filters.for_tenant(tenant).carries_instructions(text),
     )
     cache_lookup = make_cache_lookup(cache, cache_metrics)
-    steps = chat_steps(filters, scanner, limiter, retrieve, make_route(router), cache_lookup)
+    lengths = ContextLengths(settings.window)
+    contexts = {name: a.context for name, a in gateway.aliases.items()}
+    window = make_window(settings.window, lengths, contexts)
+    steps = chat_steps(
+        filters, scanner, limiter, retrieve, make_route(router), cache_lookup, window
+    )
 
     def context(request: Request) -> RequestContext:
         return RequestContext(
@@ -243,6 +252,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
         await relay.aclose()
         await limiter.aclose()
         await cache.aclose()
+        await lengths.aclose()
         scanner.close()
         if oidc_client is not None:
             await oidc_client.aclose()

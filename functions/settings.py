@@ -22,6 +22,8 @@ from functions.knowledge.settings import KnowledgeSettings
 from functions.logins import LoginThrottleSettings
 from functions.oidc.settings import OIDCSettings
 from functions.ratelimit.settings import RateLimitSettings
+from functions.window.settings import Policy, WindowSettings
+from functions.wire import CitationStyle
 
 DEFAULT_MODEL = "smollm2"
 DEFAULT_NODE_MODEL_ID = "SmolLM2-135M-Instruct"
@@ -51,6 +53,8 @@ class Deployment(BaseModel):
     # gateway's on-prem-only level never goes there, not even as a fallback
     location: Literal["on_prem", "external"] = "on_prem"
     health_url: str | None = Field(default=None, description="default: <api_base>/../health")
+    # the model's context (prompt + answer tokens); default: what its /v1/models says
+    context_tokens: int | None = Field(default=None, ge=128)
 
     @property
     def target_model(self) -> str:
@@ -79,6 +83,8 @@ def _default_deployments() -> list[Deployment]:
 class ModelAlias(BaseModel):
     model: str = Field(min_length=1)
     collections: list[str] = Field(min_length=1)
+    citations: CitationStyle = "both"  # the enclave.citations field, a Sources block, both
+    context: Policy | None = None  # a conversation too long: truncate or error (window)
 
 
 class GatewaySettings(BaseModel):
@@ -181,6 +187,8 @@ class Settings(BaseSettings):
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
     # answers kept at the masked layer; ENCLAVE_CACHE_BACKEND=redis, _TTL_S, _TENANTS…
     cache: CacheSettings = Field(default_factory=CacheSettings)
+    # conversations longer than the model's context; ENCLAVE_WINDOW_POLICY=error, _TENANTS…
+    window: WindowSettings = Field(default_factory=WindowSettings)
 
     @model_validator(mode="after")
     def _knowledge_under_the_data_directory(self) -> Settings:

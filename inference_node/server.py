@@ -369,6 +369,8 @@ def create_app(
             created=now(),
             owned_by="enclave",
             enclave=identity.as_dict() if identity else None,
+            # what every built-in engine is configured with; the gateway fits prompts to it
+            context_length=state.settings.node.context_tokens,
         )
         return Response(ModelList(data=[card]).model_dump_json(), media_type="application/json")
 

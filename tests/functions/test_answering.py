@@ -48,28 +48,29 @@ def test_usage_is_counted_and_dropped_when_the_client_did_not_ask() -> None:
     counted: list[dict[str, Any]] = []
     chain = AnswerChain(whole=False, answer=None, wants_usage=False, account=counted.append)
     usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
-    assert chain({"id": "c", "choices": [], "usage": usage}) is None
+    assert chain({"id": "c", "choices": [], "usage": usage}) == []
     assert counted == [usage] and chain.usage == usage
-    kept = chain(chunk("hi", usage=usage))
-    assert kept is not None and "usage" not in kept
+    (kept,) = chain(chunk("hi", usage=usage))
+    assert "usage" not in kept
     asked = AnswerChain(whole=False, answer=None, wants_usage=True)
-    assert asked({"id": "c", "choices": [], "usage": usage}) is not None
+    assert asked({"id": "c", "choices": [], "usage": usage}) != []
 
 
 def test_citations_ride_on_the_first_chunk_only_and_capture_sees_what_was_sent() -> None:
     cite = {"enclave": {"citations": [{"index": 1, "source": "docs/a.md"}]}}
     chain = AnswerChain(whole=False, answer=None, citations=cite, capture=True)
-    first, second = chain(chunk("Hel")), chain(chunk("lo", "stop"))
-    assert first is not None and first["enclave"] == cite["enclave"]
-    assert second is not None and "enclave" not in second
+    (first,), (second,) = chain(chunk("Hel")), chain(chunk("lo", "stop"))
+    assert first["enclave"] == cite["enclave"]
+    assert "enclave" not in second
     assert chain.emitted == ["Hel", "lo"] and chain.transparent
 
 
 def test_a_stream_keeps_the_guarded_answer_and_sends_the_restored_one() -> None:
     _, guard, restore = filters(f"call {PHONE}")
     chain = AnswerChain(whole=False, answer=restore, keep=guard, capture=True)
-    sent = [chain(c) for c in (chunk("Calling <PH"), chunk("ONE_1> now"), chunk(finish="stop"))]
-    text = "".join(c["choices"][0]["delta"].get("content", "") for c in sent if c and c["choices"])
+    parts = (chunk("Calling <PH"), chunk("ONE_1> now"), chunk(finish="stop"))
+    sent = [out for c in parts for out in chain(c)]
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in sent if c["choices"])
     assert text == f"Calling {PHONE} now"
     kept = chain.kept()
     assert kept is not None and kept["choices"][0]["message"]["content"] == "Calling <PHONE_1> now"
@@ -90,8 +91,8 @@ def test_a_whole_answer_is_one_chunk_through_the_same_chain() -> None:
         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
     }
     chain = AnswerChain(whole=True, answer=restore, keep=guard, wants_usage=False, capture=True)
-    out = chain(answer)
-    assert out is not None and out["choices"][0]["message"]["content"] == PHONE
+    (out,) = chain(answer)
+    assert out["choices"][0]["message"]["content"] == PHONE
     assert "usage" in out  # a whole answer keeps its usage
     kept = chain.kept()
     assert kept is not None and kept["choices"][0]["message"]["content"] == "<PHONE_1>"
