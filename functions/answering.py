@@ -28,39 +28,62 @@ error event), which is :class:`~functions.filtering.answer.AnswerFilter`'s conce
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
 
 from functions.cache.answers import COMPLETE, Assembler
-from functions.errors import ContentBlockedError
 from functions.filtering.answer import AnswerFilter
+from functions.knowledge.prompting import sources_block
+from functions.wire import CitationStyle
 
 Account = Callable[[dict[str, Any]], None]
+_CITED_TEXTS = ("title", "source", "location")
 
 
-class Sources:
-    """The Markdown Sources block, passed once through its own guard and restore."""
+class Cited:
+    """The sources retrieved into the prompt, as this answer shows them (``style``).
 
-    def __init__(self, block: str, answer: AnswerFilter | None) -> None:
-        self._block = block
+    Their titles, paths and places are a document author's text: each passes once
+    through an answer filter of its own (guard, then restore), as the answer's text
+    does. A text the guard would block is shown as ``[REDACTED]``: a title ends no answer.
+    """
+
+    def __init__(
+        self,
+        citations: Sequence[Mapping[str, Any]],
+        style: CitationStyle,
+        answer: AnswerFilter | None,
+    ) -> None:
+        self.style = style
+        self._citations = citations
         self._answer = answer
-        self._text: str | None = None
+        self._guarded: list[dict[str, Any]] | None = None
 
-    def text(self) -> str:
-        """The block as the client may see it; raises ContentBlockedError if it may not."""
-        if self._text is None:
-            if self._answer is None:
-                self._text = self._block
-            else:
-                message: dict[str, Any] = {"role": "assistant", "content": self._block}
-                choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": None}
-                self._answer.apply({"choices": [choice]})
-                if choice["finish_reason"] == "content_filter":
-                    raise ContentBlockedError("The sources were blocked by the content policy.")
-                self._text = str(choice["message"]["content"])
-        return self._text
+    def guarded(self) -> list[dict[str, Any]]:
+        if self._guarded is None:
+            cited = [dict(c) for c in self._citations]
+            texts = [(c, k) for c in cited for k in _CITED_TEXTS if isinstance(c.get(k), str)]
+            if self._answer is not None and texts:
+                choices: list[dict[str, Any]] = [
+                    {"index": n, "message": {"content": c[k]}, "finish_reason": None}
+                    for n, (c, k) in enumerate(texts)
+                ]
+                self._answer.apply({"choices": choices})
+                for (c, k), choice in zip(texts, choices, strict=True):
+                    blocked = choice["finish_reason"] == "content_filter"
+                    c[k] = "[REDACTED]" if blocked else str(choice["message"]["content"])
+            self._guarded = cited
+        return self._guarded
+
+    def field(self) -> dict[str, Any] | None:
+        """Enclave's response field, unless the style is Markdown only."""
+        return None if self.style == "markdown" else {"enclave": {"citations": self.guarded()}}
+
+    def block(self) -> str | None:
+        """The Markdown Sources block, unless the style is the field only."""
+        return None if self.style == "field" else sources_block(self.guarded())
 
 
 class AnswerChain:
@@ -70,8 +93,7 @@ class AnswerChain:
         whole: bool,
         answer: AnswerFilter | None,
         keep: AnswerFilter | None = None,
-        citations: dict[str, Any] | None = None,
-        sources: Sources | None = None,
+        citations: Cited | None = None,
         wants_usage: bool = True,
         account: Account | None = None,
         capture: bool = False,
@@ -81,7 +103,8 @@ class AnswerChain:
         # with a keep stage the answer filter only restores (the keep stage guarded)
         self._filter = answer
         self._citations = citations
-        self._sources = sources
+        self._field = citations is not None and citations.style != "markdown"  # not sent yet
+        self._sources = citations.block() if citations and citations.style != "field" else None
         self._calling: set[int] = set()  # streamed choices that called tools: no Sources
         self._wants_usage = whole or wants_usage
         self._account = account
@@ -129,8 +152,8 @@ class AnswerChain:
             if out is None:
                 return None
             chunk = out
-        if self._citations is not None:  # the first chunk carries them
-            chunk, self._citations = {**chunk, **self._citations}, None
+        if self._field and self._citations is not None:  # the first chunk carries them
+            chunk, self._field = {**chunk, **(self._citations.field() or {})}, False
         return chunk
 
     def _cited(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
@@ -141,11 +164,7 @@ class AnswerChain:
             for choice in _choices(chunk):
                 message = choice.get("message")
                 if isinstance(message, dict) and _sourced(choice, message):
-                    try:
-                        message["content"] = (message.get("content") or "") + self._sources.text()
-                    except ContentBlockedError:  # as the answer filter treats a whole answer
-                        choice["message"] = {"role": "assistant", "content": "", "refusal": None}
-                        choice["finish_reason"] = "content_filter"
+                    message["content"] = (message.get("content") or "") + self._sources
             return [chunk]
         texts: list[dict[str, Any]] = []
         for choice in _choices(chunk):
@@ -157,7 +176,7 @@ class AnswerChain:
             if _index(choice) in self._calling or not _sourced(choice, delta):
                 continue
             held = delta.pop("content", None) or ""  # what the guard held back comes first
-            content = {"content": held + self._sources.text()}
+            content = {"content": held + self._sources}
             texts.append({"index": _index(choice), "delta": content, "finish_reason": None})
         if not texts:
             return [chunk]

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from functions import lifecycle
-from functions.answering import AnswerChain, Sources
+from functions.answering import AnswerChain, Cited
 from functions.audit.local import RequestAudit
 from functions.cache.answers import as_chunks, complete
 from functions.cache.cache import ResponseCache
@@ -39,7 +39,6 @@ from functions.errors import (
 )
 from functions.filtering.answer import AnswerFilter
 from functions.filtering.engine import FilterSet, Stage
-from functions.knowledge.prompting import sources_block
 from functions.metrics import Metrics
 from functions.ratelimit.limiter import prompt_tokens
 from functions.relay import Opened, Relay
@@ -163,22 +162,18 @@ class Chat:
         if keep is not None:
             answer = self._answer_filter(ctx, "restore")
         model = ctx.body.model
+        cited = (
+            Cited(ctx.citations, ctx.citing, self._answer_filter(ctx)) if ctx.citations else None
+        )
         return AnswerChain(
             whole=whole,
             answer=answer,
             keep=keep,
-            citations=_extension(ctx) if ctx.citations and ctx.citing != "markdown" else None,
-            sources=self._sources(ctx),
+            citations=cited,
             wants_usage=ctx.body.wants_usage_in_stream,
             account=None if cached else lambda usage: self._account(model, deployment, usage),
             capture=self.audit.capturing,
         )
-
-    def _sources(self, ctx: ChatContext) -> Sources | None:
-        """The Markdown Sources block, with an answer filter of its own (see answering)."""
-        if not ctx.citations or ctx.citing == "field":
-            return None
-        return Sources(sources_block(ctx.citations), self._answer_filter(ctx))
 
     def _fills(self, ctx: ChatContext) -> bool:
         return self.cache is not None and ctx.cache is not None and ctx.cache.fill
@@ -388,11 +383,6 @@ def _carries_text(chunk: dict[str, Any]) -> bool:
 def _has_content(chunk: dict[str, Any]) -> bool:
     choices = chunk.get("choices") or []
     return bool(choices and (choices[0].get("delta") or {}).get("content"))
-
-
-def _extension(ctx: ChatContext) -> dict[str, Any]:
-    """Enclave's own response field: the sources retrieved into the prompt."""
-    return {"enclave": {"citations": list(ctx.citations)}}
 
 
 def _parsed(body: bytes) -> dict[str, Any] | None:
