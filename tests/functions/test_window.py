@@ -5,6 +5,7 @@ gateway and node end to end are in tests/e2e/test_window.py)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import httpx
@@ -141,16 +142,12 @@ def test_the_retry_drops_more_once_and_says_so() -> None:
     assert owner.decisions["window"].endswith(":retried")
     dropped = owner.decisions["window"].split("dropped=")[1]
     assert dropped.split(":")[1].startswith("1-")  # still the caller's numbering
-    again = ctx.evolve(window=done.__class__(**{**_fields(done), "retried": True}))
+    again = ctx.evolve(window=dataclasses.replace(done, retried=True))
     assert refit(again, refused) is None  # once only
     other = UpstreamError("no", upstream_status=400, code="invalid_value")
     assert refit(ctx, other) is None
     minimal = ctx_for(body(*conversation(0)), window=window(2048))
     assert refit(minimal, refused) is None  # nothing left to drop: the refusal stands
-
-
-def _fields(done: Window) -> dict[str, Any]:
-    return {name: getattr(done, name) for name in Window.__slots__}
 
 
 def test_the_step_uses_the_smallest_known_context_and_the_policy_by_alias_tenant_gateway() -> None:
