@@ -127,7 +127,11 @@ def test_the_nodes_own_refusal_reads_the_same(stack: tuple[Server, str], stream:
     with client(gateway) as sdk, pytest.raises(openai.BadRequestError) as refused:
         sdk.chat.completions.create(model="blind", messages=long_history(8), stream=stream)
     error: Any = refused.value.body
-    assert (error["type"], error["code"]) == ("invalid_request_error", "context_length_exceeded")
+    assert (error["type"], error["code"], error["param"]) == (
+        "invalid_request_error",
+        "context_length_exceeded",
+        "messages",
+    )
 
 
 def test_a_refusal_under_truncate_is_retried_once_with_fewer_turns(

@@ -116,6 +116,14 @@ def test_the_error_policy_refuses_with_context_length_exceeded() -> None:
     )
 
 
+def test_a_models_refusal_reads_as_the_gateways_own() -> None:
+    relayed = UpstreamError("too long", upstream_status=400, code="context_length_exceeded")
+    own = ContextLengthExceededError.of(600, 512)
+    fields = ("type", "code", "param")
+    assert [relayed.body()["error"][f] for f in fields] == [own.body()["error"][f] for f in fields]
+    assert relayed.status_code == own.status_code == 400
+
+
 def ctx_for(request: ChatCompletionRequest, **extra: Any) -> ChatContext:
     return ChatContext(
         request_id="t",
