@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from functions import lifecycle
-from functions.answering import AnswerChain
+from functions.answering import AnswerChain, Cited
 from functions.audit.local import RequestAudit
 from functions.cache.answers import as_chunks, complete
 from functions.cache.cache import ResponseCache
@@ -32,6 +32,7 @@ from functions.errors import (
     EnclaveError,
     NoDeploymentError,
     ServiceUnavailableError,
+    UpstreamError,
     UpstreamUnavailableError,
     map_exception,
 )
@@ -44,6 +45,8 @@ from functions.relay import Opened, Relay
 from functions.routing import DeploymentRouter
 from functions.settings import Deployment
 from functions.warmth import Warmth, down_error, unreachable
+from functions.window.steps import headers as window_headers
+from functions.window.steps import refit
 from functions.wire import SSE_DONE, ChatCompletionRequest, now, sse_event
 
 ROUTE = "/v1/chat/completions"
@@ -107,7 +110,11 @@ class Chat:
             return StreamingResponse(
                 self._wait_then_stream(ctx, cold),
                 media_type="text/event-stream",
-                headers={**self._cache_headers(ctx), **variant_headers(ctx)},
+                headers={
+                    **self._cache_headers(ctx),
+                    **variant_headers(ctx),
+                    **window_headers(ctx),
+                },
             )
         ready = await unless_disconnected(request, self.warmth.wait_warm(cold, self.cold_wait_s))
         if ready is None:
@@ -130,6 +137,7 @@ class Chat:
             **self._limit_headers(ctx),
             **self._cache_headers(ctx),
             **variant_headers(ctx),
+            **window_headers(ctx),
         }
         if opened.events is not None:
             return StreamingResponse(
@@ -143,7 +151,8 @@ class Chat:
         if parsed is None:
             if not chain.transparent or ctx.citations:  # never pass on what was not checked
                 raise UpstreamUnavailableError("The model server sent an unreadable answer.")
-        elif (answer := chain(parsed)) is not None:  # the whole answer is one chunk
+        elif sent := chain(parsed):  # the whole answer is one chunk
+            (answer,) = sent
             if not (answer is parsed and chain.transparent):
                 body = orjson.dumps(answer)
             await self._fill(ctx, chain)
@@ -161,11 +170,14 @@ class Chat:
         if keep is not None:
             answer = self._answer_filter(ctx, "restore")
         model = ctx.body.model
+        cited = (
+            Cited(ctx.citations, ctx.citing, self._answer_filter(ctx)) if ctx.citations else None
+        )
         return AnswerChain(
             whole=whole,
             answer=answer,
             keep=keep,
-            citations=_extension(ctx) if ctx.citations else None,
+            citations=cited,
             wants_usage=ctx.body.wants_usage_in_stream,
             account=None if cached else lambda usage: self._account(model, deployment, usage),
             capture=self.audit.capturing,
@@ -238,8 +250,7 @@ class Chat:
         down = 0  # deployments found down (refusing, and none can be woken)
         for attempt, deployment in enumerate(plan):
             try:
-                payload = upstream_payload(ctx.body, deployment)
-                opened = await self.relay.open(deployment, payload, ctx.request_id, ctx.priority)
+                opened = await self._send(ctx, deployment)
             except UpstreamUnavailableError as exc:
                 last = exc
                 if unreachable(deployment, exc):
@@ -270,6 +281,20 @@ class Chat:
             headers=(last.headers if last else {}) or {"retry-after": "1"},
         )
 
+    async def _send(self, ctx: ChatContext, deployment: Deployment) -> Opened:
+        """Open ``deployment``; if it refuses the prompt as too long, once more with fewer
+        turns (:func:`functions.window.refit`)."""
+        try:
+            return await self.relay.open(
+                deployment, upstream_payload(ctx.body, deployment), ctx.request_id, ctx.priority
+            )
+        except UpstreamError as exc:
+            smaller = refit(ctx, exc)
+            if smaller is None:
+                raise
+        payload = upstream_payload(smaller, deployment)
+        return await self.relay.open(deployment, payload, ctx.request_id, ctx.priority)
+
     async def _relay_stream(
         self,
         ctx: ChatContext,
@@ -290,11 +315,9 @@ class Chat:
                     first = False
                 if "error" in chunk:
                     status = "502"
-                if (out := chain(chunk)) is None:
-                    continue
-                if not (out is chunk and chain.transparent):
-                    payload = orjson.dumps(out)
-                yield b"data: " + payload + b"\n\n"
+                for out in chain(chunk):
+                    data = payload if out is chunk and chain.transparent else orjson.dumps(out)
+                    yield b"data: " + data + b"\n\n"
             if status == "200":
                 await self._fill(ctx, chain)
         except Exception as exc:  # after the first byte: report in-band, then end the stream
@@ -372,11 +395,6 @@ def _carries_text(chunk: dict[str, Any]) -> bool:
 def _has_content(chunk: dict[str, Any]) -> bool:
     choices = chunk.get("choices") or []
     return bool(choices and (choices[0].get("delta") or {}).get("content"))
-
-
-def _extension(ctx: ChatContext) -> dict[str, Any]:
-    """Enclave's own response field: the sources retrieved into the prompt."""
-    return {"enclave": {"citations": list(ctx.citations)}}
 
 
 def _parsed(body: bytes) -> dict[str, Any] | None:

@@ -23,11 +23,12 @@ from functions.filtering.engine import MaskedConversation
 from functions.ratelimit.limiter import Admission
 from functions.ratelimit.settings import Limits
 from functions.settings import Deployment
-from functions.wire import ChatCompletionRequest
+from functions.wire import ChatCompletionRequest, CitationStyle
 
 if TYPE_CHECKING:
     from functions.cache.cache import Lookup
     from functions.endusers import EndUser
+    from functions.window.fit import Window
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +88,9 @@ class ChatContext:
     level: Level | None = None  # data classification, set by the filter step
     admission: Admission | None = None  # rate-limit headers and the token settlement
     citations: tuple[dict[str, Any], ...] = ()  # sources retrieved into the prompt
+    citing: CitationStyle = "field"  # how the answer shows them (set by retrieval)
+    alias: str | None = None  # the model alias the caller named, whose settings apply
+    window: Window | None = None  # what fitting the context window did (functions/window)
     retrieved: frozenset[int] = frozenset()  # indices of messages holding retrieved passages
     cache: Lookup | None = None  # the response cache's hit (with the answer), miss or bypass
     priority: str = "interactive"  # or "background" (functions/classes.py)

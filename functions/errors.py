@@ -247,6 +247,8 @@ class UpstreamError(EnclaveError):
         super().__init__(message, **kwargs)
         self.upstream_status = upstream_status
         self.upstream_code = code if code and _CODE.fullmatch(code) else None
+        if self.upstream_code == ContextLengthExceededError.code and self.param is None:
+            self.param = "messages"  # as the gateway's own refusal names it
 
     @property
     def status_code(self) -> int:

@@ -1,7 +1,8 @@
 """The OpenAI-compatible gateway: the steps composed once into one app.
 
     POST /v1/chat/completions   authenticate → read body → parse → end user → experiment
-                                → priority → retrieve → filter → route → comply → rate limit
+                                → priority → retrieve → filter → route → comply → window
+                                → cache → rate limit
                                 → answer (relay; the answer checked and restored)
     POST /v1/filter             authenticate → what the filter makes of a text
     POST /v1/feedback           authenticate → rate an answer of the caller's tenant
@@ -64,6 +65,8 @@ from functions.relay import Relay
 from functions.routing import DeploymentRouter, make_route
 from functions.settings import Settings
 from functions.warmth import Warmth
+from functions.window.lengths import ContextLengths
+from functions.window.steps import make_window
 from functions.wire import ChatCompletionRequest, ModelCard, ModelList, now
 
 
@@ -82,6 +85,7 @@ def chat_steps(
     retrieve: ChatStep,
     route: ChatStep,
     cache_lookup: ChatStep,
+    window: ChatStep,
 ) -> Sequence[tuple[str, ChatStep]]:
     """The steps between authentication and the answer, in order.
 
@@ -97,6 +101,7 @@ def chat_steps(
         ("filter", make_filter_input(filters, scanner)),
         ("route", route),
         ("comply", make_comply(filters)),
+        ("window", window),  # fitted to the planned deployments' context
         ("cache", cache_lookup),
         ("rate_limit", make_rate_limit(limiter)),
     )
@@ -168,10 +173,13 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
     classes = ClassMetrics(metrics.registry)
     retrieve = make_retrieve(
         knowledge,
-        aliases,
+        gateway.aliases,
         lambda tenant, text: filters.for_tenant(tenant).carries_instructions(text),
     )
     cache_lookup = make_cache_lookup(cache, cache_metrics)
+    lengths = ContextLengths(settings.window)
+    contexts = {name: a.context for name, a in gateway.aliases.items()}
+    window = make_window(settings.window, lengths, contexts)
     # who of a frontend's users asks, which variant of an experiment they get (its name
     # becomes the variant's model before anything else reads it), and whether anyone
     # waits: before everything else
@@ -182,7 +190,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
     )
     steps = (
         *frontend,
-        *chat_steps(filters, scanner, limiter, retrieve, make_route(router), cache_lookup),
+        *chat_steps(filters, scanner, limiter, retrieve, make_route(router), cache_lookup, window),
     )
     feedback = FeedbackStore(store_path(audit_settings.directory), gateway.feedback_window_days)
 
@@ -271,6 +279,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
         await limiter.aclose()
         await cache.aclose()
         feedback.close()
+        await lengths.aclose()
         scanner.close()
         if oidc_client is not None:
             await oidc_client.aclose()

@@ -23,6 +23,8 @@ from functions.knowledge.settings import KnowledgeSettings
 from functions.logins import LoginThrottleSettings
 from functions.oidc.settings import OIDCSettings
 from functions.ratelimit.settings import RateLimitSettings
+from functions.window.settings import Policy, WindowSettings
+from functions.wire import CitationStyle
 
 DEFAULT_MODEL = "smollm2"
 DEFAULT_NODE_MODEL_ID = "SmolLM2-135M-Instruct"
@@ -55,6 +57,8 @@ class Deployment(BaseModel):
     # true for a deployment that scales to zero (Modal): a refused connection means it is
     # cold, so it is woken and waited for; false: a refused connection means it is down
     scale_to_zero: bool = False
+    # the model's context (prompt + answer tokens); default: what its /v1/models says
+    context_tokens: int | None = Field(default=None, ge=128)
 
     @property
     def target_model(self) -> str:
@@ -85,6 +89,8 @@ class ModelAlias(BaseModel):
     collections: list[str] = Field(min_length=1)
     # where this alias's background requests go (functions/classes.py); None: the model's
     background_model: str | None = None
+    citations: CitationStyle = "both"  # the enclave.citations field, a Sources block, both
+    context: Policy | None = None  # a conversation too long: truncate or error (window)
 
 
 class GatewaySettings(BaseModel):
@@ -209,6 +215,8 @@ class Settings(BaseSettings):
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
     # answers kept at the masked layer; ENCLAVE_CACHE_BACKEND=redis, _TTL_S, _TENANTS…
     cache: CacheSettings = Field(default_factory=CacheSettings)
+    # conversations longer than the model's context; ENCLAVE_WINDOW_POLICY=error, _TENANTS…
+    window: WindowSettings = Field(default_factory=WindowSettings)
 
     @model_validator(mode="after")
     def _knowledge_under_the_data_directory(self) -> Settings:

@@ -21,6 +21,9 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "function_call"]
+# Enclave extension: how an answer shows its sources (Enclave's response field, a Markdown
+# "Sources" block appended to its text, or both)
+CitationStyle = Literal["field", "markdown", "both"]
 
 
 # Bounds on what one request may contain (I4): each is a clear 400, never a slow scan.
@@ -183,6 +186,8 @@ class EnclaveOptions(_Wire):
     collections: list[Annotated[str, Field(max_length=MAX_NAME_CHARS)]] = Field(
         default_factory=list, max_length=MAX_COLLECTIONS
     )
+    # how the answer shows its sources; unset: the alias's style, else the field
+    citations: CitationStyle | None = None
 
 
 def _metadata(value: dict[str, str] | None) -> dict[str, str] | None:
@@ -308,6 +313,8 @@ class ModelCard(BaseModel):
     # Enclave extension: the weights behind the model (path, kind, revision) on a node,
     # and the sampling defaults it applies (sampling_defaults)
     enclave: dict[str, Any] | None = None
+    # Enclave extension (as vLLM's max_model_len): prompt + answer tokens the model takes
+    context_length: int | None = None
 
 
 class ModelList(BaseModel):

@@ -381,7 +381,14 @@ def create_app(
             **(identity.as_dict() if identity else {}),
             "sampling_defaults": state.sampling.as_dict(),
         }
-        card = ModelCard(id=engine.model_id, created=now(), owned_by="enclave", enclave=extension)
+        card = ModelCard(
+            id=engine.model_id,
+            created=now(),
+            owned_by="enclave",
+            enclave=extension,
+            # what every built-in engine is configured with; the gateway fits prompts to it
+            context_length=state.settings.node.context_tokens,
+        )
         return Response(ModelList(data=[card]).model_dump_json(), media_type="application/json")
 
     async def prometheus(request: Request) -> Response:

@@ -22,7 +22,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Literal
 
 import numpy as np
@@ -82,13 +82,25 @@ class IngestSummary:
         return self.chunks / self.seconds if self.seconds > 0 else 0.0
 
 
-def source_name(path: Path, root: Path) -> str:
-    """``path`` relative to ``root`` if it lies under it, else absolute; with ``/``."""
+def source_name(path: Path, root: Path, top: Path | None = None) -> str:
+    """``path`` relative to ``root`` if it lies under it, else relative to the folder
+    that holds ``top`` (the argument it was found under; ``path`` itself if None), with
+    ``/``: a citation names a document, never where the server keeps it."""
     resolved = path.resolve()
     try:
         return resolved.relative_to(root.resolve()).as_posix()
     except ValueError:
-        return resolved.as_posix()
+        base = (top or path).resolve().parent
+        return resolved.relative_to(base).as_posix()
+
+
+def public_source(source: str) -> str:
+    """A stored source as a citation may show it: an absolute path (stored by an older
+    ingest, from outside its working directory) is reduced to its file name."""
+    posix = source.replace("\\", "/")
+    if posix.startswith("/") or PureWindowsPath(source).drive:
+        return PurePosixPath(posix).name
+    return source
 
 
 def walk(
@@ -99,7 +111,8 @@ def walk(
     Returns (supported files, unsupported files, paths that don't exist). A file's
     source name — its identity for re-ingestion and its citation — is its path
     relative to ``root`` (the CLI passes the working directory), e.g.
-    ``docs/leave.md`` however the argument was spelt; absolute if outside ``root``.
+    ``docs/leave.md`` however the argument was spelt; outside ``root``, relative to the
+    folder that holds the argument (``/tmp/x/docs`` gives ``docs/leave.md``).
     """
     items: dict[str, SourceItem] = {}
     skipped: list[str] = []
@@ -110,7 +123,7 @@ def walk(
             continue
         found = [top] if top.is_file() else sorted(_files(top))
         for path in found:
-            source = source_name(path, Path(root))
+            source = source_name(path, Path(root), top)
             if not supported(source):
                 skipped.append(source)
             else:

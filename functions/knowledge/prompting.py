@@ -1,8 +1,10 @@
 """Turn retrieved passages into a context message with numbered sources, and citations.
 
 The chat retrieval step prepends :func:`context_message` to the conversation and
-returns :func:`citations` with the response. Numbers match: source ``[2]`` in the
-prompt is the citation with ``"index": 2``. The context block looks like::
+returns :func:`citations` with the response (the ``enclave.citations`` field, or
+:func:`sources_block` appended to the answer, or both). Numbers match: source
+``[2]`` in the prompt is the citation with ``"index": 2`` and the line ``[2]`` of the
+Sources block. The context block looks like::
 
     Answer using the numbered sources below when they are relevant, and cite them
     inline as [1], [2]. If they do not contain the answer, say so.
@@ -15,7 +17,8 @@ prompt is the citation with ``"index": 2``. The context block looks like::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
 from functions.knowledge.retrieve import Passage
@@ -24,6 +27,11 @@ INSTRUCTION = (
     "Answer using the numbered sources below when they are relevant, and cite them "
     "inline as [1], [2]. If they do not contain the answer, say so."
 )
+
+
+MAX_SOURCE_LINE = 240  # characters of one Sources line's title and place, at most
+_MARKDOWN = re.compile(r"([\\`*\[\]()!<>])")  # what makes links, images, HTML, code
+_SPACE = re.compile(r"\s+")
 
 
 class Citation(TypedDict):
@@ -80,3 +88,28 @@ def citations(passages: Sequence[Passage], *, max_chars: int | None = None) -> l
         )
         for index, p in enumerate(fitting(passages, max_chars), start=1)
     ]
+
+
+def _plain(text: str) -> str:
+    """``text`` as one inert line of Markdown: whitespace collapsed, Markdown escaped.
+
+    A title is a document author's text: escaped, it cannot become a link, an image
+    (a URL the reader's browser would fetch) or a heading in the reader's frontend.
+    """
+    line = _SPACE.sub(" ", text).strip()[:MAX_SOURCE_LINE]
+    return _MARKDOWN.sub(r"\\\1", line)
+
+
+def sources_block(cited: Sequence[Mapping[str, Any]]) -> str:
+    """The Markdown block appended to an answer: a rule, then one line per citation::
+
+    ---
+    Sources:
+    [1] Travel policy (docs/travel.md, Meals)
+    """
+    lines = []
+    for c in cited:
+        where = ", ".join(part for part in (c["source"], c["location"]) if part)
+        title = str(c["title"] or c["source"])
+        lines.append(f"[{c['index']}] {_plain(title)} ({_plain(where)})")
+    return "\n\n---\nSources:\n" + "\n".join(lines) if lines else ""

@@ -25,6 +25,7 @@ import numpy.typing as npt
 from lancedb.query import LanceVectorQueryBuilder
 from lancedb.table import Table
 
+from functions.knowledge.ingest import public_source
 from functions.knowledge.store import PASSAGE_COLUMNS, CollectionRef
 
 RRF_K = 60
@@ -124,7 +125,7 @@ def hybrid_search(
 def _passage(ref: CollectionRef, hit: Hit, rrf: float, distance: float | None) -> Passage:
     return Passage(
         text=hit["text"],
-        source=hit["source"],
+        source=public_source(hit["source"]),
         title=hit["title"] or "",
         location=hit["location"] or "",
         score=rrf * (RRF_K + 1) / 2,

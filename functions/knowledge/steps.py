@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from typing import Any
 
@@ -55,6 +55,7 @@ from functions.knowledge.prompting import citations, context_message
 from functions.knowledge.retrieve import Passage
 from functions.knowledge.settings import KnowledgeSettings
 from functions.knowledge.store import CollectionRef
+from functions.settings import ModelAlias
 from functions.wire import ChatMessage
 
 BODY_LIMIT = 262_144
@@ -110,18 +111,23 @@ Screen = Callable[[str, str], bool]
 
 
 def make_retrieve(
-    knowledge: Knowledge, aliases: dict[str, tuple[str, list[str]]], screen: Screen | None = None
+    knowledge: Knowledge, aliases: Mapping[str, ModelAlias], screen: Screen | None = None
 ) -> ChatStep:
     """Retrieval for chat. Passages are untrusted input (a document author may write to the
     model): ``screen`` drops, and the decision records, any that carries instructions. The
     context message's index goes into ``ctx.retrieved``, so the filters treat it as
-    documents, not as the operator's system prompt."""
+    documents, not as the operator's system prompt. How the answer shows the citations
+    (``ctx.citing``): the request's ``enclave.citations``, else the alias's, else the field."""
 
     async def retrieve(ctx: ChatContext) -> ChatContext:
         body, names = ctx.body, _collections(ctx)
-        if body.model in aliases:
-            model, bound = aliases[body.model]
-            body, names = body.model_copy(update={"model": model}), [*bound, *names]
+        alias = aliases.get(body.model)
+        if alias is not None:
+            ctx = ctx.evolve(alias=body.model, citing=alias.citations)
+            body = body.model_copy(update={"model": alias.model})
+            names = [*alias.collections, *names]
+        if body.enclave is not None and body.enclave.citations is not None:
+            ctx = ctx.evolve(citing=body.enclave.citations)
         question = next((m.text() for m in reversed(body.messages) if m.role == "user"), "")
         question = question[:MAX_QUERY_CHARS]  # what is searched for; the model sees it all
         if not names or not question:

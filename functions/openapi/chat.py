@@ -209,7 +209,10 @@ CHAT_REQUEST: Schema = {
                     "type": "array",
                     "maxItems": wire.MAX_COLLECTIONS,
                     "items": COLLECTION,
-                }
+                },
+                # how the answer shows its sources: the enclave.citations field, a
+                # Markdown "Sources" block appended to its text, or both
+                citations=nullable({"type": "string", "enum": ["field", "markdown", "both"]}),
             )
         ),
     },

@@ -79,8 +79,9 @@ def test_an_answer_quoting_its_source_is_delivered_with_citations(
             finish = answer["choices"][0]["finish_reason"]
             cited = answer["enclave"]["citations"]
     assert finish == "stop"
-    assert "600 yuan per night" in text and text.endswith("[1]")
-    assert cited[0]["source"].endswith("travel.md")
+    said, _, block = text.partition("\n\n---\nSources:\n")  # an alias shows both styles
+    assert "600 yuan per night" in said and said.endswith("[1]")
+    assert cited[0]["source"].endswith("travel.md") and "(docs/travel.md" in block
 
 
 def test_a_passage_that_instructs_the_model_is_dropped(
