@@ -188,13 +188,13 @@ class Edge:
                     status=state["status"],
                     ms=round((time.perf_counter() - started) * 1000, 2),
                 )
-            elif not owner.closed and self.lifecycle is not None:
+            elif not owner.closed:
                 # the last byte never left: the client went away, or the server is shutting
                 # down; either way the record is written, and the lifespan waits for it
                 # (Lifecycle.drain) before the audit log closes
                 status = lifecycle.SHUT_DOWN if state.get("shut_down") else lifecycle.CLIENT_CLOSED
                 state["error"] = state["error"] or "The client closed the request."
-                await asyncio.shield(self.lifecycle.track(close(status)))
+                await asyncio.shield(close(status))
             lifecycle.current.reset(call_token)
             trace_id.reset(token)
             traceparent.reset(parent_token)

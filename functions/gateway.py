@@ -271,7 +271,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
         if audit_log is not None:
             await audit_log.start()
         yield
-        await outcomes.drain()  # records of requests the shutdown cut off, before the log closes
+        await outcomes.drain()  # every request's record (cut-off ones too) before the log closes
         if audit_log is not None:
             await audit_log.aclose()
         await warmth.aclose()

@@ -19,6 +19,7 @@ error's status; a client that left before the last byte is a 499.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
 CLIENT_CLOSED = 499
 SHUT_DOWN = 503  # the gateway stopped (past its drain) before the answer was complete
+DRAIN_TIMEOUT_S = 10.0  # how long a stopping gateway waits for its last records
 Kind = Literal["chat", "other"]
 
 
@@ -118,7 +120,10 @@ class Lifecycle:
         self.metrics = metrics
         self.audit = audit
         self.answered = answered  # told of each answered chat before its last byte leaves
-        self._closing: set[asyncio.Future[None]] = set()  # records of cut-off requests
+        # requests opened and not yet recorded: the lifespan waits for them (drain)
+        self._unrecorded = 0
+        self._all_recorded = asyncio.Event()
+        self._all_recorded.set()
         self.experiment_requests = Counter(
             "enclave_gateway_experiment_requests",
             "Chat requests of A/B experiments, by variant and outcome",
@@ -135,20 +140,17 @@ class Lifecycle:
             self.filter_verdicts.labels(verdict)
 
     def open(self) -> Call:
+        self._unrecorded += 1
+        self._all_recorded.clear()
         return Call()
 
-    def track(self, closing: Awaitable[None]) -> asyncio.Future[None]:
-        """Run the close of a request that was cut off, so :meth:`drain` can wait for it."""
-        task = asyncio.ensure_future(closing)
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
-        return task
-
-    async def drain(self) -> None:
-        """Wait for the records of cut-off requests: the lifespan calls this before the
-        audit log closes, so a request cancelled by the server's shutdown keeps its record."""
-        while self._closing:
-            await asyncio.gather(*self._closing, return_exceptions=True)
+    async def drain(self, timeout_s: float = DRAIN_TIMEOUT_S) -> None:
+        """Wait until every request opened has its outcome recorded (bounded by
+        ``timeout_s``). The lifespan calls this before the audit log closes: a request
+        the server's shutdown cancelled is closed by the edge a moment later, and its
+        record must still find the log open."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._all_recorded.wait(), timeout_s)
 
     async def close(
         self, owner: Call, http_status: int, method: str, path: str, error: str | None = None
@@ -163,6 +165,16 @@ class Lifecycle:
         if owner.closed:
             return
         owner.closed = True
+        try:
+            await self._record(owner, http_status, method, path, error)
+        finally:
+            self._unrecorded -= 1
+            if not self._unrecorded:
+                self._all_recorded.set()
+
+    async def _record(
+        self, owner: Call, http_status: int, method: str, path: str, error: str | None
+    ) -> None:
         elapsed = time.perf_counter() - owner.started
         status = owner.status if owner.status is not None else http_status
         ctx = owner.ctx
