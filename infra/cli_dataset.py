@@ -187,4 +187,8 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings, out: TextIO = sys.stdout) -> int:
-    return export(settings, args, out)
+    try:
+        return export(settings, args, out)
+    except OSError as exc:  # an --out in a missing folder, or a folder: one line, no traceback
+        print(f"enclave: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
                 f"fine-tuning needs {', '.join(absent)}: pip install -e '.[finetune]'"
             )
         manifest = train(args.base, args.data, args.out, hyper)
-    except (FinetuneError, AdapterError) as exc:
+    except (FinetuneError, AdapterError, OSError) as exc:  # OSError: an --out it cannot write
         raise SystemExit(f"enclave: {exc}") from None
     _report(args.out, asdict(manifest))
     return 0
@@ -98,6 +98,8 @@ def _remote(base: Path, data: Path, out: Path, hyper: Hyper) -> int:
     for path in (base, data, out):
         if path.is_absolute() or ".." in PurePosixPath(path).parts:
             raise FinetuneError(f"with --modal, {path} must be relative to the weights storage")
+    if importlib.util.find_spec("modal") is None:
+        raise FinetuneError("--modal needs the modal extra: pip install -e '.[modal]'")
     import modal  # the modal extra: only for --modal
 
     from infra.modal_app import APP_NAME
@@ -105,7 +107,7 @@ def _remote(base: Path, data: Path, out: Path, hyper: Hyper) -> int:
     try:
         function = modal.Function.from_name(APP_NAME, "finetune")
         manifest: dict[str, Any] = function.remote(str(base), str(data), str(out), asdict(hyper))
-    except modal.exception.Error as exc:
+    except Exception as exc:  # the remote run's own errors arrive re-raised here
         raise SystemExit(f"enclave: the Modal fine-tuning run failed: {exc}") from None
     _report(out, manifest)
     return 0

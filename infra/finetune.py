@@ -156,8 +156,23 @@ def train(base: Path, data: Path, out: Path, hyper: Hyper) -> Manifest:
     (partial / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2) + "\n")
     if out.exists():
         out.rmdir()  # checked empty above
-    os.replace(partial, out)
+    try:
+        os.replace(partial, out)
+    except OSError:  # an S3 bucket mount (Modal's, mountpoint-s3) cannot rename: copy instead
+        _copy_manifest_last(partial, out)
     return manifest
+
+
+def _copy_manifest_last(partial: Path, out: Path) -> None:
+    """Publish ``partial`` as ``out`` where rename is impossible; the manifest is written
+    last, so an adapter directory with a manifest is a complete one."""
+    out.mkdir(parents=True, exist_ok=True)
+    for item in sorted(partial.iterdir(), key=lambda p: p.name == MANIFEST):
+        if item.is_dir():
+            shutil.copytree(item, out / item.name)
+        else:
+            shutil.copyfile(item, out / item.name)
+    shutil.rmtree(partial, ignore_errors=True)
 
 
 __all__ = ["FinetuneError", "Hyper", "Manifest", "read_dataset", "train"]

@@ -136,9 +136,10 @@ class Stack:
 
     def on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self.stopping.is_set():  # the second Ctrl-C
-            say("stopping at once: answers in flight are cut off")
             self.gateway.signal(signal.SIGKILL)
             self.node.signal(signal.SIGKILL)
+            # os.write, not print: a handler that lands inside print() may not print again
+            os.write(2, b"enclave: stopping at once: answers in flight are cut off\n")
             return
         self.stopping.set()
         if self.starting:  # nothing is being served yet: abandon the start
@@ -210,6 +211,9 @@ def up(
     except KeyboardInterrupt:  # a signal in the instant between the start and the banner
         return 0
     finally:
+        # a Ctrl-C during this drain may only mean "stop at once", never abandon a start
+        stack.starting = False
+        stack.stopping.set()
         stack.drain()  # every way out, a failure of our own included
         following.set()
         for sig, handler in handlers.items():

@@ -43,6 +43,7 @@ import httpx
 import modal
 
 from functions.settings import Settings
+from inference_node.adapter import check_adapter
 from inference_node.engine import Engine, EngineRegistry, GenerationParams
 from inference_node.engines import register_builtins
 from inference_node.exposure import require_node_key
@@ -173,6 +174,7 @@ class InferenceNode:
         # here: a cold start then waits for a ready model instead of getting the
         # node's 503 "loading", and the first user pays no first-kernel costs.
         settings = node_settings()
+        check_adapter(settings.node)  # fail closed: never the base model alone (as locally)
         registry = EngineRegistry()
         register_builtins(registry.register)
         self.engine = registry.create(settings.node)
@@ -264,6 +266,8 @@ def finetune(base: str, data: str, out: str, hyper: dict[str, Any]) -> dict[str,
     from infra.finetune import Hyper, train  # torch, transformers, peft: this image only
 
     settings = Hyper(**{**hyper, "targets": tuple(hyper.get("targets", Hyper().targets))})
+    if isinstance(finetune_storage, modal.Volume):
+        finetune_storage.reload()  # a warm container sees what was uploaded since it started
     manifest = train(on_storage(base), on_storage(data), on_storage(out), settings)
     if isinstance(finetune_storage, modal.Volume):
         finetune_storage.commit()  # the adapter is on the Volume for the node's next start

@@ -30,7 +30,8 @@ import httpx
 
 LISTEN_BACKLOG = 2048  # uvicorn's default
 DRAIN_S = 30.0  # how long a stop waits for the answers in flight (uvicorn's graceful shutdown)
-KILL_AFTER_S = 10.0  # past the drain: the lifespan's own shutdown (audit flush, engine close)
+KILL_AFTER_S = 25.0  # past the drain: the lifespan's own shutdown (up to 10 s for the last
+# audit records, functions.lifecycle.DRAIN_TIMEOUT_S, then the flush and engine close)
 TAIL_BYTES = 16_384  # enough for the last few log lines, even long JSON ones
 
 

@@ -8,10 +8,12 @@ import argparse
 import io
 from pathlib import Path
 
+import pytest
+
 from functions.filtering.engine import FilterSet
 from functions.filtering.policy import FilterPolicy
 from functions.settings import Settings
-from infra.cli_dataset import conversation, export, liked, masked
+from infra.cli_dataset import conversation, export, liked, masked, run
 
 
 def test_liked_needs_every_rating_to_reach_the_minimum() -> None:
@@ -68,3 +70,14 @@ def test_capture_off_is_said_plainly(tmp_path: Path) -> None:
     assert export(settings, args, out) == 2
     assert "content capture is off (ENCLAVE_AUDIT_CAPTURE_CONTENT=false)" in out.getvalue()
     assert (tmp_path / "out.jsonl").read_text() == ""
+
+
+def test_an_out_it_cannot_write_is_one_line_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data")
+    for out in (tmp_path / "missing" / "out.jsonl", tmp_path):  # no folder; a folder
+        args = argparse.Namespace(min_rating=1, tenant=None, since=None, out=out)
+        assert run(args, settings, io.StringIO()) == 1
+        error = capsys.readouterr().err
+        assert error.startswith(f"enclave: cannot write {out}: ") and error.count("\n") == 1

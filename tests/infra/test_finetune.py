@@ -255,3 +255,31 @@ def test_hyper_parameters_are_checked() -> None:
         Hyper(rank=0)
     with pytest.raises(FinetuneError, match="--alpha and --lr must be positive"):
         Hyper(lr=0)
+
+
+def test_where_rename_is_impossible_the_adapter_is_copied_manifest_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Modal's S3 bucket mount (mountpoint-s3) cannot rename a directory: the adapter is
+    copied, and its manifest, the mark of a complete adapter, is written last."""
+    from infra import finetune
+
+    partial, out = tmp_path / ".a.partial", tmp_path / "a"
+    (partial / "sub").mkdir(parents=True)
+    for name in (MANIFEST, "adapter_config.json", "adapter_model.safetensors"):
+        (partial / name).write_text(name)
+    (partial / "sub" / "x").write_text("x")
+    written: list[str] = []
+    copy = finetune.shutil.copyfile
+
+    def recorded(src: Path, dst: Path, **options: Any) -> Any:
+        written.append(Path(src).name)
+        return copy(src, dst, **options)
+
+    monkeypatch.setattr(finetune.shutil, "copyfile", recorded)
+    finetune._copy_manifest_last(partial, out)
+    assert written[-1] == MANIFEST and len(written) == 4  # the sub-folder's file too
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [MANIFEST, "adapter_config.json", "adapter_model.safetensors", "sub"]
+    )
+    assert (out / "sub" / "x").read_text() == "x" and not partial.exists()
