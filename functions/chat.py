@@ -47,7 +47,7 @@ from functions.settings import Deployment
 from functions.warmth import Warmth, down_error, unreachable
 from functions.window.steps import headers as window_headers
 from functions.window.steps import refit
-from functions.wire import SSE_DONE, ChatCompletionRequest, now, sse_event
+from functions.wire import SSE_DONE, ChatCompletionRequest, CitationStyle, now, sse_event
 
 ROUTE = "/v1/chat/completions"
 CACHE = "cache"  # the deployment name of an answer that came from the response cache
@@ -171,7 +171,7 @@ class Chat:
             answer = self._answer_filter(ctx, "restore")
         model = ctx.body.model
         cited = (
-            Cited(ctx.citations, ctx.citing, self._answer_filter(ctx)) if ctx.citations else None
+            Cited(ctx.citations, _citing(ctx), self._answer_filter(ctx)) if ctx.citations else None
         )
         return AnswerChain(
             whole=whole,
@@ -403,3 +403,14 @@ def _parsed(body: bytes) -> dict[str, Any] | None:
     except orjson.JSONDecodeError:
         return None
     return answer if isinstance(answer, dict) else None
+
+
+def _citing(ctx: ChatContext) -> CitationStyle:
+    """How this answer shows its sources: a Sources block would break an answer whose
+    format is fixed (JSON mode, a JSON schema) or a frontend's bookkeeping task (a title,
+    tags: parsed by the frontend), so those carry the citations field only."""
+    fixed = ctx.body.response_format is not None and ctx.body.response_format.type != "text"
+    task = ctx.priority == "background" or "openwebui:" in str(ctx.decisions.get("priority", ""))
+    if ctx.citing != "field" and (fixed or task):
+        return "field"
+    return ctx.citing

@@ -112,12 +112,20 @@ def usable(
 def make_assign(experiments: Mapping[str, Experiment]) -> ChatStep:
     """The step that turns an experiment's name into its variant's model."""
 
+    # functions.classes imports Settings, which holds experiments: imported here, not above
+    from functions.classes import classify
+
     async def assign(ctx: ChatContext) -> ChatContext:
         experiment = experiments.get(ctx.body.model)
         if experiment is None:
             return ctx
         name = ctx.body.model
         variant = experiment.variant_for(name, subject_of(ctx))
+        found = classify(ctx.headers, ctx.body)
+        if found.task is not None or found.priority == "background":
+            # a frontend's bookkeeping (a title, tags) is no answer to compare: served by
+            # the variant's model, but not counted, reported or labelled as the experiment's
+            return ctx.evolve(body=ctx.body.model_copy(update={"model": variant.model}))
         owner = lifecycle.call()
         owner.experiment, owner.variant = name, variant.name
         return ctx.evolve(

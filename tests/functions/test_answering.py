@@ -207,3 +207,28 @@ def test_an_outcome_is_recorded_once_and_a_failed_closed_record_becomes_the_503(
     labels = {"route": "/v1/chat/completions", "model": "m", "deployment": ""}
     assert sample(metrics, "enclave_gateway_requests_total", {**labels, "status": "503"}) == 1
     assert sample(metrics, "enclave_gateway_requests_total", {**labels, "status": "200"}) == 0
+
+
+def test_a_fixed_format_or_a_frontends_task_gets_the_citations_field_only() -> None:
+    """A Sources block appended to JSON mode, a JSON schema, or a title request would
+    break what the caller parses: those answers cite in the field alone."""
+    from functions.chat import _citing
+
+    def ctx(**extra: Any) -> ChatContext:
+        body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], **extra}
+        return ChatContext(
+            request_id="r",
+            headers=Headers(),
+            principal=Principal(key_id="k", tenant="acme"),
+            body=ChatCompletionRequest.model_validate(body),
+            citing="both",
+        )
+
+    assert _citing(ctx()) == "both"
+    assert _citing(ctx(response_format={"type": "text"})) == "both"
+    assert _citing(ctx(response_format={"type": "json_object"})) == "field"
+    schema = {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "object"}}}
+    assert _citing(ctx(response_format=schema)) == "field"
+    assert _citing(ctx().evolve(priority="background")) == "field"
+    task = ctx().evolve(decisions={"priority": "interactive (openwebui:queries)"})
+    assert _citing(task) == "field"

@@ -17,7 +17,7 @@ from functions.context import ChatContext, Principal
 from functions.experiments import Experiment, bucket_of, make_assign, subject_of, variant_headers
 from functions.gateway import create_app  # imports litellm (seconds): once, here
 from functions.settings import Deployment, GatewaySettings, Settings
-from functions.wire import ChatCompletionRequest
+from functions.wire import ChatCompletionRequest, ChatMessage
 
 DEPLOYMENTS = [
     {"name": "one", "model": "m1", "api_base": "http://127.0.0.1:9/v1"},
@@ -189,3 +189,28 @@ def test_compliance_and_fallbacks_apply_to_the_variants_model() -> None:
     assert refusal_code({}, "public") == "deployment_unavailable"  # m2 tried, refuses
     assert refusal_code({}, "confidential") == "no_compliant_deployment"
     assert refusal_code({"m2": ["m1"]}, "confidential") == "deployment_unavailable"
+
+
+def test_a_frontends_bookkeeping_is_served_by_the_variant_but_not_counted() -> None:
+    """Open WebUI sends its title and tag requests with the model the user chose: they go
+    to the caller's variant's model, but are no answer to compare (no experiment decision,
+    no header, so neither the report nor the metric counts them)."""
+    experiment = Experiment.model_validate(SPLIT)
+    assign = make_assign({"chat": experiment})
+    title = "### Task:\nGenerate a concise, 3-5 word title with an emoji summarizing the chat"
+    for ctx in (
+        context("alice").evolve(
+            body=context("alice").body.model_copy(
+                update={"messages": [ChatMessage(role="user", content=title)]}
+            )
+        ),
+        ChatContext(
+            request_id="r2",
+            headers=Headers({"x-enclave-priority": "background"}),
+            principal=Principal("key-1", "acme"),
+            body=context("alice").body,
+        ),
+    ):
+        done = asyncio.run(assign(ctx))
+        assert done.body.model == experiment.variant_for("chat", "user:alice").model
+        assert "experiment" not in done.decisions and variant_headers(done) == {}

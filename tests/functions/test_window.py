@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -205,3 +206,22 @@ def test_context_lengths_come_from_the_model_list() -> None:
     assert asyncio.run(twice()) == [512, 512, 512]
     assert len(asked) == 1 and asked[0].url == "http://node/v1/models"
     assert asked[0].headers["authorization"] == "Bearer sk-node"  # the deployment's own key
+
+
+def test_the_rate_limit_charges_what_the_caller_asked_not_the_room_filled_in() -> None:
+    """A large context fills in a large max_tokens (room, not an ask): the limiter's
+    estimate stays the one for a request without max_tokens, so a small tpm still admits."""
+    from functions.ratelimit.limiter import RateLimiter
+    from functions.ratelimit.settings import Limits, RateLimitSettings
+    from functions.ratelimit.steps import make_rate_limit
+
+    large = Deployment(name="a", model="m", api_base="http://x/v1", context_tokens=32768)
+    settings = WindowSettings()
+    step = make_window(settings, ContextLengths(settings), {})
+    fitted = asyncio.run(step(ctx_for(body({"role": "user", "content": "2+2?"}), plan=(large,))))
+    assert fitted.body.max_tokens == 16384  # what fits, up to half the context
+    limits = RateLimitSettings(key_limits=Limits(tpm=10_000))
+    limiter = RateLimiter.from_settings(limits, Path("/nonexistent"))  # memory: no file
+    admitted = asyncio.run(make_rate_limit(limiter)(fitted))
+    assert admitted.decisions["rate_limit"] == "admitted"
+    assert admitted.body.max_tokens == 16384  # the model still gets the room
