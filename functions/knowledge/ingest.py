@@ -19,6 +19,7 @@ Index building and optimisation happen here only, never on a request path.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -85,13 +86,17 @@ class IngestSummary:
 def source_name(path: Path, root: Path, top: Path | None = None) -> str:
     """``path`` relative to ``root`` if it lies under it, else relative to the folder
     that holds ``top`` (the argument it was found under; ``path`` itself if None), with
-    ``/``: a citation names a document, never where the server keeps it."""
-    resolved = path.resolve()
+    ``/``: a citation names a document, never where the server keeps it. Paths are made
+    absolute, not resolved: a link inside the folder is named where it lies."""
+    absolute = Path(os.path.abspath(path))
     try:
-        return resolved.relative_to(root.resolve()).as_posix()
+        return absolute.relative_to(os.path.abspath(root)).as_posix()
     except ValueError:
-        base = (top or path).resolve().parent
-        return resolved.relative_to(base).as_posix()
+        base = Path(os.path.abspath(top or path)).parent
+        try:
+            return absolute.relative_to(base).as_posix()
+        except ValueError:  # ``top`` does not hold ``path``: its name alone
+            return absolute.name
 
 
 def public_source(source: str) -> str:
@@ -115,6 +120,7 @@ def walk(
     folder that holds the argument (``/tmp/x/docs`` gives ``docs/leave.md``).
     """
     items: dict[str, SourceItem] = {}
+    origins: dict[str, Path] = {}  # source name -> the file it came from
     skipped: list[str] = []
     missing: list[Failure] = []
     for top in map(Path, paths):
@@ -126,8 +132,12 @@ def walk(
             source = source_name(path, Path(root), top)
             if not supported(source):
                 skipped.append(source)
-            else:
-                items.setdefault(source, SourceItem(source, path.read_bytes))
+            elif source not in items:
+                items[source] = SourceItem(source, path.read_bytes)
+                origins[source] = Path(os.path.abspath(path))
+            elif origins[source] != Path(os.path.abspath(path)):  # never one over the other
+                why = f"another file is also named {source}: ingest from a common parent folder"
+                missing.append(Failure(path.as_posix(), why))
     return list(items.values()), skipped, missing
 
 

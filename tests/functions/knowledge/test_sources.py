@@ -29,3 +29,22 @@ def test_a_stored_absolute_path_is_shown_as_its_file_name() -> None:
     assert public_source("\\\\server\\share\\leave.md") == "leave.md"
     assert public_source("docs/leave.md") == "docs/leave.md"
     assert public_source("upload/leave.md") == "upload/leave.md"
+
+
+def test_two_files_of_one_name_are_both_accounted_for_and_links_are_named_in_place(
+    tmp_path: Path,
+) -> None:
+    hr, it = tmp_path / "hr" / "docs", tmp_path / "it" / "docs"
+    for folder in (hr, it):
+        folder.mkdir(parents=True)
+        (folder / "leave.md").write_text(f"# Leave\n\n{folder}\n")
+    elsewhere = tmp_path / "elsewhere.md"
+    elsewhere.write_text("# Elsewhere\n")
+    (hr / "linked.md").symlink_to(elsewhere)  # a link inside the folder, to a file outside
+    work = tmp_path / "work"
+    work.mkdir()
+    items, _, failed = walk([hr, it], root=work)
+    assert [i.source for i in items] == ["docs/leave.md", "docs/linked.md"]
+    assert [(f.source, f.reason.split(":")[0]) for f in failed] == [
+        ((it / "leave.md").as_posix(), "another file is also named docs/leave.md")
+    ]
