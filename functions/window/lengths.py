@@ -71,12 +71,14 @@ class ContextLengths:
 
     async def _look_up(self, deployment: Deployment) -> int | None:
         settings = self._settings
+        answered = False  # a model list that names no length is an answer: kept as long
         try:
             length = context_of(await self._listing(deployment), deployment.target_model)
+            answered = True
         except (httpx.HTTPError, orjson.JSONDecodeError, ValueError) as exc:
             logger.info("context length unknown", deployment=deployment.name, error=str(exc))
             length = None
-        ttl = settings.lookup_ttl_s if length is not None else settings.lookup_retry_s
+        ttl = settings.lookup_ttl_s if answered else settings.lookup_retry_s
         self._known[deployment.name] = (length, time.monotonic() + ttl)
         return length
 

@@ -225,3 +225,29 @@ def test_the_rate_limit_charges_what_the_caller_asked_not_the_room_filled_in() -
     admitted = asyncio.run(make_rate_limit(limiter)(fitted))
     assert admitted.decisions["rate_limit"] == "admitted"
     assert admitted.body.max_tokens == 16384  # the model still gets the room
+
+
+def test_a_model_list_without_a_length_is_an_answer_kept_as_long_as_a_length() -> None:
+    """An upstream whose /models names no context length (a hosted API) is asked once per
+    lookup_ttl_s, not every lookup_retry_s: chats do not keep paying the round trip."""
+    asked: list[httpx.Request] = []
+
+    def models(request: httpx.Request) -> httpx.Response:
+        asked.append(request)
+        return httpx.Response(200, json={"data": [{"id": "M"}, {"id": "N"}]})
+
+    node = Deployment(name="n", model="m", api_base="http://api/v1", upstream_model="M")
+
+    async def thrice() -> list[int | None]:
+        settings = WindowSettings(lookup_retry_s=0.001)  # a failure: asked again at once
+        client = httpx.AsyncClient(transport=httpx.MockTransport(models))  # no API to reach
+        lengths = ContextLengths(settings, client)
+        found = []
+        for _ in range(3):
+            found.append(await lengths.of(node))
+            await asyncio.sleep(0.01)  # past the retry delay, within the ttl
+        await lengths.aclose()
+        return found
+
+    assert asyncio.run(thrice()) == [None, None, None]
+    assert len(asked) == 1
