@@ -51,7 +51,7 @@ from functions.audit.local import RequestAudit
 from functions.auth import caller
 from functions.context import Step
 from functions.edge import json_response, read_json
-from functions.errors import InvalidRequestError
+from functions.errors import InvalidRequestError, ServiceUnavailableError
 from functions.filtering.scanner import Scanner
 from functions.lifecycle import Call
 
@@ -230,7 +230,14 @@ def feedback_route(
                 comment = result.masked_text
             call.decisions["rating"] = str(body.rating)
             tenant, rater = principal.tenant, principal.key_id
-            stored = await asyncio.to_thread(store.rate, tenant, rater, body, comment)
+            try:
+                stored = await asyncio.to_thread(store.rate, tenant, rater, body, comment)
+            except sqlite3.Error as exc:  # locked past its timeout, or unwritable: retry later
+                logger.error("feedback store", error=str(exc))
+                raise ServiceUnavailableError(
+                    "Ratings cannot be stored right now; retry shortly.",
+                    headers={"retry-after": "5"},
+                ) from None
             if not stored:
                 raise RatedRequestNotFoundError(
                     f"No answer with the id `{body.request_id}` to rate.", param="request_id"
