@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, TypeAdapter, field_validator
+from pydantic import BaseModel, Field, StrictBool, TypeAdapter, field_validator
 
 from functions.errors import InvalidRequestError, RouteNotFoundError
 from functions.errors import KeyRevokedError as KeyRevokedError
@@ -77,7 +77,7 @@ class KeySpec(BaseModel):
     rpm: int | None = Field(default=None, ge=1)
     tpm: int | None = Field(default=None, ge=1)
     daily_tokens: int | None = Field(default=None, ge=1)
-    trust_user_headers: bool = False
+    trust_user_headers: StrictBool = False  # JSON true or false: 0 or "yes" is a 400
     user_rpm: int | None = Field(default=None, ge=1)
     user_tpm: int | None = Field(default=None, ge=1)
     user_daily_tokens: int | None = Field(default=None, ge=1)
