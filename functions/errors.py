@@ -275,6 +275,12 @@ class QueueFullError(ServiceUnavailableError):
     code = "queue_full"
 
 
+class StorageUnavailableError(ServiceUnavailableError):
+    """Operator storage (the bucket) did not answer, or refused us: nothing was changed."""
+
+    code = "storage_unavailable"
+
+
 class UpstreamUnavailableError(ServiceUnavailableError):
     code = "upstream_unavailable"
 

@@ -23,6 +23,7 @@ from functions.knowledge.settings import KnowledgeSettings
 from functions.logins import LoginThrottleSettings
 from functions.oidc.settings import OIDCSettings
 from functions.ratelimit.settings import RateLimitSettings
+from functions.storage.settings import StorageSettings
 from functions.window.settings import Policy, WindowSettings
 from functions.wire import CitationStyle
 
@@ -101,6 +102,9 @@ class GatewaySettings(BaseModel):
     # HMAC pepper for stored keys; unset: generated once into <data_dir>/key_pepper
     key_pepper: SecretStr | None = None
     key_reload_s: float = Field(default=1.0, gt=0, description="revocation reaches every process")
+    # gateway containers that may run at once (the Modal app passes its max_containers):
+    # more than one needs state they can share (a bucket, Redis), or the gateway refuses
+    containers: int = Field(default=1, ge=1)
     # bearer JWTs from one OpenID Connect issuer, e.g.
     # ENCLAVE_GATEWAY_OIDC='{"issuer": "https://idp", "audience": "enclave", "role_map": {…}}'
     oidc: OIDCSettings | None = None
@@ -204,6 +208,9 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Path(".enclave")
+    # durable state (keys, audit, knowledge): data_dir by default, or ENCLAVE_STORAGE_URI=
+    # s3://BUCKET/PREFIX with ENCLAVE_STORAGE_S3_ENDPOINT… (functions/storage)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     node: NodeSettings = Field(default_factory=NodeSettings)
@@ -220,10 +227,59 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _knowledge_under_the_data_directory(self) -> Settings:
+        """The knowledge base lives under the storage URI unless its own URI is set."""
         if "uri" not in self.knowledge.model_fields_set:
-            uri = str(self.data_dir / "knowledge")
-            self.knowledge = self.knowledge.model_copy(update={"uri": uri})
+            storage = self.storage
+            if storage.remote:
+                update = {
+                    "uri": storage.child("knowledge"),
+                    "s3_endpoint": storage.s3_endpoint,
+                    "s3_region": storage.s3_region,
+                    "s3_access_key_id": storage.s3_access_key_id,
+                    "s3_secret_access_key": storage.s3_secret_access_key,
+                    "s3_allow_http": storage.s3_allow_http,
+                }
+                # what the knowledge settings name themselves wins over the storage's
+                update = {
+                    k: v for k, v in update.items() if k not in self.knowledge.model_fields_set
+                }
+                self.knowledge = self.knowledge.model_copy(update=update)
+            else:
+                uri = str(
+                    Path(storage.uri) / "knowledge" if storage.uri else self.data_dir / "knowledge"
+                )
+                self.knowledge = self.knowledge.model_copy(update={"uri": uri})
         return self
+
+    @model_validator(mode="after")
+    def _many_containers_share_their_state(self) -> Settings:
+        """Refuse, at start-up, a multi-container gateway whose state each would keep alone."""
+        containers = self.gateway.containers
+        if containers == 1:
+            return self
+        if not self.storage.remote:
+            raise ValueError(
+                f"gateway.containers is {containers}: keys and audit must be shared through a "
+                "bucket (ENCLAVE_STORAGE_URI=s3://BUCKET/PREFIX), not a local directory"
+            )
+        if self.gateway.rate_limit.backend != "redis":
+            raise ValueError(
+                f"gateway.containers is {containers}: rate limits and budgets must be counted in "
+                "Redis (ENCLAVE_GATEWAY_RATE_LIMIT with backend redis and a redis_url), not the "
+                f"{self.gateway.rate_limit.backend!r} backend, which would let "
+                f"{containers} times the limit through"
+            )
+        return self
+
+    @property
+    def state_dir(self) -> Path:
+        """Where local durable state goes: the storage URI's directory, else ``data_dir``.
+
+        Only for a local storage URI; a bucket's stores take an object store instead.
+        """
+        if self.storage.remote:
+            raise ValueError("state lives in a bucket: there is no local state directory")
+        return Path(self.storage.uri) if self.storage.uri else self.data_dir
 
     @model_validator(mode="after")
     def _default_deployment_is_our_node(self) -> Settings:

@@ -1,0 +1,64 @@
+"""A real S3-compatible server on 127.0.0.1 for the tests: moto's server mode.
+
+moto answers the S3 HTTP API (conditional writes included: ``If-None-Match: *``,
+``If-Match``, and 304s for unchanged reads) from a thread of the test process, so
+gateway processes started by a test reach it over HTTP exactly as they would reach
+MinIO, Ceph or AWS. Each test gets its own bucket.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from functions.storage import StorageSettings
+from tests.conftest import free_port
+
+CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+_buckets = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """The endpoint URL of one moto server for the whole session."""
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+def s3_client(endpoint: str) -> Any:
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **CREDENTIALS)
+
+
+@pytest.fixture
+def s3_storage(s3_server: str) -> StorageSettings:
+    """Storage settings for a new, empty bucket of the session's server."""
+    bucket = f"enclave-test-{next(_buckets)}"
+    s3_client(s3_server).create_bucket(Bucket=bucket)
+    return StorageSettings(
+        uri=f"s3://{bucket}/state",
+        s3_endpoint=s3_server,
+        s3_allow_http=True,
+        s3_access_key_id=CREDENTIALS["aws_access_key_id"],
+        s3_secret_access_key=CREDENTIALS["aws_secret_access_key"],
+    )
+
+
+def storage_env(storage: StorageSettings) -> dict[str, str]:
+    """The ENCLAVE_STORAGE_* variables a gateway process needs for ``storage``."""
+    assert storage.uri and storage.s3_endpoint
+    return {
+        "ENCLAVE_STORAGE_URI": storage.uri,
+        "ENCLAVE_STORAGE_S3_ENDPOINT": storage.s3_endpoint,
+        "ENCLAVE_STORAGE_S3_ALLOW_HTTP": "true",
+        "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
