@@ -8,13 +8,23 @@ Deploy, from the repository root::
 
     modal secret create enclave-settings \\
         ENCLAVE_GATEWAY_API_KEYS='["sk-…"]' \\
+        ENCLAVE_GATEWAY_KEY_PEPPER='…' ENCLAVE_AUDIT_HMAC_KEY='…' ENCLAVE_AUDIT_SIGNING_KEY='…' \\
         ENCLAVE_NODE_API_KEY='node-…' \\
         ENCLAVE_GATEWAY_DEPLOYMENTS='[{"name": "modal-gpu", "model": "smollm2",
             "api_base": "https://<workspace>--enclave-node.modal.run/v1",
             "upstream_model": "SmolLM2-135M-Instruct", "api_key": "node-…",
             "scale_to_zero": true}]'
+    modal secret create enclave-storage \\
+        ENCLAVE_STORAGE_URI=s3://acme-enclave/prod \\
+        ENCLAVE_STORAGE_S3_ENDPOINT=https://s3.acme.internal \\
+        AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=…
+    modal secret create enclave-redis \\
+        ENCLAVE_GATEWAY_RATE_LIMIT='{"backend": "redis", "redis_url": "rediss://…"}'
     modal deploy -m infra.modal_app
     modal run -m infra.modal_app::smoke --deployed   # GET the deployed gateway's /health
+
+The gateway containers are stateless (see "The gateway" below): keys, audit chains
+and the knowledge base are in the bucket, rate limits and budgets in Redis.
 
 The node serves the GGUF baked into its image. To serve other weights, upload
 them with ``modal volume put enclave-weights ./model.gguf /`` and add
@@ -54,7 +64,6 @@ if TYPE_CHECKING:
 
 APP_NAME = "enclave"
 WEIGHTS_DIR = "/weights"
-DATA_DIR = "/data"
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 SOURCE_PACKAGES = ("functions", "inference_node", "infra")
 
@@ -100,8 +109,6 @@ node_image = (
 # ## Volumes and the secret
 #
 # Weights are uploaded once with `modal volume put` and read by every node.
-# /data holds the gateway's state (knowledge base, keys); Modal commits it in
-# the background and when a container stops.
 # Or, with ENCLAVE_MODAL_WEIGHTS_BUCKET set at deploy time, an S3-compatible
 # bucket of the operator's, mounted read-only in the same place (credentials in
 # the "enclave-bucket" secret: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
@@ -117,7 +124,6 @@ weights: modal.Volume | modal.CloudBucketMount = (
     if WEIGHTS_BUCKET
     else modal.Volume.from_name("enclave-weights", create_if_missing=True)
 )
-data = modal.Volume.from_name("enclave-data", create_if_missing=True)
 # Every ENCLAVE_* variable of functions.settings; containers build Settings from it.
 settings_secret = modal.Secret.from_name("enclave-settings")
 
@@ -197,6 +203,19 @@ class InferenceNode:
 # ENCLAVE_GATEWAY_DEPLOYMENTS in the secret (see the module docstring). Modal
 # runs the app's lifespan, so its pooled HTTP client opens and closes with the
 # container.
+#
+# Stateless: up to GATEWAY_MAX_CONTAINERS containers run at once and none keeps
+# state of its own. Keys, audit chains and the knowledge base live in the
+# operator's bucket (ENCLAVE_STORAGE_URI=s3://…, written with conditional
+# requests), counters in Redis (ENCLAVE_GATEWAY_RATE_LIMIT, backend "redis"):
+# the "enclave-storage" and "enclave-redis" secrets. No Volume holds gateway
+# state: a Volume has no locks and shows one container's writes to another only
+# after commit() and reload(). The container count is passed down as
+# ENCLAVE_GATEWAY_CONTAINERS, so a gateway whose state would not be shared (a
+# local directory, memory or file counters) refuses to start and says why.
+GATEWAY_MAX_CONTAINERS = int(os.environ.get("ENCLAVE_MODAL_GATEWAY_MAX_CONTAINERS", "10"))
+storage_secret = modal.Secret.from_name("enclave-storage")
+redis_secret = modal.Secret.from_name("enclave-redis")
 # Memory snapshot: in the container, this module imports the gateway (and
 # litellm, seconds of CPU) at import time, and Modal snapshots the process after
 # imports; a cold start restores the snapshot instead of importing again.
@@ -204,12 +223,28 @@ if not modal.is_local():
     import functions.gateway  # noqa: F401
 
 
+def gateway_settings() -> Settings:
+    """Settings for a gateway container: state in the bucket, or no start at all.
+
+    The container's disk is gone when it scales down, so a local storage URI
+    would lose keys and audit records even with one container: refused here.
+    """
+    settings = Settings()
+    if not settings.storage.remote:
+        raise RuntimeError(
+            "on Modal the gateway keeps no state of its own: set ENCLAVE_STORAGE_URI="
+            "s3://BUCKET/PREFIX (and its credentials) in the enclave-storage secret"
+        )
+    return settings
+
+
 @app.function(
     image=gateway_image,
     enable_memory_snapshot=True,
-    volumes={DATA_DIR: data},
-    secrets=[settings_secret],
+    secrets=[settings_secret, storage_secret, redis_secret],
+    env={"ENCLAVE_GATEWAY_CONTAINERS": str(GATEWAY_MAX_CONTAINERS)},
     min_containers=0,
+    max_containers=GATEWAY_MAX_CONTAINERS,
     scaledown_window=SCALEDOWN_S,
     timeout=REQUEST_TIMEOUT_S,
 )
@@ -218,7 +253,7 @@ if not modal.is_local():
 def gateway() -> ASGIApp:
     from functions.gateway import create_app  # imports litellm (seconds): only when serving it
 
-    return create_app(Settings(data_dir=Path(DATA_DIR)))  # on Modal, state lives on the volume
+    return create_app(gateway_settings())
 
 
 # ## Fine-tuning

@@ -35,6 +35,7 @@ MODAL_ENV = (
     "ENCLAVE_MODAL_MIN_CONTAINERS",
     "ENCLAVE_MODAL_NODE_CONCURRENCY",
     "ENCLAVE_MODAL_FINETUNE_GPU",
+    "ENCLAVE_MODAL_GATEWAY_MAX_CONTAINERS",
 )
 
 
@@ -112,21 +113,64 @@ def test_node_loads_on_enter_and_serves_asgi(module: ModuleType) -> None:
     assert set(info.method_details) == {"serve"}
 
 
-def test_gateway_is_a_cpu_asgi_app_with_the_data_volume(module: ModuleType) -> None:
+def test_gateway_is_a_stateless_cpu_asgi_app(module: ModuleType) -> None:
     info = module.gateway.info()
     assert info.gpus == []
     assert info.web_info is not None
     assert info.concurrency_info is not None
     assert info.concurrency_info.max_inputs == 100
-    assert set(info.volumes) == {"/data"}
-    assert info.volumes["/data"].name == "enclave-data"
-    assert info.secrets == ["modal.Secret.from_name('enclave-settings')"]
+    assert info.volumes == {}  # no Volume holds gateway state: the bucket and Redis do
+    assert info.secrets[:3] == [
+        "modal.Secret.from_name('enclave-settings')",
+        "modal.Secret.from_name('enclave-storage')",
+        "modal.Secret.from_name('enclave-redis')",
+    ]
     webhook = _raw(module.gateway)._webhook_config
     assert webhook.type == api_pb2.WEBHOOK_TYPE_ASGI_APP
     assert webhook.requested_suffix == "enclave"
-    assert _autoscaler(module.gateway).min_containers == 0
+    autoscaler = _autoscaler(module.gateway)
+    assert (autoscaler.min_containers, autoscaler.max_containers) == (0, 10)
     # cold starts restore a memory snapshot taken after the imports (litellm: seconds)
     assert inspect.getclosurevars(_raw(module.gateway)._load).nonlocals["enable_memory_snapshot"]
+
+
+def _gateway_env(module: ModuleType) -> dict[str, str]:
+    """What the gateway function adds to its containers' environment (its ``env=``)."""
+    closure = inspect.getclosurevars(_raw(module.gateway)._load).nonlocals
+    [env_secret] = [s for s in closure["secrets"] if "from_dict" in repr(s)]
+    load = inspect.getclosurevars(_raw(env_secret)._load).nonlocals["load_env_dict"]
+    env: dict[str, str] = inspect.getclosurevars(load).nonlocals["env_dict_filtered"]
+    return env
+
+
+def test_gateway_containers_know_how_many_they_are(
+    module: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _gateway_env(module) == {"ENCLAVE_GATEWAY_CONTAINERS": "10"}
+    monkeypatch.setenv("ENCLAVE_MODAL_GATEWAY_MAX_CONTAINERS", "3")
+    reloaded = importlib.reload(module)
+    assert _autoscaler(reloaded.gateway).max_containers == 3
+    assert _gateway_env(reloaded) == {"ENCLAVE_GATEWAY_CONTAINERS": "3"}
+
+
+def test_a_gateway_container_refuses_state_it_would_keep_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As a container starts: the secrets' variables plus the function's ``env``."""
+    monkeypatch.setenv("ENCLAVE_GATEWAY_CONTAINERS", "10")
+    with pytest.raises(ValueError, match="ENCLAVE_STORAGE_URI"):
+        modal_app.gateway_settings()  # a local directory: refused by the settings
+    monkeypatch.setenv("ENCLAVE_STORAGE_URI", "s3://acme-enclave/prod")
+    with pytest.raises(ValueError, match="10 times the limit"):
+        modal_app.gateway_settings()  # memory counters: each container its own
+    monkeypatch.setenv("ENCLAVE_GATEWAY_RATE_LIMIT", '{"backend": "redis"}')
+    settings = modal_app.gateway_settings()
+    assert settings.storage.location() == ("acme-enclave", "prod")
+    assert settings.knowledge.uri == "s3://acme-enclave/prod/knowledge"
+    monkeypatch.setenv("ENCLAVE_GATEWAY_CONTAINERS", "1")
+    monkeypatch.delenv("ENCLAVE_STORAGE_URI")
+    with pytest.raises(RuntimeError, match="keeps no state of its own"):
+        modal_app.gateway_settings()  # even alone: the container's disk goes with it
 
 
 def test_finetune_trains_on_a_gpu_against_the_weights_storage(module: ModuleType) -> None:
