@@ -19,11 +19,9 @@ import random
 import time
 from typing import Literal
 
-import pydantic
-
 from functions.errors import StorageUnavailableError
 from functions.keys.backend import EMPTY, UNCHANGED, Change, Snapshot, T, Unchanged
-from functions.keys.records import RECORDS
+from functions.keys.records import dump_records, load_records
 from functions.storage.objects import ObjectStore, WriteConflictError
 
 INDEX = "index.json"
@@ -47,8 +45,8 @@ class BucketKeys:
         if blob is None:
             return UNCHANGED if version is None else EMPTY
         try:
-            return Snapshot(tuple(RECORDS.validate_json(blob.data)), blob.etag)
-        except pydantic.ValidationError as exc:
+            return Snapshot(tuple(load_records(blob.data)), blob.etag)
+        except (ValueError, TypeError) as exc:  # not JSON, not records
             raise StorageUnavailableError("The key index in the bucket cannot be read.") from exc
 
     def update(self, change: Change[T], current: Snapshot) -> tuple[T, Snapshot]:
@@ -58,7 +56,7 @@ class BucketKeys:
             latest = latest if loaded is UNCHANGED else loaded
             records = list(latest.records)
             result = change(records)
-            data = RECORDS.dump_json(records)
+            data = dump_records(records)
             try:
                 if latest.version is None:
                     etag = self._objects.put(INDEX, data, create=True)

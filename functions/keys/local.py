@@ -16,11 +16,9 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-import pydantic
-
 from functions.errors import StorageUnavailableError
 from functions.keys.backend import EMPTY, UNCHANGED, Change, Snapshot, T, Unchanged
-from functions.keys.records import RECORDS
+from functions.keys.records import dump_records, load_records
 
 
 def _version(stat: os.stat_result) -> str:
@@ -40,10 +38,10 @@ class LocalKeys:
                 seen = _version(os.fstat(file.fileno()))
                 if seen == version:
                     return UNCHANGED
-                return Snapshot(tuple(RECORDS.validate_json(file.read())), seen)
+                return Snapshot(tuple(load_records(file.read())), seen)
         except FileNotFoundError:
             return UNCHANGED if version is None else EMPTY
-        except (OSError, pydantic.ValidationError) as exc:
+        except (OSError, ValueError, TypeError) as exc:
             raise StorageUnavailableError(f"The key store {self._path} cannot be read.") from exc
 
     def update(self, change: Change[T], current: Snapshot) -> tuple[T, Snapshot]:
@@ -54,7 +52,7 @@ class LocalKeys:
                 loaded = self.load(current.version)
                 records = list((current if loaded is UNCHANGED else loaded).records)
                 result = change(records)
-                self._replace(RECORDS.dump_json(records, indent=1))
+                self._replace(dump_records(records))
                 return result, Snapshot(tuple(records), _version(self._path.stat()))
         except OSError as exc:
             raise StorageUnavailableError(f"The key store {self._path} cannot be written.") from exc

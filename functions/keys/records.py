@@ -12,6 +12,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+import orjson
 from pydantic import BaseModel, Field, StrictBool, TypeAdapter, field_validator
 
 from functions.errors import InvalidRequestError
@@ -78,7 +79,27 @@ class KeySpec(BaseModel):
         return value
 
 
-RECORDS = TypeAdapter(list[KeyRecord])
+_RECORD = TypeAdapter(KeyRecord)
+
+
+def dump_records(records: list[KeyRecord]) -> bytes:
+    """The stored form: a JSON list, one record a line.
+
+    Record by record, not in one call: a single pydantic call over 2,000 records
+    holds the GIL for tens of milliseconds, and the event loop, whose thread needs
+    it, would stall for that long although the write runs in a worker thread.
+    """
+    return b"[\n" + b",\n".join(_RECORD.dump_json(r) for r in records) + b"\n]"
+
+
+def load_records(data: bytes) -> list[KeyRecord]:
+    """:func:`dump_records`' inverse (raises pydantic.ValidationError or a JSON error)."""
+    items = orjson.loads(data)
+    if not isinstance(items, list):
+        raise TypeError("the stored keys are not a JSON list")
+    return [_RECORD.validate_python(item) for item in items]
+
+
 _DURATION = re.compile(r"^([0-9]{1,9})([dhm])$")
 MAX_LIFETIME = timedelta(days=100 * 366)  # a key outliving this is a typo, not a policy
 _UNITS = {"d": timedelta(days=1), "h": timedelta(hours=1), "m": timedelta(minutes=1)}
