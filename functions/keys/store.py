@@ -78,6 +78,7 @@ class KeyStore:
             raise ValueError("the key pepper must be at least 16 bytes")
         self._backend = backend
         self._pepper = pepper
+        self._mac = hmac.new(pepper, digestmod=hashlib.sha256)  # keyed once, copied per key
         self.reload_s = reload_s
         self._retention = retention
         default_stale_s = max(STALE_AFTER_RELOADS * reload_s, MIN_STALE_AFTER_S)
@@ -94,7 +95,10 @@ class KeyStore:
         return self._pepper
 
     def digest(self, key: bytes) -> str:
-        return hmac.new(self._pepper, key, hashlib.sha256).hexdigest()
+        """HMAC-SHA256(pepper, key), hex."""
+        mac = self._mac.copy()
+        mac.update(key)
+        return mac.hexdigest()
 
     # -- reading (request path: memory only) ----------------------------------------
 

@@ -19,10 +19,13 @@ from functions.keys import (
     KeyRecord,
     KeySpec,
     KeyStore,
+    KeyStoreConfigError,
     LocalKeys,
     Snapshot,
+    key_store,
 )
 from functions.keys.backend import Change, T, Unchanged
+from functions.settings import GatewaySettings, Settings
 from functions.storage import S3Objects, StorageSettings
 from tests.s3 import s3_client
 
@@ -195,3 +198,16 @@ def test_the_bucket_holds_one_index_and_no_pepper(s3_storage: StorageSettings) -
     assert [o["Key"] for o in listed] == [f"{prefix}/keys/index.json"]
     stored = client.get_object(Bucket=bucket, Key=listed[0]["Key"])["Body"].read()
     assert PEPPER not in stored and key.encode() not in stored and key[11:].encode() not in stored
+
+
+def test_a_bucket_s_key_store_needs_the_pepper_from_settings(
+    s3_storage: StorageSettings, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    with pytest.raises(KeyStoreConfigError, match="ENCLAVE_GATEWAY_KEY_PEPPER"):
+        key_store(Settings(data_dir=data, storage=s3_storage))
+    peppered = GatewaySettings(key_pepper="q" * 32, key_retention_days=7)
+    keys = key_store(Settings(data_dir=data, storage=s3_storage, gateway=peppered))
+    keys.create(KeySpec(tenant="acme"))
+    assert keys.health()["backend"] == "s3" and keys.pepper == b"q" * 32
+    assert not data.exists()  # no pepper file, no keys.json: nothing local
