@@ -126,7 +126,7 @@ def make_authenticate(
         principal = from_static(token)
         if principal is not None:
             return ctx.decided("auth", "bootstrap-key", principal=principal)
-        record = keys.find(token) if keys is not None else None
+        record = await keys.resolve(token) if keys is not None else None
         if record is None or not record.usable(datetime.now(UTC)):
             raise refusal(record)
         return ctx.decided("auth", "key", principal=principal_of(record))

@@ -252,6 +252,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
                 "deployments": warmth.states(),
                 "audit": audit_state,
                 "scanner": {"ready": scanner.ready},
+                "keys": keys.health(),
             }
         )
 
@@ -270,8 +271,10 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
         scanner.start()
         if audit_log is not None:
             await audit_log.start()
+        await keys.start()  # the key view, revalidated every key_reload_s off the loop
         yield
         await outcomes.drain()  # every request's record (cut-off ones too) before the log closes
+        await keys.aclose()
         if audit_log is not None:
             await audit_log.aclose()
         await warmth.aclose()

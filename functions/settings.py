@@ -102,6 +102,9 @@ class GatewaySettings(BaseModel):
     # HMAC pepper for stored keys; unset: generated once into <data_dir>/key_pepper
     key_pepper: SecretStr | None = None
     key_reload_s: float = Field(default=1.0, gt=0, description="revocation reaches every process")
+    # revoked or expired keys are dropped from the store this long after they ended
+    # (their history stays in the audit log)
+    key_retention_days: int = Field(default=30, ge=1, le=3650)
     # gateway containers that may run at once (the Modal app passes its max_containers):
     # more than one needs state they can share (a bucket, Redis), or the gateway refuses
     containers: int = Field(default=1, ge=1)

@@ -1,15 +1,18 @@
 """``enclave keys create|list|revoke|rotate``: the key store from the command line.
 
 ``create`` and ``rotate`` print the new key once; the last line of their output is
-the key alone, so scripts can take it with ``| tail -n 1``.
+the key alone, so scripts can take it with ``| tail -n 1``. The store is the one the
+gateways use (``ENCLAVE_STORAGE_URI``: a local directory or a bucket, then with
+``ENCLAVE_GATEWAY_KEY_PEPPER``); running gateways see a change within ``key_reload_s``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
-from functions.keys import KeyRecord, KeySpec, key_store
+from functions.keys import KeyRecord, KeySpec, KeyStoreConfigError, key_store
 from functions.settings import Settings
 
 
@@ -54,7 +57,11 @@ def _line(record: KeyRecord) -> str:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    store = key_store(settings)
+    try:
+        store = key_store(settings)
+    except KeyStoreConfigError as exc:
+        print(f"enclave: {exc}", file=sys.stderr)
+        return 2
     if args.keys_command == "create":
         spec = KeySpec(
             tenant=args.tenant,

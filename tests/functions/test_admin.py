@@ -17,7 +17,7 @@ from functions.auth import make_authenticate
 from functions.context import Principal
 from functions.edge import Edge
 from functions.gateway import create_app
-from functions.keys import KeySpec, KeyStore
+from functions.keys import KeySpec, KeyStore, LocalKeys
 from functions.settings import Deployment, GatewaySettings, Settings
 from tests.openapi import validate
 
@@ -216,7 +216,7 @@ class Recorded(RequestAudit):
 
 
 def test_every_admin_call_leaves_one_record_refusals_with_their_status(tmp_path: Path) -> None:
-    keys = KeyStore(tmp_path, b"p" * 32, reload_s=0.01)
+    keys = KeyStore(LocalKeys(tmp_path), b"p" * 32, reload_s=0.01)
     audit = Recorded()
     authenticate = make_authenticate(settings(tmp_path).gateway, keys)
     app = Starlette(routes=admin_routes(keys, authenticate, audit), middleware=[Middleware(Edge)])

@@ -17,7 +17,7 @@ from starlette.datastructures import Headers
 from functions.auth import make_authenticate
 from functions.context import Principal, RequestContext
 from functions.errors import AuthenticationError, TooManyFailedLoginsError
-from functions.keys import KeySpec, KeyStore
+from functions.keys import KeyRecord, KeySpec, KeyStore, LocalKeys
 from functions.logins import REASONS, LoginThrottle, LoginThrottleSettings, client_address
 from functions.settings import GatewaySettings
 
@@ -66,13 +66,16 @@ def refused_reason(logins: LoginThrottle, step_headers: Headers, keys: KeyStore 
 
 
 def test_each_refusal_is_counted_under_its_reason(tmp_path: Path) -> None:
-    keys = KeyStore(tmp_path, b"p" * 32, reload_s=0)
+    keys = KeyStore(LocalKeys(tmp_path), b"p" * 32, reload_s=1)
     revoked, record = keys.create(KeySpec(tenant="acme"))
     keys.revoke(record.id)
     expired, record = keys.create(KeySpec(tenant="acme", expires="1m"))
-    with keys._locked() as records:  # its minute has passed
+
+    def its_minute_has_passed(records: list[KeyRecord]) -> None:
         past = datetime.now(UTC) - timedelta(minutes=1)
         records[-1] = records[-1].model_copy(update={"expires_at": past})
+
+    keys.update(its_minute_has_passed)
     logins = throttle(failures=0)  # counting only
     cases = {
         "missing": headers(),
