@@ -13,6 +13,9 @@ from loguru import logger
 
 from functions.audit import AuditLog, AuditSettings, build_request_record, generate_keys
 from functions.audit.files import LocalStorage
+from tests.s3 import s3_server, s3_storage  # a real S3-compatible server for bucket tests
+
+__all__ = ["s3_server", "s3_storage"]
 
 DAYS = ("2025-03-01", "2025-03-02")
 INSTANCES = ("gw-a", "gw-b")
