@@ -200,7 +200,7 @@ def _at(pos: Position | None) -> str:
 def _between(gap: _Gap, unit: str) -> str:
     text = f"between {_at(gap.after)} and {_at(gap.before)}"
     if gap.before and gap.before[1] == 1 and (gap.after is None or gap.after[0] != gap.before[0]):
-        text += f": at a {unit} boundary, a whole {unit} may have been deleted"
+        text += f": at a boundary between {unit}s, a whole {unit} may have been deleted"
     return text
 
 

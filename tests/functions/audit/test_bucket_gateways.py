@@ -60,7 +60,7 @@ def gateways(
     servers: list[Server] = []
     try:
         for _ in range(2):
-            servers.append(start("gateway", env, tmp_path))
+            servers.append(start("gateway", env, tmp_path, timeout=300))  # a loaded CI box
         yield servers, shared
     finally:
         for server in servers:
