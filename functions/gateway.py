@@ -34,6 +34,7 @@ from starlette.routing import Route
 
 from functions import lifecycle, rbac
 from functions.admin import admin_routes
+from functions.audit.bucket import open_storage
 from functions.audit.local import RequestAudit, resolve_audit
 from functions.audit.settings import decode_key
 from functions.audit.writer import AuditLog
@@ -115,7 +116,8 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
     relay = Relay(gateway.max_connections)
     filters = FilterSet(settings.filtering)  # every tenant's lexicons, loaded once
     scanner = Scanner(filters)  # large inputs are scanned in a worker process
-    audit_settings = resolve_audit(settings.audit, settings.data_dir)
+    state = settings.data_dir if settings.storage.remote else settings.state_dir
+    audit_settings = resolve_audit(settings.audit, state, settings.storage)
     audit_failures = Counter(
         "enclave_gateway_audit_failures",
         "Audit records lost, by reason",
@@ -126,6 +128,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
         AuditLog(
             audit_settings,
             on_failure=lambda reason, n: audit_failures.labels(reason.split(":")[0]).inc(n),
+            storage=open_storage(audit_settings, settings.storage),
         )
         if audit_settings.enabled
         else None

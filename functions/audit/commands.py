@@ -7,7 +7,8 @@
     keygen      print ``ENCLAVE_AUDIT_*`` lines with fresh keys for a local run
 
 ``rotate-key`` and ``prune`` are admin actions: each leaves an admin record, in a
-chain of its own (``cli-<host>-<pid>-<random>``).
+chain of its own (``cli-<host>-<pid>-<random>``). Each command works on the storage
+given (a bucket's ``audit/`` prefix), else on ``settings.directory``.
 """
 
 from __future__ import annotations
@@ -21,47 +22,65 @@ from typing import Any, TextIO
 from functions.audit.chain import ChainWriter
 from functions.audit.envelope import rotate_kek
 from functions.audit.errors import AuditError
+from functions.audit.files import LocalStorage
 from functions.audit.prune import prune
 from functions.audit.records import build_admin_record
 from functions.audit.settings import AuditKeys, AuditSettings, generate_keys, load_keys
+from functions.audit.store import AuditStorage
 from functions.audit.verify import verify
 from functions.audit.writer import default_instance_id
+from functions.errors import StorageUnavailableError
+
+# what a command reports as a configuration or storage error (exit 2), not a traceback
+FAILED = (AuditError, OSError, ValueError, StorageUnavailableError)
 
 
-def _record_admin(settings: AuditSettings, keys: AuditKeys, action: str, status: str) -> None:
-    chain = ChainWriter(
-        settings.directory, settings.heads_dir, f"cli-{default_instance_id()}", keys, False
-    )
+def _storage(settings: AuditSettings, storage: AuditStorage | None) -> AuditStorage:
+    return storage or LocalStorage(settings.directory, settings.heads_dir)
+
+
+def _record_admin(
+    storage: AuditStorage, target: str, keys: AuditKeys, action: str, status: str
+) -> None:
+    chain = ChainWriter(storage, f"cli-{default_instance_id()}", keys, False)
     try:
         record = build_admin_record(
             trace_id=chain.chain, principal="cli", tenant=None, role="operator",
-            action=action, status=status, target=str(settings.directory),
+            action=action, status=status, target=target,
         )  # fmt: skip
         chain.append([record])
     finally:
         chain.close()
 
 
-def verify_command(settings: AuditSettings, out: TextIO = sys.stdout) -> int:
+def verify_command(
+    settings: AuditSettings, out: TextIO = sys.stdout, storage: AuditStorage | None = None
+) -> int:
     try:
         keys = load_keys(settings, signing=False)
-    except (AuditError, OSError, ValueError) as exc:
+        report = verify(_storage(settings, storage), keys.public, keys.hmac)
+    except FAILED as exc:
         print(f"audit verify: {exc}", file=out)
         return 2
-    report = verify(settings.directory, keys.public, keys.hmac, heads_directory=settings.heads_dir)
     print(report.render(), file=out)
     return 0 if report.ok else 1
 
 
-def rotate_command(settings: AuditSettings, out: TextIO = sys.stdout) -> int:
+def rotate_command(
+    settings: AuditSettings,
+    out: TextIO = sys.stdout,
+    storage: AuditStorage | None = None,
+    target: str | None = None,
+) -> int:
+    where = _storage(settings, storage)
     try:
         keys = load_keys(settings)
         if keys.active_kek is None:
             raise AuditError("set audit.active_kek to the new KEK first")
         active = keys.active_kek
-        result = rotate_kek(settings.directory, keys.keks, (active, keys.keks[active]))
-        _record_admin(settings, keys, "audit.rotate-key", "ok")
-    except (AuditError, OSError, ValueError) as exc:
+        result = rotate_kek(where, keys.keks, (active, keys.keks[active]))
+        _record_admin(where, target or str(settings.directory), keys, "audit.rotate-key", "ok")
+    except FAILED as exc:
         print(f"audit rotate-key: {exc}", file=out)
         return 2
     print(
@@ -73,20 +92,19 @@ def rotate_command(settings: AuditSettings, out: TextIO = sys.stdout) -> int:
 
 
 def prune_command(
-    settings: AuditSettings, out: TextIO = sys.stdout, today: dt.date | None = None
+    settings: AuditSettings,
+    out: TextIO = sys.stdout,
+    today: dt.date | None = None,
+    storage: AuditStorage | None = None,
+    target: str | None = None,
 ) -> int:
+    where = _storage(settings, storage)
     try:
         keys = load_keys(settings)
-        result = prune(
-            settings.directory,
-            keys,
-            settings.retention_days,
-            heads_directory=settings.heads_dir,
-            today=today,
-        )
+        result = prune(where, keys, settings.retention_days, today=today)
         if result.refused is None:
-            _record_admin(settings, keys, "audit.prune", "ok")
-    except (AuditError, OSError, ValueError) as exc:
+            _record_admin(where, target or str(settings.directory), keys, "audit.prune", "ok")
+    except FAILED as exc:
         print(f"audit prune: {exc}", file=out)
         return 2
     if result.refused is not None:

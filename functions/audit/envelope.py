@@ -12,8 +12,9 @@ log files stay append-only and byte-for-byte unchanged, and ``verify`` passes af
 a rotation without any MAC carve-out. A tampered sidecar cannot forge content: a
 wrong data key fails the GCM tag. Its loss makes content unreadable, never
 undetected. Rotation rewrites each sidecar atomically under the same flock the
-writer appends under; old wrapped keys are gone afterwards, so the old KEK is no
-longer needed (nor useful to whoever holds it).
+writer appends under (in a bucket: replaced with ``If-Match``, and no writer ever
+touches a sidecar again once its commit is written); old wrapped keys are gone
+afterwards, so the old KEK is no longer needed (nor useful to whoever holds it).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import base64
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,7 @@ from cryptography.hazmat.primitives.keywrap import (
 )
 
 from functions.audit.errors import AuditKeyError
-from functions.audit.store import keys_path, list_logs, locked, write_atomic
+from functions.audit.store import AuditStorage, keys_path
 
 ALG = "AES-256-GCM"
 NONCE_BYTES = 12  # 96-bit GCM nonce
@@ -121,26 +123,26 @@ class RotateReport:
     unchanged: int  # already under the new KEK
 
 
-def _rotate_file(
-    path: Path, old_keys: Mapping[str, bytes], kek_id: str, kek: bytes
-) -> tuple[int, int]:
-    with locked(path, "rb") as handle:
-        keys = parse_keyring(handle.read())
-        moved = [k for k in keys.values() if k.kek_id != kek_id]
-        if not moved:
-            return 0, len(keys)
-        rewrapped = {
-            k.seq: WrappedKey(k.seq, kek_id, aes_key_wrap(kek, _unwrap(k, old_keys))) for k in moved
-        }
-        merged = {**keys, **rewrapped}
-        write_atomic(path, b"".join(merged[seq].line() for seq in sorted(merged)))
-    return len(moved), len(keys) - len(moved)
+def _rewrapped(
+    data: bytes, old_keys: Mapping[str, bytes], kek_id: str, kek: bytes, counts: list[int]
+) -> bytes | None:
+    """A sidecar's content with every key under ``kek_id``; None when none had to move."""
+    keys = parse_keyring(data)
+    moved = [k for k in keys.values() if k.kek_id != kek_id]
+    counts[:] = [len(moved), len(keys) - len(moved)]
+    if not moved:
+        return None
+    rewrapped = {
+        k.seq: WrappedKey(k.seq, kek_id, aes_key_wrap(kek, _unwrap(k, old_keys))) for k in moved
+    }
+    merged = {**keys, **rewrapped}
+    return b"".join(merged[seq].line() for seq in sorted(merged))
 
 
 def rotate_kek(
-    directory: Path, old_keys: Mapping[str, bytes], new_kek: tuple[str, bytes]
+    storage: AuditStorage, old_keys: Mapping[str, bytes], new_kek: tuple[str, bytes]
 ) -> RotateReport:
-    """Re-wrap every data key under ``directory`` with ``new_kek`` = ``(kek_id, key)``.
+    """Re-wrap every data key in ``storage`` with ``new_kek`` = ``(kek_id, key)``.
 
     Ciphertexts and log files are not touched. A sidecar is replaced only once every
     key in it has been unwrapped; a key no KEK in ``old_keys`` opens raises
@@ -148,13 +150,11 @@ def rotate_kek(
     """
     kek_id, kek = new_kek
     files = rewrapped = unchanged = 0
-    for logs in list_logs(directory).values():
-        for _, log in logs:
-            path = keys_path(log)
-            if not path.exists():
-                continue
-            moved, kept = _rotate_file(path, old_keys, kek_id, kek)
-            files += moved > 0
-            rewrapped += moved
-            unchanged += kept
+    for name in storage.keyrings():
+        counts = [0, 0]  # moved, kept: of the last read of the sidecar
+        change = partial(_rewrapped, old_keys=old_keys, kek_id=kek_id, kek=kek, counts=counts)
+        storage.rewrite_keyring(name, change)
+        files += counts[0] > 0
+        rewrapped += counts[0]
+        unchanged += counts[1]
     return RotateReport(files=files, rewrapped=rewrapped, unchanged=unchanged)

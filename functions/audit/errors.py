@@ -3,6 +3,8 @@
 AuditError                   (base)
 ├── AuditConfigError         a key or setting the operation needs is missing or wrong
 ├── AuditKeyError            a data key cannot be unwrapped or content cannot be decrypted
+├── AuditConflictError       two live writers claim one chain (a bucket's create-only
+│                            write of a record object or head was refused)
 └── AuditUnavailableError    a record could not be made durable (also a 503
                              :class:`~functions.errors.ServiceUnavailableError`, code
                              ``audit_unavailable``: the gateway refuses what it cannot audit)
@@ -22,6 +24,10 @@ class AuditConfigError(AuditError):
 
 
 class AuditKeyError(AuditError):
+    pass
+
+
+class AuditConflictError(AuditError):
     pass
 
 

@@ -4,6 +4,8 @@ Locally nothing needs configuring: unless keys are set, a key set is generated
 once under ``<data_dir>/audit-keys`` (private parts mode 0600) and records go to
 ``<data_dir>/audit``. Production deployments set ``ENCLAVE_AUDIT_*`` instead
 (keys from a secret; the heads directory on storage the gateway cannot rewrite).
+A gateway whose storage is a bucket writes nothing to its disk: it generates no
+keys and refuses to start without them (:func:`resolve_audit`).
 """
 
 from __future__ import annotations
@@ -17,21 +19,37 @@ from contextlib import asynccontextmanager, contextmanager, suppress
 from pathlib import Path
 from typing import Any, Protocol
 
-from functions.audit.errors import AuditUnavailableError
+from functions.audit.errors import AuditConfigError, AuditUnavailableError
 from functions.audit.records import build_admin_record, build_request_record
 from functions.audit.settings import AuditSettings, generate_keys, new_kek
 from functions.audit.writer import AuditLog
 from functions.context import Principal
 from functions.errors import map_exception
 from functions.logs import trace_id
+from functions.storage.settings import StorageSettings
+
+BUCKET_KEYS = (
+    "the audit log is in a bucket (ENCLAVE_STORAGE_URI=s3://…) and a gateway on a bucket "
+    "writes nothing to its disk, so no local audit key set is generated: set "
+    "ENCLAVE_AUDIT_HMAC_KEY and ENCLAVE_AUDIT_SIGNING_KEY (or ENCLAVE_AUDIT_PUBLIC_KEY to "
+    "verify only) from a secret; `enclave audit keygen DIR` makes a set"
+)
 
 
-def resolve_audit(audit: AuditSettings, data_dir: Path) -> AuditSettings:
-    """``audit`` with the data directory's defaults and, if none are set, local keys."""
+def resolve_audit(
+    audit: AuditSettings, data_dir: Path, storage: StorageSettings | None = None
+) -> AuditSettings:
+    """``audit`` with the data directory's defaults and, if none are set, local keys.
+
+    With a bucket (``storage.remote``) keys must be configured: :class:`AuditConfigError`
+    otherwise. ``directory`` keeps its default (nothing is written there).
+    """
     fields: dict[str, Any] = {k: getattr(audit, k) for k in audit.model_fields_set}
     fields.setdefault("directory", data_dir / "audit")
     configured = audit.hmac_key or audit.signing_key or audit.signing_key_path
     if audit.enabled and not configured:
+        if storage is not None and storage.remote:
+            raise AuditConfigError(BUCKET_KEYS)
         local = _local_keys(data_dir / "audit-keys")
         if "kek" in fields:  # the operator's KEKs (shared by every gateway) stay
             local.pop("kek", None)

@@ -1,4 +1,8 @@
-"""Where audit files live, how they are written durably, and signed documents.
+"""The storage seam of the audit log, the file layout, durable writes, and signed documents.
+
+Records live in a local directory (:mod:`functions.audit.files`) or a bucket
+(:mod:`functions.audit.bucket`); the chain writer, ``verify`` and ``prune`` see
+either through :class:`AuditStorage`. A directory holds::
 
     <directory>/YYYY-MM-DD/<chain>.jsonl        records, one JSON line each, append-only
     <directory>/YYYY-MM-DD/<chain>.keys.jsonl   wrapped data keys (content capture only)
@@ -17,9 +21,10 @@ import contextlib
 import fcntl
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import orjson
 from cryptography.exceptions import InvalidSignature
@@ -34,6 +39,88 @@ KEYS = ".keys.jsonl"
 HEAD = ".head.json"
 PRUNED = ".pruned.json"
 _TAIL_BLOCK = 65_536  # bytes read at a time from the end of a log
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A run of one chain's records: a day file (directory) or one commit's object (bucket)."""
+
+    chain: str
+    day: str
+    name: str  # where it is, relative to the audit root: what findings name
+
+
+@dataclass(frozen=True, slots=True)
+class DayBatch:
+    """The part of one commit that falls on one UTC day, encoded."""
+
+    day: str
+    first_seq: int
+    records: bytes  # JSON lines
+    keys: bytes  # wrapped data keys, JSON lines; empty without content capture
+
+
+@dataclass(frozen=True, slots=True)
+class Tail:
+    """What a writer resumes from: the head as stored, and the chain's last record."""
+
+    head: bytes | None
+    day: str | None  # the day of the last segment; None: the chain has no records
+    last: dict[str, Any] | None  # its last complete record, if readable
+
+
+class ChainSink(Protocol):
+    """Where one writer puts its commits; used from the writer's thread only.
+
+    ``commit`` makes the records durable (all or nothing) and returns the name of the
+    segment holding the last one; ``write_head`` then replaces the signed head.
+    """
+
+    def resume(self) -> Tail: ...
+    def commit(self, batches: Sequence[DayBatch]) -> str: ...
+    def write_head(self, data: bytes) -> None: ...
+    def close(self) -> None: ...
+
+
+class AuditStorage(Protocol):
+    """Every chain's records and signed documents, for the writer, ``verify`` and ``prune``.
+
+    ``unit`` names a segment in findings ("day file", "object").
+    """
+
+    unit: str
+
+    def sink(self, chain: str) -> ChainSink:
+        """The one live writer's way in to ``chain``; refuses a second live writer."""
+        ...
+
+    def segments(self) -> dict[str, list[Segment]]:
+        """Every chain's segments, oldest first."""
+        ...
+
+    def lines(self, segment: Segment) -> Iterable[bytes]:
+        """The segment's lines, each with its ``\n`` (a torn last line without)."""
+        ...
+
+    def last_record(self, segment: Segment) -> dict[str, Any] | None: ...
+
+    def documents(self, suffix: str) -> dict[str, bytes | None]:
+        """Chain -> content of each head (``HEAD``) or checkpoint (``PRUNED``)."""
+        ...
+
+    def put_document(self, chain: str, suffix: str, data: bytes) -> None: ...
+
+    def drop_days(self, days: Sequence[str]) -> None:
+        """Delete every chain's records (and wrapped keys) of ``days``."""
+        ...
+
+    def keyrings(self) -> list[str]:
+        """The wrapped-key sidecars, by name."""
+        ...
+
+    def rewrite_keyring(self, name: str, change: Callable[[bytes], bytes | None]) -> None:
+        """Replace a sidecar by ``change(content)`` (None: leave it), safe from lost updates."""
+        ...
 
 
 def log_path(directory: Path, day: str, chain: str) -> Path:
@@ -138,9 +225,18 @@ def sign(key: Ed25519PrivateKey, doc: dict[str, Any]) -> bytes:
 def read_signed(path: Path, key: Ed25519PublicKey) -> tuple[dict[str, Any] | None, bool]:
     """``(doc, signature valid)``; ``(None, False)`` when the file is unreadable."""
     try:
-        outer = orjson.loads(path.read_bytes())
+        data = path.read_bytes()
+    except OSError:
+        return None, False
+    return parse_signed(data, key)
+
+
+def parse_signed(data: bytes | None, key: Ed25519PublicKey) -> tuple[dict[str, Any] | None, bool]:
+    """``(doc, signature valid)`` of a signed document; ``(None, False)`` when unreadable."""
+    try:
+        outer = orjson.loads(data or b"")
         doc, signature = outer["doc"], base64.b64decode(outer["sig"], validate=True)
-    except (OSError, orjson.JSONDecodeError, KeyError, TypeError, binascii.Error):
+    except (orjson.JSONDecodeError, KeyError, TypeError, binascii.Error):
         return None, False
     if not isinstance(doc, dict):
         return None, False
@@ -167,6 +263,19 @@ def last_record(path: Path, *, repair: bool = False) -> dict[str, Any] | None:
                 f.truncate(start + cut)
             tail = tail[:cut]
     lines = tail.splitlines()
+    if not lines:
+        return None
+    try:
+        record = orjson.loads(lines[-1])
+    except orjson.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def last_line_record(data: bytes) -> dict[str, Any] | None:
+    """The last complete line of ``data`` (a whole object), parsed; None if there is none."""
+    complete = data[: data.rfind(b"\n") + 1]
+    lines = complete.splitlines()
     if not lines:
         return None
     try:

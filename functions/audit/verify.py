@@ -12,32 +12,32 @@ Per chain, records are read in file order (days oldest first) and checked:
                   every commit, so it covers every record a caller was told is durable)
     head_mismatch the record at the head's seq has another MAC than the head
     forged_head   the head's (or a prune checkpoint's) Ed25519 signature fails
-    missing_head  a chain without a signed head: truncation would go unseen
+    missing_head  a chain without a signed head (deleted, or its writer died before the
+                  first head): truncation would go unseen
+    missing_chain a signed head names records but none of the chain is left: a whole
+                  writer's records were deleted
     corrupt       a line that is not a record; misplaced: a record of another chain
 
 Heads are read before logs: a live writer signs a head only after the records are
-on disk, so records beyond the head are a warning (``unsigned_tail``), not an error.
+stored, so records beyond the head are a warning (``unsigned_tail``), not an error.
+
+The same checks run on a directory and on a bucket (:class:`AuditStorage`): there a
+"file" is one commit's object, so a deleted object in the middle of a chain is a gap
+at an object boundary. A chain deleted together with its head leaves nothing to
+compare against; only heads kept elsewhere (or a bucket's object lock) show that.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from functions.audit.records import GENESIS, mac_of
-from functions.audit.store import (
-    HEAD,
-    PRUNED,
-    list_documents,
-    list_logs,
-    read_signed,
-    relative,
-)
+from functions.audit.store import HEAD, PRUNED, AuditStorage, Segment, parse_signed
 
 MAX_ISSUES_PER_CHAIN = 100
 
@@ -98,6 +98,7 @@ class _Chain:
 
     name: str
     hmac_key: bytes
+    unit: str = "day file"  # what a segment is called in findings
     pruned_seq: int = 0
     last_mac: str = GENESIS
     issues: list[Issue] = field(default_factory=list)
@@ -166,11 +167,17 @@ class _Chain:
         for gap in self.gaps:
             count = gap.hi - gap.lo + 1
             span = f"seq {gap.lo}" if count == 1 else f"seqs {gap.lo}-{gap.hi}"
-            detail = f"{span} missing ({count} record(s)) {_between(gap)}"
+            detail = f"{span} missing ({count} record(s)) {_between(gap, self.unit)}"
             self.flag("deleted", detail, gap.before, gap.lo)
 
     def _against_head(self, seq: int, mac: str, file: str) -> None:
-        if self.max_seq < seq:
+        if self.max_seq == 0 and seq > 0:
+            detail = (
+                f"the signed head of chain {self.name} names {seq} record(s), the last in "
+                f"{file}, but not one is left: the writer's whole chain was deleted"
+            )
+            self.flag("missing_chain", detail, None, seq)
+        elif self.max_seq < seq:
             ends = f"seq {self.max_seq} ({_at(self.last_pos)})" if self.last_pos else "no record"
             lost = self.max_seq + 1
             span = f"seq {seq}" if lost == seq else f"seqs {lost}-{seq}"
@@ -190,42 +197,35 @@ def _at(pos: Position | None) -> str:
     return f"{pos[0]} line {pos[1]}" if pos else "the start"
 
 
-def _between(gap: _Gap) -> str:
+def _between(gap: _Gap, unit: str) -> str:
     text = f"between {_at(gap.after)} and {_at(gap.before)}"
     if gap.before and gap.before[1] == 1 and (gap.after is None or gap.after[0] != gap.before[0]):
-        text += ": at a file boundary, a whole day file may have been deleted"
+        text += f": at a boundary between {unit}s, a whole {unit} may have been deleted"
     return text
 
 
-def _documents(
-    heads: Path, suffix: str, key: Ed25519PublicKey
-) -> dict[str, tuple[dict[str, Any] | None, bool]]:
-    return {chain: read_signed(path, key) for chain, path in list_documents(heads, suffix).items()}
+Signed = dict[str, tuple[dict[str, Any] | None, bool]]
 
 
-def _lines(path: Path) -> Iterable[tuple[int, bytes, bool]]:
-    with path.open("rb") as f:
-        for number, raw in enumerate(f, start=1):
-            yield number, raw, raw.endswith(b"\n")
+def _documents(storage: AuditStorage, suffix: str, key: Ed25519PublicKey) -> Signed:
+    return {chain: parse_signed(data, key) for chain, data in storage.documents(suffix).items()}
 
 
-def verify(
-    directory: Path,
-    public_key: Ed25519PublicKey,
-    hmac_key: bytes,
-    *,
-    heads_directory: Path | None = None,
-) -> VerifyReport:
-    """Check every chain under ``directory`` against its signed head; see the module doc."""
-    heads_dir = heads_directory or directory.parent / "audit-heads"
-    heads = _documents(heads_dir, HEAD, public_key)  # before the logs: see module doc
-    checkpoints = _documents(heads_dir, PRUNED, public_key)
-    logs = list_logs(directory)
+def _lines(storage: AuditStorage, segment: Segment) -> Iterable[tuple[int, bytes, bool]]:
+    for number, raw in enumerate(storage.lines(segment), start=1):
+        yield number, raw, raw.endswith(b"\n")
+
+
+def verify(storage: AuditStorage, public_key: Ed25519PublicKey, hmac_key: bytes) -> VerifyReport:
+    """Check every chain in ``storage`` against its signed head; see the module doc."""
+    heads = _documents(storage, HEAD, public_key)  # before the logs: see module doc
+    checkpoints = _documents(storage, PRUNED, public_key)
+    logs = storage.segments()
     issues: list[Issue] = []
     warnings: list[Issue] = []
     records = 0
     for name in sorted(set(logs) | set(heads) | set(checkpoints)):
-        check = _check_chain(name, hmac_key, directory, logs.get(name, []), heads, checkpoints)
+        check = _check_chain(name, hmac_key, storage, logs.get(name, []), heads, checkpoints)
         issues += check.issues
         warnings += check.warnings
         records += check.records
@@ -236,12 +236,12 @@ def verify(
 def _check_chain(
     name: str,
     hmac_key: bytes,
-    directory: Path,
-    logs: list[tuple[str, Path]],
-    heads: dict[str, tuple[dict[str, Any] | None, bool]],
-    checkpoints: dict[str, tuple[dict[str, Any] | None, bool]],
+    storage: AuditStorage,
+    logs: list[Segment],
+    heads: Signed,
+    checkpoints: Signed,
 ) -> _Chain:
-    check = _Chain(name, hmac_key)
+    check = _Chain(name, hmac_key, storage.unit)
     head, head_ok = heads.get(name, (None, False))
     if name not in heads:
         check.flag("missing_head", "no signed head: truncation of this chain cannot be seen")
@@ -256,9 +256,9 @@ def _check_chain(
         else:
             check.flag("forged_head", "the prune checkpoint's signature does not verify")
     head_seq = int(head["seq"]) if head is not None else None
-    for _, path in logs:
-        file = relative(directory, path)
-        for number, raw, complete in _lines(path):
+    for segment in logs:
+        file = segment.name
+        for number, raw, complete in _lines(storage, segment):
             if not complete:
                 torn = Issue("partial_line", name, "a write in flight?", file, number)
                 check.warnings.append(torn)

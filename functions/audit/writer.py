@@ -3,7 +3,9 @@
 ``record(event)`` costs a dict copy and a ``put_nowait`` on a bounded queue: it never
 waits. A background task takes what is queued in batches of up to ``batch_size``
 and hands each batch to a thread (:func:`asyncio.to_thread`) that seals, writes,
-fsyncs and re-signs the chain head. Call both from the event loop's thread.
+fsyncs and re-signs the chain head. Call both from the event loop's thread. The
+storage is a directory (``settings.directory``) unless a bucket is given (see
+:mod:`functions.audit.bucket`): there each batch is one new object.
 
 ``await durable(event)`` queues the same way and returns once the batch holding
 the record is written, fsynced (with the directories of new files) and covered by
@@ -45,8 +47,10 @@ from loguru import logger
 
 from functions.audit.chain import ChainWriter, HeadWriteError
 from functions.audit.errors import AuditConfigError, AuditUnavailableError
+from functions.audit.files import LocalStorage
 from functions.audit.records import build_refusals_record
 from functions.audit.settings import AuditSettings, load_keys
+from functions.audit.store import AuditStorage
 
 OnFailure = Callable[[str, int], None]
 Waiter = asyncio.Future[str | None]  # resolved with None once durable, else with why not
@@ -63,10 +67,17 @@ def default_instance_id() -> str:
 class AuditLog:
     """Tamper-evident audit records for one writer instance (one chain)."""
 
-    def __init__(self, settings: AuditSettings, *, on_failure: OnFailure | None = None) -> None:
+    def __init__(
+        self,
+        settings: AuditSettings,
+        *,
+        on_failure: OnFailure | None = None,
+        storage: AuditStorage | None = None,
+    ) -> None:
         if settings.hmac_key is None:
             raise AuditConfigError("audit is enabled but audit.hmac_key is not set")
         self.settings = settings
+        self.storage = storage or LocalStorage(settings.directory, settings.heads_dir)
         self.instance_id = settings.instance_id or default_instance_id()
         self.failures = 0  # records lost, all causes
         self.written = 0
@@ -94,7 +105,7 @@ class AuditLog:
         s = self.settings
         keys = load_keys(s)
         self._chain = await asyncio.to_thread(
-            ChainWriter, s.directory, s.heads_dir, self.instance_id, keys, s.capture_content
+            ChainWriter, self.storage, self.instance_id, keys, s.capture_content
         )
         self._task = asyncio.create_task(self._run(), name=f"audit-{self.instance_id}")
 

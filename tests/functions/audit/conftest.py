@@ -12,6 +12,10 @@ import pytest
 from loguru import logger
 
 from functions.audit import AuditLog, AuditSettings, build_request_record, generate_keys
+from functions.audit.files import LocalStorage
+from tests.s3 import s3_server, s3_storage  # a real S3-compatible server for bucket tests
+
+__all__ = ["s3_server", "s3_storage"]
 
 DAYS = ("2025-03-01", "2025-03-02")
 INSTANCES = ("gw-a", "gw-b")
@@ -25,6 +29,11 @@ def make_settings(root: Path, **overrides: Any) -> AuditSettings:
     return AuditSettings(
         directory=root / "audit", heads_directory=root / "audit-heads", **fragment, **overrides
     )
+
+
+def local(settings: AuditSettings) -> LocalStorage:
+    """The directories ``settings`` names, as the writer, ``verify`` and ``prune`` see them."""
+    return LocalStorage(settings.directory, settings.heads_dir)
 
 
 def request(i: int, day: str = DAYS[0], *, content: bool = True) -> dict[str, Any]:

@@ -19,12 +19,12 @@ import pytest
 from starlette.datastructures import Headers
 
 from functions.audit import AuditLog, AuditSettings, load_keys, verify
-from functions.audit import chain as chain_module
+from functions.audit import files as files_module
 from functions.audit.errors import AuditUnavailableError
 from functions.audit.local import RequestAudit
 from functions.audit.store import fsync_dir, head_path, read_signed
 from functions.context import Principal, RequestContext
-from tests.functions.audit.conftest import make_settings, request
+from tests.functions.audit.conftest import local, make_settings, request
 from tests.functions.audit.test_writer import assert_verifies, records_of
 
 
@@ -143,7 +143,7 @@ def test_a_head_that_cannot_be_signed_is_not_durable(
 
     async def body(log: AuditLog) -> None:
         await log.durable(request(0, content=False))
-        monkeypatch.setattr(chain_module, "write_atomic", no_head)
+        monkeypatch.setattr(files_module, "write_atomic", no_head)
         with pytest.raises(AuditUnavailableError) as caught:
             await log.durable(request(1, content=False))
         assert caught.value.reason == "head_write_failed"
@@ -215,7 +215,7 @@ def test_a_new_days_file_and_directory_are_fsynced(
         synced.append(path)
         real(path)
 
-    monkeypatch.setattr(chain_module, "fsync_dir", spy)
+    monkeypatch.setattr(files_module, "fsync_dir", spy)
 
     async def body(log: AuditLog) -> None:
         assert synced == [tmp_path, tmp_path]  # where the new audit and heads folders are
@@ -301,7 +301,7 @@ def test_a_committed_tail_cut_off_fails_verify_naming_chain_and_gap(tmp_path: Pa
     path.write_bytes(b"".join(lines[:-3]))
     keys = load_keys(settings)
 
-    report = verify(settings.directory, keys.public, keys.hmac, heads_directory=settings.heads_dir)
+    report = verify(local(settings), keys.public, keys.hmac)
     (issue,) = report.issues
     assert (issue.kind, issue.chain, issue.seq) == ("truncated", "gw", 10)
     assert "chain gw ends at seq 7" in issue.detail and "seqs 8-10 missing" in issue.detail
@@ -310,5 +310,5 @@ def test_a_committed_tail_cut_off_fails_verify_naming_chain_and_gap(tmp_path: Pa
     edited = orjson.loads(lines[2])
     edited["status"] = 500
     path.write_bytes(b"".join([*lines[:2], orjson.dumps(edited) + b"\n", *lines[3:]]))
-    report = verify(settings.directory, keys.public, keys.hmac, heads_directory=settings.heads_dir)
+    report = verify(local(settings), keys.public, keys.hmac)
     assert report.kinds() == {"edited"}

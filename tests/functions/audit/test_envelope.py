@@ -26,6 +26,7 @@ from tests.functions.audit.conftest import (
     DAYS,
     PER_DAY,
     PROMPT,
+    local,
     log_file,
     make_settings,
     read_lines,
@@ -93,7 +94,7 @@ def test_rotation_rewraps_without_touching_logs(captured: AuditSettings) -> None
     before = {p: p.read_bytes() for p in logs}
     new_id, new_key = "kek-new", secrets.token_bytes(32)
 
-    report = rotate_kek(captured.directory, old_keks, (new_id, new_key))
+    report = rotate_kek(local(captured), old_keks, (new_id, new_key))
 
     assert (report.files, report.rewrapped, report.unchanged) == (4, 4 * PER_DAY, 0)
     assert {p: p.read_bytes() for p in logs} == before  # ciphertexts and MACs byte-for-byte
@@ -105,7 +106,7 @@ def test_rotation_rewraps_without_touching_logs(captured: AuditSettings) -> None
         with pytest.raises(AuditKeyError, match="not configured"):
             decrypt_content(record, keyring[record["seq"]], old_keks)
     assert verify_command(captured, io.StringIO()) == 0
-    again = rotate_kek(captured.directory, {new_id: new_key}, (new_id, new_key))
+    again = rotate_kek(local(captured), {new_id: new_key}, (new_id, new_key))
     assert (again.rewrapped, again.unchanged) == (0, 4 * PER_DAY)
     assert old_id != new_id
 
@@ -114,7 +115,7 @@ def test_rotation_with_an_unknown_kek_leaves_the_sidecar(captured: AuditSettings
     path = keys_path(log_file(captured, DAYS[0], "gw-a"))
     before = path.read_bytes()
     with pytest.raises(AuditKeyError):
-        rotate_kek(captured.directory, {}, ("kek-new", secrets.token_bytes(32)))
+        rotate_kek(local(captured), {}, ("kek-new", secrets.token_bytes(32)))
     assert path.read_bytes() == before
 
 

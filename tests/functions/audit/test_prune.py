@@ -10,14 +10,21 @@ import orjson
 
 from functions.audit import AuditSettings, VerifyReport, load_keys, prune, prune_command, verify
 from functions.audit.store import checkpoint_path
-from tests.functions.audit.conftest import INSTANCES, PER_DAY, log_file, make_settings, write_days
+from tests.functions.audit.conftest import (
+    INSTANCES,
+    PER_DAY,
+    local,
+    log_file,
+    make_settings,
+    write_days,
+)
 
 DAYS3 = ("2025-03-01", "2025-03-02", "2025-03-03")
 
 
 def report_of(settings: AuditSettings) -> VerifyReport:
     keys = load_keys(settings)
-    return verify(settings.directory, keys.public, keys.hmac, heads_directory=settings.heads_dir)
+    return verify(local(settings), keys.public, keys.hmac)
 
 
 def three_days(tmp_path: Path) -> AuditSettings:
@@ -30,16 +37,16 @@ def test_prune_keeps_verify_ok(tmp_path: Path) -> None:
     settings = three_days(tmp_path)
     keys = load_keys(settings)
     today = dt.date(2025, 3, 3)
-    result = prune(settings.directory, keys, 1, heads_directory=settings.heads_dir, today=today)
+    result = prune(local(settings), keys, 1, today=today)
     assert (result.removed_days, result.checkpoints) == (("2025-03-01",), len(INSTANCES))
-    report = verify(settings.directory, keys.public, keys.hmac, heads_directory=settings.heads_dir)
+    report = verify(local(settings), keys.public, keys.hmac)
     assert report.ok, report.render()
     assert report.records == 2 * PER_DAY * len(INSTANCES)
     point = orjson.loads(checkpoint_path(settings.heads_dir, "gw-a").read_bytes())["doc"]
     assert (point["seq"], point["before"]) == (PER_DAY, "2025-03-02")
 
     log_file(settings, "2025-03-02", "gw-a").unlink()  # not retention: still caught
-    report = verify(settings.directory, keys.public, keys.hmac, heads_directory=settings.heads_dir)
+    report = verify(local(settings), keys.public, keys.hmac)
     assert report.kinds() == {"deleted"}
 
 

@@ -11,19 +11,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from functions.audit import AuditSettings, VerifyReport, load_keys, verify, verify_command
 from functions.audit.chain import ChainWriter
 from functions.audit.store import head_path, sign
-from tests.functions.audit.conftest import DAYS, PER_DAY, log_file, read_lines, request
+from tests.functions.audit.conftest import DAYS, PER_DAY, local, log_file, read_lines, request
 
 A_DAY1 = f"{DAYS[0]}/gw-a.jsonl"
 
 
 def check(settings: AuditSettings, hmac_key: bytes | None = None) -> VerifyReport:
     keys = load_keys(settings, signing=False)
-    return verify(
-        settings.directory,
-        keys.public,
-        hmac_key or keys.hmac,
-        heads_directory=settings.heads_directory,
-    )
+    return verify(local(settings), keys.public, hmac_key or keys.hmac)
 
 
 def test_intact_log_verifies_with_counts(audit: AuditSettings) -> None:
@@ -146,7 +141,7 @@ def test_records_after_the_head_are_a_warning(audit: AuditSettings) -> None:
     assert audit.heads_directory is not None
     path = head_path(audit.heads_directory, "gw-a")
     before = path.read_bytes()
-    writer = ChainWriter(audit.directory, audit.heads_directory, "gw-a", load_keys(audit), False)
+    writer = ChainWriter(local(audit), "gw-a", load_keys(audit), False)
     writer.append([request(99, DAYS[1], content=False)])
     writer.close()
     path.write_bytes(before)

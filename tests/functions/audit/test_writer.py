@@ -12,7 +12,7 @@ import pytest
 
 from functions.audit import AuditConfigError, AuditLog, AuditSettings, load_keys, verify
 from functions.audit.store import list_logs
-from tests.functions.audit.conftest import DAYS, make_settings, read_lines, request
+from tests.functions.audit.conftest import DAYS, local, make_settings, read_lines, request
 
 
 def records_of(settings: AuditSettings) -> list[dict[str, object]]:
@@ -26,9 +26,7 @@ def records_of(settings: AuditSettings) -> list[dict[str, object]]:
 
 def assert_verifies(settings: AuditSettings) -> None:
     keys = load_keys(settings)
-    report = verify(
-        settings.directory, keys.public, keys.hmac, heads_directory=settings.heads_directory
-    )
+    report = verify(local(settings), keys.public, keys.hmac)
     assert report.ok, report.render()
 
 
