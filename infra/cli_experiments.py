@@ -29,7 +29,7 @@ import orjson
 
 from functions.audit.local import resolve_audit
 from functions.audit.store import list_logs
-from functions.feedback import FeedbackStore, Rating, store_path
+from functions.feedback import Rating, RatingsReader, ratings_reader
 from functions.settings import Settings
 
 Z_95 = 1.959963984540054  # the standard normal's 97.5th percentile
@@ -55,10 +55,9 @@ def parse_since(text: str) -> dt.datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
 
 
-def feedback_store(settings: Settings) -> FeedbackStore | None:
-    """The gateway's feedback store, or None where nothing was ever rated."""
-    path = store_path(resolve_audit(settings.audit, settings.data_dir).directory)
-    return FeedbackStore(path) if path.exists() else None
+def feedback_store(settings: Settings) -> RatingsReader | None:
+    """The gateway's ratings (its SQLite file or its bucket), or None where nothing was rated."""
+    return ratings_reader(settings, resolve_audit(settings.audit, settings.data_dir).directory)
 
 
 def chat_records(
