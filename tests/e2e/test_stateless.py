@@ -92,8 +92,8 @@ def shared(
     limits = {"backend": "redis", "redis_url": redis_url, "key_limits": {"rpm": 10_000}}
     env = stateless_env(echo, storage, ENCLAVE_GATEWAY_RATE_LIMIT=json.dumps(limits))
     data = (tmp_path_factory.mktemp("data-first"), tmp_path_factory.mktemp("data-second"))
-    first = start("gateway", {**env, "ENCLAVE_DATA_DIR": str(data[0])}, log_dir)
-    second = start("gateway", {**env, "ENCLAVE_DATA_DIR": str(data[1])}, log_dir)
+    first = start("gateway", {**env, "ENCLAVE_DATA_DIR": str(data[0])}, log_dir, timeout=300)
+    second = start("gateway", {**env, "ENCLAVE_DATA_DIR": str(data[1])}, log_dir, timeout=300)
     yield Shared(storage, first, second, data)
     first.stop()
     second.stop()
@@ -152,7 +152,7 @@ def test_gateways_on_a_bucket_write_nothing_to_their_data_directories(shared: Sh
         for directory in shared.data
         for path in sorted(directory.rglob("*"))
     ]
-    assert written == []
+    assert written == [], written
 
 
 def test_a_bucket_refuses_the_file_rate_limit_backend(
