@@ -21,13 +21,17 @@ from functions.feedback import (
     FeedbackStore,
     RatingsReader,
     SQLiteFeedback,
+    feedback_store,
+    ratings_reader,
     store_path,
 )
 from functions.feedback.bucket import BucketFeedback, BucketRatings, rating_key
 from functions.feedback.index import MemoryIndex
 from functions.feedback.model import DAY_S
 from functions.feedback.redis import RedisIndex
+from functions.settings import Settings
 from functions.storage import S3Objects, StorageSettings
+from tests.conftest import free_port
 
 T = TypeVar("T")
 BACKENDS = ["sqlite", "bucket+memory", "bucket+redis"]
@@ -234,8 +238,6 @@ def test_an_unreachable_bucket_is_a_storage_error(s3_storage: StorageSettings) -
 
 
 def test_an_unreachable_redis_is_a_storage_error() -> None:
-    from tests.conftest import free_port
-
     index = RedisIndex(f"redis://127.0.0.1:{free_port()}/0", "test:", DAY_S, timeout_s=0.2)
 
     async def main() -> None:
@@ -257,3 +259,21 @@ def test_an_unwritable_sqlite_file_is_a_storage_error(tmp_path: Path) -> None:
             await store.remember("acme", "r1", None, None)
 
     asyncio.run(main())
+
+
+def test_the_settings_choose_the_backend(tmp_path: Path, s3_storage: StorageSettings) -> None:
+    local = Settings(data_dir=tmp_path)
+    assert isinstance(feedback_store(local, tmp_path / "audit"), SQLiteFeedback)
+    assert ratings_reader(local, tmp_path / "audit") is None  # nothing was ever rated
+    assert not (tmp_path / "feedback.sqlite3").exists()
+    on_bucket = Settings(data_dir=tmp_path, storage=s3_storage)
+    store = feedback_store(on_bucket, tmp_path / "audit")
+    assert isinstance(store, BucketFeedback) and isinstance(store.index, MemoryIndex)
+    assert isinstance(ratings_reader(on_bucket, tmp_path / "audit"), BucketRatings)
+    shared = Settings(
+        storage=s3_storage, gateway={"rate_limit": {"backend": "redis"}, "containers": 2}
+    )
+    store = feedback_store(shared, tmp_path / "audit")
+    assert isinstance(store, BucketFeedback) and isinstance(store.index, RedisIndex)
+    asyncio.run(store.aclose())
+    assert list(tmp_path.iterdir()) == []  # nothing is connected, or written, until used
