@@ -13,8 +13,8 @@ its 200.
 
 Which answers can be rated comes from a
 :class:`~functions.feedback.index.RequestIndex` (Redis or memory). Reading every
-rating lists the prefix and fetches the objects in parallel: the report and the
-export pay one GET per rating, about a second per thousand.
+rating lists the prefix and fetches the objects :data:`READERS` at a time: the report
+and the export pay one GET per rating.
 """
 
 from __future__ import annotations

@@ -94,6 +94,7 @@ class SQLiteFeedback:
     def remember_now(
         self, tenant: str, request_id: str, experiment: str | None, variant: str | None
     ) -> None:
+        """:meth:`remember`, blocking (from a worker thread)."""
         now = time.time()
         with self._transaction("NORMAL") as db:
             db.execute(
@@ -105,6 +106,7 @@ class SQLiteFeedback:
                 db.execute("DELETE FROM requests WHERE ts < ?", (now - self.window_s,))
 
     def rate_now(self, tenant: str, rater: str, body: FeedbackRequest, comment: str | None) -> bool:
+        """:meth:`rate`, blocking (from a worker thread)."""
         with self._transaction("FULL") as db:
             found = db.execute(
                 "SELECT experiment, variant FROM requests WHERE tenant = ? AND request_id = ?",
