@@ -48,7 +48,7 @@ from functions.edge import Edge, http_exception_handler, json_response, read_bod
 from functions.endusers import EndUserMetrics, make_identify, pseudonymiser
 from functions.errors import AuthenticationError, ServiceUnavailableError
 from functions.experiments import make_assign, usable
-from functions.feedback import FeedbackStore, feedback_route, make_remember, store_path
+from functions.feedback import feedback_route, feedback_store, make_remember
 from functions.filtering.engine import FilterSet
 from functions.filtering.scanner import Scanner
 from functions.filtering.steps import filter_route, make_comply, make_filter_input
@@ -195,7 +195,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
         *frontend,
         *chat_steps(filters, scanner, limiter, retrieve, make_route(router), cache_lookup, window),
     )
-    feedback = FeedbackStore(store_path(audit_settings.directory), gateway.feedback_window_days)
+    feedback = feedback_store(settings, audit_settings.directory)  # a bucket: nothing local
 
     def context(request: Request) -> RequestContext:
         return RequestContext(
@@ -284,7 +284,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
         await relay.aclose()
         await limiter.aclose()
         await cache.aclose()
-        feedback.close()
+        await feedback.aclose()
         await lengths.aclose()
         scanner.close()
         if oidc_client is not None:

@@ -274,6 +274,17 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _a_bucket_leaves_no_local_state(self) -> Settings:
+        """With a bucket a gateway writes nothing locally: no SQLite rate-limit file."""
+        if self.storage.remote and self.gateway.rate_limit.backend == "file":
+            raise ValueError(
+                "state lives in a bucket (ENCLAVE_STORAGE_URI=s3://…), so a gateway writes "
+                "nothing to its local disk: the 'file' rate-limit backend would count in a local "
+                "SQLite file; use backend 'redis' (shared by every container) or 'memory' (one)"
+            )
+        return self
+
     @property
     def state_dir(self) -> Path:
         """Where local durable state goes: the storage URI's directory, else ``data_dir``.

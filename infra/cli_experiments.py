@@ -3,14 +3,15 @@
 Read from what the gateway keeps, with the same settings (``ENCLAVE_DATA_DIR``,
 ``ENCLAVE_AUDIT_*``) as ``enclave audit verify``: the audit log for requests (each
 chat of an experiment records ``experiment`` and ``variant`` among its decisions),
-the feedback store beside it for ratings. Per variant: requests, error rate (status
-400 and above, refusals included), latency p50/p95, tokens in and out, ratings up
-and down with the up-rate's 95 % Wilson interval; and each variant against the
-first (the control): a two-sided two-proportion z-test of the up-rates, significant
-when p < 0.05. An operator reads every tenant's traffic; ``--tenant`` narrows it.
+the feedback store for ratings (beside it, or the bucket of ``ENCLAVE_STORAGE_URI``).
+Per variant: requests, error rate (status 400 and above, refusals included), latency
+p50/p95, tokens in and out, ratings up and down with the up-rate's 95 % Wilson
+interval; and each variant against the first (the control): a two-sided
+two-proportion z-test of the up-rates, significant when p < 0.05. An operator reads
+every tenant's traffic; ``--tenant`` narrows it.
 
 Cost: one pass over the audit log's request records (from ``--since`` on), one query
-of the feedback store.
+of the feedback store (with a bucket: one GET per rating, in parallel).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import orjson
 
 from functions.audit.local import resolve_audit
 from functions.audit.store import list_logs
-from functions.feedback import FeedbackStore, Rating, store_path
+from functions.feedback import Rating, RatingsReader, ratings_reader
 from functions.settings import Settings
 
 Z_95 = 1.959963984540054  # the standard normal's 97.5th percentile
@@ -55,10 +56,9 @@ def parse_since(text: str) -> dt.datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
 
 
-def feedback_store(settings: Settings) -> FeedbackStore | None:
-    """The gateway's feedback store, or None where nothing was ever rated."""
-    path = store_path(resolve_audit(settings.audit, settings.data_dir).directory)
-    return FeedbackStore(path) if path.exists() else None
+def feedback_store(settings: Settings) -> RatingsReader | None:
+    """The gateway's ratings (its SQLite file or its bucket), or None where nothing was rated."""
+    return ratings_reader(settings, resolve_audit(settings.audit, settings.data_dir).directory)
 
 
 def chat_records(

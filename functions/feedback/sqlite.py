@@ -1,0 +1,148 @@
+"""Feedback in one SQLite file beside the audit log, for gateways on one host.
+
+``<audit directory>/../feedback.sqlite3`` is shared by every gateway process on the
+host (SQLite locks the file), in WAL mode. Two tables:
+
+- ``requests`` (tenant, request id) → experiment, variant, time: an O(log n) B-tree
+  look-up per rating. Written with ``synchronous=NORMAL``: a crash can forget the
+  last few requests (rating them is then a 404), never a rating. Rows older than
+  the window are pruned every :data:`_PRUNE_EVERY` requests.
+- ``feedback`` (tenant, request id, rater) → rating, comment, experiment, variant,
+  time, written with ``synchronous=FULL``: a rating is on disk (fsynced) before its
+  200, and a second rating by the same rater replaces the first.
+
+The connection is used from worker threads in turn (``asyncio.to_thread``), never on
+the event loop. A database locked past its timeout, or unwritable, is a
+:class:`~functions.errors.StorageUnavailableError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+from functions.errors import StorageUnavailableError
+from functions.feedback.model import DAY_S, FeedbackRequest, Rating
+
+P = ParamSpec("P")
+T = TypeVar("T")
+_PRUNE_EVERY = 1_024  # remembered requests between two prunes of the index
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    tenant TEXT NOT NULL, request_id TEXT NOT NULL, experiment TEXT, variant TEXT,
+    ts REAL NOT NULL, PRIMARY KEY (tenant, request_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
+CREATE TABLE IF NOT EXISTS feedback (
+    tenant TEXT NOT NULL, request_id TEXT NOT NULL, rater TEXT NOT NULL,
+    rating INTEGER NOT NULL, comment TEXT, experiment TEXT, variant TEXT, ts REAL NOT NULL,
+    PRIMARY KEY (tenant, request_id, rater)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS feedback_experiment ON feedback (experiment);
+"""
+
+
+def store_path(audit_directory: Path) -> Path:
+    """Where the feedback of the gateway whose audit log is ``audit_directory`` lives."""
+    return audit_directory.parent / "feedback.sqlite3"
+
+
+class SQLiteFeedback:
+    """A :class:`~functions.feedback.model.FeedbackStore` and a ratings reader in one file."""
+
+    def __init__(self, path: Path, window_days: int = 90) -> None:
+        self.path = path
+        self.window_s = window_days * DAY_S
+        self._lock = threading.Lock()  # one connection, used from worker threads in turn
+        self._db: sqlite3.Connection | None = None
+        self._remembered = 0
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+            self._db = db
+        return self._db
+
+    @contextlib.contextmanager
+    def _transaction(self, synchronous: str) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            db = self._conn()
+            db.execute(f"PRAGMA synchronous={synchronous}")  # per commit: FULL fsyncs the WAL
+            with db:
+                yield db
+
+    async def remember(
+        self, tenant: str, request_id: str, experiment: str | None, variant: str | None
+    ) -> None:
+        await _unblocked(self.remember_now, tenant, request_id, experiment, variant)
+
+    async def rate(
+        self, tenant: str, rater: str, body: FeedbackRequest, comment: str | None
+    ) -> bool:
+        return await _unblocked(self.rate_now, tenant, rater, body, comment)
+
+    def remember_now(
+        self, tenant: str, request_id: str, experiment: str | None, variant: str | None
+    ) -> None:
+        """:meth:`remember`, blocking (from a worker thread)."""
+        now = time.time()
+        with self._transaction("NORMAL") as db:
+            db.execute(
+                "INSERT OR REPLACE INTO requests VALUES (?, ?, ?, ?, ?)",
+                (tenant, request_id, experiment, variant, now),
+            )
+            self._remembered += 1
+            if self._remembered % _PRUNE_EVERY == 1:
+                db.execute("DELETE FROM requests WHERE ts < ?", (now - self.window_s,))
+
+    def rate_now(self, tenant: str, rater: str, body: FeedbackRequest, comment: str | None) -> bool:
+        """:meth:`rate`, blocking (from a worker thread)."""
+        with self._transaction("FULL") as db:
+            found = db.execute(
+                "SELECT experiment, variant FROM requests WHERE tenant = ? AND request_id = ?",
+                (tenant, body.request_id),
+            ).fetchone()
+            if found is None:
+                return False
+            db.execute(
+                "INSERT OR REPLACE INTO feedback VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (tenant, body.request_id, rater, body.rating, comment, *found, time.time()),
+            )
+        return True
+
+    def ratings(self, *, experiment: str | None = None, tenant: str | None = None) -> list[Rating]:
+        query, args = "SELECT * FROM feedback WHERE 1 = 1", list[str]()
+        if experiment is not None:
+            query, args = query + " AND experiment = ?", [*args, experiment]
+        if tenant is not None:
+            query, args = query + " AND tenant = ?", [*args, tenant]
+        with self._lock:
+            rows = self._conn().execute(query + " ORDER BY ts", args).fetchall()
+        return [Rating(*row) for row in rows]
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+
+async def _unblocked(call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """``call`` in a worker thread; a locked or unwritable database is a 503."""
+    try:
+        return await asyncio.to_thread(call, *args, **kwargs)
+    except (sqlite3.Error, OSError) as exc:  # locked past its timeout, or unwritable
+        raise StorageUnavailableError(f"feedback database: {exc}") from exc

@@ -1,0 +1,195 @@
+"""Gateways on a bucket keep nothing of their own: real processes, moto's S3, real Redis.
+
+Two gateway processes with separate, empty data directories share only a bucket
+(moto's S3 server on 127.0.0.1) and a redis-server, as stateless containers behind a
+load balancer would. The model is the echoing upstream (a test double). An answer
+given by one gateway is rated through the other; afterwards neither gateway has
+written a byte to its local data directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from openai import OpenAI
+from pydantic import ValidationError
+
+from functions.settings import Settings
+from functions.storage import StorageSettings
+from infra.cli_experiments import feedback_store
+from tests.conftest import API_KEY, Server, free_port, gateway_env, launch, start
+from tests.functions.ratelimit.conftest import redis_url
+from tests.s3 import CREDENTIALS, s3_client, s3_server, storage_env
+
+__all__ = ["redis_url", "s3_server"]  # fixtures this module uses
+EMAIL = "jane.roe@example.org"
+SIGNING_KEY = Ed25519PrivateKey.generate().private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+)
+# what an operator's secret holds: no key is generated into a data directory
+SECRETS = {
+    "ENCLAVE_GATEWAY_KEY_PEPPER": "p" * 64,
+    "ENCLAVE_AUDIT_HMAC_KEY": "h" * 64,
+    "ENCLAVE_AUDIT_SIGNING_KEY": SIGNING_KEY.decode(),
+}
+
+
+@dataclass
+class Shared:
+    storage: StorageSettings
+    first: Server
+    second: Server
+    data: tuple[Path, Path]
+
+    def sdk(self, server: Server) -> OpenAI:
+        return OpenAI(base_url=f"{server.url}/v1", api_key=API_KEY, max_retries=0, timeout=60)
+
+
+def bucket(endpoint: str, name: str) -> StorageSettings:
+    s3_client(endpoint).create_bucket(Bucket=name)
+    return StorageSettings(
+        uri=f"s3://{name}/state",
+        s3_endpoint=endpoint,
+        s3_allow_http=True,
+        s3_access_key_id=CREDENTIALS["aws_access_key_id"],
+        s3_secret_access_key=CREDENTIALS["aws_secret_access_key"],
+    )
+
+
+@pytest.fixture(scope="module")
+def echo(log_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The echoing upstream: a test double for the model."""
+    record = tmp_path_factory.mktemp("echo-stateless") / "requests.jsonl"
+    port = free_port()
+    env = {**os.environ, "ECHO_RECORD": str(record)}
+    server = launch("echo", ["tests.e2e.echo_upstream", str(port)], env, log_dir, port)
+    yield server
+    server.stop()
+
+
+def stateless_env(echo: Server, storage: StorageSettings, **extra: str) -> dict[str, str]:
+    deployment = {"name": "echo", "model": "echo", "api_base": f"{echo.url}/v1"}
+    return {**gateway_env([deployment]), **storage_env(storage), **SECRETS, **extra}
+
+
+@pytest.fixture(scope="module")
+def shared(
+    echo: Server,
+    s3_server: str,
+    redis_url: str,
+    log_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Shared]:
+    storage = bucket(s3_server, "enclave-stateless")
+    limits = {"backend": "redis", "redis_url": redis_url, "key_limits": {"rpm": 10_000}}
+    env = stateless_env(echo, storage, ENCLAVE_GATEWAY_RATE_LIMIT=json.dumps(limits))
+    data = (tmp_path_factory.mktemp("data-first"), tmp_path_factory.mktemp("data-second"))
+    first = start("gateway", {**env, "ENCLAVE_DATA_DIR": str(data[0])}, log_dir, timeout=300)
+    second = start("gateway", {**env, "ENCLAVE_DATA_DIR": str(data[1])}, log_dir, timeout=300)
+    yield Shared(storage, first, second, data)
+    first.stop()
+    second.stop()
+
+
+def rate(server: Server, body: dict[str, object]) -> httpx.Response:
+    headers = {"authorization": f"Bearer {API_KEY}"}
+    return httpx.post(f"{server.url}/v1/feedback", headers=headers, json=body, timeout=30)
+
+
+def test_an_answer_of_one_gateway_is_rated_through_the_other(shared: Shared) -> None:
+    with shared.sdk(shared.second) as sdk:
+        answer = sdk.chat.completions.create(
+            model="echo",
+            messages=[{"role": "user", "content": "hello"}],
+            extra_headers={"x-request-id": "answered-by-second"},
+        )
+    assert answer.choices[0].message.content == "hello"
+    body = {"request_id": "answered-by-second", "rating": -1, "comment": f"write to {EMAIL}"}
+    first = rate(shared.first, body)
+    assert first.status_code == 200, first.text
+    assert EMAIL not in first.json()["comment"]
+    again = rate(shared.second, {"request_id": "answered-by-second", "rating": 1})
+    assert again.status_code == 200, again.text  # replaces the first rating
+    unknown = rate(shared.first, {"request_id": "nobody-asked", "rating": 1})
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "request_not_found"
+    # what `enclave experiments report` and `enclave dataset export` read
+    reader = feedback_store(Settings(storage=shared.storage))
+    assert reader is not None
+    (only,) = reader.ratings(tenant="default")
+    assert (only.request_id, only.rating, only.comment) == ("answered-by-second", 1, None)
+
+
+def test_a_streamed_answer_is_rated_through_the_other(shared: Shared) -> None:
+    with shared.sdk(shared.first) as sdk:
+        stream = sdk.chat.completions.create(
+            model="echo",
+            messages=[{"role": "user", "content": "streamed hello"}],
+            stream=True,
+            extra_headers={"x-request-id": "streamed-by-first"},
+        )
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert text == "streamed hello"
+    rated = rate(shared.second, {"request_id": "streamed-by-first", "rating": 1})
+    assert rated.status_code == 200, rated.text
+    keys = s3_client(shared.storage.s3_endpoint or "").list_objects_v2(
+        Bucket="enclave-stateless", Prefix="state/feedback/ratings/"
+    )
+    assert len(keys["Contents"]) == 2  # one per rated answer and rater
+
+
+def test_gateways_on_a_bucket_write_nothing_to_their_data_directories(shared: Shared) -> None:
+    """After chats (plain and streamed) and ratings, every data directory is empty."""
+    written = [
+        f"{directory.name}/{path.relative_to(directory)}"
+        for directory in shared.data
+        for path in sorted(directory.rglob("*"))
+    ]
+    assert written == [], written
+
+
+def test_a_bucket_refuses_the_file_rate_limit_backend(
+    echo: Server, s3_server: str, log_dir: Path, tmp_path: Path
+) -> None:
+    """The file backend would count in a local SQLite file: a gateway on a bucket refuses
+    it at start-up, before anything is written."""
+    storage = bucket(s3_server, "enclave-file-limits")
+    with pytest.raises(ValidationError, match="'file' rate-limit backend"):
+        Settings(storage=storage, gateway={"rate_limit": {"backend": "file"}})
+    data = tmp_path / "data"
+    limits = json.dumps({"backend": "file"})
+    env = stateless_env(echo, storage, ENCLAVE_GATEWAY_RATE_LIMIT=limits)
+    with pytest.raises(RuntimeError, match="rate-limit backend"):
+        start("gateway", {**env, "ENCLAVE_DATA_DIR": str(data)}, log_dir, timeout=60)
+    assert not data.exists()
+
+
+def test_ratings_are_refused_while_the_bucket_is_unreachable(
+    echo: Server, s3_server: str, log_dir: Path, tmp_path: Path
+) -> None:
+    """A rating that cannot be stored is a 503 with Retry-After that names no bucket (fail
+    closed); the answer it rates was given regardless."""
+    storage = bucket(s3_server, "enclave-gone")
+    s3_client(s3_server).delete_bucket(Bucket="enclave-gone")
+    env = stateless_env(echo, storage, ENCLAVE_DATA_DIR=str(tmp_path / "data"))
+    server = start("gateway", env, log_dir)
+    try:
+        with OpenAI(base_url=f"{server.url}/v1", api_key=API_KEY, max_retries=0) as sdk:
+            sdk.chat.completions.create(
+                model="echo",
+                messages=[{"role": "user", "content": "hello"}],
+                extra_headers={"x-request-id": "rated-while-gone"},
+            )
+        refused = rate(server, {"request_id": "rated-while-gone", "rating": 1})
+    finally:
+        server.stop()
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
+    error = refused.json()["error"]
+    assert error["code"] == "storage_unavailable" and "enclave-gone" not in error["message"]
