@@ -193,8 +193,9 @@ class Ingestor:
         prepared = self._prepare(known, items, tally, notify)
         rows = self._embed(prepared, notify)
         notify(IngestProgress("commit", 0, 1))
-        replaced = {p.source for p in prepared} & set(known)
-        version = self._store.commit(ref, rows, replaced)
+        # every written source, not only those known above: another writer may have
+        # added one since, and the commit must leave each exactly as written here
+        version = self._store.commit(ref, rows, {p.source for p in prepared})
         self._store.maintain(
             ref,
             tokenizer=self._settings.fts_tokenizer,
