@@ -143,6 +143,10 @@ class ProcessPoolMapper:
             threads = min(threads, settings.embedding_threads)
         self._settings = settings.model_copy(update={"embedding_threads": threads})
 
+    @property
+    def threads_per_worker(self) -> int:
+        return self._settings.embedding_threads or 1
+
     def map(self, tasks: Sequence[DocumentTask]) -> Iterator[EmbeddedDocument]:
         if len(tasks) < 2 or self._workers < 2:
             yield from (embed_document(task, self._local) for task in tasks)
