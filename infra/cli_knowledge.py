@@ -1,11 +1,18 @@
-"""``enclave ingest`` and ``enclave docs list|delete``: the knowledge base from the command line."""
+"""``enclave ingest`` and ``enclave docs list|delete``: the knowledge base from the command line.
+
+``enclave ingest`` embeds over a pool of processes (``ENCLAVE_KNOWLEDGE_INGEST_WORKERS``,
+one per core by default); ``--remote`` embeds on Modal instead (:mod:`infra.ingest_remote`).
+Either way the collection is written once, from here.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 
 from functions.knowledge.base import KnowledgeBase
+from functions.knowledge.fanout import DocumentMapper
 from functions.knowledge.ingest import IngestProgress, IngestSummary
 from functions.settings import Settings
 
@@ -15,6 +22,11 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     ingest.add_argument("paths", nargs="+")
     ingest.add_argument("--collection", required=True)
     ingest.add_argument("--tenant", default="default")
+    ingest.add_argument(
+        "--remote",
+        action="store_true",
+        help="embed on Modal (the deployed app's DocumentEmbedder); commit from here",
+    )
     docs = commands.add_parser("docs", help="list or delete a collection's documents")
     actions = docs.add_subparsers(dest="docs_command", required=True)
     listing = actions.add_parser("list")
@@ -48,10 +60,21 @@ def summary_lines(summary: IngestSummary) -> list[str]:
     return lines
 
 
+def _remote_mapper() -> DocumentMapper:
+    if importlib.util.find_spec("modal") is None:
+        raise SystemExit("enclave: --remote needs the modal extra: pip install -e '.[modal]'")
+    from infra.ingest_remote import deployed_mapper  # imports modal
+
+    return deployed_mapper()
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     kb = KnowledgeBase(settings.knowledge)
     if args.command == "ingest":
-        summary = kb.ingest(args.paths, args.collection, tenant=args.tenant, progress=_progress)
+        mapper = _remote_mapper() if args.remote else None
+        summary = kb.ingest(
+            args.paths, args.collection, tenant=args.tenant, progress=_progress, mapper=mapper
+        )
         print("\n".join(summary_lines(summary)))
         return 1 if summary.failed else 0
     if args.docs_command == "list":

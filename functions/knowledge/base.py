@@ -20,6 +20,7 @@ from functions.knowledge.access import (
     writable,
 )
 from functions.knowledge.embeddings import Embedder, create_embedder
+from functions.knowledge.fanout import DocumentMapper, ProcessPoolMapper, available_cores
 from functions.knowledge.ingest import (
     Ingestor,
     IngestSummary,
@@ -48,6 +49,9 @@ class KnowledgeBase:
     ) -> None:
         self.settings = settings
         self.embedder = embedder or create_embedder(settings)
+        # a pool's workers build their embedders from settings: only then may they
+        # stand in for this one (an embedder given here embeds in this process)
+        self._pool_embeds_alike = embedder is None
         self.access: CollectionAccess = access or TenantAccess()
         self.store = Store(settings.uri, settings.storage_options(), settings.refresh_interval)
 
@@ -60,15 +64,24 @@ class KnowledgeBase:
         tenant: str = "default",
         progress: Progress | None = None,
         root: str | Path = ".",
+        mapper: DocumentMapper | None = None,
     ) -> IngestSummary:
         """Ingest files and folders into ``tenant/collection`` (see :mod:`.ingest`).
 
-        Sources are named relative to ``root`` (see :func:`.ingest.walk`).
+        Sources are named relative to ``root`` (see :func:`.ingest.walk`). Documents
+        are embedded by ``mapper`` (e.g. Modal containers), else by a pool of
+        ``settings.ingest_workers`` processes (see :mod:`.fanout`).
         """
         items, skipped, missing = walk(paths, root)
         ref = CollectionRef(tenant, collection)
-        ingestor = Ingestor(self.store, self.embedder, self.settings)
+        ingestor = Ingestor(self.store, self.embedder, self.settings, mapper or self._pool())
         return ingestor.run(ref, items, progress, skipped=skipped, failed=missing)
+
+    def _pool(self) -> DocumentMapper | None:
+        workers = self.settings.ingest_workers or available_cores()
+        if workers < 2 or not self._pool_embeds_alike:
+            return None
+        return ProcessPoolMapper(self.settings, workers, local=self.embedder)
 
     def ingest_upload(
         self,

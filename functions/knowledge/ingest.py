@@ -6,6 +6,10 @@ An ingest runs in three phases, reported through an optional progress callback:
     embed    every new chunk, in batches across files                 (done/total = chunks)
     commit   one merge_insert (or create_table), then index upkeep    (once)
 
+With a fan-out mapper (:mod:`.fanout`: a process pool, or Modal containers) only
+reading and hashing happen here; each changed document is parsed, chunked and
+embedded by the mapper, and ``embed`` counts documents instead of chunks.
+
 Re-ingesting a file whose SHA-256 is unchanged does nothing; a changed file
 replaces its old chunks. A file that can't be read or parsed is recorded in
 :attr:`IngestSummary.failed` and the others go on; an embedding failure, an
@@ -29,8 +33,10 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa  # type: ignore[import-untyped]
 
+from functions.errors import EmbeddingMismatchError
 from functions.knowledge.chunking import Chunk, chunk_document
 from functions.knowledge.embeddings import Embedder
+from functions.knowledge.fanout import DocumentMapper, DocumentTask, embedding_input
 from functions.knowledge.parsers import ParseError, parse, supported
 from functions.knowledge.settings import KnowledgeSettings
 from functions.knowledge.store import CollectionRef, DocumentInfo, Store, chunk_schema
@@ -164,17 +170,21 @@ class _Tally:
     failed: list[Failure] = field(default_factory=list)
 
 
-def embedding_input(title: str, chunk: Chunk) -> str:
-    """What is embedded for a chunk: its title and section as context, then its text."""
-    heading = " / ".join(part for part in (title, chunk.section) if part)
-    return f"{heading}\n{chunk.text}" if heading else chunk.text
-
-
 class Ingestor:
-    def __init__(self, store: Store, embedder: Embedder, settings: KnowledgeSettings) -> None:
+    """One ingest. With a ``mapper`` (see :mod:`.fanout`), documents are parsed and
+    embedded by it, in parallel, instead of here; the commit is made here either way."""
+
+    def __init__(
+        self,
+        store: Store,
+        embedder: Embedder,
+        settings: KnowledgeSettings,
+        mapper: DocumentMapper | None = None,
+    ) -> None:
         self._store = store
         self._embedder = embedder
         self._settings = settings
+        self._mapper = mapper
 
     def run(
         self,
@@ -190,11 +200,16 @@ class Ingestor:
         self._store.check_model(ref, self._embedder.name, self._embedder.dim)
         tally = _Tally(failed=list(failed))
         known = self._store.documents(ref)
-        prepared = self._prepare(known, items, tally, notify)
-        rows = self._embed(prepared, notify)
+        if self._mapper is None:
+            prepared = self._prepare(known, items, tally, notify)
+            rows = self._embed(prepared, notify)
+        else:
+            prepared, vectors = self._fan_out(self._mapper, known, items, tally, notify)
+            rows = self._rows(prepared, vectors)
         notify(IngestProgress("commit", 0, 1))
-        replaced = {p.source for p in prepared} & set(known)
-        version = self._store.commit(ref, rows, replaced)
+        # every written source, not only those known above: another writer may have
+        # added one since, and the commit must leave each exactly as written here
+        version = self._store.commit(ref, rows, {p.source for p in prepared})
         self._store.maintain(
             ref,
             tokenizer=self._settings.fts_tokenizer,
@@ -227,7 +242,7 @@ class Ingestor:
             notify(IngestProgress("read", done - 1, len(items), item.source))
             try:
                 data = item.read()
-                digest = hashlib.sha256(data).hexdigest()
+                digest = _sha256(data)
                 previous = known.get(item.source)
                 if previous is not None and previous.content_hash == digest:
                     tally.unchanged += 1
@@ -248,7 +263,6 @@ class Ingestor:
         return prepared
 
     def _embed(self, prepared: Sequence[_Prepared], notify: Progress) -> pa.Table:
-        schema = chunk_schema(self._embedder.name, self._embedder.dim)
         texts = [embedding_input(p.title, c) for p in prepared for c in p.chunks]
         batch = self._settings.embedding_batch_size
         vectors: list[np.ndarray] = []
@@ -256,12 +270,76 @@ class Ingestor:
             notify(IngestProgress("embed", start, len(texts)))
             vectors.append(self._embedder.embed(texts[start : start + batch], "passage"))
         notify(IngestProgress("embed", len(texts), len(texts)))
+        return self._rows(prepared, vectors)
+
+    def _fan_out(
+        self,
+        mapper: DocumentMapper,
+        known: Mapping[str, DocumentInfo],
+        items: Sequence[SourceItem],
+        tally: _Tally,
+        notify: Progress,
+    ) -> tuple[list[_Prepared], list[np.ndarray]]:
+        """Read and hash here, parse and embed through ``mapper`` (progress: documents)."""
+        tasks: list[DocumentTask] = []
+        for done, item in enumerate(items):
+            notify(IngestProgress("read", done, len(items), item.source))
+            try:
+                data = item.read()
+            except OSError as exc:
+                tally.failed.append(Failure(item.source, str(exc) or type(exc).__name__))
+                continue
+            previous = known.get(item.source)
+            if previous is not None and previous.content_hash == _sha256(data):
+                tally.unchanged += 1
+                continue
+            settings = self._settings
+            tasks.append(
+                DocumentTask(
+                    item.source,
+                    data,
+                    settings.chunk_size,
+                    settings.chunk_overlap,
+                    settings.embedding_batch_size,
+                )
+            )
+        notify(IngestProgress("read", len(items), len(items)))
+        prepared: list[_Prepared] = []
+        vectors: list[np.ndarray] = []
+        notify(IngestProgress("embed", 0, len(tasks)))
+        for done, result in enumerate(mapper.map(tasks), start=1):
+            notify(IngestProgress("embed", done, len(tasks), result.source))
+            if result.error is not None:
+                tally.failed.append(Failure(result.source, result.error))
+                continue
+            if (result.embedder, result.vectors.shape[1]) != (
+                self._embedder.name,
+                self._embedder.dim,
+            ):
+                raise EmbeddingMismatchError(
+                    f"A worker embedded {result.source} with {result.embedder}, "
+                    f"not {self._embedder.name}: configure the workers like this process."
+                )
+            prepared.append(
+                _Prepared(result.source, result.title, result.content_hash, list(result.chunks))
+            )
+            vectors.append(result.vectors)
+            tally.added += result.source not in known
+            tally.replaced += result.source in known
+        return prepared, vectors
+
+    def _rows(self, prepared: Sequence[_Prepared], vectors: Sequence[np.ndarray]) -> pa.Table:
+        schema = chunk_schema(self._embedder.name, self._embedder.dim)
         columns = _columns(prepared)
         flat = np.concatenate(vectors) if vectors else np.empty((0, self._embedder.dim))
         columns["vector"] = pa.FixedSizeListArray.from_arrays(
             pa.array(flat.astype(np.float32).ravel()), self._embedder.dim
         )
         return pa.table(columns, schema=schema)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _columns(prepared: Sequence[_Prepared]) -> dict[str, list[object] | pa.Array]:

