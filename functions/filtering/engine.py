@@ -23,7 +23,7 @@ from functions.filtering.lexicon import Lexicon
 from functions.filtering.masking import StreamRestorer, Vault
 from functions.filtering.normalise import Normalised, normalise
 from functions.filtering.output import LeakDetector, OutputGuard, OutputStream
-from functions.filtering.pii import PRIORITY, find_pii, live_start
+from functions.filtering.pii import PRIORITY, find_pii, keyed_spans, live_start
 from functions.filtering.policy import Direction, FilterPolicy
 from functions.filtering.results import (
     MAX_REPORTED,
@@ -195,10 +195,13 @@ class ContentFilter:
         leak = LeakDetector(system_prompt, self.policy.leak_ngram_chars) if system_prompt else None
         reach = self.policy.hold_back_chars
 
-        def live(text: str, pos: int) -> int:
-            return min(self.lexicon.live_start(text, pos, reach), live_start(text, pos))
+        def live(text: str, pos: int) -> tuple[int, list[tuple[int, int]]]:
+            start = min(self.lexicon.live_start(text, pos, reach), live_start(text, pos))
+            return start, keyed_spans(text, pos)
 
-        return OutputGuard(lambda norm, start: self.findings(norm, "output", start), live, leak=leak)
+        return OutputGuard(
+            lambda norm, start: self.findings(norm, "output", start), live, leak=leak
+        )
 
     def output_stream(self, conversation: MaskedConversation) -> OutputStream:
         """Guard, then restore, one streamed answer to ``conversation``."""

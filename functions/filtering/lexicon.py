@@ -44,6 +44,7 @@ from functions.filtering.results import Hit
 
 _ACTIONS: frozenset[str] = frozenset({"block", "mask", "flag"})
 _WORD = re.compile(r"[0-9a-z]")
+_WORD_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyz")
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,21 +184,29 @@ class _LiveTerms:
         literals = [_literal_prefix(rule) for rule in rules]
         self._triggers = [literal for literal in literals if literal]
         self._windowed = any(not literal for literal in literals)
-        words = [*terms, *self._triggers]
-        self._prefixes = {word[:k] for word in words for k in range(1, len(word))}
-        self._prefixes |= {word for word in words if _WORD.match(word[-1])}
+        self._prefixes = {term[:k] for term in terms for k in range(1, len(term))}
+        self._prefixes |= {term for term in terms if _WORD.match(term[-1])}
         self._firsts = {prefix[0] for prefix in self._prefixes}
-        self._longest = max((len(word) for word in words), default=0)
+        self._longest = max((len(term) for term in terms), default=0)
+        # a rule's literal need not start a word: each of its prefixes, checked as such
+        self._trigger_prefixes = {t[:k] for t in self._triggers for k in range(1, len(t))}
 
     def start(self, text: str, pos: int, reach: int) -> int:
         n = len(text)
         if self._windowed:
             return max(pos, n - reach)
         live = n
-        for k in range(min(self._longest, n - pos), 0, -1):
-            if text[n - k] in self._firsts and text[n - k :] in self._prefixes:
-                live = n - k
+        for at in range(max(pos, n - self._longest), n):
+            char = text[at]
+            # a term that starts with a letter or digit starts a word: skip the middle of one
+            if char in _WORD_CHARS and at > 0 and text[at - 1] in _WORD_CHARS:
+                continue
+            if char in self._firsts and text[at:] in self._prefixes:
+                live = at
                 break
+        for prefix in self._trigger_prefixes:
+            if n - len(prefix) < live and text.endswith(prefix, pos):
+                live = n - len(prefix)
         low = max(pos, n - reach)
         for trigger in self._triggers:
             at = text.find(trigger, low)

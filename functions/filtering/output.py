@@ -67,8 +67,9 @@ CONTEXT = 32
 
 # every finding in normalised text, unresolved, that starts at or after the index given
 Find = Callable[[Normalised, int], list[Hit]]
-# where the live tail of normalised text starts, looking no further back than the index
-Live = Callable[[str, int], int]
+# where the live tail of normalised text starts, looking no further back than the index,
+# and the (normalised) spans that a cut must not fall inside, besides the findings
+Live = Callable[[str, int], tuple[int, list[tuple[int, int]]]]
 
 
 class LeakDetector:
@@ -182,7 +183,7 @@ class OutputGuard:
         base = len(self._context)
         norm = _behind(self._context, normalise(text))
         hits = self._find(norm, base)
-        cut = len(norm.original) if final else _clear_of(hits, self._live_cut(norm, base))
+        cut = len(norm.original) if final else self._cut(norm, base, hits)
         parts, last = [], base
         for hit in resolve(hits, PRIORITY):
             if hit.end > cut:
@@ -205,14 +206,16 @@ class OutputGuard:
         self._stalled = 2 * self._size if self._size > 2 * MAX_TOKEN else 0
         return "".join(parts)
 
-    def _live_cut(self, norm: Normalised, base: int) -> int:
-        """The original index (in ``norm``) where the live tail starts."""
-        live = self._live(norm.text, base)
+    def _cut(self, norm: Normalised, base: int, hits: list[Hit]) -> int:
+        """The original index (in ``norm``) up to which the text is settled: the start of
+        the live tail, moved left out of any finding or keyed match it falls inside."""
+        live, keyed = self._live(norm.text, base)
         cut = norm.span(live, live + 1)[0] if live < len(norm.text) else len(norm.original)
         held = self._leak.live_from() if self._leak is not None else None
         if held is not None:
             cut = min(cut, max(base, held - self._offset + base))
-        return cut
+        spans = [(h.start, h.end) for h in hits] + [norm.span(*span) for span in keyed]
+        return _clear_of(spans, cut)
 
 
 def _behind(context: str, norm: Normalised) -> Normalised:
@@ -225,11 +228,12 @@ def _behind(context: str, norm: Normalised) -> Normalised:
     return Normalised(context + norm.text, context + norm.original, origin)
 
 
-def _clear_of(hits: list[Hit], cut: int) -> int:
-    """``cut`` moved left until no finding, kept or not, runs across it."""
-    spans = sorted((h.start, h.end) for h in hits if h.start < cut)
+def _clear_of(spans: list[tuple[int, int]], cut: int) -> int:
+    """``cut`` moved left until none of ``spans`` (findings, kept or not) runs across it."""
     start, end = -1, -1
-    for s, e in spans:  # merge findings that overlap into runs; cut at the start of its run
+    for s, e in sorted(
+        span for span in spans if span[0] < cut
+    ):  # merge findings that overlap into runs; cut at the start of its run
         if s >= end:
             start, end = s, e
         else:

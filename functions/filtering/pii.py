@@ -364,8 +364,11 @@ _ASSIGNMENT_TAIL = re.compile(
 )
 _ASSIGNMENT_KEYS = re.compile(_SECRET_KEYS)
 _BEARER_TAIL = re.compile(r"bearer\s+[a-z0-9\-._~+/]*=*")
+_PREFIXED = tuple(d for d in DETECTORS if d.rule in ("bearer", "assignment"))
+_ASSIGNMENT = _PREFIXED[1]
 _TAIL_REACH = 384  # how far back a key word or "bearer" may start a live assignment
-# CJK key words, whose prefixes a tail may end with (ASCII ones are tokens already)
+# CJK key words (two characters), whose first one a tail may end with (ASCII ones are
+# tokens already)
 KEY_WORDS: tuple[str, ...] = ("密码", "口令", "密钥", "令牌")
 
 
@@ -400,22 +403,35 @@ def live_start(text: str, pos: int = 0) -> int:
     """
     n = len(text)
     live = token_start(text, n, pos)
-    for m in _KEY_BLOCK.finditer(text, pos):  # an open private key block runs to the end
-        if m.end() == n and _KEY_END.search(m.group()) is None:
-            live = min(live, m.start())
-            break
-    begin = text.rfind("-----begin", pos)
-    if begin >= 0 and _KEY_HEADER.match(text, begin):
-        live = min(live, begin)
+    begin = text.find("-----begin", pos)
+    if begin >= 0:
+        for m in _KEY_BLOCK.finditer(text, begin):  # an open private key block runs to the end
+            if m.end() == n and _KEY_END.search(m.group()) is None:
+                live = min(live, m.start())
+                break
+        begin = text.rfind("-----begin", pos)
+        if _KEY_HEADER.match(text, begin):
+            live = min(live, begin)
     low = max(pos, n - _TAIL_REACH)
-    for m in _ASSIGNMENT_KEYS.finditer(text, low):
-        if m.start() < live and _ASSIGNMENT_TAIL.fullmatch(text, m.start()):
-            live = m.start()
-            break
+    if _ASSIGNMENT.applies(text):
+        for m in _ASSIGNMENT_KEYS.finditer(text, low):
+            if m.start() < live and _ASSIGNMENT_TAIL.fullmatch(text, m.start()):
+                live = m.start()
+                break
+    for word in KEY_WORDS:  # the first character of 密码 could be the start of one
+        if text.endswith(word[0], pos):
+            live = min(live, n - 1)
     bearer = text.rfind("bearer", low)
     if 0 <= bearer < live and _BEARER_TAIL.fullmatch(text, bearer):
         live = bearer
     return min(live, _weak_number_start(text, pos))
+
+
+def keyed_spans(text: str, pos: int = 0) -> list[tuple[int, int]]:
+    """The matches of ``text[pos:]`` whose finding starts after a key word (a bearer
+    token, an assignment's value): a later scan that started between the two would miss
+    the finding, so a stream is never cut inside one."""
+    return [m.span() for d in _PREFIXED if d.applies(text) for m in d.pattern.finditer(text, pos)]
 
 
 def _weak_number_start(text: str, pos: int) -> int:
