@@ -23,7 +23,7 @@ from functions.filtering.lexicon import Lexicon
 from functions.filtering.masking import StreamRestorer, Vault
 from functions.filtering.normalise import Normalised, normalise
 from functions.filtering.output import LeakDetector, OutputGuard, OutputStream
-from functions.filtering.pii import PRIORITY, find_pii
+from functions.filtering.pii import PRIORITY, find_pii, keyed_spans, live_start
 from functions.filtering.policy import Direction, FilterPolicy
 from functions.filtering.results import (
     MAX_REPORTED,
@@ -67,13 +67,18 @@ class ContentFilter:
 
     def detect(self, norm: Normalised, direction: Direction) -> list[Hit]:
         """Disjoint lexicon and PII hits in ``norm``, with this policy's actions and levels."""
+        return resolve(self.findings(norm, direction), PRIORITY)
+
+    def findings(self, norm: Normalised, direction: Direction, start: int = 0) -> list[Hit]:
+        """Every lexicon and PII hit in ``norm`` that starts at or after normalised index
+        ``start``, overlaps included (:meth:`detect` resolves them)."""
         actions, levels = self.policy.actions(direction), self.policy.levels
-        hits = self.lexicon.find(norm)
+        hits = self.lexicon.find(norm, start)
         hits += [
             Hit(f.type, f.start, f.end, actions[f.type], "pii", f.rule, levels[f.type], f.canonical)
-            for f in find_pii(norm)
+            for f in find_pii(norm, start)
         ]
-        return resolve(hits, PRIORITY)
+        return hits
 
     def scan(
         self,
@@ -188,10 +193,14 @@ class ContentFilter:
     def output_guard(self, system_prompt: str | None = None) -> OutputGuard:
         """A guard for one streamed answer (``system_prompt``: as the model saw it)."""
         leak = LeakDetector(system_prompt, self.policy.leak_ngram_chars) if system_prompt else None
+        reach = self.policy.hold_back_chars
+
+        def live(text: str, pos: int) -> tuple[int, list[tuple[int, int]]]:
+            start = min(self.lexicon.live_start(text, pos, reach), live_start(text, pos))
+            return start, keyed_spans(text, pos)
+
         return OutputGuard(
-            lambda norm: self.detect(norm, "output"),
-            window=max(self.policy.hold_back_chars, self.lexicon.max_term_chars),
-            leak=leak,
+            lambda norm, start: self.findings(norm, "output", start), live, leak=leak
         )
 
     def output_stream(self, conversation: MaskedConversation) -> OutputStream:

@@ -44,6 +44,7 @@ from functions.filtering.results import Hit
 
 _ACTIONS: frozenset[str] = frozenset({"block", "mask", "flag"})
 _WORD = re.compile(r"[0-9a-z]")
+_WORD_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyz")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +118,9 @@ class Lexicon:
         )
         self._rules = [(re.compile(e.pattern), e) for e in rules.values()]
         self.max_term_chars = max((len(e.pattern) for e in self._terms), default=0)
+        self._live = _LiveTerms(
+            [e.pattern for e in self._terms], [e.pattern for e in rules.values()]
+        )
 
     @classmethod
     def load(cls, refs: Iterable[str]) -> Lexicon:
@@ -125,20 +129,29 @@ class Lexicon:
     def __len__(self) -> int:
         return len(self._terms) + len(self._rules)
 
-    def find(self, norm: Normalised) -> list[Hit]:
-        """Hits in ``norm``, with offsets in the original text."""
+    def find(self, norm: Normalised, start: int = 0) -> list[Hit]:
+        """Hits in ``norm``, with offsets in the original text (``start``: the first
+        normalised index a hit may start at; the text before it is context only)."""
         text = norm.text
         found: list[tuple[LexiconEntry, int, int]] = []
         if self._matcher is not None:
-            for index, start, end in self._matcher.find_matches_as_indexes(text, overlapping=True):
+            for index, begin, end in self._matcher.find_matches_as_indexes(text, overlapping=True):
                 entry = self._terms[index]
-                if _bounded(text, start, end):
-                    found.append((entry, start, end))
+                if begin >= start and _bounded(text, begin, end):
+                    found.append((entry, begin, end))
         for rule, entry in self._rules:
             found.extend(
-                (entry, m.start(), m.end()) for m in rule.finditer(text) if m.end() > m.start()
+                (entry, m.start(), m.end())
+                for m in rule.finditer(text, start)
+                if m.end() > m.start()
             )
-        return [_hit(norm, entry, start, end) for entry, start, end in found]
+        return [_hit(norm, entry, begin, end) for entry, begin, end in found]
+
+    def live_start(self, text: str, pos: int, reach: int) -> int:
+        """Where a tail of normalised ``text[pos:]`` starts that could still become a hit
+        (``len(text)``: none); ``reach``: how long a rule's match may run (see
+        :class:`_LiveTerms`)."""
+        return self._live.start(text, pos, reach)
 
 
 def _bounded(text: str, start: int, end: int) -> bool:
@@ -153,3 +166,74 @@ def _hit(norm: Normalised, entry: LexiconEntry, start: int, end: int) -> Hit:
     return Hit(
         entry.type, o_start, o_end, entry.action, "lexicon", entry.where, entry.level, canonical
     )
+
+
+class _LiveTerms:
+    """Which tail of a stream could still grow into a term or rule match.
+
+    A term is live while the text ends with one of its proper prefixes, or with the
+    whole term when it ends with a letter or digit (the next character decides its word
+    boundary): the state of an Aho-Corasick automaton, found here by looking the last
+    ``max_term_chars`` suffixes up in a set. A ``re:`` rule is live from an occurrence of
+    its literal prefix (``mrn``, ``工号``) in the last ``reach`` characters, or while
+    the text ends with a prefix of it; a rule with no literal prefix keeps the last
+    ``reach`` characters live, the fixed window of old.
+    """
+
+    def __init__(self, terms: list[str], rules: list[str]) -> None:
+        literals = [_literal_prefix(rule) for rule in rules]
+        self._triggers = [literal for literal in literals if literal]
+        self._windowed = any(not literal for literal in literals)
+        self._prefixes = {term[:k] for term in terms for k in range(1, len(term))}
+        self._prefixes |= {term for term in terms if _WORD.match(term[-1])}
+        self._firsts = {prefix[0] for prefix in self._prefixes}
+        self._longest = max((len(term) for term in terms), default=0)
+        # a rule's literal need not start a word: each of its prefixes, checked as such
+        self._trigger_prefixes = {t[:k] for t in self._triggers for k in range(1, len(t))}
+
+    def start(self, text: str, pos: int, reach: int) -> int:
+        n = len(text)
+        if self._windowed:
+            return max(pos, n - reach)
+        live = n
+        for at in range(max(pos, n - self._longest), n):
+            char = text[at]
+            # a term that starts with a letter or digit starts a word: skip the middle of one
+            if char in _WORD_CHARS and at > 0 and text[at - 1] in _WORD_CHARS:
+                continue
+            if char in self._firsts and text[at:] in self._prefixes:
+                live = at
+                break
+        for prefix in self._trigger_prefixes:
+            if n - len(prefix) < live and text.endswith(prefix, pos):
+                live = n - len(prefix)
+        low = max(pos, n - reach)
+        for trigger in self._triggers:
+            at = text.find(trigger, low)
+            if 0 <= at < live:
+                live = at
+        return live
+
+
+def _literal_prefix(pattern: str) -> str:
+    """The text every match of ``pattern`` starts with ("" when unsure)."""
+    depth, escaped, in_class = 0, False, False
+    for char in pattern:  # an alternation at the top level: no common prefix
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char in "()":
+            depth += 1 if char == "(" else -1
+        elif char == "|" and depth == 0:
+            return ""
+    body = pattern.removeprefix("\\b")
+    literal = re.match(r"[^.^$*+?{}\[\]|()\\]*", body)
+    prefix = literal.group() if literal else ""
+    if prefix and body[len(prefix) : len(prefix) + 1] in ("*", "?", "{"):
+        prefix = prefix[:-1]  # the last character is optional or repeated
+    return prefix

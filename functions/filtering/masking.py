@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 PLACEHOLDER = re.compile(r"<([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*)_([1-9][0-9]{0,5})>")
 # the longest placeholder we issue or resolve: "<" + type (≤ 40) + "_" + 6 digits + ">"
 _MAX_PLACEHOLDER = 49
-_PARTIAL = re.compile(r"<[A-Z0-9_]{0,47}$")
+_PARTIAL = re.compile(r"<(?:[A-Z][A-Z0-9_]{0,46})?$")
 
 
 class Vault:

@@ -112,8 +112,9 @@ class FilterPolicy(BaseModel):
     unreadable_level: Level = Level.CONFIDENTIAL
     # requests at or above this level are never sent to an external deployment
     on_prem_only_at: Level = Level.CONFIDENTIAL
-    # streamed answers are held back this much (at least the longest lexicon term) before
-    # they are checked and sent: room for a spaced card number, ~8 tokens of latency
+    # streamed answers hold back only a tail that could still become a finding (see
+    # functions.filtering.output); this bounds how far an operator's ``re:`` rule may run
+    # from its literal prefix, and is the whole window for a rule without one
     hold_back_chars: int = Field(default=32, ge=8, le=4096, description="output window")
     leak_ngram_chars: int = Field(default=24, ge=8, description="verbatim run that is a leak")
     tenants: dict[str, TenantOverride] = Field(default_factory=dict)
