@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-from functions.knowledge.base import KnowledgeBase
-from functions.knowledge.ingest import IngestProgress, IngestSummary
+from functions import knowledge
 from functions.settings import Settings
+
+if TYPE_CHECKING:  # LanceDB: imported by the commands that use it, not by every CLI start
+    from functions.knowledge.ingest import IngestProgress, IngestSummary
 
 
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -49,7 +52,7 @@ def summary_lines(summary: IngestSummary) -> list[str]:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    kb = KnowledgeBase(settings.knowledge)
+    kb = knowledge.KnowledgeBase(settings.knowledge)
     if args.command == "ingest":
         summary = kb.ingest(args.paths, args.collection, tenant=args.tenant, progress=_progress)
         print("\n".join(summary_lines(summary)))
