@@ -197,11 +197,14 @@ class InferenceNode:
 # ENCLAVE_GATEWAY_DEPLOYMENTS in the secret (see the module docstring). Modal
 # runs the app's lifespan, so its pooled HTTP client opens and closes with the
 # container.
-# Memory snapshot: in the container, this module imports the gateway (and
-# litellm, seconds of CPU) at import time, and Modal snapshots the process after
-# imports; a cold start restores the snapshot instead of importing again.
+# Memory snapshot: in the container, this module imports the gateway at import
+# time, with what only some requests need and a local gateway leaves to first use
+# (litellm and LanceDB, seconds of CPU: `preload`), and Modal snapshots the process
+# after imports; a cold start restores the snapshot instead of importing again.
 if not modal.is_local():
-    import functions.gateway  # noqa: F401
+    from functions.gateway import preload
+
+    preload()
 
 
 @app.function(
@@ -216,7 +219,7 @@ if not modal.is_local():
 @modal.concurrent(max_inputs=100)  # relaying is I/O-bound; one container holds many streams
 @modal.asgi_app(label="enclave")
 def gateway() -> ASGIApp:
-    from functions.gateway import create_app  # imports litellm (seconds): only when serving it
+    from functions.gateway import create_app  # imported before the snapshot (above)
 
     return create_app(Settings(data_dir=Path(DATA_DIR)))  # on Modal, state lives on the volume
 

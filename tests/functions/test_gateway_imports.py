@@ -94,3 +94,18 @@ def test_a_translated_deployment_loads_litellm_and_answers(
     assert status == 200
     assert "litellm" in modules
     assert "lancedb" not in modules
+
+
+def test_preload_imports_what_a_memory_snapshot_should_hold() -> None:
+    """Modal calls ``preload`` before its snapshot (infra/modal_app.py): restores get
+    litellm and LanceDB without importing them."""
+    code = (
+        "import json, sys; from functions.gateway import preload; preload(); "
+        "print(json.dumps(sorted(sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    modules = set(json.loads(result.stdout.strip().splitlines()[-1]))
+    assert {"litellm", "lancedb", "functions.knowledge.base"} <= modules
