@@ -3,12 +3,13 @@
 Two paths, one contract. OpenAI-compatible upstreams get the request as JSON
 bytes over a pooled httpx client, and their SSE events are passed on one by one
 as they arrive. Other providers go through ``litellm.acompletion``, which
-translates both ways; litellm is imported in a thread of its own, at start-up when
-a deployment needs it (:meth:`Relay.start`), else never. Either way :meth:`Relay.open` raises
-:class:`UpstreamUnavailableError` when the deployment itself failed (refused,
-timed out, 5xx, 429, misconfigured), so the caller can fail over, and
-:class:`UpstreamError` when the upstream refused the request as invalid; what a
-library raised is classified by :func:`functions.errors.map_upstream_exception`.
+translates both ways; litellm is imported in a thread of its own, at start-up
+when a deployment needs it (:meth:`Relay.start`), else never. Either way
+:meth:`Relay.open` raises :class:`UpstreamUnavailableError` when the deployment
+itself failed (refused, timed out, 5xx, 429, misconfigured), so the caller can
+fail over, and :class:`UpstreamError` when the upstream refused the request as
+invalid; what a library raised is classified by
+:func:`functions.errors.map_upstream_exception`.
 """
 
 from __future__ import annotations
