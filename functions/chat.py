@@ -2,7 +2,7 @@
 
 Fail over only before the first byte reaches the client: a refused connection,
 a timeout, a 5xx or a 429 moves on to the next deployment at once (no retries,
-no backoff) and is reported to the router so litellm's cooldown state stays
+no backoff) and is reported to the router so its cooldown state stays
 true. After the first byte a failure is a final ``data: {"error": …}`` event.
 Streams are relayed event by event as they arrive; the upstream is always asked
 for usage so tokens are counted, and the usage chunk is dropped again if the
@@ -257,7 +257,7 @@ class Chat:
                     self.warmth.mark_unreachable(deployment)
                     self.warmth.wake(deployment)
                     down += not deployment.scale_to_zero
-                self.router.record_failure(deployment, exc.status_code, exc.message)
+                self.router.record_failure(deployment)
                 self.metrics.upstream_errors.labels(deployment.name, exc.code or "").inc()
                 logger.warning("deployment failed", deployment=deployment.name, error=exc.message)
                 continue

@@ -81,7 +81,7 @@ class ChatContext:
     client: str | None = None
     payload: Any = None  # the request's JSON, as sent
     size: int = 0
-    # deployments to try, in order: litellm's pick for the model, then its fallbacks
+    # deployments to try, in order: the model's (healthy first), then its fallbacks
     plan: tuple[Deployment, ...] = ()
     # the request as the model may see it, and what it takes to restore the answer
     conversation: MaskedConversation | None = None

@@ -20,6 +20,7 @@ no other step changes for them.
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import AsyncIterator, Sequence
 
 import httpx
@@ -55,6 +56,7 @@ from functions.filtering.steps import filter_route, make_comply, make_filter_inp
 from functions.keys import key_store
 from functions.knowledge.steps import Knowledge, knowledge_routes, make_retrieve
 from functions.lifecycle import Lifecycle, run_steps
+from functions.llm import load
 from functions.logins import LoginThrottle
 from functions.logs import trace_id
 from functions.metrics import Metrics
@@ -108,8 +110,17 @@ def chat_steps(
     )
 
 
+def preload() -> None:
+    """Import what only some requests need: litellm (translated deployments) and LanceDB
+    (retrieval). Seconds and some 300 MiB, so a local gateway leaves them to first use
+    and starts answering at once; a process whose memory is snapshotted after start-up
+    (Modal) calls this before the snapshot, and its restores then get them for free."""
+    load()
+    importlib.import_module("functions.knowledge.base")
+
+
 def create_app(settings: Settings, router: DeploymentRouter | None = None) -> Starlette:
-    """Build the gateway from ``settings``. litellm is already imported; this builds its Router."""
+    """Build the gateway from ``settings``; what few requests need loads later (:func:`preload`)."""
     gateway = settings.gateway
     router = router or DeploymentRouter(gateway)
     metrics = Metrics("gateway")
@@ -270,6 +281,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        relay.start(gateway.deployments)  # litellm, in a thread, if a deployment translates
         warmth.start()
         scanner.start()
         if audit_log is not None:

@@ -1,4 +1,4 @@
-"""Packages whose public names load on first use.
+"""Packages whose public names load on first use, and values made in the background.
 
 Settings nests each section's settings model, so a section's package is imported
 wherever Settings is, the inference node included; its ``__init__`` must not load
@@ -8,9 +8,14 @@ package lists its names and their modules and sets ``__getattr__ = exports(...)`
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from concurrent.futures import Future
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
 
 
 def exports(
@@ -27,3 +32,41 @@ def exports(
         return value
 
     return __getattr__
+
+
+class Background(Generic[T]):
+    """A value made once in its own thread: started early, awaited where it is needed.
+
+    For imports that take seconds (litellm): :meth:`start` at start-up lets the
+    gateway answer what does not need the value meanwhile, and :meth:`get` waits
+    for it without blocking the event loop (an ``import`` on the loop would stall
+    every request behind it, and would block on the import lock while another
+    thread imports the same module). A failure is kept and raised by every
+    :meth:`get`, so it is never lost in a thread.
+    """
+
+    def __init__(self, make: Callable[[], T], name: str) -> None:
+        self._make = make
+        self._name = name
+        self._future: Future[T] | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> Future[T]:
+        with self._lock:
+            if self._future is None:
+                self._future = Future()
+                threading.Thread(target=self._run, name=self._name, daemon=True).start()
+            return self._future
+
+    def _run(self) -> None:
+        assert self._future is not None
+        try:
+            self._future.set_result(self._make())
+        except BaseException as exc:  # kept for get(), raised there
+            self._future.set_exception(exc)
+
+    async def get(self) -> T:
+        future = self.start()
+        if future.done():  # the common case once started: no thread hop
+            return future.result()
+        return await asyncio.wrap_future(future)

@@ -1,7 +1,10 @@
 """The one place litellm is imported, configured to run offline.
 
-Importing litellm takes seconds, so it happens once, at start-up, when the
-gateway's modules are first imported; never per request, and never in the node.
+Importing litellm takes seconds and over 200 MiB, and only a deployment that
+needs translation (``via: litellm``, or a provider other than ``openai``) uses
+it, so nothing imports this module's :func:`load` at start-up: the relay calls
+it in a worker thread (:class:`functions.lazy.Background`), started with the
+gateway when a deployment needs it. Never per request, and never in the node.
 The environment variable must be set before the import: litellm reads it then.
 """
 
@@ -9,18 +12,19 @@ from __future__ import annotations
 
 import logging
 import os
+from types import ModuleType
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch the cost map
 
-import litellm
-from litellm.router_utils.router_callbacks import track_deployment_metrics
+def load() -> ModuleType:
+    """litellm, imported (once: later calls find it in ``sys.modules``) and configured."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch the cost map
+    import litellm
 
-litellm.telemetry = False
-litellm.suppress_debug_info = True
-# litellm prints through its own plain-text stderr handlers; hand its records to the
-# root logger instead, which functions.logs turns into the service's JSON lines.
-for _name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
-    logging.getLogger(_name).handlers.clear()
-    logging.getLogger(_name).propagate = True
-
-__all__ = ["litellm", "track_deployment_metrics"]
+    litellm.telemetry = False
+    litellm.suppress_debug_info = True
+    # litellm prints through its own plain-text stderr handlers; hand its records to the
+    # root logger instead, which functions.logs turns into the service's JSON lines.
+    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+    return litellm

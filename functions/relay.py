@@ -3,18 +3,21 @@
 Two paths, one contract. OpenAI-compatible upstreams get the request as JSON
 bytes over a pooled httpx client, and their SSE events are passed on one by one
 as they arrive. Other providers go through ``litellm.acompletion``, which
-translates both ways. Either way :meth:`Relay.open` raises
-:class:`UpstreamUnavailableError` when the deployment itself failed (refused,
-timed out, 5xx, 429, misconfigured), so the caller can fail over, and
-:class:`UpstreamError` when the upstream refused the request as invalid; what a
-library raised is classified by :func:`functions.errors.map_upstream_exception`.
+translates both ways; litellm is imported in a thread of its own, at start-up
+when a deployment needs it (:meth:`Relay.start`), else never. Either way
+:meth:`Relay.open` raises :class:`UpstreamUnavailableError` when the deployment
+itself failed (refused, timed out, 5xx, 429, misconfigured), so the caller can
+fail over, and :class:`UpstreamError` when the upstream refused the request as
+invalid; what a library raised is classified by
+:func:`functions.errors.map_upstream_exception`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -26,7 +29,8 @@ from functions.errors import (
     UpstreamUnavailableError,
     map_upstream_exception,
 )
-from functions.llm import litellm
+from functions.lazy import Background
+from functions.llm import load
 from functions.logs import traceparent
 from functions.settings import Deployment
 
@@ -152,6 +156,12 @@ class Relay:
             ),
             timeout=None,
         )
+        self._litellm = Background(load, "import-litellm")
+
+    def start(self, deployments: Iterable[Deployment]) -> None:
+        """Import litellm in the background if one of ``deployments`` needs its translation."""
+        if any(not d.relayed for d in deployments):
+            self._litellm.start()
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -208,6 +218,7 @@ class Relay:
     async def _open_litellm(self, deployment: Deployment, payload: dict[str, Any]) -> Opened:
         params = {k: v for k, v in payload.items() if k in LITELLM_REQUEST_KWARGS}
         key = deployment.api_key.get_secret_value() if deployment.api_key else None
+        litellm: ModuleType = await self._litellm.get()
         result = await litellm.acompletion(
             model=f"{deployment.provider}/{deployment.target_model}",
             api_base=deployment.api_base,

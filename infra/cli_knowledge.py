@@ -10,11 +10,14 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
+from typing import TYPE_CHECKING
 
-from functions.knowledge.base import KnowledgeBase
-from functions.knowledge.fanout import DocumentMapper
-from functions.knowledge.ingest import IngestProgress, IngestSummary
+from functions import knowledge
 from functions.settings import Settings
+
+if TYPE_CHECKING:  # LanceDB: imported by the commands that use it, not by every CLI start
+    from functions.knowledge.fanout import DocumentMapper
+    from functions.knowledge.ingest import IngestProgress, IngestSummary
 
 
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -69,7 +72,7 @@ def _remote_mapper() -> DocumentMapper:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    kb = KnowledgeBase(settings.knowledge)
+    kb = knowledge.KnowledgeBase(settings.knowledge)
     if args.command == "ingest":
         mapper = _remote_mapper() if args.remote else None
         summary = kb.ingest(

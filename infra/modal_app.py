@@ -218,11 +218,14 @@ class InferenceNode:
 GATEWAY_MAX_CONTAINERS = int(os.environ.get("ENCLAVE_MODAL_GATEWAY_MAX_CONTAINERS", "10"))
 storage_secret = modal.Secret.from_name("enclave-storage")
 redis_secret = modal.Secret.from_name("enclave-redis")
-# Memory snapshot: in the container, this module imports the gateway (and
-# litellm, seconds of CPU) at import time, and Modal snapshots the process after
-# imports; a cold start restores the snapshot instead of importing again.
+# Memory snapshot: in the container, this module imports the gateway at import
+# time, with what only some requests need and a local gateway leaves to first use
+# (litellm and LanceDB, seconds of CPU: `preload`), and Modal snapshots the process
+# after imports; a cold start restores the snapshot instead of importing again.
 if not modal.is_local():
-    import functions.gateway  # noqa: F401
+    from functions.gateway import preload
+
+    preload()
 
 
 def gateway_settings() -> Settings:
@@ -253,7 +256,7 @@ def gateway_settings() -> Settings:
 @modal.concurrent(max_inputs=100)  # relaying is I/O-bound; one container holds many streams
 @modal.asgi_app(label="enclave")
 def gateway() -> ASGIApp:
-    from functions.gateway import create_app  # imports litellm (seconds): only when serving it
+    from functions.gateway import create_app  # imported before the snapshot (above)
 
     return create_app(gateway_settings())
 

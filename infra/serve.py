@@ -23,7 +23,7 @@ from infra.services import DRAIN_S
 
 
 def gateway_app(settings: Settings) -> Any:
-    from functions.gateway import create_app  # imports litellm (seconds): only when serving it
+    from functions.gateway import create_app  # the gateway's modules: only when serving it
 
     return create_app(settings)
 

@@ -29,14 +29,16 @@ import asyncio
 import base64
 import math
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from functions.errors import InvalidRequestError
 from functions.knowledge.embeddings import Embedder, EmbedKind, TokenCounter, Vectors
-from functions.knowledge.retrieve import Passage
+
+if TYPE_CHECKING:  # retrieve imports LanceDB, which only retrieval needs
+    from functions.knowledge.retrieve import Passage
 
 MAX_INPUTS = 2048  # OpenAI's limit on items in one embeddings request
 MAX_INPUT_TOKENS = 8192  # OpenAI's limit on one input of its embedding models

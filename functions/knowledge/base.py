@@ -104,6 +104,13 @@ class KnowledgeBase:
         item = SourceItem(f"upload/{name}", lambda: data)
         return Ingestor(self.store, self.embedder, self.settings).run(ref, [item], progress)
 
+    def writable(self, caller: Caller, collection: str) -> CollectionRef:
+        """``collection`` resolved for ``caller``; 403 unless the caller may ingest into it.
+
+        For checking before an upload's body is read; :meth:`ingest_upload` checks again.
+        """
+        return writable(self.access, caller, collection)
+
     # -- documents (operator) -----------------------------------------------------
 
     def collections(self, tenant: str = "default") -> list[str]:

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
-from functions.knowledge.retrieve import Passage
+if TYPE_CHECKING:  # retrieve imports LanceDB, which only retrieval needs
+    from functions.knowledge.retrieve import Passage
+
 
 INSTRUCTION = (
     "Answer using the numbered sources below when they are relevant, and cite them "

@@ -12,8 +12,8 @@ Access is decided before any search: the tenant's own collections, narrowed by
 the key's collection list (:func:`functions.rbac.may_read_collection`); anything
 else is 403 and nothing from it is read. An upload is decided the same way (an
 admin's role, the key's collection list) before a byte of its body is read. The
-embedder is loaded on first use, in a worker thread, so it costs the gateway's
-cold start nothing.
+knowledge base (LanceDB and the embedder) is loaded on first use, in a worker
+thread, so it costs the gateway's cold start nothing.
 
 Each request to these routes leaves one audit record, answered or refused
 (:meth:`functions.audit.local.RequestAudit.opened`). Embedding and retrieval run
@@ -27,7 +27,7 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping
 from contextlib import suppress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -40,7 +40,6 @@ from functions.auth import caller
 from functions.context import ChatContext, ChatStep, Principal, Step
 from functions.edge import json_response, read_body, read_json, unless_disconnected
 from functions.errors import InvalidRequestError, map_exception
-from functions.knowledge.access import Caller, TenantAccess, writable
 from functions.knowledge.api import (
     MAX_QUERY_CHARS,
     EmbeddingRequest,
@@ -48,50 +47,65 @@ from functions.knowledge.api import (
     RetrieveResponse,
     create_embeddings,
 )
-from functions.knowledge.base import KnowledgeBase
 from functions.knowledge.embeddings import Vectors
 from functions.knowledge.parsers import supported
 from functions.knowledge.prompting import citations, context_message
-from functions.knowledge.retrieve import Passage
 from functions.knowledge.settings import KnowledgeSettings
-from functions.knowledge.store import CollectionRef
 from functions.settings import ModelAlias
 from functions.wire import ChatMessage
+
+if TYPE_CHECKING:  # LanceDB and pyarrow: loaded once a request retrieves or ingests
+    from functions.knowledge.access import Caller, CollectionAccess
+    from functions.knowledge.base import KnowledgeBase
+    from functions.knowledge.retrieve import Passage
+    from functions.knowledge.store import CollectionRef
 
 BODY_LIMIT = 262_144
 UPLOAD_ROUTE = "/v1/admin/collections/{collection}/documents"
 
 
-class RbacAccess(TenantAccess):
-    """Own tenant only (TenantAccess), and only the collections a key lists, if it lists any.
+class RbacAccess:
+    """A tenant policy (TenantAccess: own tenant only), narrowed to the collections a key
+    lists, if it lists any. Writing takes what the tenant policy asks (an admin's role)
+    as well, within the same list."""
 
-    Writing (an upload) takes an admin's role as well, within the same list.
-    """
+    def __init__(self, tenants: CollectionAccess) -> None:
+        self._tenants = tenants
 
     def can_read(self, caller: Caller, ref: CollectionRef) -> bool:
-        if not super().can_read(caller, ref):
+        if not self._tenants.can_read(caller, ref):
             return False
         if isinstance(caller, Principal):
             return rbac.may_read_collection(caller, ref.tenant, ref.name)
         return True
 
     def can_write(self, caller: Caller, ref: CollectionRef) -> bool:
-        return super().can_write(caller, ref) and self.can_read(caller, ref)
+        return self._tenants.can_write(caller, ref) and self.can_read(caller, ref)
+
+
+def open_knowledge_base(settings: KnowledgeSettings) -> KnowledgeBase:
+    """The knowledge base with the gateway's access policy. LanceDB, pyarrow and the
+    embedder take seconds and over 100 MiB, so they are imported here, when a request
+    first needs them, in a worker thread; not with the gateway, whose first chat would
+    wait for them (:func:`functions.gateway.preload` imports them where that is free)."""
+    from functions.knowledge.access import TenantAccess
+    from functions.knowledge.base import KnowledgeBase
+
+    return KnowledgeBase(settings, None, RbacAccess(TenantAccess()))
 
 
 class Knowledge:
-    """The knowledge base, opened on first use (the embedder takes seconds to load)."""
+    """The knowledge base, opened on first use (see :func:`open_knowledge_base`)."""
 
     def __init__(self, settings: KnowledgeSettings) -> None:
         self.settings = settings
-        self.access = RbacAccess()
         self._kb: KnowledgeBase | None = None
         self._lock = asyncio.Lock()
 
     async def get(self) -> KnowledgeBase:
         async with self._lock:
             if self._kb is None:
-                self._kb = await asyncio.to_thread(KnowledgeBase, self.settings, None, self.access)
+                self._kb = await asyncio.to_thread(open_knowledge_base, self.settings)
         return self._kb
 
     async def embed_query(self, text: str) -> Vectors:
@@ -215,9 +229,9 @@ def knowledge_routes(
                 param="filename",
             )
         collection = request.path_params["collection"]
-        writable(knowledge.access, principal, collection)  # 403 before the body is read
-        data = await read_body(request, knowledge.settings.max_upload_bytes)
         kb = await knowledge.get()
+        kb.writable(principal, collection)  # 403 before the body is read
+        data = await read_body(request, knowledge.settings.max_upload_bytes)
         summary = await asyncio.to_thread(kb.ingest_upload, principal, filename, data, collection)
         # durable before the answer: a crash must not lose a committed upload's record
         target = {"target": f"{collection}/{filename}"}

@@ -33,7 +33,6 @@ which has no ``__``, so a name can't be forged to reach another tenant's table.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
@@ -48,9 +47,9 @@ from lancedb.table import Table
 from functions.errors import CollectionNotFoundError as CollectionNotFoundError
 from functions.errors import EmbeddingMismatchError as EmbeddingMismatchError
 from functions.errors import InvalidRequestError
+from functions.knowledge.names import MAX_NAME as MAX_NAME
+from functions.knowledge.names import NAME as NAME
 
-NAME = re.compile(r"^[A-Za-z0-9]+(?:[_-][A-Za-z0-9]+)*$")
-MAX_NAME = 64
 SEPARATOR = "__"
 META_EMBEDDER = b"enclave.embedder"
 META_DIM = b"enclave.dim"

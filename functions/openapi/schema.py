@@ -12,8 +12,8 @@ import annotated_types
 from pydantic import BaseModel
 
 from functions import wire
+from functions.knowledge.names import MAX_NAME, NAME
 from functions.knowledge.parsers import PARSERS
-from functions.knowledge.store import MAX_NAME, NAME
 
 API_VERSION = "1.0.0"  # the version of this document's contract, not of the package
 Schema = dict[str, Any]

@@ -55,10 +55,12 @@ from functions.errors import (
 )
 from functions.filtering.classify import Level
 from functions.filtering.results import Detection
-from functions.llm import litellm  # seconds: the provider errors below are litellm's
+from functions.llm import load
 from functions.relay import Relay
 from functions.settings import Deployment
 from tests.openapi import validate
+
+litellm = load()  # seconds: the provider errors below are litellm's
 
 # (class, parent, status, type, code) as drawn in the functions.errors docstring
 TREE = [
