@@ -101,6 +101,9 @@ class GatewaySettings(BaseModel):
     # HMAC pepper for stored keys; unset: generated once into <data_dir>/key_pepper
     key_pepper: SecretStr | None = None
     key_reload_s: float = Field(default=1.0, gt=0, description="revocation reaches every process")
+    # gateway processes on one socket (infra/serve.py): more than 1 needs a rate-limit
+    # store they share (file or redis); `enclave up` picks one per core when it has one
+    workers: int = Field(default=1, ge=1, le=64)
     # bearer JWTs from one OpenID Connect issuer, e.g.
     # ENCLAVE_GATEWAY_OIDC='{"issuer": "https://idp", "audience": "enclave", "role_map": {…}}'
     oidc: OIDCSettings | None = None
