@@ -8,7 +8,6 @@ import os
 import platform
 import signal
 import sys
-import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -98,14 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     # SIGTERM unwinds like Ctrl-C, so every server started is stopped on the way out
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    with tempfile.TemporaryDirectory(prefix="enclave-compare-") as tmp:
-        try:
-            data = run(args, Path(tmp))
-        except RuntimeError as exc:
-            print(f"bench-compare: {exc}", file=sys.stderr)
-            return 1
     out = servers.ROOT / ".benchmarks" / f"compare-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.parent.mkdir(exist_ok=True)
+    logs = out.with_suffix(".logs")  # every server's log, kept: a failure is explained there
+    logs.mkdir(parents=True)
+    try:
+        data = run(args, logs)
+    except RuntimeError as exc:
+        print(f"bench-compare: {exc}\nserver logs: {logs}", file=sys.stderr)
+        return 1
     out.write_text(json.dumps(data, indent=2))
     print(report.table(data["results"]))
     print(f"\n{report.summary(data['meta'])}\nfigures: {out}")

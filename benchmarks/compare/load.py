@@ -8,6 +8,7 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -74,9 +75,14 @@ def wrk(target: Target, payload: bytes, connections: int, seconds: float) -> dic
         raise RuntimeError(f"wrk failed on {target.name}: {run.stdout}{run.stderr}")
     figures = json.loads(line[len("BENCH ") :])
     failed = sum(figures[k] for k in ("connect", "read", "write", "status", "timeout"))
-    if failed:
+    if failed * 100 > figures["requests"]:  # past 1%: the figure would measure failures
         raise RuntimeError(f"{target.name}: {failed} failed requests under load: {figures}")
+    if failed:  # a request shed under overload: counted, said, and the run goes on
+        print(
+            f"  {target.name}: {failed} of {figures['requests']} failed: {figures}", file=sys.stderr
+        )
     return {
+        "failed": failed,
         "rps": figures["requests"] / (figures["duration_us"] / 1e6),
         "p50_ms": figures["p50_us"] / 1000,
         "p99_ms": figures["p99_us"] / 1000,
@@ -97,6 +103,7 @@ def load_round(target: Target, seconds: float) -> dict[str, float]:
         "rps_32": concurrent["rps"],
         "p50_ms_32": concurrent["p50_ms"],
         "streams_8": streams["rps"],
+        "failed": sequential["failed"] + concurrent["failed"] + streams["failed"],
     }
 
 

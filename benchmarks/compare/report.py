@@ -15,6 +15,7 @@ ROWS = [
     ("streams_8", "64-chunk streams/s, 8 connections", False),
     ("ttft_p50_ms", "first content chunk p50 (ms), 20 ms/word", True),
     ("ttft_added_ms", "first content chunk added (ms)", True),
+    ("failed", "failed requests (median of rounds)", True),
 ]
 
 
