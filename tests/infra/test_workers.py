@@ -121,7 +121,8 @@ def test_two_workers_share_the_file_store_and_one_rpm_limit(tmp_path: Path, log_
     rpm = 3  # a token back every 20 s
     echo_port, port = free_port(), free_port()
     argv = ["tests.e2e.echo_upstream", str(echo_port)]
-    echo = launch("echo", argv, child_env(), log_dir, echo_port)
+    record = tmp_path / "requests.jsonl"  # what the echo upstream received
+    echo = launch("echo", argv, child_env(ECHO_RECORD=str(record)), log_dir, echo_port)
     deployment = {"name": "echo", "model": "echo", "api_base": f"{echo.url}/v1"}
     env = child_env(
         ENCLAVE_DATA_DIR=str(tmp_path / "data"),
