@@ -66,9 +66,9 @@ def run(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
         "gateway_args": " ".join(args.gateway_arg + args.gateway_env),
     }
     with ExitStack() as stack:
-        fast = servers.fake_upstream(stack, logs)
-        paced = servers.fake_upstream(stack, logs, delay_ms=20)
-        direct, direct_paced = servers.direct(fast, paced)
+        fast, fast_pid = servers.fake_upstream(stack, logs)
+        paced, _ = servers.fake_upstream(stack, logs, delay_ms=20)
+        direct, direct_paced = servers.direct(fast, paced, fast_pid)
         targets = [direct]
         if "enclave" not in args.skip:
             env = dict(item.split("=", 1) for item in args.gateway_env)

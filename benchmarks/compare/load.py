@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import orjson
 
-from benchmarks.compare.servers import Target
+from benchmarks.compare.servers import Target, cpu_seconds
 
 ROUTE = "/v1/chat/completions"
 SCRIPT = Path(__file__).with_name("post.lua")
@@ -95,14 +95,21 @@ def load_round(target: Target, seconds: float) -> dict[str, float]:
     plain, stream = body(target.fast_model, 1, False), body(target.fast_model, STREAM_CHUNKS, True)
     wrk(target, plain, 4, 2)  # warm-up: connections, caches, the JIT of whatever has one
     sequential = wrk(target, plain, 1, seconds / 2)
+    # CPU per request: far less swayed than req/s by whatever else the host is running
+    cpu = cpu_seconds(target.pid)
     concurrent = wrk(target, plain, 32, seconds)
+    cpu_per_request = (cpu_seconds(target.pid) - cpu) / max(1, concurrent["requests"])
+    cpu = cpu_seconds(target.pid)
     streams = wrk(target, stream, 8, seconds)
+    cpu_per_stream = (cpu_seconds(target.pid) - cpu) / max(1, streams["requests"])
     return {
         "seq_p50_ms": sequential["p50_ms"],
         "seq_p99_ms": sequential["p99_ms"],
         "rps_32": concurrent["rps"],
         "p50_ms_32": concurrent["p50_ms"],
         "streams_8": streams["rps"],
+        "cpu_ms_per_request": cpu_per_request * 1000,
+        "cpu_ms_per_stream": cpu_per_stream * 1000,
         "failed": sequential["failed"] + concurrent["failed"] + streams["failed"],
     }
 

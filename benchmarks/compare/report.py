@@ -13,6 +13,8 @@ ROWS = [
     ("overhead_p99_ms", "added latency p99 (ms)", True),
     ("rps_32", "requests/s, 32 connections", False),
     ("streams_8", "64-chunk streams/s, 8 connections", False),
+    ("cpu_ms_per_request", "server CPU per request (ms), 32 connections", True),
+    ("cpu_ms_per_stream", "server CPU per 64-chunk stream (ms)", True),
     ("ttft_p50_ms", "first content chunk p50 (ms), 20 ms/word", True),
     ("ttft_added_ms", "first content chunk added (ms)", True),
     ("failed", "failed requests (median of rounds)", True),

@@ -94,21 +94,35 @@ def _env(**extra: str) -> dict[str, str]:
     return {**clean, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), **extra}
 
 
-def fake_upstream(stack: ExitStack, logs: Path, delay_ms: int = 0) -> str:
-    """A fake upstream (test double) on a free port; its base URL, ``…/v1``."""
+def cpu_seconds(group: int) -> float:
+    """User + system CPU time so far of every live process in process group ``group``
+    (a server and the workers it started), from /proc."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[2]) == group:  # pgrp; utime and stime are fields 14 and 15
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def fake_upstream(stack: ExitStack, logs: Path, delay_ms: int = 0) -> tuple[str, int]:
+    """A fake upstream (test double) on a free port: its base URL (``…/v1``) and pid."""
     port = free_port()
     argv = [sys.executable, "-m", "benchmarks.fake_upstream", str(port), str(delay_ms)]
     url = f"http://127.0.0.1:{port}"
-    stack.enter_context(
+    proc = stack.enter_context(
         process(f"fake-{delay_ms}ms", argv, _env(), logs / f"fake-{port}.log", f"{url}/health")
     )
-    return f"{url}/v1"
+    return f"{url}/v1", proc.pid
 
 
-def direct(fast: str, paced: str) -> tuple[Target, Target]:
-    """The upstreams themselves: no proxy (two targets, one per upstream)."""
+def direct(fast: str, paced: str, pid: int) -> tuple[Target, Target]:
+    """The upstreams themselves: no proxy (two targets, one per upstream; ``pid``: the fast one)."""
     return (
-        Target("direct", fast.removesuffix("/v1"), UPSTREAM_MODEL, UPSTREAM_MODEL, "", 0),
+        Target("direct", fast.removesuffix("/v1"), UPSTREAM_MODEL, UPSTREAM_MODEL, "", pid),
         Target("direct", paced.removesuffix("/v1"), UPSTREAM_MODEL, UPSTREAM_MODEL, "", 0),
     )
 
