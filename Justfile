@@ -53,6 +53,24 @@ test *ARGS: install _redis _prometheus
 bench *ARGS: install
     HF_HUB_OFFLINE=1 {{bin}}/pytest benchmarks --benchmark-only --benchmark-autosave {{ARGS}}
 
+# Enclave's gateway side by side with LiteLLM proxy (own virtualenv in .bench/litellm) and
+# no proxy at all, against one fake upstream, measured by wrk; not part of `just test`.
+bench-compare *ARGS: install
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if ! command -v wrk >/dev/null 2>&1; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            apt-get update -qq && apt-get install -y -qq wrk >/dev/null
+        else
+            echo "wrk is needed: sudo apt-get install wrk" >&2; exit 1
+        fi
+    fi
+    if [ ! -x .bench/litellm/bin/litellm ]; then
+        {{python}} -m venv .bench/litellm
+        .bench/litellm/bin/pip install --quiet 'litellm[proxy]==1.102.4'
+    fi
+    HF_HUB_OFFLINE=1 {{bin}}/python -m benchmarks.compare {{ARGS}}
+
 # Lint and type-check.
 lint: install
     {{bin}}/ruff check .

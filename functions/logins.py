@@ -22,6 +22,7 @@ address that failed least recently is forgotten first (gauge
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import time
@@ -65,6 +66,18 @@ def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 
 def client_address(peer: str | None, headers: Headers, trusted: Sequence[IPNetwork]) -> str:
     """The address a login counts against (IPv6: its /64), as text."""
+    if not trusted:  # no proxy believed: the peer alone decides, and a peer comes again
+        return _peer_address(peer)
+    return _address(peer, headers, trusted)
+
+
+@functools.lru_cache(maxsize=4096)
+def _peer_address(peer: str | None) -> str:
+    """Parsing an address costs more than the rest of authentication: once per peer."""
+    return _address(peer, Headers(), ())
+
+
+def _address(peer: str | None, headers: Headers, trusted: Sequence[IPNetwork]) -> str:
     ip = _ip(peer) if peer else None
     if ip is None:
         return (peer or "unknown")[:64]

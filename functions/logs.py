@@ -24,6 +24,7 @@ nanoseconds, as ECS wants it.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import secrets
 import sys
@@ -129,8 +130,12 @@ def ecs_line(record: Record, service: str) -> dict[str, Any]:
 
 
 def _json_sink(stream: TextIO, service: str) -> Callable[[Message], None]:
+    pid = os.getpid()  # which of several gateway workers wrote the line (ECS process.pid)
+
     def write(message: Message) -> None:
-        line = orjson.dumps(ecs_line(message.record, service), default=str)
+        document = ecs_line(message.record, service)
+        document["process.pid"] = pid
+        line = orjson.dumps(document, default=str)
         stream.write(line.decode() + "\n")
         stream.flush()
 

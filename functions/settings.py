@@ -108,6 +108,9 @@ class GatewaySettings(BaseModel):
     # gateway containers that may run at once (the Modal app passes its max_containers):
     # more than one needs state they can share (a bucket, Redis), or the gateway refuses
     containers: int = Field(default=1, ge=1)
+    # gateway processes on one socket (infra/serve.py): more than 1 needs a rate-limit
+    # store they share (file or redis); `enclave up` picks one per core when it has one
+    workers: int = Field(default=1, ge=1, le=64)
     # bearer JWTs from one OpenID Connect issuer, e.g.
     # ENCLAVE_GATEWAY_OIDC='{"issuer": "https://idp", "audience": "enclave", "role_map": {…}}'
     oidc: OIDCSettings | None = None

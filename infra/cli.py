@@ -42,10 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--verbose", action="store_true", help="also show the services' JSON logs")
     up.add_argument("--drain-s", type=float, default=DRAIN_S, help="on stop, wait for answers")
     up.add_argument("--max-restarts", type=int, default=5, help="quick node restarts, then stop")
+    up.add_argument("--workers", type=int, help="gateway processes (default: one per core)")
     serve = commands.add_parser("serve", help="run one service in the foreground")
     serve.add_argument("service", choices=["gateway", "node"])
     serve.add_argument("--fd", type=int, help=argparse.SUPPRESS)  # a socket `enclave up` bound
     serve.add_argument("--drain-s", type=float, default=DRAIN_S, help="stop: wait for answers")
+    serve.add_argument("--workers", type=int, help="gateway processes (ENCLAVE_GATEWAY_WORKERS)")
     cli_chat.add_parser(commands)
     cli_keys.add_parser(commands)
     cli_audit.add_parser(commands)
@@ -79,12 +81,15 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.port is not None or args.node_port is not None:
             settings = with_ports(args.port, args.node_port)
-        return run_up(settings, args.check, args.verbose, args.drain_s, args.max_restarts)
+        return run_up(
+            settings, args.check, args.verbose, args.drain_s, args.max_restarts, args.workers
+        )
+    from infra.serve import WorkersRefusedError
     from infra.serve import serve as run_serve
 
     try:
-        run_serve(args.service, settings, args.fd, args.drain_s)
-    except (NodeKeyMissingError, AdapterError) as exc:
+        run_serve(args.service, settings, args.fd, args.drain_s, args.workers)
+    except (NodeKeyMissingError, AdapterError, WorkersRefusedError) as exc:
         parser.exit(2, f"enclave: {exc}\n")
     return 0
 

@@ -38,6 +38,7 @@ from typing import Any
 
 from functions.settings import Settings
 from infra.cli_chat import ChatError, ask
+from infra.serve import workers_refusal
 from infra.services import DRAIN_S, NotReadyError, PortTakenError, Service, bind, exit_reason
 from infra.supervise import Backoff, GiveUpError, NodeSupervisor
 
@@ -45,6 +46,7 @@ READY_TIMEOUT_S = 180.0
 QUESTION = "What is the capital of France?"
 PORT_FLAG = "`enclave up --port N` (or ENCLAVE_GATEWAY_PORT)"
 NODE_PORT_FLAG = "`enclave up --node-port N` (or ENCLAVE_NODE_PORT)"
+AUTO_WORKERS_MAX = 4  # gateway processes `enclave up` picks at most: the node needs cores too
 
 
 def _kept_secret(path: Path, prefix: str) -> str:
@@ -111,6 +113,24 @@ def child_env(settings: Settings, key: str, node_secret: str) -> dict[str, str]:
         "ENCLAVE_NODE_PORT": str(settings.node.port),
         "ENCLAVE_GATEWAY_DEPLOYMENTS": json.dumps(keyed_deployments(settings, node_secret)),
     }
+
+
+def gateway_workers(settings: Settings, asked: int | None) -> tuple[int, str | None]:
+    """How many gateway processes to run, and why only one when more cores are there.
+
+    ``--workers`` or ENCLAVE_GATEWAY_WORKERS decide when given (and are refused, not
+    lowered, if the settings cannot share them); otherwise one per core, up to
+    :data:`AUTO_WORKERS_MAX`, when the rate limits live in a store processes share.
+    """
+    if asked is not None:
+        return asked, None
+    if "workers" in settings.gateway.model_fields_set:
+        return settings.gateway.workers, None
+    cores = min(os.cpu_count() or 1, AUTO_WORKERS_MAX)
+    why = workers_refusal(settings, cores)
+    if cores == 1 or why is None:
+        return cores, None
+    return 1, f"one gateway worker, not {cores} (one per core): {why}"
 
 
 def say(text: str) -> None:
@@ -185,9 +205,15 @@ def up(
     verbose: bool = False,
     drain_s: float = DRAIN_S,
     max_restarts: int = 5,
+    workers: int | None = None,
 ) -> int:
     """``enclave up``: 0 once stopped by a signal (or after ``--check``), 1 on a failure,
-    2 when a port is taken."""
+    2 when a port is taken or the gateway workers asked for are refused."""
+    count, fallback = gateway_workers(settings, workers)
+    refused = workers_refusal(settings, count)
+    if refused is not None:
+        print(f"enclave: {refused}", file=sys.stderr)
+        return 2
     logs = settings.data_dir / "logs"
     gateway, node = settings.gateway, settings.node
     stack = Stack(
@@ -201,7 +227,8 @@ def up(
         print(f"enclave: {exc}", file=sys.stderr)
         return 2
     key = api_key(settings)
-    env = child_env(settings, key, node_key(settings))
+    env = {**child_env(settings, key, node_key(settings)), "ENCLAVE_GATEWAY_WORKERS": str(count)}
+    say(fallback or f"gateway: {count} worker{'s' if count > 1 else ''}")
     handlers = {sig: signal.signal(sig, stack.on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     following = threading.Event()
     if verbose:

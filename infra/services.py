@@ -16,8 +16,10 @@ lines, and whatever a native library prints) goes to ``<data_dir>/logs/<name>.lo
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -175,9 +177,15 @@ class Service:
         return [readable(line) for line in text.splitlines()[-count:] if line.strip()]
 
     def signal(self, signum: int) -> None:
+        """SIGTERM to the child, which stops what it started (a gateway's workers) in order;
+        SIGKILL to its whole process group, which would otherwise outlive it."""
         if self.running():
             assert self.proc is not None
-            self.proc.send_signal(signum)
+            if signum == signal.SIGKILL:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signum)  # its own session: the group is its own
+            else:
+                self.proc.send_signal(signum)
 
     def kill(self) -> None:
         """At once (a second Ctrl-C, a node that never got ready)."""
@@ -193,5 +201,5 @@ class Service:
         try:
             return self.proc.wait(timeout=self.drain_s + KILL_AFTER_S)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            self.kill()
             return self.proc.wait()

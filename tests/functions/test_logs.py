@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,6 +40,7 @@ def test_a_request_line_uses_ecs_names(lines: io.StringIO) -> None:
     assert line["log.level"] == "info" and line["message"] == "request"
     assert line["ecs.version"] and line["service.name"] == "enclave-gateway"
     assert line["event.dataset"] == "enclave.gateway"
+    assert line["process.pid"] == os.getpid()  # which gateway worker wrote it
     assert line["trace.id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
     assert line["http.request.method"] == "POST"
     assert line["url.path"] == "/v1/chat/completions"
