@@ -7,6 +7,7 @@ head or one writer's objects are edited or deleted through the bucket, and
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 import datetime as dt
@@ -32,8 +33,10 @@ from functions.audit import (
 from functions.audit.bucket import BucketStorage, open_storage, segment_key
 from functions.audit.envelope import decrypt_content, parse_keyring
 from functions.audit.local import resolve_audit
+from functions.settings import Settings
 from functions.storage import S3Objects, StorageSettings
 from functions.storage.objects import Blob
+from infra import cli_audit
 from tests.functions.audit.conftest import DAYS, INSTANCES, PROMPT, make_settings, request
 
 FLUSHES = 4  # per writer: two on each day
@@ -261,3 +264,15 @@ def test_a_bucket_needs_configured_keys_and_writes_nothing_locally(
     store = open_storage(resolved, s3_storage)
     assert isinstance(store, BucketStorage) and isinstance(store.objects, S3Objects)
     assert (store.objects.bucket, store.objects.prefix) == (bucket, f"{prefix}/audit")
+
+
+def test_the_cli_on_a_bucket_says_what_to_do_and_writes_nothing_locally(
+    s3_storage: StorageSettings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data", storage=s3_storage)
+    generate = argparse.Namespace(audit_command="rotate-key", generate=True)
+    assert cli_audit.run(generate, settings) == 2
+    assert "ENCLAVE_AUDIT_ACTIVE_KEK" in capsys.readouterr().out
+    assert cli_audit.run(argparse.Namespace(audit_command="verify"), settings) == 2
+    assert "set ENCLAVE_AUDIT_HMAC_KEY" in capsys.readouterr().out
+    assert not (tmp_path / "data").exists()
