@@ -23,7 +23,7 @@ from functions.filtering.lexicon import Lexicon
 from functions.filtering.masking import StreamRestorer, Vault
 from functions.filtering.normalise import Normalised, normalise
 from functions.filtering.output import LeakDetector, OutputGuard, OutputStream
-from functions.filtering.pii import PRIORITY, find_pii, keyed_spans, live_start
+from functions.filtering.pii import PRIORITY, find_pii
 from functions.filtering.policy import Direction, FilterPolicy
 from functions.filtering.results import (
     MAX_REPORTED,
@@ -35,6 +35,7 @@ from functions.filtering.results import (
     verdict_of,
     worst,
 )
+from functions.filtering.tail import keyed_spans, live_start
 from functions.wire import ChatCompletionRequest, ChatMessage
 
 _SYSTEM_ROLES = frozenset({"system", "developer"})

@@ -8,14 +8,14 @@ the speed of the model. The live tail is the earliest of:
 
 * a suffix that is a prefix of a lexicon term (the Aho-Corasick state), or a whole
   term ending in a letter or digit (the next character decides its word boundary);
-* from an operator ``re:`` rule's literal prefix (``mrn``) seen in the last
+* the text from an operator ``re:`` rule's literal prefix (``mrn``) seen in the last
   ``hold_back_chars`` characters, or the last ``hold_back_chars`` characters when a
   rule has no literal prefix (the fixed window of old);
 * a trailing token a personal-data or secret pattern could still grow into (a number
   with its separators, ``+86``, an email, a key, an address), a number of 7 or more
   digits whose context words may still follow (16 characters), an unterminated
   ``-----BEGIN … PRIVATE KEY-----`` block, a ``password: …``/``bearer …`` assignment
-  whose value is still coming (:func:`functions.filtering.pii.live_start`);
+  whose value is still coming (:mod:`functions.filtering.tail`);
 * the longest run at the end that is verbatim in the system prompt (below).
 
 and the release never ends inside a finding, even one that overlap resolution drops.
@@ -56,8 +56,9 @@ from collections.abc import Callable
 from functions.filtering.classify import Level
 from functions.filtering.masking import StreamRestorer
 from functions.filtering.normalise import Normalised, normalise
-from functions.filtering.pii import MAX_TOKEN, PRIORITY
+from functions.filtering.pii import PRIORITY
 from functions.filtering.results import ContentBlockedError, Detection, Hit, resolve
+from functions.filtering.tail import MAX_TOKEN
 
 _SQUASH = re.compile(r"[\W_]+")
 _COMPARED = re.compile(r"[^\W_]+")

@@ -230,7 +230,7 @@ def _d(type_: str, rule: str, pattern: str, check: Check, *hints: str) -> Detect
     return Detector(type_, rule, re.compile(pattern), check, hints)
 
 
-_SECRET_KEYS = (
+SECRET_KEYS = (
     r"api[_\-]?key|apikey|secret[_\-]?key|client[_\-]?secret|access[_\-]?token|auth[_\-]?token"
     r"|private[_\-]?token|\btoken|\bsecret|password|passwd|\bpwd|密码|口令|密钥|令牌"
 )
@@ -280,7 +280,7 @@ DETECTORS: tuple[Detector, ...] = (
     _d(
         "SECRET",
         "assignment",
-        rf"(?:{_SECRET_KEYS})[\"']?\s*(?:[:=]|\bis\b|是|为)\s*[\"']?"
+        rf"(?:{SECRET_KEYS})[\"']?\s*(?:[:=]|\bis\b|是|为)\s*[\"']?"
         r"([^\s\"'`,;。、<>{}()\[\]]{6,128})",
         _assignment,
         *("key", "secret", "token", "passw", "pwd", "密码", "口令", "密钥", "令牌"),
@@ -343,107 +343,3 @@ def find_pii(norm: Normalised, pos: int = 0) -> list[Found]:
             type_ = _card_type(canonical) if detector.type == "CARD" else detector.type
             found.append(Found(type_, detector.rule, o_start, o_end, canonical))
     return found
-
-
-# What a streamed answer must hold back: the start of a tail that could still become, or
-# change, a finding once more text arrives (see functions.filtering.output). Everything a
-# pattern can match is a "token" of these characters (a number with single spaces, an
-# email, a key, an address), except the few shapes handled one by one below.
-MAX_TOKEN = 256  # a longer run is split, as the whole answer's scan would not be
-_TOKEN_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyz@._%+-:/=~()")
-# a number whose check reads the 16 characters after it (context words) is live until
-# they are in: any run of 7 or more digits (passport, SSN, landline, card)
-_AFTER = 16
-_WEAK_DIGITS = 7
-_KEY_HEADER = re.compile(r"-----begin [a-z0-9 ]*(?:private key-{0,4})?\Z")
-_KEY_BLOCK = DETECTORS[0].pattern
-_KEY_END = re.compile(r"-----end [a-z0-9 ]*private key-----")
-_ASSIGNMENT_TAIL = re.compile(
-    rf"(?:{_SECRET_KEYS})[\"']?\s*(?:i|(?:[:=]|is|是|为)\s*[\"']?"
-    r"[^\s\"'`,;。、<>{}()\[\]]{0,128})?"
-)
-_ASSIGNMENT_KEYS = re.compile(_SECRET_KEYS)
-_BEARER_TAIL = re.compile(r"bearer\s+[a-z0-9\-._~+/]*=*")
-_PREFIXED = tuple(d for d in DETECTORS if d.rule in ("bearer", "assignment"))
-_ASSIGNMENT = _PREFIXED[1]
-_TAIL_REACH = 384  # how far back a key word or "bearer" may start a live assignment
-# CJK key words (two characters), whose first one a tail may end with (ASCII ones are
-# tokens already)
-KEY_WORDS: tuple[str, ...] = ("密码", "口令", "密钥", "令牌")
-
-
-def _in_token(text: str, i: int) -> bool:
-    char = text[i]
-    if char in _TOKEN_CHARS or char == "_":
-        return True
-    # one space inside a number (138 1234 5678, +86 138, (010) 6234): part of it, and at
-    # the very end one that the next digit may follow
-    if not char.isspace() or i == 0:
-        return False
-    before = text[i - 1]
-    return (before.isdigit() or before == ")") and (i + 1 == len(text) or text[i + 1].isdigit())
-
-
-def token_start(text: str, end: int, floor: int) -> int:
-    """Where the token that ends just before ``end`` starts (``end`` if none; at most
-    ``MAX_TOKEN`` back, never before ``floor``)."""
-    start = end
-    while start > floor and end - start < MAX_TOKEN and _in_token(text, start - 1):
-        start -= 1
-    return start
-
-
-def live_start(text: str, pos: int = 0) -> int:
-    """The start of the shortest tail of ``text[pos:]`` outside which no personal-data or
-    secret finding can appear or change whatever follows (``len(text)``: none).
-
-    Over-approximates: a tail held for nothing costs a few milliseconds, one released too
-    early leaks. Prose that ends in a space or punctuation, and CJK text without digits,
-    key words or an open key block, has no live tail.
-    """
-    n = len(text)
-    live = token_start(text, n, pos)
-    begin = text.find("-----begin", pos)
-    if begin >= 0:
-        for m in _KEY_BLOCK.finditer(text, begin):  # an open private key block runs to the end
-            if m.end() == n and _KEY_END.search(m.group()) is None:
-                live = min(live, m.start())
-                break
-        begin = text.rfind("-----begin", pos)
-        if _KEY_HEADER.match(text, begin):
-            live = min(live, begin)
-    low = max(pos, n - _TAIL_REACH)
-    if _ASSIGNMENT.applies(text):
-        for m in _ASSIGNMENT_KEYS.finditer(text, low):
-            if m.start() < live and _ASSIGNMENT_TAIL.fullmatch(text, m.start()):
-                live = m.start()
-                break
-    for word in KEY_WORDS:  # the first character of 密码 could be the start of one
-        if text.endswith(word[0], pos):
-            live = min(live, n - 1)
-    bearer = text.rfind("bearer", low)
-    if 0 <= bearer < live and _BEARER_TAIL.fullmatch(text, bearer):
-        live = bearer
-    return min(live, _weak_number_start(text, pos))
-
-
-def keyed_spans(text: str, pos: int = 0) -> list[tuple[int, int]]:
-    """The matches of ``text[pos:]`` whose finding starts after a key word (a bearer
-    token, an assignment's value): a later scan that started between the two would miss
-    the finding, so a stream is never cut inside one."""
-    return [m.span() for d in _PREFIXED if d.applies(text) for m in d.pattern.finditer(text, pos)]
-
-
-def _weak_number_start(text: str, pos: int) -> int:
-    """The start of a long number whose context words may still come after it."""
-    n = len(text)
-    at = max(pos, n - _AFTER - 1)
-    while (m := _DIGIT.search(text, at)) is not None:
-        start = token_start(text, m.start() + 1, pos)
-        end = m.start() + 1
-        while end < n and end - start < MAX_TOKEN and _in_token(text, end):
-            end += 1
-        if sum(c.isdigit() for c in text[start:end]) >= _WEAK_DIGITS:
-            return start
-        at = end
-    return n

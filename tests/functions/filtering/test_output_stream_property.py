@@ -285,3 +285,26 @@ def test_the_restorer_holds_only_a_placeholder_that_may_still_complete(
     assert stream.feed("已记录 <PH") == "已记录 "
     assert stream.feed("ONE_1>。x < y。") == "13812345678。x < y。"
     assert stream.feed("<1 and <P") == "<1 and "
+
+
+def test_a_rule_is_live_from_its_literal_prefix_for_hold_back_chars(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    path = tmp_path_factory.mktemp("rules") / "rules.txt"
+    path.write_text("re:case\\s*#?\\s*\\d{4,6}\tmask\tcase\n", encoding="utf-8")
+    g = ContentFilter(FilterPolicy(lexicons=(str(path),), hold_back_chars=16)).output_guard()
+    assert g.feed("Open ca") == "Open "
+    assert g.feed("se # ") == ""  # the rule may still match: held from its literal
+    assert g.feed("12345 today, ") == "[REDACTED:CASE] today, "
+    assert g.feed("and then some more words, ") == "and then some more words, "
+
+
+def test_a_rule_without_a_literal_prefix_keeps_the_fixed_window(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    path = tmp_path_factory.mktemp("rules") / "rules.txt"
+    path.write_text("re:[a-z]{2}-\\d{6}\tmask\tcase\n", encoding="utf-8")
+    g = ContentFilter(FilterPolicy(lexicons=(str(path),), hold_back_chars=16)).output_guard()
+    text = "Hello there, this is prose, "
+    assert g.feed(text) == text[: len(text) - 16]
+    assert g.held == 16
