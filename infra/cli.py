@@ -32,6 +32,18 @@ def _reported(parser: argparse.ArgumentParser, command: Callable[[], int]) -> in
         parser.exit(2, f"enclave: {map_exception(exc).message}\n")
 
 
+def _settings(parser: argparse.ArgumentParser) -> Settings:
+    """The settings, or one line per mistake in them and status 2 (never a traceback)."""
+    try:
+        return Settings()
+    except pydantic.ValidationError as exc:
+        lines = [
+            f"  {'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False)
+        ]
+        parser.exit(2, "enclave: the ENCLAVE_* settings are invalid:\n" + "\n".join(lines) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="enclave", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -58,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     cli_finetune.add_parser(commands)
     args = parser.parse_args(argv)
 
-    settings = Settings()
+    settings = _settings(parser)
     if args.command == "keys":
         return _reported(parser, lambda: cli_keys.run(args, settings))
     if args.command in ("ingest", "docs"):

@@ -16,6 +16,8 @@ from functions.audit.bucket import open_storage
 from functions.audit.commands import keygen_command, prune_command, rotate_command, verify_command
 from functions.audit.errors import AuditError
 from functions.audit.local import add_local_kek, resolve_audit
+from functions.audit.settings import AuditSettings
+from functions.audit.store import AuditStorage
 from functions.settings import Settings
 
 NO_LOCAL_KEK = (
@@ -40,6 +42,17 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     prune.add_argument("--today", type=dt.date.fromisoformat, help="YYYY-MM-DD (tests)")
     keygen = actions.add_parser("keygen", help="make a key set for ENCLAVE_AUDIT_* variables")
     keygen.add_argument("directory", type=Path)
+
+
+def audit_of(settings: Settings) -> tuple[AuditSettings, AuditStorage]:
+    """The audit settings and storage the gateway writes with: a directory or the bucket.
+
+    Raises :class:`~functions.audit.errors.AuditError` (keys missing on a bucket…).
+    """
+    storage = settings.storage
+    local = settings.data_dir if storage.remote else settings.state_dir
+    audit = resolve_audit(settings.audit, local, storage)
+    return audit, open_storage(audit, storage)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

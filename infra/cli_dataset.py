@@ -34,13 +34,14 @@ from typing import Any, TextIO
 import orjson
 from pydantic import ValidationError
 
-from functions.audit.envelope import WrappedKey, decrypt_content, load_keyring
+from functions.audit.envelope import WrappedKey, decrypt_content, parse_keyring
 from functions.audit.errors import AuditError
-from functions.audit.local import resolve_audit
 from functions.audit.settings import load_keys
+from functions.audit.store import Segment
 from functions.filtering.engine import FilterSet
 from functions.settings import Settings
 from functions.wire import ChatMessage
+from infra.cli_audit import audit_of
 from infra.cli_experiments import chat_records, feedback_store, parse_since
 
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
@@ -110,7 +111,11 @@ def masked(
 
 
 def export(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
-    audit = resolve_audit(settings.audit, settings.data_dir)
+    try:
+        audit, storage = audit_of(settings)
+    except AuditError as exc:  # a bucket without the audit keys: say which to set
+        print(f"dataset export: {exc}", file=out)
+        return 2
     if not audit.capture_content:
         print(
             "dataset export: content capture is off (ENCLAVE_AUDIT_CAPTURE_CONTENT=false): "
@@ -127,20 +132,22 @@ def export(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     if store is not None:
         store.close()
     wanted = liked(((r.tenant, r.request_id, r.rating) for r in rows), args.min_rating)
-    latest: dict[tuple[str, str], tuple[dict[str, Any], Path]] = {}
-    for record, path in chat_records(audit.directory, args.since):
+    latest: dict[tuple[str, str], tuple[dict[str, Any], Segment]] = {}
+    for record, segment in chat_records(storage, args.since):
         key = (str(record.get("tenant")), str(record.get("trace_id")))
         if key not in wanted or str(record.get("status")) != "200":
             continue
         kept = latest.get(key)
         if kept is None or str(kept[0].get("ts")) <= str(record.get("ts")):  # ISO UTC: sortable
-            latest[key] = (record, path)
+            latest[key] = (record, segment)
     filters, tally = FilterSet(settings.filtering), Tally()
-    keyrings: dict[Path, dict[int, WrappedKey]] = {}
+    keyrings: dict[Segment, dict[int, WrappedKey]] = {}
     seen: set[str] = set()
     lines: list[bytes] = []
-    for (tenant, _), (record, path) in latest.items():
-        wrapped = keyrings.setdefault(path, load_keyring(path)).get(int(record.get("seq") or 0))
+    for (tenant, _), (record, segment) in latest.items():
+        if segment not in keyrings:
+            keyrings[segment] = parse_keyring(storage.keyring(segment))
+        wrapped = keyrings[segment].get(int(record.get("seq") or 0))
         if wrapped is None or "encrypted_content" not in record:
             tally.uncaptured += 1
             continue

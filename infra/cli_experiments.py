@@ -23,15 +23,15 @@ import math
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TextIO
 
 import orjson
 
-from functions.audit.local import resolve_audit
-from functions.audit.store import list_logs
+from functions.audit.errors import AuditError
+from functions.audit.store import AuditStorage, Segment
 from functions.feedback import Rating, RatingsReader, ratings_reader
 from functions.settings import Settings
+from infra.cli_audit import audit_of
 
 Z_95 = 1.959963984540054  # the standard normal's 97.5th percentile
 ALPHA = 0.05
@@ -58,25 +58,27 @@ def parse_since(text: str) -> dt.datetime:
 
 def feedback_store(settings: Settings) -> RatingsReader | None:
     """The gateway's ratings (its SQLite file or its bucket), or None where nothing was rated."""
-    return ratings_reader(settings, resolve_audit(settings.audit, settings.data_dir).directory)
+    return ratings_reader(settings, audit_of(settings)[0].directory)
 
 
 def chat_records(
-    directory: Path, since: dt.datetime | None = None
-) -> Iterator[tuple[dict[str, Any], Path]]:
-    """Every chat request's record (and its log file) under ``directory``, from ``since``."""
+    storage: AuditStorage, since: dt.datetime | None = None
+) -> Iterator[tuple[dict[str, Any], Segment]]:
+    """Every chat request's record (and its segment) in the audit storage, from ``since``.
+
+    The same storage the gateway writes: a directory, or every writer's chain in the bucket.
+    """
     first_day = since.astimezone(dt.UTC).date().isoformat() if since else ""
-    for logs in list_logs(directory).values():
-        for day, path in logs:
-            if day < first_day:
+    for segments in storage.segments().values():
+        for segment in segments:
+            if segment.day < first_day:
                 continue
-            with path.open("rb") as lines:
-                for line in lines:
-                    record = _parsed(line)
-                    if record is None or record.get("kind") != "request" or "route" in record:
-                        continue
-                    if since is None or _time(record) >= since:
-                        yield record, path
+            for line in storage.lines(segment):
+                record = _parsed(line)
+                if record is None or record.get("kind") != "request" or "route" in record:
+                    continue
+                if since is None or _time(record) >= since:
+                    yield record, segment
 
 
 def _parsed(line: bytes) -> dict[str, Any] | None:
@@ -172,7 +174,7 @@ class VariantStats:
 
 def build_report(
     name: str,
-    records: Iterator[tuple[dict[str, Any], Path]],
+    records: Iterator[tuple[dict[str, Any], Segment]],
     ratings: list[Rating],
     tenant: str | None = None,
     order: list[str] | None = None,
@@ -283,7 +285,11 @@ def _ms(value: float | None) -> str:
 
 
 def run(args: argparse.Namespace, settings: Settings, out: TextIO = sys.stdout) -> int:
-    audit = resolve_audit(settings.audit, settings.data_dir)
+    try:
+        _, storage = audit_of(settings)
+    except AuditError as exc:  # a bucket without the audit keys: say which to set
+        print(f"experiments report: {exc}", file=out)
+        return 2
     store = feedback_store(settings)
     ratings = store.ratings(experiment=args.name, tenant=args.tenant) if store else []
     if store is not None:
@@ -292,7 +298,7 @@ def run(args: argparse.Namespace, settings: Settings, out: TextIO = sys.stdout) 
         ratings = [r for r in ratings if r.ts >= args.since.timestamp()]
     configured = settings.gateway.experiments.get(args.name)
     order = [v.name for v in configured.variants] if configured else None
-    records = chat_records(audit.directory, args.since)
+    records = chat_records(storage, args.since)
     report = build_report(args.name, records, ratings, args.tenant, order)
     if args.json:
         print(json.dumps(report, indent=2), file=out)

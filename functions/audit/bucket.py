@@ -92,6 +92,9 @@ class BucketStorage:
     def last_record(self, segment: Segment) -> dict[str, Any] | None:
         return last_line_record(self._read(segment.name))
 
+    def keyring(self, segment: Segment) -> bytes:
+        return self._read(_keyring_of(segment.name))
+
     def documents(self, suffix: str) -> dict[str, bytes | None]:
         found: dict[str, bytes | None] = {}
         for key in self.objects.keys(HEADS):

@@ -65,6 +65,10 @@ class LocalStorage:
     def last_record(self, segment: Segment) -> dict[str, Any] | None:
         return last_record(self._path(segment))
 
+    def keyring(self, segment: Segment) -> bytes:
+        path = keys_path(self._path(segment))
+        return path.read_bytes() if path.exists() else b""
+
     def documents(self, suffix: str) -> dict[str, bytes | None]:
         found: dict[str, bytes | None] = {}
         for chain, path in list_documents(self.heads, suffix).items():

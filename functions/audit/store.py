@@ -104,6 +104,10 @@ class AuditStorage(Protocol):
 
     def last_record(self, segment: Segment) -> dict[str, Any] | None: ...
 
+    def keyring(self, segment: Segment) -> bytes:
+        """The segment's wrapped data keys, JSON lines (empty without content capture)."""
+        ...
+
     def documents(self, suffix: str) -> dict[str, bytes | None]:
         """Chain -> content of each head (``HEAD``) or checkpoint (``PRUNED``)."""
         ...
