@@ -15,7 +15,7 @@ invalid; what a library raised is classified by
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncGenerator, Callable, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -108,9 +108,7 @@ def _secrets(deployment: Deployment) -> tuple[str, ...]:
     return (deployment.api_key.get_secret_value(),) if deployment.api_key is not None else ()
 
 
-async def _sse_payloads(
-    response: httpx.Response, released: Callable[[], None]
-) -> AsyncGenerator[bytes]:
+async def _sse_payloads(response: httpx.Response) -> AsyncGenerator[bytes]:
     """The ``data:`` payloads of an SSE stream, each as soon as its event is complete."""
     try:
         data: list[str] = []
@@ -123,7 +121,6 @@ async def _sse_payloads(
         if data:
             yield "\n".join(data).encode()
     finally:
-        released()
         await response.aclose()
 
 
@@ -151,26 +148,14 @@ async def _litellm_payloads(stream: Any) -> AsyncGenerator[bytes]:
     yield b"[DONE]"
 
 
-# httpcore scans its whole pool on every request and every release (each idle connection
-# polled for a hang-up): at 32 requests in flight that scan was a fifth of the gateway's
-# event-loop CPU. Several smaller pools, each request sent through the least busy, scan
-# an eighth as much and still hold ``max_connections`` in all.
-POOL_SHARDS = 8
-
-
 class Relay:
     def __init__(self, max_connections: int) -> None:
-        shards = min(POOL_SHARDS, max_connections)
-        self._sizes = [
-            max_connections // shards + (i < max_connections % shards) for i in range(shards)
-        ]
-        self._clients = [
-            httpx.AsyncClient(
-                limits=httpx.Limits(max_connections=n, max_keepalive_connections=n), timeout=None
-            )
-            for n in self._sizes
-        ]
-        self._busy = [0] * shards  # requests sent through each pool and not yet closed
+        self._client = httpx.AsyncClient(
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            timeout=None,
+        )
         self._litellm = Background(load, "import-litellm")
 
     def start(self, deployments: Iterable[Deployment]) -> None:
@@ -178,27 +163,8 @@ class Relay:
         if any(not d.relayed for d in deployments):
             self._litellm.start()
 
-    @property
-    def _client(self) -> httpx.AsyncClient:
-        return self._clients[0]
-
-    @_client.setter
-    def _client(self, client: httpx.AsyncClient) -> None:
-        """One client for every request (the tests swap in a mock transport this way)."""
-        self._clients, self._sizes, self._busy = [client], [1], [0]
-
-    def _pick(self) -> int:
-        """The pool with the most room; counted busy until :meth:`_release`."""
-        shard = min(range(len(self._busy)), key=lambda i: self._busy[i] / self._sizes[i])
-        self._busy[shard] += 1
-        return shard
-
-    def _release(self, shard: int) -> None:
-        self._busy[shard] -= 1
-
     async def aclose(self) -> None:
-        for client in self._clients:
-            await client.aclose()
+        await self._client.aclose()
 
     async def open(
         self,
@@ -226,36 +192,28 @@ class Relay:
             headers["traceparent"] = parent
         if deployment.api_key is not None:
             headers["authorization"] = f"Bearer {deployment.api_key.get_secret_value()}"
-        shard = self._pick()
-        client = self._clients[shard]
-        request = client.build_request(
+        request = self._client.build_request(
             "POST",
             f"{deployment.api_base.rstrip('/')}/chat/completions",
             content=orjson.dumps(payload),
             headers=headers,
             timeout=httpx.Timeout(deployment.timeout_s, connect=deployment.connect_timeout_s),
         )
-        streamed = False
+        response = await self._client.send(request, stream=True)
+        if response.status_code >= 400:
+            content = await response.aread()
+            await response.aclose()
+            status = response.status_code
+            message, code = _upstream_error(content, status, _secrets(deployment))
+            if status >= 500 or status in DEPLOYMENT_FAULTS:
+                raise UpstreamUnavailableError(message, headers=_retry_after(response))
+            raise UpstreamError(message, upstream_status=status, code=code)
+        if payload.get("stream"):
+            return Opened(events=_sse_payloads(response))
         try:
-            response = await client.send(request, stream=True)
-            if response.status_code >= 400:
-                content = await response.aread()
-                await response.aclose()
-                status = response.status_code
-                message, code = _upstream_error(content, status, _secrets(deployment))
-                if status >= 500 or status in DEPLOYMENT_FAULTS:
-                    raise UpstreamUnavailableError(message, headers=_retry_after(response))
-                raise UpstreamError(message, upstream_status=status, code=code)
-            if payload.get("stream"):
-                streamed = True  # released when the stream is closed
-                return Opened(events=_sse_payloads(response, lambda: self._release(shard)))
-            try:
-                return Opened(body=await response.aread())
-            finally:
-                await response.aclose()
+            return Opened(body=await response.aread())
         finally:
-            if not streamed:
-                self._release(shard)
+            await response.aclose()
 
     async def _open_litellm(self, deployment: Deployment, payload: dict[str, Any]) -> Opened:
         params = {k: v for k, v in payload.items() if k in LITELLM_REQUEST_KWARGS}
