@@ -14,6 +14,8 @@ from typing import Any
 
 import boto3
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from moto.server import ThreadedMotoServer
 
 from functions.storage import StorageSettings
@@ -21,6 +23,16 @@ from tests.conftest import free_port
 
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 _buckets = itertools.count()
+_SIGNING_KEY = Ed25519PrivateKey.generate().private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+)
+# What an operator's secret holds for gateways on a bucket: a gateway there writes nothing
+# to its disk, so neither the key pepper nor the audit keys can be generated into it.
+BUCKET_SECRETS = {
+    "ENCLAVE_GATEWAY_KEY_PEPPER": "pepper-for-the-shared-key-store-0123456789",
+    "ENCLAVE_AUDIT_HMAC_KEY": "h" * 64,
+    "ENCLAVE_AUDIT_SIGNING_KEY": _SIGNING_KEY.decode(),
+}
 
 
 @pytest.fixture(scope="session")

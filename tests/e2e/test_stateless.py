@@ -2,44 +2,47 @@
 
 Two gateway processes with separate, empty data directories share only a bucket
 (moto's S3 server on 127.0.0.1) and a redis-server, as stateless containers behind a
-load balancer would. The model is the echoing upstream (a test double). An answer
-given by one gateway is rated through the other; afterwards neither gateway has
-written a byte to its local data directory.
+load balancer would. The model is the echoing upstream (a test double). Through
+them: a key made on one is accepted by the other within 2 s, its rpm limit holds
+exactly across both, its revocation on one is refused by the other within 2 s; a
+document uploaded through one is retrieved through the other; an answer given by one
+is rated through the other; afterwards neither gateway has written a byte to its
+local data directory, and ``enclave audit verify`` over the bucket passes. A third
+gateway killed with SIGKILL during an upload leaves the collection readable.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from openai import OpenAI
 from pydantic import ValidationError
 
 from functions.settings import Settings
 from functions.storage import StorageSettings
 from infra.cli_experiments import feedback_store
-from tests.conftest import API_KEY, Server, free_port, gateway_env, launch, start
+from tests.conftest import API_KEY, ROOT, Server, child_env, free_port, gateway_env, launch, start
 from tests.functions.ratelimit.conftest import redis_url
-from tests.s3 import CREDENTIALS, s3_client, s3_server, storage_env
+from tests.s3 import BUCKET_SECRETS, CREDENTIALS, s3_client, s3_server, storage_env
 
 __all__ = ["redis_url", "s3_server"]  # fixtures this module uses
 EMAIL = "jane.roe@example.org"
-SIGNING_KEY = Ed25519PrivateKey.generate().private_bytes(
-    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+ADMIN = {"authorization": f"Bearer {API_KEY}"}  # the bootstrap admin key
+PANDAS = (
+    "# Giant pandas\n\nA giant panda eats 12 to 38 kilograms of bamboo a day, "
+    "mostly stems and leaves, and spends 14 hours eating.\n"
 )
-# what an operator's secret holds: no key is generated into a data directory
-SECRETS = {
-    "ENCLAVE_GATEWAY_KEY_PEPPER": "p" * 64,
-    "ENCLAVE_AUDIT_HMAC_KEY": "h" * 64,
-    "ENCLAVE_AUDIT_SIGNING_KEY": SIGNING_KEY.decode(),
-}
 
 
 @dataclass
@@ -77,7 +80,7 @@ def echo(log_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Se
 
 def stateless_env(echo: Server, storage: StorageSettings, **extra: str) -> dict[str, str]:
     deployment = {"name": "echo", "model": "echo", "api_base": f"{echo.url}/v1"}
-    return {**gateway_env([deployment]), **storage_env(storage), **SECRETS, **extra}
+    return {**gateway_env([deployment]), **storage_env(storage), **BUCKET_SECRETS, **extra}
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +148,77 @@ def test_a_streamed_answer_is_rated_through_the_other(shared: Shared) -> None:
     assert len(keys["Contents"]) == 2  # one per rated answer and rater
 
 
+def within_2_s(check: Callable[[], bool]) -> None:
+    """``check`` holds within 2 s (the issue's bound for keys reaching every gateway)."""
+    deadline = time.monotonic() + 2.0
+    while not check():
+        assert time.monotonic() < deadline, "not within 2 s"
+        time.sleep(0.05)
+
+
+def models_status(server: Server, key: str) -> int:
+    """An authenticated request that no rate limit counts."""
+    headers = {"authorization": f"Bearer {key}"}
+    return httpx.get(f"{server.url}/v1/models", headers=headers, timeout=30).status_code
+
+
+def chat_status(server: Server, key: str) -> int:
+    body = {"model": "echo", "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"authorization": f"Bearer {key}"}
+    response = httpx.post(f"{server.url}/v1/chat/completions", headers=headers, json=body)
+    return response.status_code
+
+
+def test_a_key_its_limit_and_its_revocation_hold_across_gateways(shared: Shared) -> None:
+    made = httpx.post(
+        f"{shared.first.url}/v1/admin/keys",
+        headers=ADMIN,
+        json={"tenant": "acme", "rpm": 5},
+        timeout=30,
+    )
+    assert made.status_code == 201, made.text
+    key, key_id = made.json()["key"], made.json()["id"]
+    within_2_s(lambda: models_status(shared.second, key) == 200)
+    # five chats a minute, counted in Redis, whichever gateway answers
+    statuses = [chat_status((shared.first, shared.second)[i % 2], key) for i in range(7)]
+    assert statuses == [200] * 5 + [429] * 2
+    revoked = httpx.post(
+        f"{shared.second.url}/v1/admin/keys/{key_id}/revoke", headers=ADMIN, timeout=30
+    )
+    assert revoked.status_code == 200, revoked.text
+    within_2_s(lambda: models_status(shared.first, key) == 401)
+
+
+def upload(server: Server, name: str, text: str, timeout: float = 300) -> httpx.Response:
+    return httpx.put(
+        f"{server.url}/v1/admin/collections/handbook/documents",
+        params={"filename": name},
+        headers={**ADMIN, "content-type": "text/markdown"},
+        content=text.encode(),
+        timeout=timeout,
+    )
+
+
+def retrieve(server: Server, query: str) -> list[dict[str, object]]:
+    response = httpx.post(
+        f"{server.url}/v1/retrieve",
+        headers=ADMIN,
+        json={"query": query, "collections": ["handbook"], "top_k": 3},
+        timeout=300,
+    )
+    assert response.status_code == 200, response.text
+    data: list[dict[str, object]] = response.json()["data"]
+    return data
+
+
+def test_a_document_uploaded_through_one_is_retrieved_through_the_other(shared: Shared) -> None:
+    uploaded = upload(shared.first, "pandas.md", PANDAS)
+    assert uploaded.status_code == 201, uploaded.text
+    [top, *_] = retrieve(shared.second, "How much bamboo does a giant panda eat?")
+    assert "38 kilograms" in str(top["text"])
+    assert top["source"] == "upload/pandas.md"
+
+
 def test_gateways_on_a_bucket_write_nothing_to_their_data_directories(shared: Shared) -> None:
     """After chats (plain and streamed) and ratings, every data directory is empty."""
     written = [
@@ -153,6 +227,67 @@ def test_gateways_on_a_bucket_write_nothing_to_their_data_directories(shared: Sh
         for path in sorted(directory.rglob("*"))
     ]
     assert written == [], written
+
+
+def test_the_audit_chains_of_both_gateways_verify_over_the_bucket(shared: Shared) -> None:
+    env = child_env(
+        ENCLAVE_DATA_DIR=str(shared.data[0] / "cli"),
+        **storage_env(shared.storage),
+        **BUCKET_SECRETS,
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "infra.cli", "audit", "verify"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 chain(s)" in done.stdout
+    assert not cli_data.exists()
+
+
+def test_a_gateway_killed_during_an_upload_leaves_the_collection_readable(
+    shared: Shared, echo: Server, redis_url: str, log_dir: Path, tmp_path: Path
+) -> None:
+    limits = {"backend": "redis", "redis_url": redis_url}
+    env = stateless_env(echo, shared.storage, ENCLAVE_GATEWAY_RATE_LIMIT=json.dumps(limits))
+    doomed = start("gateway", {**env, "ENCLAVE_DATA_DIR": str(tmp_path / "d")}, log_dir, 300)
+    # enough text for seconds of embedding: the kill lands before the upload commits
+    long = "# Travel\n\n" + "".join(
+        f"Rule {i}: trips to office {i} are booked through the travel desk.\n\n" for i in range(400)
+    )
+    answered: list[int] = []
+    sender = threading.Thread(
+        target=lambda: answered.append(upload(doomed, "travel.md", long, timeout=60).status_code),
+        daemon=True,
+    )
+    sender.start()
+    time.sleep(1.0)  # the body is in, the embedding under way
+    os.kill(doomed.proc.pid, signal.SIGKILL)
+    doomed.proc.wait(timeout=30)
+    sender.join(timeout=60)
+    assert answered != [201]  # killed before the commit: the client saw no success
+    # the collection is as it was: readable, the earlier document whole and found
+    [top, *_] = retrieve(shared.second, "How much bamboo does a giant panda eat?")
+    assert "38 kilograms" in str(top["text"])
+    env = child_env(ENCLAVE_DATA_DIR=str(tmp_path / "cli"), **storage_env(shared.storage))
+    listed = subprocess.run(
+        [sys.executable, "-m", "infra.cli", "docs", "list", "--collection", "handbook"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "upload/pandas.md" in listed.stdout and "upload/travel.md" not in listed.stdout
+    # and a retry of the upload lands in one piece
+    again = upload(shared.first, "travel.md", long)
+    assert again.status_code == 201, again.text  # added: nothing of the killed upload stayed
+    [hit, *_] = retrieve(shared.second, "How are trips to office 321 booked?")
+    assert hit["source"] == "upload/travel.md"
 
 
 def test_a_bucket_refuses_the_file_rate_limit_backend(

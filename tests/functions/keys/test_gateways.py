@@ -18,9 +18,9 @@ import pytest
 
 from functions.storage import StorageSettings
 from tests.conftest import API_KEY, ROOT, Server, child_env, start
-from tests.s3 import CREDENTIALS, s3_client, storage_env
+from tests.s3 import BUCKET_SECRETS, CREDENTIALS, s3_client, storage_env
 
-PEPPER = "pepper-for-the-shared-key-store-0123456789"
+PEPPER = BUCKET_SECRETS["ENCLAVE_GATEWAY_KEY_PEPPER"]
 BOOT = {"authorization": f"Bearer {API_KEY}"}
 
 
@@ -37,7 +37,7 @@ def bucket(s3_server: str) -> StorageSettings:
 
 
 def shared_env(storage: StorageSettings) -> dict[str, str]:
-    return {**storage_env(storage), "ENCLAVE_GATEWAY_KEY_PEPPER": PEPPER}
+    return {**storage_env(storage), **BUCKET_SECRETS}
 
 
 @pytest.fixture(scope="module")
