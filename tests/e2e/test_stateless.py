@@ -245,7 +245,7 @@ def test_the_audit_chains_of_both_gateways_verify_over_the_bucket(shared: Shared
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 chain(s)" in done.stdout
-    assert not cli_data.exists()
+    assert not (shared.data[0] / "cli").exists()
 
 
 def test_a_gateway_killed_during_an_upload_leaves_the_collection_readable(
