@@ -57,8 +57,16 @@ def parse_since(text: str) -> dt.datetime:
 
 
 def feedback_store(settings: Settings) -> RatingsReader | None:
-    """The gateway's ratings (its SQLite file or its bucket), or None where nothing was rated."""
-    return ratings_reader(settings, audit_of(settings)[0].directory)
+    """The gateway's ratings (its SQLite file or its bucket), or None where nothing was rated.
+
+    Reading ratings needs no audit key: on a bucket they are objects of their own, and a
+    local SQLite file only takes its place (beside the audit directory) from the settings.
+    """
+    if settings.storage.remote:
+        return ratings_reader(settings, settings.data_dir / "audit")  # unused with a bucket
+    audit = settings.audit
+    explicit = "directory" in audit.model_fields_set
+    return ratings_reader(settings, audit.directory if explicit else settings.state_dir / "audit")
 
 
 def chat_records(
