@@ -188,6 +188,8 @@ def test_kill_9_during_an_ingest_leaves_the_collection_consistent(
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     reader.join(timeout=30)
+    assert proc.stderr is not None
+    proc.stderr.close()
 
     held = check_consistent(kb, editions)  # readable, and each document whole
     assert set(held) >= {f"k/doc{i}.md" for i in range(KILLED_BATCH)}
