@@ -113,8 +113,8 @@ def test_two_processes_ingesting_one_collection_at_once_both_land(
     # each round both writers committed, at the same moment (the barrier), and got
     # different versions: neither commit overwrote the other's manifest
     versions = [dict(line.split() for line in out.splitlines()) for out, _ in outputs]
-    for round_ in map(str, range(ROUNDS)):
-        assert versions[0][round_] != versions[1][round_]
+    for name in map(str, range(ROUNDS)):
+        assert versions[0][name] != versions[1][name]
 
     kb = KnowledgeBase(bucket_settings(s3_storage))
     last = {s: e[-1] for s, e in editions.items()}
