@@ -113,8 +113,8 @@ def test_two_processes_ingesting_one_collection_at_once_both_land(
     # each round both writers committed, at the same moment (the barrier), and got
     # different versions: neither commit overwrote the other's manifest
     versions = [dict(line.split() for line in out.splitlines()) for out, _ in outputs]
-    for round_ in map(str, range(ROUNDS)):
-        assert versions[0][round_] != versions[1][round_]
+    for name in map(str, range(ROUNDS)):
+        assert versions[0][name] != versions[1][name]
 
     kb = KnowledgeBase(bucket_settings(s3_storage))
     last = {s: e[-1] for s, e in editions.items()}
@@ -188,6 +188,8 @@ def test_kill_9_during_an_ingest_leaves_the_collection_consistent(
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     reader.join(timeout=30)
+    assert proc.stderr is not None
+    proc.stderr.close()
 
     held = check_consistent(kb, editions)  # readable, and each document whole
     assert set(held) >= {f"k/doc{i}.md" for i in range(KILLED_BATCH)}
