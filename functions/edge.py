@@ -42,6 +42,7 @@ from functions.errors import (
 )
 from functions.lifecycle import Lifecycle
 from functions.logs import child_traceparent, parse_traceparent, trace_id, traceparent
+from functions.wire import SSE_DONE
 
 T = TypeVar("T")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
@@ -146,9 +147,14 @@ class Edge:
                 if owner is not None:  # held: a whole answer may still become a refusal
                     held.append(message)
                     return
-            elif message["type"] == "http.response.body" and not message.get("more_body"):
+            elif message["type"] == "http.response.body" and (
+                not message.get("more_body") or message.get("body", b"").endswith(SSE_DONE)
+            ):
+                # recorded before the last byte leaves: for a stream that is its [DONE], which
+                # clients read as the end (they don't wait for the empty closing message), so
+                # a rating or a second request right after it finds the answer recorded
                 try:
-                    await close(state["status"])  # recorded before the last byte leaves
+                    await close(state["status"])
                 except EnclaveError as exc:
                     if not held:  # a stream already under way: its status has left
                         logger.error("answer sent without its audit record", error=exc.message)

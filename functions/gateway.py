@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import httpx
 import orjson
+from loguru import logger
 from prometheus_client import Counter
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -47,7 +48,7 @@ from functions.classes import ClassMetrics, background_models, make_classify
 from functions.context import ChatContext, ChatStep, RequestContext
 from functions.edge import Edge, http_exception_handler, json_response, read_body
 from functions.endusers import EndUserMetrics, make_identify, pseudonymiser
-from functions.errors import AuthenticationError, ServiceUnavailableError
+from functions.errors import AuthenticationError, EnclaveError, ServiceUnavailableError
 from functions.experiments import make_assign, usable
 from functions.feedback import feedback_route, feedback_store, make_remember
 from functions.filtering.engine import FilterSet
@@ -284,9 +285,16 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
         relay.start(gateway.deployments)  # litellm, in a thread, if a deployment translates
         warmth.start()
         scanner.start()
-        if audit_log is not None:
-            await audit_log.start()
-        await keys.start()  # the key view, revalidated every key_reload_s off the loop
+        try:  # fail closed: no gateway without its audit chain and its view of the keys
+            if audit_log is not None:
+                await audit_log.start()
+            await keys.start()  # the key view, revalidated every key_reload_s off the loop
+        except Exception as exc:
+            reason = (
+                exc.message if isinstance(exc, EnclaveError) else f"{type(exc).__name__}: {exc}"
+            )
+            logger.error("the gateway cannot start", error=reason)
+            raise
         yield
         await outcomes.drain()  # every request's record (cut-off ones too) before the log closes
         await keys.aclose()

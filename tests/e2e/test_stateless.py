@@ -259,16 +259,20 @@ def test_a_gateway_killed_during_an_upload_leaves_the_collection_readable(
         f"Rule {i}: trips to office {i} are booked through the travel desk.\n\n" for i in range(400)
     )
     answered: list[int] = []
-    sender = threading.Thread(
-        target=lambda: answered.append(upload(doomed, "travel.md", long, timeout=60).status_code),
-        daemon=True,
-    )
+
+    def send() -> None:
+        try:
+            answered.append(upload(doomed, "travel.md", long, timeout=60).status_code)
+        except httpx.TransportError:  # the gateway died under it: what a client sees
+            answered.append(0)
+
+    sender = threading.Thread(target=send, daemon=True)
     sender.start()
     time.sleep(1.0)  # the body is in, the embedding under way
     os.kill(doomed.proc.pid, signal.SIGKILL)
     doomed.proc.wait(timeout=30)
     sender.join(timeout=60)
-    assert answered != [201]  # killed before the commit: the client saw no success
+    assert answered == [0]  # killed before the commit: the client saw no success
     # the collection is as it was: readable, the earlier document whole and found
     [top, *_] = retrieve(shared.second, "How much bamboo does a giant panda eat?")
     assert "38 kilograms" in str(top["text"])
@@ -312,10 +316,13 @@ def test_ratings_are_refused_while_the_bucket_is_unreachable(
     """A rating that cannot be stored is a 503 with Retry-After that names no bucket (fail
     closed); the answer it rates was given regardless."""
     storage = bucket(s3_server, "enclave-gone")
-    s3_client(s3_server).delete_bucket(Bucket="enclave-gone")
     env = stateless_env(echo, storage, ENCLAVE_DATA_DIR=str(tmp_path / "data"))
     server = start("gateway", env, log_dir)
     try:
+        client = s3_client(s3_server)  # the bucket goes away under the running gateway
+        for item in client.list_objects_v2(Bucket="enclave-gone").get("Contents", []):
+            client.delete_object(Bucket="enclave-gone", Key=item["Key"])
+        client.delete_bucket(Bucket="enclave-gone")
         with OpenAI(base_url=f"{server.url}/v1", api_key=API_KEY, max_retries=0) as sdk:
             sdk.chat.completions.create(
                 model="echo",
@@ -328,3 +335,15 @@ def test_ratings_are_refused_while_the_bucket_is_unreachable(
     assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
     error = refused.json()["error"]
     assert error["code"] == "storage_unavailable" and "enclave-gone" not in error["message"]
+
+
+def test_a_gateway_whose_bucket_is_missing_does_not_start_and_says_why(
+    echo: Server, s3_server: str, log_dir: Path, tmp_path: Path
+) -> None:
+    """Fail closed: without its audit chain and its view of the keys a gateway serves nothing."""
+    storage = bucket(s3_server, "enclave-never")
+    s3_client(s3_server).delete_bucket(Bucket="enclave-never")
+    env = stateless_env(echo, storage, ENCLAVE_DATA_DIR=str(tmp_path / "data"))
+    with pytest.raises(RuntimeError, match="the gateway cannot start") as refused:
+        start("gateway", env, log_dir, timeout=120)
+    assert "storage" in str(refused.value).lower() or "NoSuchBucket" in str(refused.value)
