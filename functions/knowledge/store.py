@@ -46,7 +46,7 @@ from lancedb.table import Table
 
 from functions.errors import CollectionNotFoundError as CollectionNotFoundError
 from functions.errors import EmbeddingMismatchError as EmbeddingMismatchError
-from functions.errors import InvalidRequestError
+from functions.errors import InvalidRequestError, StorageUnavailableError
 from functions.knowledge.names import MAX_NAME as MAX_NAME
 from functions.knowledge.names import NAME as NAME
 
@@ -218,10 +218,13 @@ class Store:
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             try:
                 return write()
-            except (ValueError, RuntimeError, OSError):
+            except (ValueError, RuntimeError, OSError) as exc:
                 self._tables.pop(ref.table_name, None)  # reopen at the latest version
-                if attempt == COMMIT_ATTEMPTS:
-                    raise
+                if attempt == COMMIT_ATTEMPTS:  # a 503 to retry, not a 500; no path in it
+                    raise StorageUnavailableError(
+                        f"The knowledge base could not write collection {str(ref)!r} "
+                        f"({COMMIT_ATTEMPTS} attempts); the write is safe to try again."
+                    ) from exc
                 time.sleep(0.05 * 2**attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 

