@@ -69,4 +69,6 @@ class Background(Generic[T]):
         future = self.start()
         if future.done():  # the common case once started: no thread hop
             return future.result()
-        return await asyncio.wrap_future(future)
+        # shielded: a caller cancelled while it waits (a client gone) must not cancel the
+        # one shared future, which would leave every later get() a CancelledError
+        return await asyncio.shield(asyncio.wrap_future(future))

@@ -268,6 +268,11 @@ class Settings(BaseSettings):
                 f"gateway.containers is {containers}: keys and audit must be shared through a "
                 "bucket (ENCLAVE_STORAGE_URI=s3://BUCKET/PREFIX), not a local directory"
             )
+        if self.audit.instance_id is not None:
+            raise ValueError(
+                f"gateway.containers is {containers}: ENCLAVE_AUDIT_INSTANCE_ID names one audit "
+                "chain, which only one process may write; leave it unset so each has its own"
+            )
         if self.gateway.rate_limit.backend != "redis":
             raise ValueError(
                 f"gateway.containers is {containers}: rate limits and budgets must be counted in "

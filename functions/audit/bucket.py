@@ -26,6 +26,7 @@ object (412): when the stored bytes are the ones being written, that is success.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -46,6 +47,7 @@ from functions.audit.store import (
     Tail,
     last_line_record,
 )
+from functions.errors import StorageUnavailableError
 from functions.storage import Blob, ObjectStore, S3Objects, StorageSettings, WriteConflictError
 
 LOGS = "logs/"
@@ -143,6 +145,7 @@ class ObjectSink:
         self.objects, self.chain = objects, chain
         self._head_key = f"{HEADS}{chain}{HEAD}"
         self._head_etag: str | None = None
+        self._unconfirmed: bytes | None = None  # a head put whose answer never came
 
     def resume(self) -> Tail:
         head = self.objects.get(self._head_key)
@@ -159,6 +162,12 @@ class ObjectSink:
     def _create(self, key: str, data: bytes) -> None:
         try:
             self.objects.put(key, data, create=True)
+        except StorageUnavailableError:
+            # the outcome is unknown: the object may have landed. Take it back (best effort),
+            # or the next commit, reusing these seqs with other records, would meet it
+            with contextlib.suppress(Exception):
+                self.objects.delete(key)
+            raise
         except WriteConflictError as exc:
             stored = self.objects.get(key)
             if isinstance(stored, Blob) and stored.data == data:
@@ -194,19 +203,30 @@ class ObjectSink:
                 )
 
     def write_head(self, data: bytes) -> None:
+        earlier = self._unconfirmed  # a head of ours whose put got no answer, if any
         try:
-            if self._head_etag is None:
-                self._head_etag = self.objects.put(self._head_key, data, create=True)
-            else:
-                self._head_etag = self.objects.put(self._head_key, data, if_match=self._head_etag)
+            self._put_head(data)
         except WriteConflictError as exc:
             stored = self.objects.get(self._head_key)
             if isinstance(stored, Blob) and stored.data == data:
                 self._head_etag = stored.etag  # our own write, retried after a lost answer
                 return
+            if isinstance(stored, Blob) and earlier is not None and stored.data == earlier:
+                # an earlier head of ours landed though its answer was lost: go on from it
+                self._head_etag, self._unconfirmed = stored.etag, None
+                self._put_head(data)
+                return
             raise AuditConflictError(
                 f"the head of audit chain {self.chain!r} was replaced by another writer"
             ) from exc
+
+    def _put_head(self, data: bytes) -> None:
+        self._unconfirmed = data  # until the store says it has it
+        if self._head_etag is None:
+            self._head_etag = self.objects.put(self._head_key, data, create=True)
+        else:
+            self._head_etag = self.objects.put(self._head_key, data, if_match=self._head_etag)
+        self._unconfirmed = None
 
     def close(self) -> None:
         """Nothing is held open: the objects are the state."""

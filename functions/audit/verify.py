@@ -248,9 +248,18 @@ def _check_chain(
     elif not head_ok or head is None:
         check.flag("forged_head", "the head's signature does not verify; head ignored")
         head = None
+    elif head.get("chain") != name:  # another chain's signed head, copied over this one's
+        check.flag("forged_head", f"the head names chain {str(head.get('chain'))[:100]!r}")
+        head = None
     if name in checkpoints:
         point, point_ok = checkpoints[name]
-        if point_ok and point is not None:
+        if point_ok and point is not None and point.get("chain") != name:
+            check.flag(
+                "forged_head", f"the checkpoint names chain {str(point.get('chain'))[:100]!r}"
+            )
+        elif point_ok and point is not None and head is not None and point["seq"] > head["seq"]:
+            check.flag("forged_head", "the checkpoint is past the chain's signed head")
+        elif point_ok and point is not None:
             check.pruned_seq = check.last_seq = check.max_seq = int(point["seq"])
             check.last_mac = str(point["mac"])
         else:

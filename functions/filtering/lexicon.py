@@ -193,9 +193,9 @@ class _LiveTerms:
 
     def start(self, text: str, pos: int, reach: int) -> int:
         n = len(text)
-        if self._windowed:
-            return max(pos, n - reach)
-        live = n
+        # a rule with no literal prefix keeps the fixed window; terms longer than that
+        # window are still held from their first character (the scan below)
+        live = max(pos, n - reach) if self._windowed else n
         for at in range(max(pos, n - self._longest), n):
             char = text[at]
             # a term that starts with a letter or digit starts a word: skip the middle of one

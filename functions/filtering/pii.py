@@ -276,11 +276,12 @@ DETECTORS: tuple[Detector, ...] = (
         _jwt,
         ".ey",
     ),
-    _d("SECRET", "bearer", r"\bbearer\s+([a-z0-9\-._~+/]{20,}=*)", _secret, "bearer"),
+    # whitespace bounded: a streamed answer's live tail can then hold a key word's reach
+    _d("SECRET", "bearer", r"\bbearer\s{1,64}([a-z0-9\-._~+/]{20,}=*)", _secret, "bearer"),
     _d(
         "SECRET",
         "assignment",
-        rf"(?:{SECRET_KEYS})[\"']?\s*(?:[:=]|\bis\b|是|为)\s*[\"']?"
+        rf"(?:{SECRET_KEYS})[\"']?\s{{0,64}}(?:[:=]|\bis\b|是|为)\s{{0,64}}[\"']?"
         r"([^\s\"'`,;。、<>{}()\[\]]{6,128})",
         _assignment,
         *("key", "secret", "token", "passw", "pwd", "密码", "口令", "密钥", "令牌"),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 
 from loguru import logger
@@ -59,9 +60,14 @@ class Revalidation:
                 await self._finished.wait_for(lambda: self._done > begun)
 
     async def _run(self) -> None:
+        last = float("-inf")
         while True:
+            # every key_reload_s from the start of the last read (not its end): a
+            # revocation then reaches this gateway within key_reload_s plus one read
+            wait = max(0.0, self._reload_s - (time.monotonic() - last))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wanted.wait(), self._reload_s)
+                await asyncio.wait_for(self._wanted.wait(), wait)
+            last = time.monotonic()
             self._wanted.clear()
             self._begun += 1
             begun = self._begun

@@ -19,6 +19,8 @@ import enum
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from loguru import logger
+
 from functions.errors import StorageUnavailableError
 from functions.storage.settings import StorageSettings
 
@@ -169,7 +171,12 @@ class S3Objects:
             raise self._unavailable("list", prefix, exc) from exc
 
     def _unavailable(self, what: str, key: str, exc: Exception) -> StorageUnavailableError:
+        """A 503 for the caller that names no bucket, prefix or key (the log has them)."""
         reason = _code(exc) or type(exc).__name__
-        return StorageUnavailableError(
-            f"Operator storage could not {what} s3://{self.bucket}/{self._key(key)} ({reason})."
+        logger.warning(
+            "operator storage failed",
+            action=what,
+            object=f"s3://{self.bucket}/{self._key(key)}",
+            error=reason,
         )
+        return StorageUnavailableError(f"Operator storage could not {what} ({reason[:64]}).")

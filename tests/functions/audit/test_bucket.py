@@ -33,6 +33,7 @@ from functions.audit import (
 from functions.audit.bucket import BucketStorage, open_storage, segment_key
 from functions.audit.envelope import decrypt_content, parse_keyring
 from functions.audit.local import resolve_audit
+from functions.errors import StorageUnavailableError
 from functions.settings import Settings
 from functions.storage import S3Objects, StorageSettings
 from functions.storage.objects import Blob
@@ -171,6 +172,58 @@ def test_a_deleted_head_and_a_deleted_chain_are_named(
     out = io.StringIO()
     assert verify_command(settings, out, storage=store) == 1
     assert "missing_chain" in out.getvalue() and "missing_head" in out.getvalue()
+
+
+def test_another_chains_signed_head_copied_over_a_deleted_chain_is_caught(
+    written: tuple[AuditSettings, BucketStorage],
+) -> None:
+    """The reviewer's attack: gw-a's records deleted, gw-b's head filed under gw-a's name.
+    Each signature verifies; the chain it names does not."""
+    settings, store = written
+    for key in store.objects.keys("logs/gw-a/"):
+        store.objects.delete(key)
+    other = store.objects.get("heads/gw-b.head.json")
+    assert isinstance(other, Blob)
+    store.objects.put("heads/gw-a.head.json", other.data)
+    report = check(settings, store)
+    assert not report.ok
+    kinds = {(issue.chain, issue.kind) for issue in report.issues}
+    assert ("gw-a", "forged_head") in kinds, report.render()
+
+
+def test_a_head_whose_answer_was_lost_does_not_stall_the_chain(
+    s3_storage: StorageSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A head PUT that landed but whose answer never came: the next head write meets a
+    newer ETag than it knows, recognises its own earlier head and goes on."""
+    settings, store = make_settings(tmp_path), bucket_of(s3_storage)
+    objects = store.objects
+    real_put = objects.put
+    lost: list[str] = []
+
+    def put(key: str, data: bytes, **kwargs: Any) -> str:
+        etag = real_put(key, data, **kwargs)
+        if key.startswith("heads/") and not lost:
+            lost.append(key)
+            raise StorageUnavailableError("Operator storage could not write (timeout).")
+        return etag
+
+    monkeypatch.setattr(objects, "put", put)
+
+    async def main() -> tuple[int, int]:
+        log = AuditLog(settings.model_copy(update={"instance_id": "gw-a"}), storage=store)
+        await log.start()
+        for n in range(3):
+            log.record(request(n, DAYS[0]))
+            await log.flush()
+        await log.aclose()
+        return log.failures, log.commits
+
+    failures, commits = asyncio.run(main())
+    assert lost and commits >= 2, (failures, commits)
+    monkeypatch.undo()
+    report = check(settings, store)
+    assert report.ok, report.render()
 
 
 def test_two_live_writers_on_one_chain_fail_loudly(

@@ -308,3 +308,42 @@ def test_a_rule_without_a_literal_prefix_keeps_the_fixed_window(
     text = "Hello there, this is prose, "
     assert g.feed(text) == text[: len(text) - 16]
     assert g.held == 16
+
+
+def test_a_term_longer_than_the_window_is_held_beside_a_windowed_rule(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Found in review: with a rule that keeps the fixed window, a lexicon term longer than
+    that window used to leave in clear when a chunk ended inside it."""
+    term = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo"
+    path = tmp_path_factory.mktemp("rules") / "rules.txt"
+    path.write_text(f"re:\\d{{3}}zz\tmask\tcode\n{term}\tmask\tlong\n", encoding="utf-8")
+    policy = FilterPolicy(lexicons=(str(path),), hold_back_chars=32)
+    text = f"note: {term} end."
+    whole = guarded(ContentFilter(policy).output_guard(), [text])
+    assert "[REDACTED:LONG]" in whole[0]
+    for cut in range(1, len(text)):
+        chunks = [text[:cut], text[cut:]]
+        assert guarded(ContentFilter(policy).output_guard(), chunks) == whole, chunks
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Authorization: bearer" + "\n" * 400 + "abcdefghijklmnopqrstuvwxyz012345 ok",
+        "password" + " " * 400 + ": Hunter22Secret! ok",
+        "Authorization: bearer" + "\n" * 30 + "abcdefghijklmnopqrstuvwxyz012345 ok",
+        "password" + " " * 30 + ": Hunter22Secret! ok",
+    ],
+)
+def test_a_key_word_far_from_its_value_streams_as_the_whole_answer(
+    masking: ContentFilter, text: str
+) -> None:
+    """Found in review: whitespace between a key word and its value was unbounded in the
+    detectors but not in the live tail, so a value 400 newlines away left in clear."""
+    whole = guarded(masking.output_guard(), [text])
+    for cut in range(len(text) - 40, len(text)):
+        chunks = [text[:cut], text[cut:]]
+        assert guarded(masking.output_guard(), chunks) == whole, chunks
+    if "\n" * 400 not in text and " " * 400 not in text:
+        assert "[REDACTED:SECRET]" in whole[0]  # near its key word: found, streamed or not

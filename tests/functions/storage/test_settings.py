@@ -65,3 +65,12 @@ def test_many_containers_need_a_bucket_and_redis() -> None:
         gateway={"containers": 3, "rate_limit": {"backend": "redis"}}, storage={"uri": "s3://b/p"}
     )
     assert shared.gateway.containers == 3
+
+
+def test_many_containers_may_not_share_one_audit_chain() -> None:
+    with pytest.raises(ValidationError, match="ENCLAVE_AUDIT_INSTANCE_ID"):
+        Settings(
+            gateway={"containers": 2, "rate_limit": {"backend": "redis"}},
+            storage={"uri": "s3://b/p"},
+            audit={"instance_id": "gw-1"},
+        )
