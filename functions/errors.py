@@ -21,6 +21,7 @@
     ├── ClientClosedError             499 (logged only: the caller is gone)
     └── ServiceUnavailableError       503 server_error          service_unavailable
         ├── QueueFullError            503                        queue_full
+        ├── StorageUnavailableError   503                        storage_unavailable
         ├── UpstreamUnavailableError  503                        upstream_unavailable
         │   └── UpstreamUnreachableError 503                     upstream_unreachable
         │       └── UpstreamRefusedError 503                     upstream_refused

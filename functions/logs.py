@@ -164,3 +164,7 @@ def configure_logging(service: str, level: str = "INFO", stream: TextIO | None =
         named = logging.getLogger(name)
         named.handlers.clear()
         named.propagate = True
+    # one line per request is ours to write: httpx's and botocore's per-call INFO lines
+    # (which name upstream and bucket URLs) stay out, as litellm's import used to see to
+    for name in ("httpx", "httpcore", "botocore", "boto3", "urllib3"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))

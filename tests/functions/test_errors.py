@@ -45,6 +45,7 @@ from functions.errors import (
     RequestTooLargeError,
     RouteNotFoundError,
     ServiceUnavailableError,
+    StorageUnavailableError,
     TooManyFailedLoginsError,
     UpstreamError,
     UpstreamRefusedError,
@@ -113,6 +114,7 @@ TREE = [
     (ClientClosedError, EnclaveError, 499, "client_closed_request", None),
     (ServiceUnavailableError, EnclaveError, 503, "server_error", "service_unavailable"),
     (QueueFullError, ServiceUnavailableError, 503, "server_error", "queue_full"),
+    (StorageUnavailableError, ServiceUnavailableError, 503, "server_error", "storage_unavailable"),
     (
         UpstreamUnavailableError,
         ServiceUnavailableError,
