@@ -49,18 +49,22 @@ def s3_client(endpoint: str) -> Any:
     return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **CREDENTIALS)
 
 
-@pytest.fixture
-def s3_storage(s3_server: str) -> StorageSettings:
-    """Storage settings for a new, empty bucket of the session's server."""
-    bucket = f"enclave-test-{next(_buckets)}"
-    s3_client(s3_server).create_bucket(Bucket=bucket)
+def new_bucket(endpoint: str, name: str) -> StorageSettings:
+    """Bucket ``name`` created on ``endpoint``; storage settings for its ``state`` prefix."""
+    s3_client(endpoint).create_bucket(Bucket=name)
     return StorageSettings(
-        uri=f"s3://{bucket}/state",
-        s3_endpoint=s3_server,
+        uri=f"s3://{name}/state",
+        s3_endpoint=endpoint,
         s3_allow_http=True,
         s3_access_key_id=CREDENTIALS["aws_access_key_id"],
         s3_secret_access_key=CREDENTIALS["aws_secret_access_key"],
     )
+
+
+@pytest.fixture
+def s3_storage(s3_server: str) -> StorageSettings:
+    """Storage settings for a new, empty bucket of the session's server."""
+    return new_bucket(s3_server, f"enclave-test-{next(_buckets)}")
 
 
 def storage_env(storage: StorageSettings) -> dict[str, str]:

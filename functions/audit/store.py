@@ -266,14 +266,7 @@ def last_record(path: Path, *, repair: bool = False) -> dict[str, Any] | None:
                 logger.error("audit: cutting a torn last line off {}", path)
                 f.truncate(start + cut)
             tail = tail[:cut]
-    lines = tail.splitlines()
-    if not lines:
-        return None
-    try:
-        record = orjson.loads(lines[-1])
-    except orjson.JSONDecodeError:
-        return None
-    return record if isinstance(record, dict) else None
+    return last_line_record(tail)
 
 
 def last_line_record(data: bytes) -> dict[str, Any] | None:

@@ -34,7 +34,7 @@ from functions.storage import StorageSettings
 from infra.cli_experiments import feedback_store
 from tests.conftest import API_KEY, ROOT, Server, child_env, free_port, gateway_env, launch, start
 from tests.functions.ratelimit.conftest import redis_url
-from tests.s3 import BUCKET_SECRETS, CREDENTIALS, s3_client, s3_server, storage_env
+from tests.s3 import BUCKET_SECRETS, new_bucket, s3_client, s3_server, storage_env
 
 __all__ = ["redis_url", "s3_server"]  # fixtures this module uses
 EMAIL = "jane.roe@example.org"
@@ -54,17 +54,6 @@ class Shared:
 
     def sdk(self, server: Server) -> OpenAI:
         return OpenAI(base_url=f"{server.url}/v1", api_key=API_KEY, max_retries=0, timeout=60)
-
-
-def bucket(endpoint: str, name: str) -> StorageSettings:
-    s3_client(endpoint).create_bucket(Bucket=name)
-    return StorageSettings(
-        uri=f"s3://{name}/state",
-        s3_endpoint=endpoint,
-        s3_allow_http=True,
-        s3_access_key_id=CREDENTIALS["aws_access_key_id"],
-        s3_secret_access_key=CREDENTIALS["aws_secret_access_key"],
-    )
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +80,7 @@ def shared(
     log_dir: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Shared]:
-    storage = bucket(s3_server, "enclave-stateless")
+    storage = new_bucket(s3_server, "enclave-stateless")
     limits = {"backend": "redis", "redis_url": redis_url, "key_limits": {"rpm": 10_000}}
     env = stateless_env(echo, storage, ENCLAVE_GATEWAY_RATE_LIMIT=json.dumps(limits))
     data = (tmp_path_factory.mktemp("data-first"), tmp_path_factory.mktemp("data-second"))
@@ -299,7 +288,7 @@ def test_a_bucket_refuses_the_file_rate_limit_backend(
 ) -> None:
     """The file backend would count in a local SQLite file: a gateway on a bucket refuses
     it at start-up, before anything is written."""
-    storage = bucket(s3_server, "enclave-file-limits")
+    storage = new_bucket(s3_server, "enclave-file-limits")
     with pytest.raises(ValidationError, match="'file' rate-limit backend"):
         Settings(storage=storage, gateway={"rate_limit": {"backend": "file"}})
     data = tmp_path / "data"
@@ -315,7 +304,7 @@ def test_ratings_are_refused_while_the_bucket_is_unreachable(
 ) -> None:
     """A rating that cannot be stored is a 503 with Retry-After that names no bucket (fail
     closed); the answer it rates was given regardless."""
-    storage = bucket(s3_server, "enclave-gone")
+    storage = new_bucket(s3_server, "enclave-gone")
     env = stateless_env(echo, storage, ENCLAVE_DATA_DIR=str(tmp_path / "data"))
     server = start("gateway", env, log_dir)
     try:
@@ -341,7 +330,7 @@ def test_a_gateway_whose_bucket_is_missing_does_not_start_and_says_why(
     echo: Server, s3_server: str, log_dir: Path, tmp_path: Path
 ) -> None:
     """Fail closed: without its audit chain and its view of the keys a gateway serves nothing."""
-    storage = bucket(s3_server, "enclave-never")
+    storage = new_bucket(s3_server, "enclave-never")
     s3_client(s3_server).delete_bucket(Bucket="enclave-never")
     env = stateless_env(echo, storage, ENCLAVE_DATA_DIR=str(tmp_path / "data"))
     with pytest.raises(RuntimeError, match="the gateway cannot start") as refused:

@@ -18,7 +18,7 @@ import pytest
 
 from functions.storage import StorageSettings
 from tests.conftest import API_KEY, ROOT, Server, child_env, start
-from tests.s3 import BUCKET_SECRETS, CREDENTIALS, s3_client, storage_env
+from tests.s3 import BUCKET_SECRETS, new_bucket, storage_env
 
 PEPPER = BUCKET_SECRETS["ENCLAVE_GATEWAY_KEY_PEPPER"]
 BOOT = {"authorization": f"Bearer {API_KEY}"}
@@ -26,14 +26,7 @@ BOOT = {"authorization": f"Bearer {API_KEY}"}
 
 @pytest.fixture(scope="module")
 def bucket(s3_server: str) -> StorageSettings:
-    s3_client(s3_server).create_bucket(Bucket="enclave-keys-gateways")
-    return StorageSettings(
-        uri="s3://enclave-keys-gateways/state",
-        s3_endpoint=s3_server,
-        s3_allow_http=True,
-        s3_access_key_id=CREDENTIALS["aws_access_key_id"],
-        s3_secret_access_key=CREDENTIALS["aws_secret_access_key"],
-    )
+    return new_bucket(s3_server, "enclave-keys-gateways")
 
 
 def shared_env(storage: StorageSettings) -> dict[str, str]:
