@@ -10,19 +10,18 @@ in worker threads; the loop's lag during one is what other requests would feel.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import statistics
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from benchmarks.conftest import report
-from functions.keys import BucketKeys, KeyBackend, KeyRecord, KeySpec, KeyStore, LocalKeys, Snapshot
+from functions.keys import BucketKeys, KeyBackend, KeySpec, KeyStore, LocalKeys, Snapshot
 from functions.storage import S3Objects, StorageSettings
+from tests.functions.keys.conftest import many_keys
 from tests.s3 import s3_server as s3_server
 from tests.s3 import s3_storage as s3_storage
 
@@ -32,18 +31,7 @@ BATCH = 1000
 
 
 def seeded(backend: KeyBackend, count: int = KEYS) -> KeyStore:
-    now = datetime.now(UTC)
-    records = [
-        KeyRecord(
-            id=f"key_{i:012x}",
-            tenant=f"t{i % 50}",
-            role="member",
-            created_at=now,
-            display="sk-enc-abcd",
-            digest=secrets.token_hex(32),
-        )
-        for i in range(count)
-    ]
+    records = many_keys(count)
     backend.update(lambda stored: stored.extend(records), Snapshot((), None))
     store = KeyStore(backend, PEPPER)
     assert store.refresh()

@@ -133,11 +133,13 @@ def create_key(data: Path, tenant: str, *flags: str) -> str:
     return made.stdout.strip().splitlines()[-1]
 
 
-def enclave_cli(data: Path, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    """``enclave ARGS…`` as a user runs it, with ``data`` as the data directory."""
+def enclave_cli(
+    data: Path, *args: str, cwd: Path = ROOT, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """``enclave ARGS…`` as a user runs it, with ``data`` as the data directory (plus ``env``)."""
     return subprocess.run(
         [sys.executable, "-m", "infra.cli", *args],
-        env=child_env(ENCLAVE_DATA_DIR=str(data)),
+        env=child_env(ENCLAVE_DATA_DIR=str(data), **env),
         cwd=cwd,
         capture_output=True,
         text=True,

@@ -16,8 +16,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,7 +30,7 @@ from pydantic import ValidationError
 from functions.settings import Settings
 from functions.storage import StorageSettings
 from infra.cli_experiments import feedback_store
-from tests.conftest import API_KEY, ROOT, Server, child_env, free_port, gateway_env, launch, start
+from tests.conftest import API_KEY, Server, enclave_cli, free_port, gateway_env, launch, start
 from tests.functions.ratelimit.conftest import redis_url
 from tests.s3 import BUCKET_SECRETS, new_bucket, s3_client, s3_server, storage_env
 
@@ -219,19 +217,8 @@ def test_gateways_on_a_bucket_write_nothing_to_their_data_directories(shared: Sh
 
 
 def test_the_audit_chains_of_both_gateways_verify_over_the_bucket(shared: Shared) -> None:
-    env = child_env(
-        ENCLAVE_DATA_DIR=str(shared.data[0] / "cli"),
-        **storage_env(shared.storage),
-        **BUCKET_SECRETS,
-    )
-    done = subprocess.run(
-        [sys.executable, "-m", "infra.cli", "audit", "verify"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    env = {**storage_env(shared.storage), **BUCKET_SECRETS}
+    done = enclave_cli(shared.data[0] / "cli", "audit", "verify", **env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 chain(s)" in done.stdout
     assert not (shared.data[0] / "cli").exists()
@@ -265,14 +252,8 @@ def test_a_gateway_killed_during_an_upload_leaves_the_collection_readable(
     # the collection is as it was: readable, the earlier document whole and found
     [top, *_] = retrieve(shared.second, "How much bamboo does a giant panda eat?")
     assert "38 kilograms" in str(top["text"])
-    env = child_env(ENCLAVE_DATA_DIR=str(tmp_path / "cli"), **storage_env(shared.storage))
-    listed = subprocess.run(
-        [sys.executable, "-m", "infra.cli", "docs", "list", "--collection", "handbook"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    listed = enclave_cli(
+        tmp_path / "cli", "docs", "list", "--collection", "handbook", **storage_env(shared.storage)
     )
     assert listed.returncode == 0, listed.stderr
     assert "upload/pandas.md" in listed.stdout and "upload/travel.md" not in listed.stdout

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from pathlib import Path
 
-from tests.conftest import ROOT, child_env
+from tests.conftest import enclave_cli
 
 
-def test_a_refused_setting_is_named_in_one_line() -> None:
-    env = child_env(ENCLAVE_GATEWAY_CONTAINERS="3", ENCLAVE_NODE_PORT="not-a-port")
-    done = subprocess.run(
-        [sys.executable, "-m", "infra.cli", "keys", "list"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+def test_a_refused_setting_is_named_in_one_line(tmp_path: Path) -> None:
+    done = enclave_cli(
+        tmp_path / "data",
+        *("keys", "list"),
+        ENCLAVE_GATEWAY_CONTAINERS="3",
+        ENCLAVE_NODE_PORT="not-a-port",
     )
     assert done.returncode == 2
     assert "Traceback" not in done.stderr

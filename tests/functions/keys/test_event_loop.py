@@ -4,41 +4,25 @@ answers while a key is being created (the write held in its worker thread until 
 from __future__ import annotations
 
 import asyncio
-import secrets
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
 from functions.gateway import create_app
-from functions.keys import KeyRecord, LocalKeys, Snapshot
+from functions.keys import LocalKeys, Snapshot
 from functions.keys.backend import Change, T
 from functions.settings import Deployment, GatewaySettings, Settings
+from tests.functions.keys.conftest import many_keys
 
 BOOT = "sk-boot-" + "b" * 24
-
-
-def many(count: int) -> list[KeyRecord]:
-    now = datetime.now(UTC)
-    return [
-        KeyRecord(
-            id=f"key_{i:012x}",
-            tenant=f"t{i % 50}",
-            role="member",
-            created_at=now,
-            display="sk-enc-abcd",
-            digest=secrets.token_hex(32),
-        )
-        for i in range(count)
-    ]
 
 
 def test_health_answers_while_a_create_writes_2000_keys(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    LocalKeys(tmp_path).update(lambda records: records.extend(many(2000)), Snapshot((), None))
+    LocalKeys(tmp_path).update(lambda records: records.extend(many_keys(2000)), Snapshot((), None))
     entered, release = threading.Event(), threading.Event()
     writers: list[tuple[bool, bool]] = []  # (off the main thread, released by the test)
     real_update = LocalKeys.update

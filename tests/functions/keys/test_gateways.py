@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +16,7 @@ import httpx
 import pytest
 
 from functions.storage import StorageSettings
-from tests.conftest import API_KEY, ROOT, Server, child_env, start
+from tests.conftest import API_KEY, Server, enclave_cli, start
 from tests.s3 import BUCKET_SECRETS, new_bucket, storage_env
 
 PEPPER = BUCKET_SECRETS["ENCLAVE_GATEWAY_KEY_PEPPER"]
@@ -98,15 +97,7 @@ def test_the_key_store_writes_nothing_to_a_gateway_s_disk(
 def cli(
     storage: StorageSettings, data: Path, *args: str, **extra: str
 ) -> subprocess.CompletedProcess[str]:
-    env = child_env(ENCLAVE_DATA_DIR=str(data), **storage_env(storage), **extra)
-    return subprocess.run(
-        [sys.executable, "-m", "infra.cli", "keys", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return enclave_cli(data, "keys", *args, **storage_env(storage), **extra)
 
 
 def test_the_cli_manages_the_bucket_s_keys(
