@@ -33,6 +33,7 @@ from functions.errors import (
     NoDeploymentError,
     ServiceUnavailableError,
     UpstreamError,
+    UpstreamRateLimitedError,
     UpstreamUnavailableError,
     map_exception,
 )
@@ -249,6 +250,7 @@ class Chat:
         last: ServiceUnavailableError | None = None
         down = 0  # deployments found down (refusing, and none can be woken)
         for attempt, deployment in enumerate(plan):
+            started = self.router.attempt_started()
             try:
                 opened = await self._send(ctx, deployment)
             except UpstreamUnavailableError as exc:
@@ -257,11 +259,11 @@ class Chat:
                     self.warmth.mark_unreachable(deployment)
                     self.warmth.wake(deployment)
                     down += not deployment.scale_to_zero
-                self.router.record_failure(deployment)
+                self.router.record_failure(deployment, isinstance(exc, UpstreamRateLimitedError))
                 self.metrics.upstream_errors.labels(deployment.name, exc.code or "").inc()
                 logger.warning("deployment failed", deployment=deployment.name, error=exc.message)
                 continue
-            self.router.record_success(deployment)
+            self.router.record_success(deployment, started)
             if deployment is not ctx.plan[0]:
                 self.metrics.fallbacks.labels(
                     ctx.body.model, ctx.plan[0].name, deployment.name

@@ -1,9 +1,12 @@
 """Which deployments are resting after failing: the router's health state.
 
 A deployment that fails more than ``allowed_fails`` times within a minute rests
-for ``cooldown_s``: routing still lists it, but after every deployment that is
-not resting, as a last resort. An answer from a resting deployment (tried as that
-last resort) ends its rest. ``cooldown_s == 0`` never rests anyone.
+for ``cooldown_s``; one that answers 429 (rate limited: it is overloaded) rests at
+once, as litellm's Router does. Routing still lists a resting deployment, but after
+every deployment that is not resting, as a last resort. An answer from a resting
+deployment to an attempt begun after its rest began (tried as that last resort)
+ends the rest; an answer to an attempt begun before says nothing about it: that
+request was in flight when the failures came. ``cooldown_s == 0`` never rests anyone.
 
 The state is per process and in memory, as litellm's Router kept it before: it is
 a hint for ordering, never a refusal. The gateway reports every attempt here
@@ -32,23 +35,31 @@ class Cooldowns:
         self._cooldown_s = cooldown_s
         self._clock = clock
         self._failures: dict[str, deque[float]] = {}
-        self._until: dict[str, float] = {}  # deployment -> end of its rest (clock time)
+        # deployment -> (start, end) of its rest, clock time
+        self._rest: dict[str, tuple[float, float]] = {}
 
-    def failed(self, name: str) -> None:
-        """Count a failure; one past ``allowed_fails`` within a minute starts a rest."""
+    def now(self) -> float:
+        """The clock these cooldowns keep: stamp an attempt's start with it."""
+        return self._clock()
+
+    def failed(self, name: str, rate_limited: bool = False) -> None:
+        """Count a failure; one past ``allowed_fails`` within a minute, or a 429, starts a rest."""
         now = self._clock()
         recent = self._failures.setdefault(name, deque())
         recent.append(now)
         while recent[0] <= now - WINDOW_S:
             recent.popleft()
-        if len(recent) > self._allowed_fails:
-            self._until[name] = now + self._cooldown_s
+        if rate_limited or len(recent) > self._allowed_fails:
+            self._rest[name] = (now, now + self._cooldown_s)
             recent.clear()  # a fresh count once the rest is over
 
-    def succeeded(self, name: str) -> None:
-        """An answer: the deployment works, whatever its rest had left."""
-        self._until.pop(name, None)
+    def succeeded(self, name: str, started: float | None = None) -> None:
+        """An answer to an attempt begun at ``started`` (default: now): if the attempt
+        began after the deployment's rest did, the deployment works again."""
+        rest = self._rest.get(name)
+        if rest is not None and (started is None or started >= rest[0]):
+            del self._rest[name]
 
     def resting(self, names: Iterable[str]) -> set[str]:
         now = self._clock()
-        return {name for name in names if self._until.get(name, now) > now}
+        return {name for name in names if self._rest.get(name, (now, now))[1] > now}

@@ -23,6 +23,8 @@
         ├── QueueFullError            503                        queue_full
         ├── StorageUnavailableError   503                        storage_unavailable
         ├── UpstreamUnavailableError  503                        upstream_unavailable
+        │   ├── UpstreamRateLimitedError 503                     upstream_unavailable (a 429:
+        │   │                                                    its deployment rests at once)
         │   └── UpstreamUnreachableError 503                     upstream_unreachable
         │       └── UpstreamRefusedError 503                     upstream_refused
         └── NoDeploymentError         503                        no_deployment_available
@@ -43,8 +45,9 @@ knows about them; nothing here ever looks at message text:
     litellm APIConnectionError, Timeout       503 UpstreamUnreachableError (could not be reached)
     litellm ContextWindowExceededError        400 UpstreamError  context_length_exceeded
     litellm/openai error, other 4xx status    4xx UpstreamError  (the status; the request's fault)
+    litellm/openai error, status 429          503 UpstreamRateLimitedError
     litellm/openai error, any other status    503 UpstreamUnavailableError (the deployment's fault:
-                                                  401, 403, 404, 408, 429, 5xx, …)
+                                                  401, 403, 404, 408, 5xx, …)
     anything else (OSError from a store, …)   500 EnclaveError  (logged; its text never shown)
 
 :func:`map_upstream_exception` is the same mapping for a failure while talking to a
@@ -286,6 +289,11 @@ class UpstreamUnavailableError(ServiceUnavailableError):
     code = "upstream_unavailable"
 
 
+class UpstreamRateLimitedError(UpstreamUnavailableError):
+    """The deployment answered 429: it is overloaded, so it rests at once (as litellm's
+    Router does); the caller sees the same 503 as for any other deployment failure."""
+
+
 class UpstreamUnreachableError(UpstreamUnavailableError):
     """No answer at all (refused, timed out): the deployment may be cold or gone."""
 
@@ -343,6 +351,8 @@ def _provider_error(exc: BaseException) -> EnclaveError | None:
     status = getattr(exc, "status_code", None)
     if isinstance(status, int) and 400 <= status < 500 and status not in DEPLOYMENT_FAULTS:
         return UpstreamError("The model server refused the request.", upstream_status=status)
+    if status == 429:
+        return UpstreamRateLimitedError("The model server is rate limiting requests.")
     return UpstreamUnavailableError("The model server failed.")
 
 

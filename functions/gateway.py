@@ -128,8 +128,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
     relay = Relay(gateway.max_connections)
     filters = FilterSet(settings.filtering)  # every tenant's lexicons, loaded once
     scanner = Scanner(filters)  # large inputs are scanned in a worker process
-    state = settings.data_dir if settings.storage.remote else settings.state_dir
-    audit_settings = resolve_audit(settings.audit, state, settings.storage)
+    audit_settings = resolve_audit(settings.audit, settings.local_dir, settings.storage)
     audit_failures = Counter(
         "enclave_gateway_audit_failures",
         "Audit records lost, by reason",

@@ -26,6 +26,7 @@ import orjson
 from functions.errors import (
     DEPLOYMENT_FAULTS,
     UpstreamError,
+    UpstreamRateLimitedError,
     UpstreamUnavailableError,
     map_upstream_exception,
 )
@@ -205,6 +206,8 @@ class Relay:
             await response.aclose()
             status = response.status_code
             message, code = _upstream_error(content, status, _secrets(deployment))
+            if status == 429:
+                raise UpstreamRateLimitedError(message, headers=_retry_after(response))
             if status >= 500 or status in DEPLOYMENT_FAULTS:
                 raise UpstreamUnavailableError(message, headers=_retry_after(response))
             raise UpstreamError(message, upstream_status=status, code=code)

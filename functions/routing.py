@@ -63,16 +63,22 @@ class DeploymentRouter:
             cooling += resting
         return (*healthy, *cooling)
 
-    def record_success(self, deployment: Deployment) -> None:
-        self.cooldowns.succeeded(deployment.name)
+    def attempt_started(self) -> float:
+        """A stamp to hand back to :meth:`record_success` when the attempt answers."""
+        return self.cooldowns.now()
 
-    def record_failure(self, deployment: Deployment) -> None:
-        """Count a failed attempt; past ``allowed_fails`` a minute the deployment cools down.
+    def record_success(self, deployment: Deployment, started: float | None = None) -> None:
+        """An answer to an attempt begun at ``started`` (:meth:`attempt_started`)."""
+        self.cooldowns.succeeded(deployment.name, started)
+
+    def record_failure(self, deployment: Deployment, rate_limited: bool = False) -> None:
+        """Count a failed attempt; past ``allowed_fails`` a minute, or at once on a 429
+        (``rate_limited``), the deployment cools down.
 
         Only the deployment's own faults come here (refused, timed out, 5xx, 429):
         a request the upstream rejected as invalid is the caller's fault (I9).
         """
-        self.cooldowns.failed(deployment.name)
+        self.cooldowns.failed(deployment.name, rate_limited)
 
 
 def make_route(router: DeploymentRouter) -> ChatStep:

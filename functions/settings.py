@@ -303,6 +303,12 @@ class Settings(BaseSettings):
             raise ValueError("state lives in a bucket: there is no local state directory")
         return Path(self.storage.uri) if self.storage.uri else self.data_dir
 
+    @property
+    def local_dir(self) -> Path:
+        """Where this machine's own files go (audit defaults, key sets): the state directory,
+        or ``data_dir`` when durable state lives in a bucket."""
+        return self.data_dir if self.storage.remote else self.state_dir
+
     @model_validator(mode="after")
     def _default_deployment_is_our_node(self) -> Settings:
         """Unless deployments are configured, the gateway routes to the node these settings run."""

@@ -49,17 +49,15 @@ def audit_of(settings: Settings) -> tuple[AuditSettings, AuditStorage]:
 
     Raises :class:`~functions.audit.errors.AuditError` (keys missing on a bucket…).
     """
-    storage = settings.storage
-    local = settings.data_dir if storage.remote else settings.state_dir
-    audit = resolve_audit(settings.audit, local, storage)
-    return audit, open_storage(audit, storage)
+    audit = resolve_audit(settings.audit, settings.local_dir, settings.storage)
+    return audit, open_storage(audit, settings.storage)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.audit_command == "keygen":
         return keygen_command(args.directory)
     storage = settings.storage
-    local = settings.data_dir if storage.remote else settings.state_dir
+    local = settings.local_dir
     if args.audit_command == "rotate-key" and args.generate:
         if storage.remote:
             print(NO_LOCAL_KEK)

@@ -48,6 +48,7 @@ from functions.errors import (
     StorageUnavailableError,
     TooManyFailedLoginsError,
     UpstreamError,
+    UpstreamRateLimitedError,
     UpstreamRefusedError,
     UpstreamUnavailableError,
     UpstreamUnreachableError,
@@ -118,6 +119,13 @@ TREE = [
     (
         UpstreamUnavailableError,
         ServiceUnavailableError,
+        503,
+        "server_error",
+        "upstream_unavailable",
+    ),
+    (
+        UpstreamRateLimitedError,
+        UpstreamUnavailableError,
         503,
         "server_error",
         "upstream_unavailable",
@@ -438,7 +446,7 @@ FOREIGN: list[tuple[str, Callable[[], BaseException], type[EnclaveError], int, s
     (
         "litellm-rate-limit",
         lambda: litellm.exceptions.RateLimitError("slow down", model="m", llm_provider="anthropic"),
-        UpstreamUnavailableError,
+        UpstreamRateLimitedError,
         503,
         "server_error",
         "upstream_unavailable",
@@ -463,8 +471,9 @@ FOREIGN: list[tuple[str, Callable[[], BaseException], type[EnclaveError], int, s
     ),
     (
         "litellm-budget",
+        # a 429: the deployment's budget is spent, so it rests at once
         lambda: litellm.exceptions.BudgetExceededError(current_cost=2.0, max_budget=1.0),
-        UpstreamUnavailableError,
+        UpstreamRateLimitedError,
         503,
         "server_error",
         "upstream_unavailable",
@@ -619,7 +628,7 @@ def _open(deployment: Deployment, relay: Relay) -> Any:
 @pytest.mark.parametrize(
     ("status", "headers", "cls", "expected_headers"),
     [
-        (429, {"retry-after": "7"}, UpstreamUnavailableError, {"retry-after": "7"}),
+        (429, {"retry-after": "7"}, UpstreamRateLimitedError, {"retry-after": "7"}),
         (503, {"retry-after": "2"}, UpstreamUnavailableError, {"retry-after": "2"}),
         (401, {}, UpstreamUnavailableError, {}),
         (422, {}, UpstreamError, {}),
@@ -636,8 +645,11 @@ def test_an_upstreams_http_refusal(
     relay._client = httpx.AsyncClient(transport=httpx.MockTransport(upstream))
     with pytest.raises(cls) as raised:
         _open(Deployment(name="d", model="m", api_base="http://upstream/v1"), relay)
+    assert type(raised.value) is cls  # only a 429 rests its deployment at once
     assert raised.value.headers == expected_headers
     assert raised.value.status_code == (status if cls is UpstreamError else 503)
+    if cls is not UpstreamError:  # the caller cannot tell a 429 from any other failure
+        assert raised.value.body()["error"]["code"] == "upstream_unavailable"
 
 
 @pytest.mark.parametrize(

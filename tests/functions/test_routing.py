@@ -108,3 +108,28 @@ def test_a_zero_cooldown_never_rests() -> None:
     router.record_failure(_deployment("b1"))
     assert _names(router, "b") == ["b1"]
     assert router.cooldowns.resting(["b1"]) == set()
+
+
+def test_a_429_rests_the_deployment_at_once() -> None:
+    router = _router(allowed_fails=3)
+    router.record_failure(_deployment("a1"), rate_limited=True)  # one 429, under allowed_fails
+    assert router.cooldowns.resting(["a1", "a2"]) == {"a1"}
+    for _ in range(50):
+        assert _names(router, "a") == ["a2", "b1", "a1"]
+    router.record_failure(_deployment("a2"))  # any other failure still counts to the limit
+    assert router.cooldowns.resting(["a2"]) == set()
+
+
+def test_only_an_answer_to_an_attempt_begun_during_the_rest_ends_it() -> None:
+    clock = Clock()
+    cooldowns = Cooldowns(allowed_fails=0, cooldown_s=30, clock=clock)
+    in_flight = cooldowns.now()  # a long request to "d" begins
+    clock.now += 1
+    cooldowns.failed("d")  # meanwhile other requests fail: "d" rests
+    clock.now += 1
+    cooldowns.succeeded("d", in_flight)  # the old request's answer: says nothing new
+    assert cooldowns.resting(["d"]) == {"d"}
+    retried = cooldowns.now()  # tried as the last resort, during the rest
+    clock.now += 1
+    cooldowns.succeeded("d", retried)
+    assert cooldowns.resting(["d"]) == set()
