@@ -20,7 +20,7 @@ from functions.storage.objects import UNCHANGED, Unchanged
 T = TypeVar("T")
 Change = Callable[[list[KeyRecord]], T]
 
-__all__ = ["UNCHANGED", "Change", "KeyBackend", "Snapshot", "Unchanged"]
+__all__ = ["UNCHANGED", "Change", "KeyBackend", "Seen", "Snapshot", "Unchanged"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +32,7 @@ class Snapshot:
 
 
 EMPTY = Snapshot((), None)
+Seen = Callable[[Snapshot], None]  # told each latest version an update reads on its way
 
 
 class KeyBackend(Protocol):
@@ -44,11 +45,15 @@ class KeyBackend(Protocol):
         """
         ...
 
-    def update(self, change: Change[T], current: Snapshot) -> tuple[T, Snapshot]:
+    def update(
+        self, change: Change[T], current: Snapshot, seen: Seen | None = None
+    ) -> tuple[T, Snapshot]:
         """Apply ``change`` to the latest records (in place) and store them, atomically.
 
         ``current`` is what the caller holds, reused when it is still the latest.
         ``change`` may run more than once (on fresh records each time) and may
         raise to refuse: nothing is written then, and the exception propagates.
+        ``seen`` is called with each latest version read on the way, so a caller
+        whose write waits behind other writers' still learns what they stored.
         """
         ...

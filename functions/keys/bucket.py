@@ -20,7 +20,7 @@ import time
 from typing import Literal
 
 from functions.errors import StorageUnavailableError
-from functions.keys.backend import EMPTY, UNCHANGED, Change, Snapshot, T, Unchanged
+from functions.keys.backend import EMPTY, UNCHANGED, Change, Seen, Snapshot, T, Unchanged
 from functions.keys.records import dump_records, load_records
 from functions.storage.objects import ObjectStore, WriteConflictError
 
@@ -49,11 +49,15 @@ class BucketKeys:
         except (ValueError, TypeError) as exc:  # not JSON, not records
             raise StorageUnavailableError("The key index in the bucket cannot be read.") from exc
 
-    def update(self, change: Change[T], current: Snapshot) -> tuple[T, Snapshot]:
+    def update(
+        self, change: Change[T], current: Snapshot, seen: Seen | None = None
+    ) -> tuple[T, Snapshot]:
         latest = current
         for attempt in range(self._attempts):
             loaded = self.load(latest.version)
             latest = latest if loaded is UNCHANGED else loaded
+            if seen is not None:  # a write waiting behind others' still keeps its reader fresh
+                seen(latest)
             records = list(latest.records)
             result = change(records)
             data = dump_records(records)

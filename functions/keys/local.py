@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from functions.errors import StorageUnavailableError
-from functions.keys.backend import EMPTY, UNCHANGED, Change, Snapshot, T, Unchanged
+from functions.keys.backend import EMPTY, UNCHANGED, Change, Seen, Snapshot, T, Unchanged
 from functions.keys.records import dump_records, load_records
 
 
@@ -44,13 +44,18 @@ class LocalKeys:
         except (OSError, ValueError, TypeError) as exc:
             raise StorageUnavailableError(f"The key store {self._path} cannot be read.") from exc
 
-    def update(self, change: Change[T], current: Snapshot) -> tuple[T, Snapshot]:
+    def update(
+        self, change: Change[T], current: Snapshot, seen: Seen | None = None
+    ) -> tuple[T, Snapshot]:
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             with open(self._lock_path, "a") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 loaded = self.load(current.version)
-                records = list((current if loaded is UNCHANGED else loaded).records)
+                latest = current if loaded is UNCHANGED else loaded
+                if seen is not None:
+                    seen(latest)
+                records = list(latest.records)
                 result = change(records)
                 self._replace(dump_records(records))
                 return result, Snapshot(tuple(records), _version(self._path.stat()))

@@ -194,9 +194,13 @@ class KeyStore:
     def _reload(self) -> None:
         with self._io:
             loaded = self._backend.load(self._view.snapshot.version)
-            if loaded is not UNCHANGED:
-                self._view = _View.of(loaded)
-            self._loaded_at = time.monotonic()
+            self._install(self._view.snapshot if loaded is UNCHANGED else loaded)
+
+    def _install(self, snapshot: Snapshot) -> None:
+        """The view is ``snapshot``, just read or written (under ``_io``: in order)."""
+        if snapshot is not self._view.snapshot:
+            self._view = _View.of(snapshot)
+        self._loaded_at = time.monotonic()
 
     def update(self, change: Change[T]) -> T:
         """Apply ``change`` to the stored records in one atomic write; prune ended keys."""
@@ -206,10 +210,9 @@ class KeyStore:
             records[:] = pruned(records, datetime.now(UTC), self._retention)
             return result
 
-        with self._io:
-            result, snapshot = self._backend.update(changed, self._view.snapshot)
-            self._view = _View.of(snapshot)  # this process sees its change at once
-            self._loaded_at = time.monotonic()
+        with self._io:  # held while the write waits behind others': it installs what it reads
+            result, snapshot = self._backend.update(changed, self._view.snapshot, self._install)
+            self._install(snapshot)  # this process sees its change at once
         return result
 
     # -- operations (CLI, admin endpoints) -------------------------------------------

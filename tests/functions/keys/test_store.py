@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,9 +25,10 @@ from functions.keys import (
     Snapshot,
     key_store,
 )
-from functions.keys.backend import Change, T, Unchanged
+from functions.keys.backend import Change, Seen, T, Unchanged
 from functions.settings import GatewaySettings, Settings
 from functions.storage import S3Objects, StorageSettings
+from functions.storage.objects import Blob, ObjectStore, WriteConflictError
 from tests.s3 import s3_client
 
 PEPPER = b"p" * 32
@@ -133,8 +135,10 @@ class Unreliable:
             raise StorageUnavailableError("The bucket is unreachable.")
         return self._backend.load(version)
 
-    def update(self, change: Change[T], current: Snapshot) -> tuple[T, Snapshot]:
-        return self._backend.update(change, current)
+    def update(
+        self, change: Change[T], current: Snapshot, seen: Seen | None = None
+    ) -> tuple[T, Snapshot]:
+        return self._backend.update(change, current, seen)
 
 
 def test_a_stale_view_refuses_stored_keys_until_a_refresh_succeeds(backends: Backends) -> None:
@@ -168,6 +172,74 @@ def test_a_stale_view_refuses_stored_keys_until_a_refresh_succeeds(backends: Bac
 
     asyncio.run(asyncio.wait_for(scenario(), 30))
     assert keys.lookup(key.encode()) is not None  # without revalidation, age does not matter
+
+
+class Contended:
+    """Bucket objects whose writes lose to (simulated) other writers while ``contended``."""
+
+    def __init__(self, objects: ObjectStore) -> None:
+        self._objects = objects
+        self.contended = threading.Event()
+        self.lost_twice = threading.Event()
+        self.lost = 0
+
+    def get(self, key: str, *, etag: str | None = None) -> Blob | Unchanged | None:
+        return self._objects.get(key, etag=etag)
+
+    def put(
+        self, key: str, data: bytes, *, if_match: str | None = None, create: bool = False
+    ) -> str:
+        if self.contended.is_set():
+            self.lost += 1
+            if self.lost >= 2:
+                self.lost_twice.set()
+            raise WriteConflictError(key)
+        return self._objects.put(key, data, if_match=if_match, create=create)
+
+    def delete(self, key: str) -> None:
+        self._objects.delete(key)
+
+    def keys(self, prefix: str = "") -> list[str]:
+        return self._objects.keys(prefix)
+
+    def scoped(self, name: str) -> ObjectStore:
+        return self._objects.scoped(name)
+
+
+def test_a_write_waiting_behind_other_writers_keeps_the_view_fresh(
+    s3_storage: StorageSettings,
+) -> None:
+    """A create that keeps losing the race holds the store's lock for seconds; the view must
+    not go stale meanwhile (every request with a stored key would get a 503), and a key
+    another gateway made in the meantime is seen by the reads the waiting write makes."""
+    objects = Contended(S3Objects.from_settings(s3_storage).scoped("keys"))
+    # stale after 1.5 s: more than the longest pause between a losing writer's attempts (1 s)
+    keys = KeyStore(BucketKeys(objects), PEPPER, reload_s=0.05, stale_after_s=1.5)
+    mine, _ = keys.create(KeySpec(tenant="acme"))
+    elsewhere = KeyStore(BucketKeys(S3Objects.from_settings(s3_storage).scoped("keys")), PEPPER)
+
+    async def scenario() -> None:
+        await keys.start()
+        try:
+            objects.contended.set()
+            waiting = asyncio.create_task(asyncio.to_thread(keys.create, KeySpec(tenant="b")))
+            await asyncio.to_thread(objects.lost_twice.wait, 10)
+            theirs, _ = await asyncio.to_thread(elsewhere.create, KeySpec(tenant="c"))
+            started = time.monotonic()
+            while time.monotonic() - started < 3.5:  # over twice stale_after_s
+                assert keys.lookup(mine.encode()) is not None  # no 503: still fresh
+                await asyncio.sleep(0.02)
+            assert keys.lookup(theirs.encode()) is not None
+            assert not waiting.done()
+            objects.contended.clear()
+            made, record = await asyncio.wait_for(waiting, 20)
+            assert keys.lookup(made.encode()) == record
+            assert {r.tenant for r in elsewhere.records()} == {"acme", "b", "c"}
+        finally:
+            objects.contended.clear()
+            await keys.aclose()
+
+    asyncio.run(asyncio.wait_for(scenario(), 40))
 
 
 def test_an_unknown_key_waits_for_a_fresher_view_while_revalidation_runs(
