@@ -12,7 +12,7 @@ import pytest
 
 from functions.gateway import create_app
 from functions.keys import LocalKeys, Snapshot
-from functions.keys.backend import Change, T
+from functions.keys.backend import Change, Seen, T
 from functions.settings import Deployment, GatewaySettings, Settings
 from tests.functions.keys.conftest import many_keys
 
@@ -27,11 +27,13 @@ def test_health_answers_while_a_create_writes_2000_keys(
     writers: list[tuple[bool, bool]] = []  # (off the main thread, released by the test)
     real_update = LocalKeys.update
 
-    def held(self: LocalKeys, change: Change[T], current: Snapshot) -> tuple[T, Snapshot]:
+    def held(
+        self: LocalKeys, change: Change[T], current: Snapshot, seen: Seen | None = None
+    ) -> tuple[T, Snapshot]:
         entered.set()
         writers.append((threading.current_thread() is not threading.main_thread(), False))
         writers[-1] = (writers[-1][0], release.wait(30))
-        return real_update(self, change, current)
+        return real_update(self, change, current, seen)
 
     monkeypatch.setattr(LocalKeys, "update", held)
     settings = Settings(
