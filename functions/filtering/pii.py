@@ -48,6 +48,7 @@ _S = r"[ \-]?"
 _D = r"\d(?<![0-9a-z]\d)(?<!\d-\d)"
 _SEP = re.compile(r"[ \-]")
 _DIGIT = re.compile(r"\d")
+_NON_DIGIT = re.compile(r"\D")
 _NUMERIC = frozenset({"ID_CARD", "CARD", "SSN", "PHONE", "LANDLINE", "PASSPORT", "IPV4"})
 
 
@@ -65,13 +66,17 @@ def _near(norm: Normalised, start: int, end: int, words: re.Pattern[str]) -> boo
 
 _CARD_WORDS = re.compile(
     r"卡|账号|帐号|账户|帐户|银联|支付|转账|付款|收款|还款|有效期|"
-    r"card|visa|master|amex|unionpay|account|acct|pay|cvv|expir"
+    r"信用|card|visa|master|amex|express|discover|jcb|diners|unionpay|credit|account|acct|pay|"
+    r"cvv|cid|expir"
 )
 _LANDLINE_WORDS = re.compile(
     r"电话|座机|固话|传真|致电|拨打|热线|总机|分机|联系|tel|phone|fax|call"
 )
 _PASSPORT_WORDS = re.compile(r"护照|证件|旅行证|passport|travel document")
 _SSN_WORDS = re.compile(r"ssn|social security|社会安全|社保号")
+_NANP_WORDS = re.compile(
+    r"电话|手机|座机|致电|拨打|联系|传真|\b(?:phone|call|tel|cell|mobile|fax|contact|dial|text)"
+)
 _VERSION_WORDS = re.compile(r"版本|\b(?:version|ver\.?|v|release|build)[:\s]*$")
 
 
@@ -121,9 +126,15 @@ def _card(m: re.Match[str], norm: Normalised) -> tuple[int, int, str] | None:
         if scheme is None:
             continue
         start, stop = m.start(), m.start() + end
-        if _grouped(raw[:end]) or _near(norm, start, stop, _CARD_WORDS):
+        if _grouped(raw[:end]) or _amex(value) or _near(norm, start, stop, _CARD_WORDS):
             return start, stop, value
     return None
+
+
+def _amex(value: str) -> bool:
+    """An American Express number stands on its own: 15 digits after 34 or 37 that pass
+    Luhn are one random number in 500 (a Visa-shaped 16 digits: one in 100)."""
+    return len(value) == 15 and value.startswith(("34", "37"))
 
 
 def _card_type(canonical: str) -> str:
@@ -137,6 +148,16 @@ def _ssn(m: re.Match[str], norm: Normalised) -> tuple[int, int, str] | None:
     if m.group().count("-") != 2 and not _near(norm, m.start(), m.end(), _SSN_WORDS):
         return None
     return m.start(), m.end(), value
+
+
+def _nanp(m: re.Match[str], norm: Normalised) -> tuple[int, int, str] | None:
+    value = _NON_DIGIT.sub("", m.group(1)) + m.group(3)
+    if not validators.nanp(value):
+        return None
+    # written as bare digits it could be any ten-digit number: it needs a context word
+    if m.group().isdigit() and not _near(norm, m.start(), m.end(), _NANP_WORDS):
+        return None
+    return m.start(), m.end(), "+1" + value
 
 
 def _with_words(words: re.Pattern[str]) -> Check:
@@ -298,6 +319,16 @@ DETECTORS: tuple[Detector, ...] = (
     _d("CARD", "card", rf"{_run(13, 19)}{_R}", _card),
     _d("SSN", "ssn", rf"{_D}\d{{2}}([ \-]?)\d{{2}}\1\d{{4}}{_R}", _ssn),
     _d("PHONE", "mobile", rf"{_L}(?:(?:\+|00)86{_S})?(1{_S}[3-9](?:{_S}\d){{9}}){_R}", _mobile),
+    # NANP: (415) 555-0132, 415-555-0132, 415.555.0132, +1 415 555 0132, 1-415-555-0132,
+    # 001-415-555-0132; the separators between the three groups must agree
+    _d(
+        "PHONE",
+        "nanp",
+        rf"{_L}(?:(?:\+|00)?1[ \-.]?)?"
+        r"(\([2-9]\d\d\) ?[2-9]\d\d[ \-.]?|[2-9]\d\d([ \-.]?)[2-9]\d\d\2)(\d{4})"
+        r"(?: ?(?:x|ext\.?) ?\d{1,6})?(?![0-9a-z])(?![\-.]\d)",
+        _nanp,
+    ),
     _d(
         "LANDLINE",
         "landline",
