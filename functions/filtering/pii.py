@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from functions.filtering import validators
+from functions.filtering import people, places, validators
 from functions.filtering.normalise import Normalised
 
 
@@ -352,13 +352,18 @@ DETECTORS: tuple[Detector, ...] = (
 )
 PRIORITY = {"SECRET": 0, "EMAIL": 1, "ID_CARD": 2, "BANK_CARD": 3, "CREDIT_CARD": 3}
 PRIORITY |= {"SSN": 4, "PHONE": 5, "LANDLINE": 6, "PASSPORT": 7, "IPV6": 8, "IPV4": 9}
+PRIORITY |= {"ADDRESS": 10, "PERSON": 11}
+# names and addresses: read from the shape of prose, not from a pattern (see people, places)
+PROSE = frozenset({"PERSON", "ADDRESS"})
+_HAS_CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
-def find_pii(norm: Normalised, pos: int = 0) -> list[Found]:
+def find_pii(norm: Normalised, pos: int = 0, prose: bool = True) -> list[Found]:
     """Every validated finding in ``norm`` (overlaps included; the engine resolves them).
 
     ``pos``: the first normalised index a finding may start at; what comes before it
     is context only (lookbehinds, context words), as for a stream's released text.
+    ``prose``: whether to look for names and addresses too.
     """
     found = []
     text = norm.text
@@ -374,4 +379,23 @@ def find_pii(norm: Normalised, pos: int = 0) -> list[Found]:
             o_start, o_end = norm.span(start, end)
             type_ = _card_type(canonical) if detector.type == "CARD" else detector.type
             found.append(Found(type_, detector.rule, o_start, o_end, canonical))
+    if prose:
+        found += _prose(norm, pos, has_digits)
+    return found
+
+
+def _prose(norm: Normalised, pos: int, has_digits: bool) -> list[Found]:
+    """Names and addresses (the canonical form of a name is its lower-cased text)."""
+    spans: list[tuple[str, tuple[int, int, str]]] = []
+    if _HAS_CJK.search(norm.text, pos):
+        spans += [("PERSON", s) for s in people.zh_names(norm, pos)]
+        spans += [("ADDRESS", s) for s in places.zh_addresses(norm, pos)]
+    if not norm.original.islower():
+        spans += [("PERSON", s) for s in people.en_names(norm, pos)]
+    if has_digits:
+        spans += [("ADDRESS", s) for s in places.en_addresses(norm, pos)]
+    found = []
+    for type_, (start, end, rule) in spans:
+        o_start, o_end = norm.span(start, end)
+        found.append(Found(type_, rule, o_start, o_end, " ".join(norm.text[start:end].split())))
     return found

@@ -80,7 +80,7 @@ def test_nanp_validator() -> None:
     ],
 )
 def test_amex(text: str) -> None:
-    assert [t for t, _, _ in found(text)] == ["CREDIT_CARD"]
+    assert [t for t, _, _ in found(text) if t != "PERSON"] == ["CREDIT_CARD"]
 
 
 @pytest.mark.parametrize(

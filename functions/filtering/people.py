@@ -1,0 +1,317 @@
+"""Person names (``PERSON``) in Chinese and English prose: gazetteers confirmed by context.
+
+No model: a spaCy NER pass costs about 19 ms a message, and a segmenter with name tags
+(jieba's ``nr``) several times the whole input budget. Instead:
+
+* **Chinese**: a surname (single or compound, from the Hundred Family Surnames and
+  the census frequency lists) followed by one or two given-name characters. Almost
+  every surname character also begins ordinary words (高兴, 王国, 黄金, 方法), so a
+  candidate needs context: a strong word (姓名, 患者, 收件人, 先生, 女士, 医生…) on either
+  side, or a weak one (的, 说, 来电, 和, an enumeration comma, a field boundary) *and*
+  given-name characters that are common in names, *and* not a listed common word.
+* **English**: a capitalised word in the first-name gazetteer (US Census 1990, see
+  ``scripts/make_first_names.py``) followed by capitalised words (the surname), or
+  any capitalised words after a title or a strong context word (Mr, Dr, patient,
+  Dear, Name:, signed, contact). First names that are also common words (Will, May,
+  Grant) need a surname or context.
+
+Finders return ``(start, end, rule)`` in *normalised* offsets; English reads letter
+case from the original text (normalisation folds it).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+
+from functions.filtering.normalise import Normalised
+
+_CJK = "\u4e00-\u9fff"
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+COMPOUND_SURNAMES = _words(
+    "欧阳 司马 诸葛 上官 东方 皇甫 尉迟 公孙 慕容 长孙 宇文 司徒 夏侯 轩辕 令狐 钟离 南宫 西门 "
+    "独孤 端木 百里 呼延 万俟 澹台 公冶 太史 申屠 东郭 闻人 赫连 拓跋 第五 左丘 谷梁 宗政 濮阳"
+)
+SURNAMES = (
+    "萧王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏"
+    "魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付傅方白邹孟熊秦邱江尹薛闫阎段雷侯龙史陶黎贺顾毛郝"
+    "龚邵万钱严覃武戴莫孔向汤常温康施文牛樊葛邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞"
+    "左柳甘祝包宁尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷盛曲翁冉骆蓝路游辛靳管柴蒙鲍华喻祁蒲房滕"
+    "屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂全佟应臧"
+    "闵苟邬边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝官封谈匡鞠惠荆乐冀郁胥"
+    "南班储原栗燕楚鄢劳谌奚皮粟冼蔺楼盘满闻位厉伊仝区郜海阚花权强帅屠豆朴盖练廉禹井祖漆巴丰支"
+    "卿国狄平计索宣晋相初门云容敬来扈晁芮都普阙浦戈伏鹿薄邸雍辜羊乌母裘亓修邰赫杭况那宿鲜印逯"
+    "隆茹诸战慕危玉银亢嵇公哈湛宾戎勾茅利於呼居揭干但尉冶斯元束檀衣信展阴昝智幸奉植衡富尧闭由"
+)
+# characters common in given names (a hand-made list, not Faker's)
+GIVEN = frozenset(
+    "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀英华玉兰霞平刚桂金梅鹏辉斌宇浩凯健俊帆帅旭宁龙林欢阳"
+    "建国峰晨雪琳晶颖玲丹萍红鑫波飞鸿亮新利清云淑珍凤荣博文彬志宏海兵春燕婷倩慧佳欣怡雨萱梓涵"
+    "子轩然航思琪诗雅嘉瑶晓小蕾璐露莉菲薇晴悦妍月洁蓉莹琴岚婕媛嫣婉彤馨瑞祥福庆德仁义礼智信忠"
+    "孝勤永长立成功业兴盛昌隆宝贵富天星辰光朗晖东南西北中正方安康泰和顺达通远道家庭振毅坚武威"
+    "胜卫士民友彩虹霓松柏竹菊荷莲桃杏梨枫桐楠桦森木柳杨江河湖泉溪源深澈纯真善美好良优豪雄壮巧"
+    "聪灵乐喜笑容颜珠翠琼瑾瑜璇琅琦珊佩环芝芬芸茜茹荔莎菁萌蓓蕊晗曦昕昊旻炜烨煜熙焕炎钰铭锋锐"
+    "铮钧锦坤垚培基城均增喆哲恩慈惠忆恒宸宪宣宜宾寒尧崇巍嵩川州希廷彦征徽心怀悟惟懿才扬承捷政"
+    "敬斐昆易春昭晋晏景智暖曼朝望杉果柔栋树格楚毓汉池沁沐沛泓泽津洪润淼滢潇澜澄瀚炯烁照熠牧玥"
+    "玮珂珏琛瑛璞甜生田男畅皓盈睿知硕祎祺禧秋程穆童竞笛筠素紫绍羽翔翰耀舒艺芊芮苗若茂茗茵萧蔚"
+    "蓝蝶衡裕言诚语谦贞贤赛越迪逸遥邦郎鉴钊铄银锡闻雁雯霖青韵颂飘香馥骏高鸣鹤黎默齐桂秀凤霞兰"
+    "三四五六花冬想春夏秋菊萱莺鹃凤娥妹姐兰桂珍淑贞红梅艳丽娟萍玲芳敏静燕华荣坤彪亭岩石山水冰梦婧璐蕊欣宁乾元亨运福禄寿喜财德"
+)
+# two-character words that begin with a surname and read as a name (a candidate that is
+# one of these needs a strong context word)
+COMMON_WORDS = frozenset(
+    _words(
+        """
+        高兴 王国 张开 黄金 方法 周末 时间 方面 方向 方便 方式 方案 高级 高速 高度 高中
+        高考 金融 金额 安全 安排 安装 平安 文化 文件 文明 明天 明白 明年 明显 海关 海洋
+        江山 林业 马上 石油 常常 常见 康复 关于 关系 关注 关键 于是 成功 成为 成本 成果
+        成立 成绩 程度 程序 和平 和谐 应该 应用 应当 向前 向上 连续 连接 车辆 车站 项目
+        宁可 宁愿 尚未 甘心 管理 简单 简直 冷静 全部 全面 全国 全体 宗教 师傅 商品 商业
+        商量 沙发 荣誉 封面 谈话 谈判 乐观 原来 原因 原则 满意 满足 伊拉 海外 花园 权利
+        强大 强调 丰富 支持 支付 国家 国际 国内 平时 平台 平均 计划 计算 索引 宣传 相关
+        相信 初步 门口 云南 容易 来自 都是 普通 鲜花 印象 危险 公司 公开 公里 公园 公布
+        元素 信息 信任 展开 展示 幸福 富有 由于 路上 路线 游戏 司机 古代 吉林 简历 景色
+        党员 宫殿 费用 席位 卫生 米饭 柏林 应对 武汉 武器 江苏 江西 湖南 湖北 广东 广西
+        杨树 柳树 梅花 兰花 金属 钱包 史上 龙头 雷达 熊猫 秦朝 余下 余额 任何 任务 任意
+        沈阳 姚明 孔子 向来 汤圆 温度 温暖 施工 牛奶 齐全 易于 乔木 庞大 颜色 庄园 章节
+        岳父 包括 包含 尚且 符合 舒服 童年 毕业 单位 单独 单元 季节 曲线 盛大 谷歌 苗条
+        蓝色 白色 白天 黑色 红色 黄色 华人 华为 时候 时代 时期 穆斯 农业 农民 司法 卓越
+        古老 车主 项链 麦克 景区 冷水 晏子 米兰 宗旨 全新 应急 边界 边境 姬妾 师生 和尚
+        商店 沙漠 荣获 巫师 桑拿 丛林 仲裁 明确 池塘 查询 查看 查找 麻烦 迟到 官方 封锁
+        谈到 匡正 惠州 荆州 乐意 郁闷 南京 南方 班级 储存 楚国 燕子 劳动 皮肤 楼上 楼下
+        盘子 满分 闻到 位置 区域 区别 海南 花费 强烈 屠宰 豆腐 盖子 练习 井水 祖国 巴黎
+        丰收 国王 国外 平等 相同 相当 初中 门票 云端 容量 敬礼 来到 来说 都市 普及 鹿角
+        邓小 曹操 彭湃 夏天 夏季 秋天 金色 石头 杜绝 叶子 苏州 吕布 丁香 余地 东方 东西
+        万一 万元 万分 万物 钱财 严格 严重 武术 戴上 莫名 孔雀 常规 康熙 文章 文字 文学
+        牛肉 安静 安心 齐心 易懂 包装 宁静 解决 解释 解放 艾滋 尤其 阳光 时尚 穆罕 农村
+        古典 吉他 简介 车间 连忙 项羽 田野 田地 董事 袁术 于今 余生 叶片 程式 魏国 吕后
+        任职 姜汤 钟表 谭嗣 陆地 陆续 汪洋 范围 金钱 石家 贾宝 邹城 孟子 熊市 秦国 江湖
+        尹喜 段落 雷雨 侯爵 龙虾 史记 陶瓷 黎明 贺卡 顾客 顾问 毛病 毛巾 郝家
+        """
+    )
+)
+_STRONG_BEFORE = _words(
+    "姓名 名字 患者 病人 病患 收件人 收货人 联系人 户名 客户 用户 员工 "
+    "职员 学生 经办人 申请人 投保人 被保险人 持卡人 开户人 签字人 签名 "
+    "负责人 法人 代表人 我叫 名叫 叫做 致 亲爱的 尊敬的 家属 委托人 受益人 "
+    "乘客 租客 业主 房东 寄件人 发件人 报案人 当事人 嫌疑人 老师 医生 教授 "
+    "同事 朋友"
+)
+_STRONG_AFTER = _words(
+    "先生 女士 小姐 老师 医生 大夫 护士 教授 经理 主任 总监 同学 师傅 "
+    "阿姨 叔叔 律师 院长 校长 书记 局长 处长 科长 部长 董事长 总经理 博士 "
+    "同志 老板 主管 专员 工程师 会计 夫妇 一家"
+)
+_WEAK_AFTER = _words(
+    "的 说 表示 指出 来电 致电 打电话 签字 签名 确认 提交 反馈 告诉 认为 "
+    "今天 昨天 明天 于 在 和 与 及 、 ， , 。 ： : ； ; （ ( ） "
+    ") 是 已 已经 也 还 都 曾 将 要 就 家 住 同意 发现 称 回答 问"
+)
+_WEAK_BEFORE = _words(
+    "和 与 及 、 ， , 。 ： : ； ; （ ( 由 给 向 让 请 找 问 把 被 叫 是 跟 同 对"
+)
+_PLACE_KEYS = frozenset("省市区县旗镇乡村路街巷弄道")
+_SURNAME = re.compile(rf"(?:{'|'.join(COMPOUND_SURNAMES)}|[{SURNAMES}])(?=[{_CJK}])")
+_CJK_CHAR = re.compile(rf"[{_CJK}]")
+
+
+def _starts(text: str, at: int, words: list[str]) -> bool:
+    return any(text.startswith(word, at) for word in words)
+
+
+def _ends(text: str, at: int, words: list[str]) -> bool:
+    return any(text.endswith(word, 0, at) for word in words)
+
+
+def _boundary_before(text: str, at: int) -> bool:
+    """Start of text, or a character that is neither CJK nor a letter (a field start)."""
+    return at == 0 or not (_CJK_CHAR.match(text[at - 1]) or text[at - 1].isalpha())
+
+
+def _boundary_after(text: str, at: int) -> bool:
+    return at >= len(text) or not (_CJK_CHAR.match(text[at]) or text[at].isalpha())
+
+
+def _zh_candidate(text: str, start: int, end: int) -> tuple[int, str] | None:
+    """The name that starts with the surname at ``[start, end)``: (end, rule) or None."""
+    strong_before = _ends(text, _skip_colon_back(text, start), _STRONG_BEFORE)
+    weak_before = strong_before or _boundary_before(text, start) or _ends(text, start, _WEAK_BEFORE)
+    for size in (2, 1):  # given name of two characters first
+        stop = end + size
+        given = text[end:stop]
+        if len(given) < size or not all(_CJK_CHAR.match(c) for c in given):
+            continue
+        if size == 2 and _starts(text, end + 1, _STRONG_AFTER + _WEAK_AFTER):
+            continue  # 王伟先生, 王伟的: the second character starts the context
+        strong = strong_before or _starts(text, stop, _STRONG_AFTER)
+        word = text[start:stop]
+        if text[stop : stop + 1] in _PLACE_KEYS:
+            continue
+        if strong and (word not in COMMON_WORDS or _starts(text, stop, _STRONG_AFTER)):
+            return stop, "zh_name"
+        # weak context on both sides: the given name must look like one, and not be
+        # the start of a place (南山区, 和平路)
+        plausible = any(c in GIVEN for c in given) and text[stop : stop + 1] not in _PLACE_KEYS
+        weak_after = _boundary_after(text, stop) or _starts(text, stop, _WEAK_AFTER)
+        if plausible and weak_before and weak_after and word not in COMMON_WORDS:
+            return stop, "zh_name"
+    return None
+
+
+def _skip_colon_back(text: str, at: int) -> int:
+    while at > 0 and text[at - 1] in ":： \t":
+        at -= 1
+    return at
+
+
+def zh_names(norm: Normalised, pos: int) -> list[tuple[int, int, str]]:
+    """Chinese names in ``norm`` starting at or after ``pos`` (normalised offsets)."""
+    text, found, last = norm.text, [], -1
+    for m in _SURNAME.finditer(text, pos):
+        if m.start() < last:
+            continue
+        hit = _zh_candidate(text, m.start(), m.end())
+        if hit is not None:
+            found.append((m.start(), hit[0], hit[1]))
+            last = hit[0]
+    return found
+
+
+# --- English
+_TOKEN = r"[A-Z][a-z]+(?:['\-][A-Z]?[a-z]+)?"
+_CAPS = re.compile(rf"\b{_TOKEN}(?:,? (?:[A-Z]\.|{_TOKEN}))*")
+_WORD = re.compile(rf"[A-Z]\.|{_TOKEN}")
+TITLES = frozenset(_words("mr mrs ms miss mx dr prof sir madam mister dame lady lord"))
+# words after which capitalised words are a name whatever they are
+CONTEXT = frozenset(
+    _words(
+        """name patient customer client contact employee applicant recipient attn dear signed
+    cardholder holder insured beneficiary tenant landlord passenger guest member student
+    sincerely regards by from cc to physician nurse officer agent"""
+    )
+)
+# of those, the ones that are only context in front of a capitalised word
+_WEAK_CONTEXT = frozenset({"by", "from", "cc", "to"})
+# capitalised words that are not part of a name (first names that are also words are
+# in AMBIGUOUS: they need a surname or context)
+STOP = frozenset(
+    _words(
+        """the a an this that these those i we you he she it they my our your his her its their
+    and or but if then so as at in on of for with without about after before during monday
+    tuesday wednesday thursday friday saturday sunday january february march april may june
+    july august september october november december hello hi hey thanks thank please yes no
+    street st avenue ave road rd drive dr lane ln court ct boulevard blvd suite apt unit
+    company inc ltd llc corp university hospital school bank city county state north south
+    east west new north street group team office department center centre service services
+    customer patient contact name dear mr mrs ms dr prof"""
+    )
+)
+AMBIGUOUS = frozenset(
+    _words(
+        """will may june april august grant mark bill rose hope joy faith art chase frank guy jack
+    pat sue dean don carol ray lee van chance page hunter summer autumn dawn eve ivy iris
+    lily daisy holly ruby pearl crystal amber jade sky star sunny rich price king young brown
+    green white black gray grey long short love honey angel china christian king major
+    sterling lane bell case cash clay cliff dale dell drew ford gay glen hall herb jean
+    jewel joy lou lucky mason miles nick norm page penny rod rock roy sandy shelby storm
+    tad tanner terry ward wash wade will"""
+    )
+)
+
+
+@cache
+def first_names() -> frozenset[str]:
+    """The English first-name gazetteer (lower case; ``data/first_names_en.txt``)."""
+    text = (resources.files("functions.filtering") / "data" / "first_names_en.txt").read_text(
+        encoding="utf-8"
+    )
+    return frozenset(line for line in text.splitlines() if line and not line.startswith("#"))
+
+
+def en_names(norm: Normalised, pos: int) -> list[tuple[int, int, str]]:
+    """English names in ``norm`` starting at or after normalised index ``pos``."""
+    original, found = norm.original, []
+    low_start = norm.span(pos, pos + 1)[0] if pos < len(norm.text) else len(original)
+    names = first_names()
+    for run in _CAPS.finditer(original, low_start):
+        words = list(_WORD.finditer(original, run.start(), run.end()))
+        before = original[max(0, run.start() - 24) : run.start()].lower()
+        for span in _name_spans(words, before, names):
+            start, end = norm.index(span[0]), norm.index(span[1])
+            found.append((start, end, span[2]))
+    return found
+
+
+def _name_spans(
+    words: list[re.Match[str]], before: str, names: frozenset[str]
+) -> list[tuple[int, int, str]]:
+    """Names among one run of capitalised words; ``before``: the text before the run."""
+    out: list[tuple[int, int, str]] = []
+    previous = _last_word(before)
+    sentence_start = not before.strip() or before.rstrip()[-1:] in ".!?:\n"
+    i = 0
+    while i < len(words):
+        word = words[i].group().lower().rstrip(".")
+        if word in TITLES or word in CONTEXT or (word in STOP and word not in names):
+            previous, sentence_start, i = word, False, i + 1
+            continue
+        surname = _take_surname(words[i + 1 : i + 3])
+        end = (surname[-1] if surname else words[i]).end()
+        rule = ""
+        if previous in TITLES:
+            rule = "en_title"
+        elif previous in CONTEXT and previous not in _WEAK_CONTEXT:
+            rule = "en_context"
+        elif word in names and surname:
+            if word not in AMBIGUOUS or not (sentence_start and i == 0):
+                rule = "en_name"
+        elif (
+            word in names
+            and word not in AMBIGUOUS
+            and (previous in _WEAK_CONTEXT or _possessive_or_said(words[i]))
+        ):
+            rule = "en_name"
+        if rule:
+            out.append((words[i].start(), end, rule))
+            i += 1 + len(surname)
+        else:
+            i += 1
+        previous, sentence_start = word, False
+    return out
+
+
+def _take_surname(rest: list[re.Match[str]]) -> list[re.Match[str]]:
+    """The words after a first name that read as middle initial and surname(s)."""
+    taken: list[re.Match[str]] = []
+    for w in rest[:2]:
+        low = w.group().lower().rstrip(".")
+        if low in STOP or low in TITLES or low in CONTEXT:
+            break
+        taken.append(w)
+        if not w.group().endswith("."):  # an initial ("J.") is followed by the surname
+            break
+    if taken and taken[-1].group().endswith("."):
+        taken.pop()
+    return taken
+
+
+_AFTER_NAME = (
+    *("'s ", "’s ", ",", ":", " said", " says", " called", " calls", " wrote", " asked"),
+    *(" told", " replied", " phoned", " emailed", " signed", " is ", " was ", " will ", " has "),
+)
+
+
+def _possessive_or_said(word: re.Match[str]) -> bool:
+    after = word.string[word.end() : word.end() + 9]
+    return after.startswith(_AFTER_NAME)
+
+
+def _last_word(text: str) -> str:
+    m = re.search(r"([a-z]+)[.:,]?\s*$", text)
+    return m.group(1) if m else ""
