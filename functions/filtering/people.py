@@ -117,70 +117,65 @@ _WEAK_BEFORE = _words(
     "和 与 及 、 ， , 。 ： : ； ; （ ( 由 给 向 让 请 找 问 把 被 叫 是 跟 同 对"
 )
 _PLACE_KEYS = frozenset("省市区县旗镇乡村路街巷弄道")
-_SURNAME = re.compile(rf"(?:{'|'.join(COMPOUND_SURNAMES)}|[{SURNAMES}])(?=[{_CJK}])")
-_CJK_CHAR = re.compile(rf"[{_CJK}]")
 
 
-def _starts(text: str, at: int, words: list[str]) -> bool:
-    return any(text.startswith(word, at) for word in words)
+def _alt(words: list[str]) -> str:
+    return "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True))
 
 
-def _ends(text: str, at: int, words: list[str]) -> bool:
-    return any(text.endswith(word, 0, at) for word in words)
-
-
-def _boundary_before(text: str, at: int) -> bool:
-    """Start of text, or a character that is neither CJK nor a letter (a field start)."""
-    return at == 0 or not (_CJK_CHAR.match(text[at - 1]) or text[at - 1].isalpha())
-
-
-def _boundary_after(text: str, at: int) -> bool:
-    return at >= len(text) or not (_CJK_CHAR.match(text[at]) or text[at].isalpha())
-
-
-def _zh_candidate(text: str, start: int, end: int) -> tuple[int, str] | None:
-    """The name that starts with the surname at ``[start, end)``: (end, rule) or None."""
-    strong_before = _ends(text, _skip_colon_back(text, start), _STRONG_BEFORE)
-    weak_before = strong_before or _boundary_before(text, start) or _ends(text, start, _WEAK_BEFORE)
-    for size in (2, 1):  # given name of two characters first
-        stop = end + size
-        given = text[end:stop]
-        if len(given) < size or not all(_CJK_CHAR.match(c) for c in given):
-            continue
-        if size == 2 and _starts(text, end + 1, _STRONG_AFTER + _WEAK_AFTER):
-            continue  # 王伟先生, 王伟的: the second character starts the context
-        strong = strong_before or _starts(text, stop, _STRONG_AFTER)
-        word = text[start:stop]
-        if text[stop : stop + 1] in _PLACE_KEYS:
-            continue
-        if strong and (word not in COMMON_WORDS or _starts(text, stop, _STRONG_AFTER)):
-            return stop, "zh_name"
-        # weak context on both sides: the given name must look like one, and not be
-        # the start of a place (南山区, 和平路)
-        plausible = any(c in GIVEN for c in given) and text[stop : stop + 1] not in _PLACE_KEYS
-        weak_after = _boundary_after(text, stop) or _starts(text, stop, _WEAK_AFTER)
-        if plausible and weak_before and weak_after and word not in COMMON_WORDS:
-            return stop, "zh_name"
-    return None
-
-
-def _skip_colon_back(text: str, at: int) -> int:
-    while at > 0 and text[at - 1] in ":： \t":
-        at -= 1
-    return at
+# Three scans in C, one per kind of evidence; Python only looks at their matches. A
+# given name is one or two CJK characters, the second not the start of a context word
+# (王伟说的: 王伟, not 王伟说).
+_SURNAME = rf"(?:{_alt(COMPOUND_SURNAMES)}|[{SURNAMES}])"
+_AFTER = _alt(_STRONG_AFTER + _WEAK_AFTER)
+_GIVEN_NAME = rf"[{_CJK}](?:(?!{_AFTER})[{_CJK}])?"
+_BY_STRONG_BEFORE = re.compile(
+    rf"(?:{_alt(_STRONG_BEFORE)})[:：\s]{{0,3}}({_SURNAME}{_GIVEN_NAME})"
+)
+_BY_STRONG_AFTER = re.compile(rf"({_SURNAME}[{_CJK}]{{1,2}}?)(?:{_alt(_STRONG_AFTER)})")
+_BY_WEAK = re.compile(
+    rf"(?:(?<=[{''.join(_WEAK_BEFORE)}])|(?<![{_CJK}a-z]))({_SURNAME}{_GIVEN_NAME})"
+    rf"(?=(?:{_alt(_WEAK_AFTER)})|[^{_CJK}a-z]|\Z)"
+)
 
 
 def zh_names(norm: Normalised, pos: int) -> list[tuple[int, int, str]]:
     """Chinese names in ``norm`` starting at or after ``pos`` (normalised offsets)."""
-    text, found, last = norm.text, [], -1
-    for m in _SURNAME.finditer(text, pos):
-        if m.start() < last:
-            continue
-        hit = _zh_candidate(text, m.start(), m.end())
-        if hit is not None:
-            found.append((m.start(), hit[0], hit[1]))
-            last = hit[0]
-    return found
+    text = norm.text
+    found: dict[tuple[int, int], str] = {}
+    for m in _BY_STRONG_BEFORE.finditer(text, pos):
+        _keep(found, text, m.start(1), m.end(1), strong=True)
+    for m in _BY_STRONG_AFTER.finditer(text, pos):
+        _keep(found, text, m.start(1), m.end(1), strong=True, titled=True)
+    for m in _BY_WEAK.finditer(text, pos):
+        _keep(found, text, m.start(1), m.end(1), strong=False)
+    return [(start, end, rule) for (start, end), rule in sorted(found.items())]
+
+
+def _keep(
+    found: dict[tuple[int, int], str],
+    text: str,
+    start: int,
+    end: int,
+    *,
+    strong: bool,
+    titled: bool = False,
+) -> None:
+    """Record ``text[start:end]`` unless it is a common word, a place's start, or (on
+    weak evidence) a given name of characters rare in names."""
+    if text[end : end + 1] in _PLACE_KEYS:
+        return
+    word = text[start:end]
+    if word in COMMON_WORDS and not titled:
+        return
+    if not strong:
+        given = word[2:] if word[:2] in _COMPOUND else word[1:]
+        if not any(c in GIVEN for c in given):
+            return
+    found.setdefault((start, end), "zh_name")
+
+
+_COMPOUND = frozenset(COMPOUND_SURNAMES)
 
 
 # --- English

@@ -146,14 +146,17 @@ STATES = frozenset(
         ae ap fm mh pw"""
     )
 )
-_SUFFIX = "|".join(sorted(set(STREET_SUFFIXES), key=len, reverse=True))
-_UNIT = r"(?:,? (?:apt|apartment|suite|ste|unit|room|rm|floor|fl|bldg|#)\.? ?#?[a-z0-9\-]{1,6})?"
-_STREET = re.compile(
-    r"(?<![\w.\-])\d{1,6}[a-z]?(?: [nsew]\.?| north| south| east| west)?"
-    rf"((?: [a-z0-9'\-]+){{1,4}}?) (?:{_SUFFIX})\.?(?![\w\-]){_UNIT}"
+_SUFFIXES = frozenset(STREET_SUFFIXES)
+_UNIT = re.compile(
+    r",? (?:apt|apartment|suite|ste|unit|room|rm|floor|fl|bldg|#)\.? ?#?[a-z0-9\-]{1,6}"
 )
-_STATE_ZIP = re.compile(r",? ([a-z]{2}) \d{5}(?:-\d{4})?(?![\d\-])")
-_PO_BOX = re.compile(r"(?<![\w])p\.? ?o\.? box \d{1,6}|(?:psc|unit|cmr) \d{1,5},? box \d{1,5}")
+# a house number and the words after it; which of them ends the street is decided in
+# Python (a 200-word alternation tried after every number costs more than the rest)
+_STREET = re.compile(r"\d(?<![\w.\-]\d)\d{0,5}[a-z]?((?: [a-z0-9'\-]+\.?){2,6})")
+_STREET_WORD = re.compile(r" ([a-z0-9'\-]+)\.?")
+# the ZIP code first (a digit-led pattern is found at C speed), its state before it
+_ZIP = re.compile(r"\d(?<=[a-z]{2} \d)(?<!\d\d)\d{4}(?:-\d{4})?(?![\d\-])")
+_PO_BOX = re.compile(r"p(?<!\wp)\.? ?o\.? box \d{1,6}|(?:psc|unit|cmr) \d{1,5},? box \d{1,5}")
 _CITY = re.compile(r"(?:[A-Z][A-Za-z.'\-]* ){0,2}[A-Z][A-Za-z.'\-]*$")
 
 
@@ -162,6 +165,17 @@ def _city_start(norm: Normalised, at: int) -> int:
     o_at = norm.span(at, at + 1)[0]
     m = _CITY.search(norm.original, max(0, o_at - 40), o_at)
     return norm.index(m.start()) if m else at
+
+
+def _street_end(norm: Normalised, m: re.Match[str]) -> int | None:
+    """Where the street that starts at ``m`` ends: after the first suffix word that
+    follows a capitalised name (``12 Main St``); ``None`` if there is none."""
+    words = list(_STREET_WORD.finditer(norm.text, m.start(1), m.end(1)))
+    for i, word in enumerate(words[1:], 1):
+        after = norm.text[word.end() : word.end() + 1]
+        if word.group(1) in _SUFFIXES and not after.isalnum():
+            return word.end() if _capitalised(norm, m.start(1), words[i - 1].end()) else None
+    return None
 
 
 def _capitalised(norm: Normalised, start: int, end: int) -> bool:
@@ -174,15 +188,20 @@ def en_addresses(norm: Normalised, pos: int) -> list[tuple[int, int, str]]:
     """US addresses in ``norm`` starting at or after ``pos`` (normalised offsets)."""
     text, spans = norm.text, []
     for m in _STREET.finditer(text, pos):
-        if _capitalised(norm, m.start(1), m.end(1)):
-            spans.append((m.start(), m.end()))
+        street = _street_end(norm, m)
+        if street is not None:
+            unit = _UNIT.match(text, street)
+            spans.append((m.start(), unit.end() if unit else street))
     for m in _PO_BOX.finditer(text, pos):
         spans.append((m.start(), m.end()))
-    for m in _STATE_ZIP.finditer(text, pos):
-        if m.group(1) in STATES:
-            start = _city_start(norm, m.start())
-            if text.startswith(("apo", "fpo", "dpo"), start) or start < m.start():
-                spans.append((max(pos, start), m.end()))
+    for m in _ZIP.finditer(text, pos):
+        at = m.start() - 3  # the state's first letter
+        if text[at : at + 2] not in STATES or at < 1 or text[at - 1] not in " \n,":
+            continue
+        at -= 2 if text[at - 2 : at] == ", " else 1
+        start = _city_start(norm, at)
+        if text.startswith(("apo", "fpo", "dpo"), start) or start < at:
+            spans.append((max(pos, start), m.end()))
     return [(s, e, "us_address") for s, e in _merge(text, sorted(spans))]
 
 
