@@ -132,6 +132,7 @@ _GIVEN_NAME = rf"[{_CJK}](?:(?!{_AFTER})[{_CJK}])?"
 _BY_STRONG_BEFORE = re.compile(
     rf"(?:{_alt(_STRONG_BEFORE)})[:：\s]{{0,3}}({_SURNAME}{_GIVEN_NAME})"
 )
+_BEFORE_REACH = max(map(len, _STRONG_BEFORE)) + 3
 _BY_STRONG_AFTER = re.compile(rf"({_SURNAME}[{_CJK}]{{1,2}}?)(?:{_alt(_STRONG_AFTER)})")
 _BY_WEAK = re.compile(
     rf"(?:(?<=[{''.join(_WEAK_BEFORE)}])|(?<![{_CJK}a-z]))({_SURNAME}{_GIVEN_NAME})"
@@ -143,8 +144,10 @@ def zh_names(norm: Normalised, pos: int) -> list[tuple[int, int, str]]:
     """Chinese names in ``norm`` starting at or after ``pos`` (normalised offsets)."""
     text = norm.text
     found: dict[tuple[int, int], str] = {}
-    for m in _BY_STRONG_BEFORE.finditer(text, pos):
-        _keep(found, text, m.start(1), m.end(1), strong=True)
+    # the context word may sit before ``pos`` (a stream's released text)
+    for m in _BY_STRONG_BEFORE.finditer(text, max(0, pos - _BEFORE_REACH)):
+        if m.start(1) >= pos:
+            _keep(found, text, m.start(1), m.end(1), strong=True)
     for m in _BY_STRONG_AFTER.finditer(text, pos):
         _keep(found, text, m.start(1), m.end(1), strong=True, titled=True)
     for m in _BY_WEAK.finditer(text, pos):
