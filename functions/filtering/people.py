@@ -39,7 +39,7 @@ COMPOUND_SURNAMES = _words(
     "独孤 端木 百里 呼延 万俟 澹台 公冶 太史 申屠 东郭 闻人 赫连 拓跋 第五 左丘 谷梁 宗政 濮阳"
 )
 SURNAMES = (
-    "洪萧王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏"
+    "赖洪萧王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏"
     "魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付傅方白邹孟熊秦邱江尹薛闫阎段雷侯龙史陶黎贺顾毛郝"
     "龚邵万钱严覃武戴莫孔向汤常温康施文牛樊葛邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞"
     "左柳甘祝包宁尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷盛曲翁冉骆蓝路游辛靳管柴蒙鲍华喻祁蒲房滕"
@@ -68,6 +68,8 @@ GIVEN = frozenset(
 COMMON_WORDS = frozenset(
     _words(
         """
+        宁夏 甘肃 海南 江苏 江西 云南 吉林 安徽 湖北 南昌 常州 温州 杭州 宁波 成都 郑州
+        兰州 银川 包头 唐山 柳州 桂林 金华 徐州 曲靖 邯郸 沈阳 武汉 南京 苏州 西安 长春
         高兴 王国 张开 黄金 方法 周末 时间 方面 方向 方便 方式 方案 高级 高速 高度 高中
         高考 金融 金额 安全 安排 安装 平安 文化 文件 文明 明天 明白 明年 明显 海关 海洋
         江山 林业 马上 石油 常常 常见 康复 关于 关系 关注 关键 于是 成功 成为 成本 成果
@@ -101,7 +103,9 @@ _STRONG_BEFORE = _words(
     "职员 学生 经办人 申请人 投保人 被保险人 持卡人 开户人 签字人 签名 "
     "负责人 法人 代表人 我叫 名叫 叫做 致 亲爱的 尊敬的 家属 委托人 受益人 "
     "乘客 租客 业主 房东 寄件人 发件人 报案人 当事人 嫌疑人 老师 医生 教授 "
-    "同事 朋友"
+    "同事 朋友 被告 原告 被告人 证人 被害人 作者 记者 主持人 选手 队员 球员 "
+    "演员 导演 司机 学员 房客 户主 法定代表人 监护人 紧急联系人 经手人 "
+    "审核人 批准人 填表人 借款人 出借人 担保人 收款人 付款人 领款人"
 )
 _STRONG_AFTER = _words(
     "先生 女士 小姐 老师 医生 大夫 护士 教授 经理 主任 总监 同学 师傅 "
@@ -112,6 +116,17 @@ _WEAK_AFTER = _words(
     "的 说 表示 指出 来电 致电 打电话 签字 签名 确认 提交 反馈 告诉 认为 "
     "今天 昨天 明天 于 在 和 与 及 、 ， , 。 ： : ； ; （ ( ） "
     ") 是 已 已经 也 还 都 曾 将 要 就 家 住 同意 发现 称 回答 问"
+)
+# verbs and time words: evidence on one side only when the given name looks like one
+_HALF_AFTER = _words(
+    "打来 发来 来了 去了 到了 回复 提到 提出 负责 参加 出席 介绍 没有 不 很 刚 又 "
+    "正在 给 让 被 把 向 对 看 想 买 做 写 送 拿 要求 希望 觉得 知道 请 打 今年 "
+    "同学 同志"
+)
+_HALF_BEFORE = _words(
+    "今天 昨天 明天 上午 下午 晚上 早上 中午 当时 后来 然后 但是 因为 所以 如果 "
+    "告诉 通知 联系 感谢 谢谢 恭喜 祝贺 邀请 委托 拜访 看望 采访 交给 转给 发给 "
+    "寄给 通知 我是 他是 她是 找 和 与 及 、 ， , 。 ： : ； ; （ ( \n"
 )
 _WEAK_BEFORE = _words(
     "和 与 及 、 ， , 。 ： : ； ; （ ( 由 给 向 让 请 找 问 把 被 叫 是 跟 同 对"
@@ -134,6 +149,11 @@ _BY_STRONG_BEFORE = re.compile(
 )
 _BEFORE_REACH = max(map(len, _STRONG_BEFORE)) + 3
 _BY_STRONG_AFTER = re.compile(rf"({_SURNAME}[{_CJK}]{{1,2}}?)(?:{_alt(_STRONG_AFTER)})")
+_HALF_REACH = max(map(len, _HALF_BEFORE))
+_NAME_CHAR = f"[{''.join(sorted(GIVEN))}]"
+_LIKELY_NAME = rf"{_SURNAME}{_NAME_CHAR}(?:(?!{_AFTER}){_NAME_CHAR})?"
+_BY_HALF_BEFORE = re.compile(rf"(?:{_alt(_HALF_BEFORE)})\s?({_LIKELY_NAME})")
+_BY_HALF_AFTER = re.compile(rf"(?<![{_CJK}])({_LIKELY_NAME})(?:{_alt(_HALF_AFTER + _WEAK_AFTER)})")
 _BY_WEAK = re.compile(
     rf"(?:(?<=[{''.join(_WEAK_BEFORE)}])|(?<![{_CJK}a-z]))({_SURNAME}{_GIVEN_NAME})"
     rf"(?=(?:{_alt(_WEAK_AFTER)})|[^{_CJK}a-z]|\Z)"
@@ -152,6 +172,11 @@ def zh_names(norm: Normalised, pos: int) -> list[tuple[int, int, str]]:
         _keep(found, text, m.start(1), m.end(1), strong=True, titled=True)
     for m in _BY_WEAK.finditer(text, pos):
         _keep(found, text, m.start(1), m.end(1), strong=False)
+    for m in _BY_HALF_BEFORE.finditer(text, max(0, pos - _HALF_REACH)):
+        if m.start(1) >= pos:
+            _keep(found, text, m.start(1), m.end(1), strong=False, strict=True)
+    for m in _BY_HALF_AFTER.finditer(text, pos):
+        _keep(found, text, m.start(1), m.end(1), strong=False, strict=True)
     return [(start, end, rule) for (start, end), rule in sorted(found.items())]
 
 
@@ -163,6 +188,7 @@ def _keep(
     *,
     strong: bool,
     titled: bool = False,
+    strict: bool = False,
 ) -> None:
     """Record ``text[start:end]`` unless it is a common word, a place's start, or (on
     weak evidence) a given name of characters rare in names."""
@@ -170,7 +196,7 @@ def _keep(
         return
     word = text[start:end]
     # 国际报告, 时间名称: the surname and the first given character are a common word
-    if not titled and (word in COMMON_WORDS or word[:2] in COMMON_WORDS):
+    if not titled and (word in COMMON_WORDS or _common_start(word)):
         return
     if _FUNCTION_WORD.match(text, max(0, start - 1)) and start > 0:
         return  # 由于, 同时: the "surname" ends a function word
@@ -178,7 +204,14 @@ def _keep(
     field = strong and _boundary_after(text, end)  # 收件人：王雷\n
     if not titled and not field and not any(c in GIVEN for c in given):
         return
+    if strict and not all(c in GIVEN for c in given):
+        return
     found.setdefault((start, end), "zh_name")
+
+
+def _common_start(word: str) -> bool:
+    """国际报, 时间名: a common word and one more character (黄金凤 is lost with them)."""
+    return word[:2] in COMMON_WORDS
 
 
 def _boundary_after(text: str, at: int) -> bool:
@@ -191,7 +224,7 @@ _FUNCTION_WORD = re.compile("[由对关至等属基鉴终免][于]|[同当及这
 
 
 # --- English
-_TOKEN = r"[A-Z][a-z]+(?:['\-][A-Z]?[a-z]+)?"
+_TOKEN = r"[A-Z][a-z]+(?:-[A-Z]?[a-z]+|'[A-Z][a-z]+)?"  # Smith-Jones, O'Brien; not 's
 _CAPS = re.compile(rf"\b{_TOKEN}(?:,? (?:[A-Z]\.|{_TOKEN}))*")
 _WORD = re.compile(rf"[A-Z]\.|{_TOKEN}")
 TITLES = frozenset(_words("mr mrs ms miss mx dr prof sir madam mister dame lady lord"))
@@ -204,7 +237,7 @@ CONTEXT = frozenset(
     )
 )
 # of those, the ones that are only context in front of a capitalised word
-_WEAK_CONTEXT = frozenset({"by", "from", "cc", "to"})
+_WEAK_CONTEXT = frozenset({"by", "from", "cc", "to", "and", "with", "hi", "hello", "thanks"})
 # capitalised words that are not part of a name (first names that are also words are
 # in AMBIGUOUS: they need a surname or context)
 STOP = frozenset(
@@ -276,7 +309,9 @@ def _name_spans(
         elif previous in CONTEXT and previous not in _WEAK_CONTEXT:
             rule = "en_context"
         elif word in names and surname:
-            if word not in AMBIGUOUS or not (sentence_start and i == 0):
+            # Mark Stanton's, Dean Martinez: (but not "Grant Access")
+            plain = not (sentence_start and i == 0) or _possessive_or_said(surname[-1])
+            if word not in AMBIGUOUS or plain:
                 rule = "en_name"
         elif (
             word in names
@@ -311,6 +346,7 @@ def _take_surname(rest: list[re.Match[str]]) -> list[re.Match[str]]:
 _AFTER_NAME = (
     *("'s ", "’s ", ",", ":", " said", " says", " called", " calls", " wrote", " asked"),
     *(" told", " replied", " phoned", " emailed", " signed", " is ", " was ", " will ", " has "),
+    *(" and ", " attended", " wants", " asked"),
 )
 
 

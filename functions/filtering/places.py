@@ -44,8 +44,10 @@ _ADMIN_K, _TOWN_K, _ROAD_K, _NUMBER_K, _ESTATE_K = range(5)
 _KEYS = re.compile("|".join(sorted(_KIND, key=len, reverse=True)))
 PROVINCES = _words(
     "北京 天津 上海 重庆 河北 山西 辽宁 吉林 黑龙江 江苏 浙江 安徽 福建 江西 山东 河南 湖北 湖南 "
-    "广东 海南 四川 贵州 云南 陕西 甘肃 青海 台湾 内蒙古 广西 西藏 宁夏 新疆 香港 澳门"
+    "广东 海南 四川 贵州 云南 陕西 甘肃 青海 台湾 内蒙古 广西 西藏 宁夏 新疆 香港 澳门 "
+    "宁夏回族 广西壮族 新疆维吾尔"
 )
+_LONGEST_FIRST = sorted(PROVINCES, key=len, reverse=True)
 # characters that never sit inside a component's name: grammar, not places
 _NOT_NAME = frozenset("的了是在我你他她它们这那有与及就也很把被给从向对为说要能没")
 _NAME = re.compile(rf"[{_CJK}0-9a-z#\-]{{1,10}}")
@@ -63,7 +65,7 @@ def _name_ok(name: str, kind: int) -> bool:
 
 def _first_start(text: str, key_start: int, kind: int, floor: int) -> int:
     """Where the first component's name starts: a province name, or a few CJK characters."""
-    for province in PROVINCES:
+    for province in _LONGEST_FIRST:
         if text.endswith(province, floor, key_start):
             return key_start - len(province)
     reach = 2 if kind == _ADMIN_K else 4
@@ -157,6 +159,7 @@ _STREET_WORD = re.compile(r" ([a-z0-9'\-]+)\.?")
 # the ZIP code first (a digit-led pattern is found at C speed), its state before it
 _ZIP = re.compile(r"\d(?<=[a-z]{2} \d)(?<!\d\d)\d{4}(?:-\d{4})?(?![\d\-])")
 _PO_BOX = re.compile(r"p(?<!\wp)\.? ?o\.? box \d{1,6}|(?:psc|unit|cmr) \d{1,5},? box \d{1,5}")
+_SHIP = re.compile(r"us(?:ns|nv|cgc|nh|ny|s) [a-z]+")
 _CITY = re.compile(r"(?:[A-Z][A-Za-z.'\-]* ){0,2}[A-Z][A-Za-z.'\-]*$")
 
 
@@ -194,6 +197,10 @@ def en_addresses(norm: Normalised, pos: int) -> list[tuple[int, int, str]]:
             spans.append((m.start(), unit.end() if unit else street))
     for m in _PO_BOX.finditer(text, pos):
         spans.append((m.start(), m.end()))
+    if "po " in text:  # a ship's name before its FPO/APO line
+        for m in _SHIP.finditer(text, pos):
+            if m.start() == 0 or not text[m.start() - 1].isalnum():
+                spans.append((m.start(), m.end()))
     for m in _ZIP.finditer(text, pos):
         at = m.start() - 3  # the state's first letter
         if text[at : at + 2] not in STATES or at < 1 or text[at - 1] not in " \n,":

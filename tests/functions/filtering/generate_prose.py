@@ -60,6 +60,28 @@ EN_HELD = [
     "Mr. {name} and Dr. {name2} reviewed the chart.",
     "Billing address: {addr}. Cardholder: {name}.",
 ]
+# a second held-out set, written after the figures on the first had been looked at
+# (and a few general failures fixed): run once, for the report
+ZH_FRESH = [
+    "入院记录：{name}，女，{age}岁，现住{addr}，因胸痛入院。",
+    "兹证明{name}同志系我单位职工。",
+    "{name}老师，您好！家长会定于周五下午召开。",
+    "订单备注：请送货至{addr}，收货人{name}。",
+    "今天下午{name}打来电话，说想改期。",
+    "紧急联系人 {name} 13800138000",
+    "被告{name}，住{addr}。",
+    "我叫{name}，来自{addr}。",
+]
+EN_FRESH = [
+    "Discharge summary: {name}, {age}, of {addr}, was treated for pneumonia.",
+    "Hi {name}, your appointment is confirmed.",
+    "Emergency contact: {name} (spouse), 212-555-0187",
+    "Please deliver to {name}, {addr}.",
+    "From: {name}\nSubject: invoice",
+    "According to {name}, the shipment left {addr} on time.",
+    "{name} and {name2} attended the meeting.",
+    "Tenant {name} has occupied {addr} since 2019.",
+]
 NEGATIVES = [
     "我很高兴见到你，王国的历史很长。",
     "黄金价格上涨，方法其实很简单。",
@@ -168,9 +190,12 @@ _STATES = ["CA", "NY", "TX", "IL", "WA", "OR", "MA", "GA", "FL", "OH"]
 
 
 class ProseGenerator:
-    def __init__(self, seed: int, held_out: bool, faker_values: bool | None = None) -> None:
+    def __init__(
+        self, seed: int, held_out: bool, faker_values: bool | None = None, fresh: bool = False
+    ) -> None:
         self.rng = random.Random(seed)
         self.held_out = held_out
+        self.fresh = fresh
         self.faker = held_out if faker_values is None else faker_values
         self.zh, self.en = Faker("zh_CN"), Faker("en_US")
         self.zh.seed_instance(seed)
@@ -209,6 +234,8 @@ class ProseGenerator:
 
     def sample(self, zh: bool) -> Sample:
         templates = (ZH_HELD if zh else EN_HELD) if self.held_out else (ZH_TUNE if zh else EN_TUNE)
+        if self.fresh:
+            templates = ZH_FRESH if zh else EN_FRESH
         template = self.rng.choice(templates)
         values = {
             "name": ("PERSON", self.zh_name() if zh else self.en_name()),
@@ -229,12 +256,13 @@ class ProseGenerator:
 
 
 def prose_samples(
-    seed: int, held_out: bool, n: int = 400, faker_values: bool | None = None
+    seed: int, held_out: bool, n: int = 400, faker_values: bool | None = None, fresh: bool = False
 ) -> list[Sample]:
     """``n`` samples with names and addresses (half zh, half en), then the negatives.
 
-    ``faker_values``: tuning templates with Faker's values (a second tuning set)."""
-    gen = ProseGenerator(seed, held_out, faker_values)
+    ``faker_values``: tuning templates with Faker's values (a second tuning set);
+    ``fresh``: the second held-out templates (with Faker's values when ``held_out``)."""
+    gen = ProseGenerator(seed, held_out, faker_values, fresh)
     out = [gen.sample(zh=i % 2 == 0) for i in range(n)]
     out += [Sample(text, ()) for text in NEGATIVES]
     return out
