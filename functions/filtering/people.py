@@ -134,30 +134,42 @@ _WEAK_BEFORE = _words(
 _PLACE_KEYS = frozenset("省市区县旗镇乡村路街巷弄道")
 
 
-def _alt(words: list[str]) -> str:
-    return "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True))
+def _alt(words: list[str], lead: bool = False) -> str:
+    """An alternation of ``words``. Inside a pattern, behind a one-character check that
+    fails fast (sre tries the branches one by one); at its start (``lead``) bare, where
+    sre derives the set of first characters itself and skips to them in C."""
+    branches = "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True))
+    if lead:
+        return branches
+    firsts = re.escape("".join(sorted({w[0] for w in words})))
+    return f"(?=[{firsts}])(?:{branches})"
 
 
 # Three scans in C, one per kind of evidence; Python only looks at their matches. A
 # given name is one or two CJK characters, the second not the start of a context word
 # (王伟说的: 王伟, not 王伟说).
-_SURNAME = rf"(?:{_alt(COMPOUND_SURNAMES)}|[{SURNAMES}])"
+# a character class first (searched at C speed), then the second character of a compound
+# surname (欧阳) when the first is its start; _keep drops a compound's start alone (上)
+_FIRSTS = "".join(sorted(set(SURNAMES) | {c[0] for c in COMPOUND_SURNAMES}))
+_COMPOUND_HEAD = "".join(sorted({c[0] for c in COMPOUND_SURNAMES}))
+_COMPOUND_TAIL = "".join(sorted({c[1] for c in COMPOUND_SURNAMES}))
+_SURNAME = rf"[{_FIRSTS}](?:(?<=[{_COMPOUND_HEAD}])[{_COMPOUND_TAIL}])?"
 _AFTER = _alt(_STRONG_AFTER + _WEAK_AFTER)
 _GIVEN_NAME = rf"[{_CJK}](?:(?!{_AFTER})[{_CJK}])?"
 _BY_STRONG_BEFORE = re.compile(
-    rf"(?:{_alt(_STRONG_BEFORE)})[:：\s]{{0,3}}({_SURNAME}{_GIVEN_NAME})"
+    rf"(?:{_alt(_STRONG_BEFORE, lead=True)})[:：\s]{{0,3}}({_SURNAME}{_GIVEN_NAME})"
 )
 _BEFORE_REACH = max(map(len, _STRONG_BEFORE)) + 3
 _BY_STRONG_AFTER = re.compile(rf"({_SURNAME}[{_CJK}]{{1,2}}?)(?:{_alt(_STRONG_AFTER)})")
 _HALF_REACH = max(map(len, _HALF_BEFORE))
 _NAME_CHAR = f"[{''.join(sorted(GIVEN))}]"
 _LIKELY_NAME = rf"{_SURNAME}{_NAME_CHAR}(?:(?!{_AFTER}){_NAME_CHAR})?"
-_BY_HALF_BEFORE = re.compile(rf"(?:{_alt(_HALF_BEFORE)})\s?({_LIKELY_NAME})")
+_BY_HALF_BEFORE = re.compile(rf"(?:{_alt(_HALF_BEFORE, lead=True)})\s?({_LIKELY_NAME})")
 _BY_HALF_AFTER = re.compile(rf"(?<![{_CJK}])({_LIKELY_NAME})(?:{_alt(_HALF_AFTER + _WEAK_AFTER)})")
-_BY_WEAK = re.compile(
-    rf"(?:(?<=[{''.join(_WEAK_BEFORE)}])|(?<![{_CJK}a-z]))({_SURNAME}{_GIVEN_NAME})"
-    rf"(?=(?:{_alt(_WEAK_AFTER)})|[^{_CJK}a-z]|\Z)"
-)
+# the character before is checked in Python: a pattern that starts with the surname is
+# searched at C speed, one that starts with a lookbehind is tried at every position
+_BY_WEAK = re.compile(rf"({_SURNAME}{_GIVEN_NAME})(?=(?:{_alt(_WEAK_AFTER)})|[^{_CJK}a-z]|\Z)")
+_WEAK_BEFORE_CHARS = frozenset("".join(_WEAK_BEFORE))
 
 
 def zh_names(norm: Normalised, pos: int) -> list[tuple[int, int, str]]:
@@ -171,12 +183,14 @@ def zh_names(norm: Normalised, pos: int) -> list[tuple[int, int, str]]:
     for m in _BY_STRONG_AFTER.finditer(text, pos):
         _keep(found, text, m.start(1), m.end(1), strong=True, titled=True)
     for m in _BY_WEAK.finditer(text, pos):
-        _keep(found, text, m.start(1), m.end(1), strong=False)
+        if _weak_before(text, m.start()):
+            _keep(found, text, m.start(1), m.end(1), strong=False)
     for m in _BY_HALF_BEFORE.finditer(text, max(0, pos - _HALF_REACH)):
         if m.start(1) >= pos:
             _keep(found, text, m.start(1), m.end(1), strong=False, strict=True)
     for m in _BY_HALF_AFTER.finditer(text, pos):
-        _keep(found, text, m.start(1), m.end(1), strong=False, strict=True)
+        if m.start() == 0 or not _is_cjk(text[m.start() - 1]):
+            _keep(found, text, m.start(1), m.end(1), strong=False, strict=True)
     return [(start, end, rule) for (start, end), rule in sorted(found.items())]
 
 
@@ -195,6 +209,8 @@ def _keep(
     if text[end : end + 1] in _PLACE_KEYS:
         return
     word = text[start:end]
+    if word[0] not in _SINGLE and word[:2] not in _COMPOUND:
+        return
     # 国际报告, 时间名称: the surname and the first given character are a common word
     if not titled and (word in COMMON_WORDS or _common_start(word)):
         return
@@ -209,6 +225,18 @@ def _keep(
     found.setdefault((start, end), "zh_name")
 
 
+def _is_cjk(char: str) -> bool:
+    return "\u4e00" <= char <= "\u9fff"
+
+
+def _weak_before(text: str, at: int) -> bool:
+    """A field's start, or a conjunction, comma or verb of address before ``at``."""
+    if at == 0:
+        return True
+    before = text[at - 1]
+    return before in _WEAK_BEFORE_CHARS or not (_is_cjk(before) or before.isalpha())
+
+
 def _common_start(word: str) -> bool:
     """国际报, 时间名: a common word and one more character (黄金凤 is lost with them)."""
     return word[:2] in COMMON_WORDS
@@ -220,6 +248,7 @@ def _boundary_after(text: str, at: int) -> bool:
 
 
 _COMPOUND = frozenset(COMPOUND_SURNAMES)
+_SINGLE = frozenset(SURNAMES)
 _FUNCTION_WORD = re.compile("[由对关至等属基鉴终免][于]|[同当及这那有按临准随届暂平][时]")
 
 

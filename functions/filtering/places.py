@@ -159,6 +159,7 @@ _STREET_WORD = re.compile(r" ([a-z0-9'\-]+)\.?")
 # the ZIP code first (a digit-led pattern is found at C speed), its state before it
 _ZIP = re.compile(r"\d(?<=[a-z]{2} \d)(?<!\d\d)\d{4}(?:-\d{4})?(?![\d\-])")
 _PO_BOX = re.compile(r"p(?<!\wp)\.? ?o\.? box \d{1,6}|(?:psc|unit|cmr) \d{1,5},? box \d{1,5}")
+_POST_DIRECTION = re.compile(r" (?:nw|ne|sw|se|n|s|e|w)\.?(?![\w\-])")
 _SHIP = re.compile(r"us(?:ns|nv|cgc|nh|ny|s) [a-z]+")
 _CITY = re.compile(r"(?:[A-Z][A-Za-z.'\-]* ){0,2}[A-Z][A-Za-z.'\-]*$")
 
@@ -190,11 +191,17 @@ def _capitalised(norm: Normalised, start: int, end: int) -> bool:
 def en_addresses(norm: Normalised, pos: int) -> list[tuple[int, int, str]]:
     """US addresses in ``norm`` starting at or after ``pos`` (normalised offsets)."""
     text, spans = norm.text, []
-    for m in _STREET.finditer(text, pos):
+    at = pos
+    while (m := _STREET.search(text, at)) is not None:
         street = _street_end(norm, m)
-        if street is not None:
-            unit = _UNIT.match(text, street)
-            spans.append((m.start(), unit.end() if unit else street))
+        if street is None:  # its words may hold the next house number: look again there
+            at = m.start() + 1
+            continue
+        direction = _POST_DIRECTION.match(text, street)
+        street = direction.end() if direction else street
+        unit = _UNIT.match(text, street)
+        spans.append((m.start(), unit.end() if unit else street))
+        at = spans[-1][1]
     for m in _PO_BOX.finditer(text, pos):
         spans.append((m.start(), m.end()))
     if "po " in text:  # a ship's name before its FPO/APO line

@@ -82,6 +82,27 @@ EN_FRESH = [
     "{name} and {name2} attended the meeting.",
     "Tenant {name} has occupied {addr} since 2019.",
 ]
+# a third held-out set, written before the last run and run once for the report
+ZH_FINAL = [
+    "快递单：收方{name}，收方地址{addr}，到付。",
+    "关于{name}同学请假的说明",
+    "会议纪要：{name}、{name2}出席，地点{addr}。",
+    "【通知】请{name}于明日上午九点到人事处报到。",
+    "病人姓名 {name}    床号 12    诊断 肺炎",
+    "房屋坐落于{addr}，产权人{name}。",
+    "{name}在朋友圈说她搬到了{addr}。",
+    "尊敬的{name}客户：您的账单已出。",
+]
+EN_FINAL = [
+    "Invoice to: {name}\n{addr}",
+    "Our records show {name} moved from {addr} last spring.",
+    "Referred by Dr. {name} for a follow-up MRI.",
+    "{name} (DOB 1984-03-02) presented with chest pain.",
+    "Lease holder: {name}; premises: {addr}.",
+    "Thanks to {name} and {name2} for reviewing the draft.",
+    "Return address: {addr}",
+    "Re: claim filed by {name}",
+]
 NEGATIVES = [
     "我很高兴见到你，王国的历史很长。",
     "黄金价格上涨，方法其实很简单。",
@@ -191,11 +212,17 @@ _STATES = ["CA", "NY", "TX", "IL", "WA", "OR", "MA", "GA", "FL", "OH"]
 
 class ProseGenerator:
     def __init__(
-        self, seed: int, held_out: bool, faker_values: bool | None = None, fresh: bool = False
+        self,
+        seed: int,
+        held_out: bool,
+        faker_values: bool | None = None,
+        fresh: bool = False,
+        final: bool = False,
     ) -> None:
         self.rng = random.Random(seed)
         self.held_out = held_out
         self.fresh = fresh
+        self.final = final
         self.faker = held_out if faker_values is None else faker_values
         self.zh, self.en = Faker("zh_CN"), Faker("en_US")
         self.zh.seed_instance(seed)
@@ -236,6 +263,8 @@ class ProseGenerator:
         templates = (ZH_HELD if zh else EN_HELD) if self.held_out else (ZH_TUNE if zh else EN_TUNE)
         if self.fresh:
             templates = ZH_FRESH if zh else EN_FRESH
+        if self.final:
+            templates = ZH_FINAL if zh else EN_FINAL
         template = self.rng.choice(templates)
         values = {
             "name": ("PERSON", self.zh_name() if zh else self.en_name()),
@@ -256,13 +285,19 @@ class ProseGenerator:
 
 
 def prose_samples(
-    seed: int, held_out: bool, n: int = 400, faker_values: bool | None = None, fresh: bool = False
+    seed: int,
+    held_out: bool,
+    n: int = 400,
+    faker_values: bool | None = None,
+    fresh: bool = False,
+    final: bool = False,
 ) -> list[Sample]:
     """``n`` samples with names and addresses (half zh, half en), then the negatives.
 
     ``faker_values``: tuning templates with Faker's values (a second tuning set);
-    ``fresh``: the second held-out templates (with Faker's values when ``held_out``)."""
-    gen = ProseGenerator(seed, held_out, faker_values, fresh)
+    ``fresh``, ``final``: the second and third held-out templates (with Faker's values
+    when ``held_out``)."""
+    gen = ProseGenerator(seed, held_out, faker_values, fresh, final)
     out = [gen.sample(zh=i % 2 == 0) for i in range(n)]
     out += [Sample(text, ()) for text in NEGATIVES]
     return out
