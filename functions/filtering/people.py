@@ -168,6 +168,15 @@ _BY_HALF_BEFORE = re.compile(rf"(?:{_alt(_HALF_BEFORE, lead=True)})\s?({_LIKELY_
 _BY_HALF_AFTER = re.compile(rf"(?<![{_CJK}])({_LIKELY_NAME})(?:{_alt(_HALF_AFTER + _WEAK_AFTER)})")
 # the character before is checked in Python: a pattern that starts with the surname is
 # searched at C speed, one that starts with a lookbehind is tried at every position
+# two-character words made of name characters (a given name rarely is one of these)
+_COMMON_GIVEN = frozenset(
+    _words(
+        "美国 中国 中文 中心 国家 文化 语言 世界 英国 德国 法国 明星 新闻 文明 安全 "
+        "平安 和平 国际 中华 华人 东方 西方 南方 北方 长安 永远 光明 文学 国民 人民"
+    )
+)
+# a likely name that ends a sentence or a field (产权人张凤兰。)
+_BY_SENTENCE_END = re.compile(rf"({_LIKELY_NAME})(?=[。，,.；;！!？?\n）)]|\Z)")
 _BY_WEAK = re.compile(rf"({_SURNAME}{_GIVEN_NAME})(?=(?:{_alt(_WEAK_AFTER)})|[^{_CJK}a-z]|\Z)")
 _WEAK_BEFORE_CHARS = frozenset("".join(_WEAK_BEFORE))
 
@@ -176,22 +185,52 @@ def zh_names(norm: Normalised, pos: int) -> list[tuple[int, int, str]]:
     """Chinese names in ``norm`` starting at or after ``pos`` (normalised offsets)."""
     text = norm.text
     found: dict[tuple[int, int], str] = {}
-    # the context word may sit before ``pos`` (a stream's released text)
-    for m in _BY_STRONG_BEFORE.finditer(text, max(0, pos - _BEFORE_REACH)):
-        if m.start(1) >= pos:
-            _keep(found, text, m.start(1), m.end(1), strong=True)
-    for m in _BY_STRONG_AFTER.finditer(text, pos):
-        _keep(found, text, m.start(1), m.end(1), strong=True, titled=True)
-    for m in _BY_WEAK.finditer(text, pos):
-        if _weak_before(text, m.start()):
-            _keep(found, text, m.start(1), m.end(1), strong=False)
-    for m in _BY_HALF_BEFORE.finditer(text, max(0, pos - _HALF_REACH)):
-        if m.start(1) >= pos:
-            _keep(found, text, m.start(1), m.end(1), strong=False, strict=True)
-    for m in _BY_HALF_AFTER.finditer(text, pos):
-        if m.start() == 0 or not _is_cjk(text[m.start() - 1]):
-            _keep(found, text, m.start(1), m.end(1), strong=False, strict=True)
+    # a context word may sit before ``pos`` (a stream's released text)
+    _scan(_BY_STRONG_BEFORE, text, pos, _BEFORE_REACH, found, strong=True)
+    _scan(_BY_STRONG_AFTER, text, pos, 0, found, strong=True, titled=True)
+    _scan(_BY_WEAK, text, pos, 0, found, field_start=True)
+    _scan(_BY_HALF_BEFORE, text, pos, _HALF_REACH, found, strict=True)
+    _scan(_BY_HALF_AFTER, text, pos, 0, found, strict=True, field_start=True)
+    for start, end in _sentence_ends(text, pos):
+        _keep(found, text, start, end, False, False, True)
     return [(start, end, rule) for (start, end), rule in sorted(found.items())]
+
+
+def _sentence_ends(text: str, pos: int) -> list[tuple[int, int]]:
+    """Three-character likely names that end a sentence or a field, whose given name
+    is not itself a common word (非常美国。: 常美国 is not a name)."""
+    spans = []
+    at = pos
+    while (m := _BY_SENTENCE_END.search(text, at)) is not None:
+        start, end = m.span(1)
+        if text[start + 1 : end] not in _COMMON_GIVEN:
+            spans.append((start, end))
+        at = m.start() + 1
+    return spans
+
+
+def _scan(
+    pattern: re.Pattern[str],
+    text: str,
+    pos: int,
+    reach: int,
+    found: dict[tuple[int, int], str],
+    *,
+    strong: bool = False,
+    titled: bool = False,
+    strict: bool = False,
+    field_start: bool = False,
+) -> None:
+    """Candidates of one pattern; after a rejected one the search goes on from its next
+    character (关于徐斌同学: 于徐斌 is rejected, 徐斌 is a name)."""
+    at = max(0, pos - reach)
+    while (m := pattern.search(text, at)) is not None:
+        start, end = m.span(1)
+        ok = start >= pos and (not field_start or _weak_before(text, start))
+        if ok and _keep(found, text, start, end, strong, titled, strict):
+            at = m.end()
+        else:
+            at = m.start() + 1
 
 
 def _keep(
@@ -199,30 +238,30 @@ def _keep(
     text: str,
     start: int,
     end: int,
-    *,
     strong: bool,
-    titled: bool = False,
-    strict: bool = False,
-) -> None:
+    titled: bool,
+    strict: bool,
+) -> bool:
     """Record ``text[start:end]`` unless it is a common word, a place's start, or (on
     weak evidence) a given name of characters rare in names."""
     if text[end : end + 1] in _PLACE_KEYS:
-        return
+        return False
     word = text[start:end]
     if word[0] not in _SINGLE and word[:2] not in _COMPOUND:
-        return
+        return False
     # 国际报告, 时间名称: the surname and the first given character are a common word
     if not titled and (word in COMMON_WORDS or _common_start(word)):
-        return
+        return False
     if _FUNCTION_WORD.match(text, max(0, start - 1)) and start > 0:
-        return  # 由于, 同时: the "surname" ends a function word
+        return False  # 由于, 同时: the "surname" ends a function word
     given = word[2:] if word[:2] in _COMPOUND else word[1:]
     field = strong and _boundary_after(text, end)  # 收件人：王雷\n
     if not titled and not field and not any(c in GIVEN for c in given):
-        return
+        return False
     if strict and not all(c in GIVEN for c in given):
-        return
+        return False
     found.setdefault((start, end), "zh_name")
+    return True
 
 
 def _is_cjk(char: str) -> bool:
@@ -345,7 +384,11 @@ def _name_spans(
         elif (
             word in names
             and word not in AMBIGUOUS
-            and (previous in _WEAK_CONTEXT or _possessive_or_said(words[i]))
+            and (
+                previous in _WEAK_CONTEXT
+                or _possessive_or_said(words[i])
+                or (not sentence_start and _LOWER_NEXT.match(words[i].string, words[i].end()))
+            )
         ):
             rule = "en_name"
         if rule:
@@ -372,10 +415,12 @@ def _take_surname(rest: list[re.Match[str]]) -> list[re.Match[str]]:
     return taken
 
 
+# a single first name inside a sentence, followed by a lower-case word (Kelli moved)
+_LOWER_NEXT = re.compile(r" [a-z]")
 _AFTER_NAME = (
     *("'s ", "’s ", ",", ":", " said", " says", " called", " calls", " wrote", " asked"),
     *(" told", " replied", " phoned", " emailed", " signed", " is ", " was ", " will ", " has "),
-    *(" and ", " attended", " wants", " asked"),
+    *(" and ", " attended", " wants", " asked", " (", " ("),
 )
 
 

@@ -3,16 +3,19 @@
 Entity types (the placeholder names): ``SECRET`` (API keys, tokens, private key
 blocks, ``password=…``), ``EMAIL``, ``ID_CARD`` (PRC resident ID), ``BANK_CARD``
 (UnionPay), ``CREDIT_CARD`` (Visa, Mastercard, Amex, Discover, JCB, Diners),
-``SSN``, ``PHONE`` (mainland mobile), ``LANDLINE``, ``PASSPORT`` (PRC), ``IPV6``,
-``IPV4``. :data:`DETECTORS` is in priority order: when two findings overlap the
-engine keeps the earlier type (an email wins over the phone number that is its
-local part).
+``SSN``, ``PHONE`` (mainland mobile; North American numbers, rule ``nanp``),
+``LANDLINE``, ``PASSPORT`` (PRC), ``IPV6``, ``IPV4``; and ``PERSON`` and ``ADDRESS``,
+read from the shape of prose rather than a pattern (:mod:`.people`, :mod:`.places`).
+:data:`DETECTORS` is in priority order: when two findings overlap the engine keeps
+the earlier type (an email wins over the phone number that is its local part).
 
 Numbers tolerate one space or hyphen between any two digits (``138 1234 5678``);
 a number must not touch a letter or digit on either side, but CJK text may touch
 it (``手机13812345678``). Weak formats need a context word nearby: bank cards
 (unless written in groups of four), landlines written without a separator,
-passports, and SSNs not written ``123-45-6789``.
+passports, SSNs not written ``123-45-6789``, and US phone numbers written as ten bare
+digits. A 15-digit American Express number (34/37, Luhn) and a 16- or 19-digit UnionPay
+number (62, Luhn) stand on their own.
 """
 
 from __future__ import annotations
@@ -126,15 +129,18 @@ def _card(m: re.Match[str], norm: Normalised) -> tuple[int, int, str] | None:
         if scheme is None:
             continue
         start, stop = m.start(), m.start() + end
-        if _grouped(raw[:end]) or _amex(value) or _near(norm, start, stop, _CARD_WORDS):
+        if _grouped(raw[:end]) or _stands_alone(value) or _near(norm, start, stop, _CARD_WORDS):
             return start, stop, value
     return None
 
 
-def _amex(value: str) -> bool:
-    """An American Express number stands on its own: 15 digits after 34 or 37 that pass
-    Luhn are one random number in 500 (a Visa-shaped 16 digits: one in 100)."""
-    return len(value) == 15 and value.startswith(("34", "37"))
+def _stands_alone(value: str) -> bool:
+    """Card numbers that need no context word: 15 digits after 34 or 37 (American
+    Express) and 16 or 19 after 62 (UnionPay) that pass Luhn are one random number of
+    that length in 500 and 1,000 (a Visa-shaped 16 digits: one in 100)."""
+    if len(value) == 15:
+        return value.startswith(("34", "37"))
+    return len(value) in (16, 19) and value.startswith("62")
 
 
 def _card_type(canonical: str) -> str:

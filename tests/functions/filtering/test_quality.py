@@ -14,6 +14,7 @@ Floors, and why:
 * recall >= 0.85 where a context word or grouping is required by design
   (BANK_CARD, CREDIT_CARD: Luhn alone passes 10% of random digits; PASSPORT, SSN
   written bare): one sample in ten is written with no label at all;
+* names and addresses (``generate_prose.py``): see the floors by the test below;
 * injection: precision >= 0.95, recall >= 0.70 overall (it is a cheap heuristic in
   front of the model, tuned not to block ordinary requests).
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from faker import Faker
 
 from functions.filtering import ContentFilter, score_injection
 from functions.filtering.normalise import normalise
@@ -87,18 +89,25 @@ def test_injection_precision_and_recall() -> None:
     assert _ratio(total["tp"], total["tp"] + total["fn"]) >= 0.70
 
 
-# Names and addresses: tuned on TUNING, measured on HELD_OUT (other templates, Faker's
-# names and addresses instead of the detector's own lists; see generate_prose.py).
-# Floors from the held-out figures at the time of writing (recall en 0.98, zh 0.99;
-# addresses 1.0; precision >= 0.99), less a margin for the synthetic set's ease.
-TUNING, HELD_OUT = 7, 1234567
+# Names and addresses (generate_prose.py). Tuned on the tuning split; three held-out
+# splits of Faker's names and addresses in templates of their own. Honest history: A
+# was looked at while tuning; B's first run gave PERSON recall zh 0.67 / en 0.96 and
+# general failures were fixed after it; C's first run gave zh 0.68 / en 0.93, and two
+# general failures were fixed after it (a rejected candidate hid the name after it;
+# unseen role words). Floors sit below today's figures (recall >= 0.98 and precision
+# 1.0 on every split), with room for the next unseen template.
+SPLITS = {
+    "tuning": {"seed": 7, "held_out": False},
+    "held-out-A": {"seed": 1234567, "held_out": True},
+    "held-out-B": {"seed": 424242, "held_out": True, "fresh": True},
+    "held-out-C": {"seed": 8675309, "held_out": True, "final": True},
+}
 
 
-def _prose_counts(held_out: bool) -> dict[str, tuple[int, int, int]]:
+def _prose_counts(split: dict[str, object]) -> dict[str, tuple[int, int, int]]:
     cf = ContentFilter()
     counts: dict[str, list[int]] = {}
-    seed = HELD_OUT if held_out else TUNING
-    for sample in prose_samples(seed, held_out):
+    for sample in prose_samples(**split):  # type: ignore[arg-type]
         lang = "zh" if any("\u4e00" <= c <= "\u9fff" for c in sample.text) else "en"
         hits = [h for h in cf.detect(normalise(sample.text), "input") if h.source == "pii"]
         for type_, start, end in sample.spans:
@@ -112,13 +121,28 @@ def _prose_counts(held_out: bool) -> dict[str, tuple[int, int, int]]:
     return {k: (v[0], v[1], v[2]) for k, v in sorted(counts.items())}
 
 
-@pytest.mark.parametrize("held_out", [False, True], ids=["tuning", "held-out"])
-def test_names_and_addresses(held_out: bool) -> None:
-    counts = _prose_counts(held_out)
-    print(f"\n{'type':<12} {'TP':>5} {'FP':>4} {'FN':>4} {'precision':>9} {'recall':>7}")
+@pytest.mark.parametrize("split", list(SPLITS))
+def test_names_and_addresses(split: str) -> None:
+    counts = _prose_counts(SPLITS[split])
+    print(f"\n{split:<12} {'TP':>5} {'FP':>4} {'FN':>4} {'precision':>9} {'recall':>7}")
     for key, (tp, fp, fn) in counts.items():
         precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
         print(f"{key:<12} {tp:>5} {fp:>4} {fn:>4} {precision:>9.3f} {recall:>7.3f}")
         assert tp + fn >= 80, key
         assert precision >= 0.97, key
-        assert recall >= (0.93 if key.startswith("PERSON") else 0.9), key
+        assert recall >= (0.95 if key.startswith("PERSON") else 0.97), key
+
+
+@pytest.mark.parametrize("locale", ["zh_CN", "en_US"])
+def test_few_names_or_addresses_in_ordinary_prose(locale: str) -> None:
+    """Faker's filler text (word salad: every surname character beside every word)."""
+    fake = Faker(locale)
+    fake.seed_instance(99)
+    cf, size, found = ContentFilter(), 0, []
+    for _ in range(150):
+        text = fake.paragraph(nb_sentences=8) if locale == "zh_CN" else fake.text(400)
+        size += len(text)
+        hits = cf.detect(normalise(text), "input")
+        found += [text[h.start : h.end] for h in hits if h.type in ("PERSON", "ADDRESS")]
+    print(f"\n{locale}: {len(found)} in {size} characters: {found[:10]}")
+    assert len(found) <= size / 10_000, found  # at most one per 10,000 characters
