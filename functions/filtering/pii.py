@@ -5,7 +5,8 @@ blocks, ``password=…``), ``EMAIL``, ``ID_CARD`` (PRC resident ID), ``BANK_CARD
 (UnionPay), ``CREDIT_CARD`` (Visa, Mastercard, Amex, Discover, JCB, Diners),
 ``SSN``, ``PHONE`` (mainland mobile; North American numbers, rule ``nanp``),
 ``LANDLINE``, ``PASSPORT`` (PRC), ``IPV6``, ``IPV4``; and ``PERSON`` and ``ADDRESS``,
-read from the shape of prose rather than a pattern (:mod:`.people`, :mod:`.places`).
+read from the shape of prose rather than a pattern (:mod:`.people`, :mod:`.people_en`,
+:mod:`.places`).
 :data:`DETECTORS` is in priority order: when two findings overlap the engine keeps
 the earlier type (an email wins over the phone number that is its local part).
 
@@ -28,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from functions.filtering import people, places, validators
+from functions.filtering import people, people_en, places, validators
 from functions.filtering.normalise import Normalised
 
 
@@ -397,7 +398,7 @@ def _prose(norm: Normalised, pos: int, has_digits: bool) -> list[Found]:
         spans += [("PERSON", s) for s in people.zh_names(norm, pos)]
         spans += [("ADDRESS", s) for s in places.zh_addresses(norm, pos)]
     if not norm.original.islower():
-        spans += [("PERSON", s) for s in people.en_names(norm, pos)]
+        spans += [("PERSON", s) for s in people_en.en_names(norm, pos)]
     if has_digits:
         spans += [("ADDRESS", s) for s in places.en_addresses(norm, pos)]
     found = []

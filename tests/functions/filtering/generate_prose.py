@@ -19,7 +19,7 @@ import re
 
 from faker import Faker
 
-from functions.filtering import people
+from functions.filtering import people, people_en
 from tests.functions.filtering.generate import Sample
 
 ZH_TUNE = [
@@ -238,7 +238,7 @@ class ProseGenerator:
     def en_name(self) -> str:
         if self.faker:
             return self.en.name() if self.rng.random() < 0.8 else self.en.first_name()
-        first = self.rng.choice(sorted(people.first_names())).capitalize()
+        first = self.rng.choice(sorted(people_en.first_names())).capitalize()
         return f"{first} {self.rng.choice(_EN_SURNAMES)}"
 
     def zh_addr(self) -> str:
