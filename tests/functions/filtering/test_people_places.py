@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from functions.filtering import ContentFilter
+from functions.filtering import ContentFilter, FilterPolicy
+from functions.filtering.classify import Level
 from functions.filtering.normalise import normalise
 from functions.filtering.pii import find_pii
 from functions.wire import ChatMessage
@@ -114,3 +115,20 @@ def test_names_in_answers_are_allowed_by_default() -> None:
     answer = "William Shakespeare wrote it; Dr. Johnson praised it. 鲁迅先生也读过。"
     assert stream.feed(answer) + stream.finish() == answer
     assert stream.detections == []
+
+
+def test_policy_defaults_and_overrides_for_names_and_addresses() -> None:
+    policy = FilterPolicy()
+    assert policy.entities["PERSON"] == policy.entities["ADDRESS"] == "mask"
+    assert policy.output_entities["PERSON"] == policy.output_entities["ADDRESS"] == "allow"
+    assert policy.levels["PERSON"] == policy.levels["ADDRESS"] == Level.INTERNAL
+    relaxed = ContentFilter(FilterPolicy(entities={"PERSON": "allow"}))
+    masked = relaxed.mask_conversation(
+        [ChatMessage(role="user", content="患者王伟住在北京市朝阳区建国路88号")]
+    )
+    text = masked.messages[0].text()
+    assert "王伟" in text and "<ADDRESS_1>" in text
+    strict = ContentFilter(FilterPolicy(output_entities={"PERSON": "mask"}))
+    stream = strict.output_stream(masked)
+    out = stream.feed("Dear John, thanks.") + stream.finish()
+    assert out == "Dear [REDACTED:PERSON], thanks."
