@@ -245,12 +245,17 @@ class Detector:
     # the pattern cannot match unless one of these substrings is in the text: a cheap
     # ``in`` test that skips most regex passes on ordinary text
     hints: tuple[str, ...] = ()
+    # or cannot match unless this cheaper, digit-led pattern is found (a pattern that
+    # starts with a lookbehind is tried at every position; this one is skipped to in C)
+    gate: re.Pattern[str] | None = None
 
     @property
     def numeric(self) -> bool:
         return self.type in _NUMERIC
 
     def applies(self, text: str) -> bool:
+        if self.gate is not None and self.gate.search(text) is None:
+            return False
         return not self.hints or any(hint in text for hint in self.hints)
 
 
@@ -328,13 +333,16 @@ DETECTORS: tuple[Detector, ...] = (
     _d("PHONE", "mobile", rf"{_L}(?:(?:\+|00)86{_S})?(1{_S}[3-9](?:{_S}\d){{9}}){_R}", _mobile),
     # NANP: (415) 555-0132, 415-555-0132, 415.555.0132, +1 415 555 0132, 1-415-555-0132,
     # 001-415-555-0132; the separators between the three groups must agree
-    _d(
+    Detector(
         "PHONE",
         "nanp",
-        rf"{_L}(?:(?:\+|00)?1[ \-.]?)?"
-        r"(\([2-9]\d\d\) ?[2-9]\d\d[ \-.]?|[2-9]\d\d([ \-.]?)[2-9]\d\d\2)(\d{4})"
-        r"(?: ?(?:x|ext\.?) ?\d{1,6})?(?![0-9a-z])(?![\-.]\d)",
+        re.compile(
+            rf"{_L}(?:(?:\+|00)?1[ \-.]?)?"
+            r"(\([2-9]\d\d\) ?[2-9]\d\d[ \-.]?|[2-9]\d\d([ \-.]?)[2-9]\d\d\2)(\d{4})"
+            r"(?: ?(?:x|ext\.?) ?\d{1,6})?(?![0-9a-z])(?![\-.]\d)"
+        ),
         _nanp,
+        gate=re.compile(r"\d{3}[ \-.)]{1,2}\d{3}[ \-.]?\d{4}|\d{10}"),
     ),
     _d(
         "LANDLINE",
