@@ -159,9 +159,10 @@ _HALF_REACH = max(map(len, _HALF_BEFORE))
 _NAME_CHAR = f"[{''.join(sorted(GIVEN))}]"
 _LIKELY_NAME = rf"{_SURNAME}{_NAME_CHAR}(?:(?!{_AFTER}){_NAME_CHAR})?"
 _BY_HALF_BEFORE = re.compile(rf"(?:{_alt(_HALF_BEFORE, lead=True)})\s?({_LIKELY_NAME})")
-_BY_HALF_AFTER = re.compile(rf"(?<![{_CJK}])({_LIKELY_NAME})(?:{_alt(_HALF_AFTER + _WEAK_AFTER)})")
-# the character before is checked in Python: a pattern that starts with the surname is
-# searched at C speed, one that starts with a lookbehind is tried at every position
+# every pattern that names no word before the name starts with the surname class, so sre
+# skips to surname characters in C; what the character before must be is checked in
+# Python (a leading lookbehind would be tried at every position)
+_BY_HALF_AFTER = re.compile(rf"({_LIKELY_NAME})(?:{_alt(_HALF_AFTER + _WEAK_AFTER)})")
 # two-character words made of name characters (a given name rarely is one of these)
 _COMMON_GIVEN = frozenset(
     _words(
@@ -185,6 +186,8 @@ def zh_names(norm: Normalised, pos: int) -> list[tuple[int, int, str]]:
     _scan(_BY_WEAK, text, pos, 0, found, field_start=True)
     _scan(_BY_HALF_BEFORE, text, pos, _HALF_REACH, found, strict=True)
     _scan(_BY_HALF_AFTER, text, pos, 0, found, strict=True, field_start=True)
+    # a three-character likely name before a verb or particle, after any word (嘉宾涂欣将)
+    _scan(_BY_HALF_AFTER, text, pos, 0, found, strict=True, three=True)
     for start, end in _sentence_ends(text, pos):
         _keep(found, text, start, end, False, False, True)
     return [(start, end, rule) for (start, end), rule in sorted(found.items())]
@@ -214,6 +217,7 @@ def _scan(
     titled: bool = False,
     strict: bool = False,
     field_start: bool = False,
+    three: bool = False,
 ) -> None:
     """Candidates of one pattern; after a rejected one the search goes on from its next
     character (关于徐斌同学: 于徐斌 is rejected, 徐斌 is a name)."""
@@ -221,6 +225,7 @@ def _scan(
     while (m := pattern.search(text, at)) is not None:
         start, end = m.span(1)
         ok = start >= pos and (not field_start or _weak_before(text, start))
+        ok = ok and (not three or end - start == 3)
         if ok and _keep(found, text, start, end, strong, titled, strict):
             at = m.end()
         else:

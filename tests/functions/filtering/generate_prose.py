@@ -103,6 +103,27 @@ EN_FINAL = [
     "Return address: {addr}",
     "Re: claim filed by {name}",
 ]
+# a fourth, written after C's fixes and run once for the report (not tuned on)
+ZH_LAST = [
+    "经查，{name}于2023年5月在{addr}租住一套公寓。",
+    "投诉人：{name}；被投诉单位地址：{addr}",
+    "{name}同学的家长请到{addr}领取录取通知书。",
+    "本人{name}，身份证丢失，现居{addr}。",
+    "主讲嘉宾{name}将分享创业经验。",
+    "请联系社区网格员{name}了解详情。",
+    "昨天{name}在{addr}附近捡到一个钱包。",
+    "代理律师：{name}  执业证号：12345",
+]
+EN_LAST = [
+    "Witness {name} stated that the car was parked outside {addr}.",
+    "{name}, 47, a nurse from {addr}, was interviewed.",
+    "Send the signed copy to {name} c/o {addr}.",
+    "The account belongs to {name}.",
+    "Interview notes — {name}:",
+    "Speaker: {name}\nVenue: {addr}",
+    "{name} has been our tenant at {addr} since March.",
+    "We spoke with {name} yesterday about the refund.",
+]
 NEGATIVES = [
     "我很高兴见到你，王国的历史很长。",
     "黄金价格上涨，方法其实很简单。",
@@ -218,11 +239,13 @@ class ProseGenerator:
         faker_values: bool | None = None,
         fresh: bool = False,
         final: bool = False,
+        last: bool = False,
     ) -> None:
         self.rng = random.Random(seed)
         self.held_out = held_out
         self.fresh = fresh
         self.final = final
+        self.last = last
         self.faker = held_out if faker_values is None else faker_values
         self.zh, self.en = Faker("zh_CN"), Faker("en_US")
         self.zh.seed_instance(seed)
@@ -265,6 +288,8 @@ class ProseGenerator:
             templates = ZH_FRESH if zh else EN_FRESH
         if self.final:
             templates = ZH_FINAL if zh else EN_FINAL
+        if self.last:
+            templates = ZH_LAST if zh else EN_LAST
         template = self.rng.choice(templates)
         values = {
             "name": ("PERSON", self.zh_name() if zh else self.en_name()),
@@ -291,13 +316,14 @@ def prose_samples(
     faker_values: bool | None = None,
     fresh: bool = False,
     final: bool = False,
+    last: bool = False,
 ) -> list[Sample]:
     """``n`` samples with names and addresses (half zh, half en), then the negatives.
 
     ``faker_values``: tuning templates with Faker's values (a second tuning set);
-    ``fresh``, ``final``: the second and third held-out templates (with Faker's values
+    ``fresh``, ``final``, ``last``: the second to fourth held-out templates (with Faker's values
     when ``held_out``)."""
-    gen = ProseGenerator(seed, held_out, faker_values, fresh, final)
+    gen = ProseGenerator(seed, held_out, faker_values, fresh, final, last)
     out = [gen.sample(zh=i % 2 == 0) for i in range(n)]
     out += [Sample(text, ()) for text in NEGATIVES]
     return out

@@ -95,13 +95,19 @@ def test_injection_precision_and_recall() -> None:
 # general failures were fixed after it; C's first run gave zh 0.68 / en 0.93, and two
 # general failures were fixed after it (a rejected candidate hid the name after it;
 # unseen role words). Floors sit below today's figures (recall >= 0.98 and precision
-# 1.0 on every split), with room for the next unseen template.
+# 1.0 on A to C), with room for the next unseen template.
 SPLITS = {
     "tuning": {"seed": 7, "held_out": False},
     "held-out-A": {"seed": 1234567, "held_out": True},
     "held-out-B": {"seed": 424242, "held_out": True, "fresh": True},
     "held-out-C": {"seed": 8675309, "held_out": True, "final": True},
+    "held-out-D": {"seed": 31337, "held_out": True, "last": True},
 }
+# D was written after C's fixes; its first run gave PERSON recall zh 0.745, en 0.955
+# (names after role words and before verbs the lists lack: 主讲嘉宾涂欣将分享). One general
+# change followed (a three-character likely name before a verb, after any word: zh 0.795).
+# Its floors are its own: this is the figure for templates nobody tuned on.
+FLOORS = {("held-out-D", "PERSON-zh"): 0.74, ("held-out-D", "PERSON-en"): 0.93}
 
 
 def _prose_counts(split: dict[str, object]) -> dict[str, tuple[int, int, int]]:
@@ -130,7 +136,8 @@ def test_names_and_addresses(split: str) -> None:
         print(f"{key:<12} {tp:>5} {fp:>4} {fn:>4} {precision:>9.3f} {recall:>7.3f}")
         assert tp + fn >= 80, key
         assert precision >= 0.97, key
-        assert recall >= (0.95 if key.startswith("PERSON") else 0.97), key
+        floor = FLOORS.get((split, key), 0.95 if key.startswith("PERSON") else 0.97)
+        assert recall >= floor, key
 
 
 @pytest.mark.parametrize("locale", ["zh_CN", "en_US"])
