@@ -342,7 +342,8 @@ DETECTORS: tuple[Detector, ...] = (
             r"(?: ?(?:x|ext\.?) ?\d{1,6})?(?![0-9a-z])(?![\-.]\d)"
         ),
         _nanp,
-        gate=re.compile(r"\d{3}[ \-.)]{1,2}\d{3}[ \-.]?\d{4}|\d{10}"),
+        # exactly ten digits when bare: not every mainland mobile (11) passes the gate
+        gate=re.compile(r"\d{3}[ \-.)]{1,2}\d{3}[ \-.]?\d{4}|\d(?<!\d\d)\d{9}(?!\d)"),
     ),
     _d(
         "LANDLINE",
