@@ -172,8 +172,18 @@ _COMMON_GIVEN = frozenset(
 )
 # a likely name that ends a sentence or a field (产权人张凤兰。)
 _BY_SENTENCE_END = re.compile(rf"({_LIKELY_NAME})(?=[。，,.；;！!？?\n）)]|\Z)")
-_BY_WEAK = re.compile(rf"({_SURNAME}{_GIVEN_NAME})(?=(?:{_alt(_WEAK_AFTER)})|[^{_CJK}a-z]|\Z)")
 _WEAK_BEFORE_CHARS = frozenset("".join(_WEAK_BEFORE))
+# the surname at a field's start: checked right after its first character, by two
+# lookbehinds of fixed width (the pattern still starts with the class, found in C)
+_FIELD_START = rf"(?:(?<=[{re.escape(''.join(sorted(_WEAK_BEFORE_CHARS)))}].)|(?<![{_CJK}a-z].))"
+_SURNAME_AT_FIELD = rf"[{_FIRSTS}]{_FIELD_START}(?:(?<=[{_COMPOUND_HEAD}])[{_COMPOUND_TAIL}])?"
+_BY_WEAK = re.compile(
+    rf"({_SURNAME_AT_FIELD}{_GIVEN_NAME})(?=(?:{_alt(_WEAK_AFTER)})|[^{_CJK}a-z]|\Z)"
+)
+_BY_HALF_AFTER_FIELD = re.compile(
+    rf"({_SURNAME_AT_FIELD}{_NAME_CHAR}(?:(?!{_AFTER}){_NAME_CHAR})?)"
+    rf"(?:{_alt(_HALF_AFTER + _WEAK_AFTER)})"
+)
 
 
 def zh_names(norm: Normalised, pos: int) -> list[tuple[int, int, str]]:
@@ -183,9 +193,9 @@ def zh_names(norm: Normalised, pos: int) -> list[tuple[int, int, str]]:
     # a context word may sit before ``pos`` (a stream's released text)
     _scan(_BY_STRONG_BEFORE, text, pos, _BEFORE_REACH, found, strong=True)
     _scan(_BY_STRONG_AFTER, text, pos, 0, found, strong=True, titled=True)
-    _scan(_BY_WEAK, text, pos, 0, found, field_start=True)
+    _scan(_BY_WEAK, text, pos, 0, found)
     _scan(_BY_HALF_BEFORE, text, pos, _HALF_REACH, found, strict=True)
-    _scan(_BY_HALF_AFTER, text, pos, 0, found, strict=True, field_start=True)
+    _scan(_BY_HALF_AFTER_FIELD, text, pos, 0, found, strict=True)
     # a three-character likely name before a verb or particle, after any word (嘉宾涂欣将)
     _scan(_BY_HALF_AFTER, text, pos, 0, found, strict=True, three=True)
     for start, end in _sentence_ends(text, pos):
@@ -216,7 +226,6 @@ def _scan(
     strong: bool = False,
     titled: bool = False,
     strict: bool = False,
-    field_start: bool = False,
     three: bool = False,
 ) -> None:
     """Candidates of one pattern; after a rejected one the search goes on from its next
@@ -224,8 +233,7 @@ def _scan(
     at = max(0, pos - reach)
     while (m := pattern.search(text, at)) is not None:
         start, end = m.span(1)
-        ok = start >= pos and (not field_start or _weak_before(text, start))
-        ok = ok and (not three or end - start == 3)
+        ok = start >= pos and (not three or end - start == 3)
         if ok and _keep(found, text, start, end, strong, titled, strict):
             at = m.end()
         else:
@@ -261,18 +269,6 @@ def _keep(
         return False
     found.setdefault((start, end), "zh_name")
     return True
-
-
-def _is_cjk(char: str) -> bool:
-    return "\u4e00" <= char <= "\u9fff"
-
-
-def _weak_before(text: str, at: int) -> bool:
-    """A field's start, or a conjunction, comma or verb of address before ``at``."""
-    if at == 0:
-        return True
-    before = text[at - 1]
-    return before in _WEAK_BEFORE_CHARS or not (_is_cjk(before) or before.isalpha())
 
 
 def _common_start(word: str) -> bool:

@@ -81,12 +81,24 @@ def en_names(norm: Normalised, pos: int) -> list[tuple[int, int, str]]:
     low_start = norm.span(pos, pos + 1)[0] if pos < len(norm.text) else len(original)
     names = first_names()
     for run in _CAPS.finditer(original, low_start):
-        words = list(_WORD.finditer(original, run.start(), run.end()))
         before = original[max(0, run.start() - 24) : run.start()].lower()
+        if _plain_word(run, before, names):
+            continue
+        words = list(_WORD.finditer(original, run.start(), run.end()))
         for span in _name_spans(words, before, names):
             start, end = norm.index(span[0]), norm.index(span[1])
             found.append((start, end, span[2]))
     return found
+
+
+def _plain_word(run: re.Match[str], before: str, names: frozenset[str]) -> bool:
+    """A lone capitalised word that no rule can make a name (most sentence starts):
+    not a first name, title or context word, and after no title or context word."""
+    word = run.group().lower()
+    if " " in word or word in names or word in TITLES or word in CONTEXT:
+        return False
+    previous = _last_word(before)
+    return previous not in TITLES and (previous not in CONTEXT or previous in _WEAK_CONTEXT)
 
 
 def _name_spans(
