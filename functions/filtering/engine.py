@@ -23,7 +23,7 @@ from functions.filtering.lexicon import Lexicon
 from functions.filtering.masking import StreamRestorer, Vault
 from functions.filtering.normalise import Normalised, normalise
 from functions.filtering.output import LeakDetector, OutputGuard, OutputStream
-from functions.filtering.pii import PRIORITY, find_pii
+from functions.filtering.pii import PRIORITY, PROSE, find_pii
 from functions.filtering.policy import Direction, FilterPolicy
 from functions.filtering.results import (
     MAX_REPORTED,
@@ -35,7 +35,7 @@ from functions.filtering.results import (
     verdict_of,
     worst,
 )
-from functions.filtering.tail import keyed_spans, live_start
+from functions.filtering.tail import PROSE_WINDOW, keyed_spans, live_start
 from functions.wire import ChatCompletionRequest, ChatMessage
 
 _SYSTEM_ROLES = frozenset({"system", "developer"})
@@ -77,9 +77,15 @@ class ContentFilter:
         hits = self.lexicon.find(norm, start)
         hits += [
             Hit(f.type, f.start, f.end, actions[f.type], "pii", f.rule, levels[f.type], f.canonical)
-            for f in find_pii(norm, start)
+            for f in find_pii(norm, start, prose=self._prose(direction))
         ]
         return hits
+
+    def _prose(self, direction: Direction) -> bool:
+        """Whether names and addresses are looked for: not on output where both are
+        allowed (the default: an answer may name anyone; see policy)."""
+        actions = self.policy.actions(direction)
+        return direction == "input" or any(actions[t] != "allow" for t in PROSE)
 
     def scan(
         self,
@@ -195,9 +201,12 @@ class ContentFilter:
         """A guard for one streamed answer (``system_prompt``: as the model saw it)."""
         leak = LeakDetector(system_prompt, self.policy.leak_ngram_chars) if system_prompt else None
         reach = self.policy.hold_back_chars
+        # a name's or an address's context may follow it: hold a fixed window
+        window = PROSE_WINDOW if self._prose("output") else 0
 
         def live(text: str, pos: int) -> tuple[int, list[tuple[int, int]]]:
             start = min(self.lexicon.live_start(text, pos, reach), live_start(text, pos))
+            start = min(start, max(pos, len(text) - window))
             return start, keyed_spans(text, pos)
 
         return OutputGuard(

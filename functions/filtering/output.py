@@ -16,6 +16,9 @@ the speed of the model. The live tail is the earliest of:
   digits whose context words may still follow (16 characters), an unterminated
   ``-----BEGIN … PRIVATE KEY-----`` block, a ``password: …``/``bearer …`` assignment
   whose value is still coming (:mod:`functions.filtering.tail`);
+* the last ``PROSE_WINDOW`` (96) characters, only when the output policy acts on names
+  or addresses (by default it allows them and they are not looked for): their context
+  may follow them and their parts chain;
 * the longest run at the end that is verbatim in the system prompt (below).
 
 and the release never ends inside a finding, even one that overlap resolution drops.

@@ -3,16 +3,20 @@
 Entity types (the placeholder names): ``SECRET`` (API keys, tokens, private key
 blocks, ``password=…``), ``EMAIL``, ``ID_CARD`` (PRC resident ID), ``BANK_CARD``
 (UnionPay), ``CREDIT_CARD`` (Visa, Mastercard, Amex, Discover, JCB, Diners),
-``SSN``, ``PHONE`` (mainland mobile), ``LANDLINE``, ``PASSPORT`` (PRC), ``IPV6``,
-``IPV4``. :data:`DETECTORS` is in priority order: when two findings overlap the
-engine keeps the earlier type (an email wins over the phone number that is its
-local part).
+``SSN``, ``PHONE`` (mainland mobile; North American numbers, rule ``nanp``),
+``LANDLINE``, ``PASSPORT`` (PRC), ``IPV6``, ``IPV4``; and ``PERSON`` and ``ADDRESS``,
+read from the shape of prose rather than a pattern (:mod:`.people`, :mod:`.people_en`,
+:mod:`.places`).
+:data:`DETECTORS` is in priority order: when two findings overlap the engine keeps
+the earlier type (an email wins over the phone number that is its local part).
 
 Numbers tolerate one space or hyphen between any two digits (``138 1234 5678``);
 a number must not touch a letter or digit on either side, but CJK text may touch
 it (``手机13812345678``). Weak formats need a context word nearby: bank cards
 (unless written in groups of four), landlines written without a separator,
-passports, and SSNs not written ``123-45-6789``.
+passports, SSNs not written ``123-45-6789``, and US phone numbers written as ten bare
+digits. A 15-digit American Express number (34/37, Luhn) and a 16- or 19-digit UnionPay
+number (62, Luhn) stand on their own.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from functions.filtering import validators
+from functions.filtering import people, people_en, places, validators
 from functions.filtering.normalise import Normalised
 
 
@@ -48,6 +52,7 @@ _S = r"[ \-]?"
 _D = r"\d(?<![0-9a-z]\d)(?<!\d-\d)"
 _SEP = re.compile(r"[ \-]")
 _DIGIT = re.compile(r"\d")
+_NON_DIGIT = re.compile(r"\D")
 _NUMERIC = frozenset({"ID_CARD", "CARD", "SSN", "PHONE", "LANDLINE", "PASSPORT", "IPV4"})
 
 
@@ -65,13 +70,17 @@ def _near(norm: Normalised, start: int, end: int, words: re.Pattern[str]) -> boo
 
 _CARD_WORDS = re.compile(
     r"卡|账号|帐号|账户|帐户|银联|支付|转账|付款|收款|还款|有效期|"
-    r"card|visa|master|amex|unionpay|account|acct|pay|cvv|expir"
+    r"信用|card|visa|master|amex|express|discover|jcb|diners|unionpay|credit|account|acct|pay|"
+    r"cvv|cid|expir"
 )
 _LANDLINE_WORDS = re.compile(
     r"电话|座机|固话|传真|致电|拨打|热线|总机|分机|联系|tel|phone|fax|call"
 )
 _PASSPORT_WORDS = re.compile(r"护照|证件|旅行证|passport|travel document")
 _SSN_WORDS = re.compile(r"ssn|social security|社会安全|社保号")
+_NANP_WORDS = re.compile(
+    r"电话|手机|座机|致电|拨打|联系|传真|\b(?:phone|call|tel|cell|mobile|fax|contact|dial|text)"
+)
 _VERSION_WORDS = re.compile(r"版本|\b(?:version|ver\.?|v|release|build)[:\s]*$")
 
 
@@ -121,9 +130,18 @@ def _card(m: re.Match[str], norm: Normalised) -> tuple[int, int, str] | None:
         if scheme is None:
             continue
         start, stop = m.start(), m.start() + end
-        if _grouped(raw[:end]) or _near(norm, start, stop, _CARD_WORDS):
+        if _grouped(raw[:end]) or _stands_alone(value) or _near(norm, start, stop, _CARD_WORDS):
             return start, stop, value
     return None
+
+
+def _stands_alone(value: str) -> bool:
+    """Card numbers that need no context word: 15 digits after 34 or 37 (American
+    Express) and 16 or 19 after 62 (UnionPay) that pass Luhn are one random number of
+    that length in 500 and 1,000 (a Visa-shaped 16 digits: one in 100)."""
+    if len(value) == 15:
+        return value.startswith(("34", "37"))
+    return len(value) in (16, 19) and value.startswith("62")
 
 
 def _card_type(canonical: str) -> str:
@@ -137,6 +155,16 @@ def _ssn(m: re.Match[str], norm: Normalised) -> tuple[int, int, str] | None:
     if m.group().count("-") != 2 and not _near(norm, m.start(), m.end(), _SSN_WORDS):
         return None
     return m.start(), m.end(), value
+
+
+def _nanp(m: re.Match[str], norm: Normalised) -> tuple[int, int, str] | None:
+    value = _NON_DIGIT.sub("", m.group(1)) + m.group(3)
+    if not validators.nanp(value):
+        return None
+    # written as bare digits it could be any ten-digit number: it needs a context word
+    if m.group().isdigit() and not _near(norm, m.start(), m.end(), _NANP_WORDS):
+        return None
+    return m.start(), m.end(), "+1" + value
 
 
 def _with_words(words: re.Pattern[str]) -> Check:
@@ -217,12 +245,17 @@ class Detector:
     # the pattern cannot match unless one of these substrings is in the text: a cheap
     # ``in`` test that skips most regex passes on ordinary text
     hints: tuple[str, ...] = ()
+    # or cannot match unless this cheaper, digit-led pattern is found (a pattern that
+    # starts with a lookbehind is tried at every position; this one is skipped to in C)
+    gate: re.Pattern[str] | None = None
 
     @property
     def numeric(self) -> bool:
         return self.type in _NUMERIC
 
     def applies(self, text: str) -> bool:
+        if self.gate is not None and self.gate.search(text) is None:
+            return False
         return not self.hints or any(hint in text for hint in self.hints)
 
 
@@ -298,6 +331,20 @@ DETECTORS: tuple[Detector, ...] = (
     _d("CARD", "card", rf"{_run(13, 19)}{_R}", _card),
     _d("SSN", "ssn", rf"{_D}\d{{2}}([ \-]?)\d{{2}}\1\d{{4}}{_R}", _ssn),
     _d("PHONE", "mobile", rf"{_L}(?:(?:\+|00)86{_S})?(1{_S}[3-9](?:{_S}\d){{9}}){_R}", _mobile),
+    # NANP: (415) 555-0132, 415-555-0132, 415.555.0132, +1 415 555 0132, 1-415-555-0132,
+    # 001-415-555-0132; the separators between the three groups must agree
+    Detector(
+        "PHONE",
+        "nanp",
+        re.compile(
+            rf"{_L}(?:(?:\+|00)?1[ \-.]?)?"
+            r"(\([2-9]\d\d\) ?[2-9]\d\d[ \-.]?|[2-9]\d\d([ \-.]?)[2-9]\d\d\2)(\d{4})"
+            r"(?: ?(?:x|ext\.?) ?\d{1,6})?(?![0-9a-z])(?![\-.]\d)"
+        ),
+        _nanp,
+        # exactly ten digits when bare: not every mainland mobile (11) passes the gate
+        gate=re.compile(r"\d{3}[ \-.)]{1,2}\d{3}[ \-.]?\d{4}|\d(?<!\d\d)\d{9}(?!\d)"),
+    ),
     _d(
         "LANDLINE",
         "landline",
@@ -321,13 +368,18 @@ DETECTORS: tuple[Detector, ...] = (
 )
 PRIORITY = {"SECRET": 0, "EMAIL": 1, "ID_CARD": 2, "BANK_CARD": 3, "CREDIT_CARD": 3}
 PRIORITY |= {"SSN": 4, "PHONE": 5, "LANDLINE": 6, "PASSPORT": 7, "IPV6": 8, "IPV4": 9}
+PRIORITY |= {"ADDRESS": 10, "PERSON": 11}
+# names and addresses: read from the shape of prose, not from a pattern (see people, places)
+PROSE = frozenset({"PERSON", "ADDRESS"})
+_HAS_CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
-def find_pii(norm: Normalised, pos: int = 0) -> list[Found]:
+def find_pii(norm: Normalised, pos: int = 0, prose: bool = True) -> list[Found]:
     """Every validated finding in ``norm`` (overlaps included; the engine resolves them).
 
     ``pos``: the first normalised index a finding may start at; what comes before it
     is context only (lookbehinds, context words), as for a stream's released text.
+    ``prose``: whether to look for names and addresses too.
     """
     found = []
     text = norm.text
@@ -343,4 +395,23 @@ def find_pii(norm: Normalised, pos: int = 0) -> list[Found]:
             o_start, o_end = norm.span(start, end)
             type_ = _card_type(canonical) if detector.type == "CARD" else detector.type
             found.append(Found(type_, detector.rule, o_start, o_end, canonical))
+    if prose:
+        found += _prose(norm, pos, has_digits)
+    return found
+
+
+def _prose(norm: Normalised, pos: int, has_digits: bool) -> list[Found]:
+    """Names and addresses (the canonical form of a name is its lower-cased text)."""
+    spans: list[tuple[str, tuple[int, int, str]]] = []
+    if _HAS_CJK.search(norm.text, pos):
+        spans += [("PERSON", s) for s in people.zh_names(norm, pos)]
+        spans += [("ADDRESS", s) for s in places.zh_addresses(norm, pos)]
+    if not norm.original.islower():
+        spans += [("PERSON", s) for s in people_en.en_names(norm, pos)]
+    if has_digits:
+        spans += [("ADDRESS", s) for s in places.en_addresses(norm, pos)]
+    found = []
+    for type_, (start, end, rule) in spans:
+        o_start, o_end = norm.span(start, end)
+        found.append(Found(type_, rule, o_start, o_end, " ".join(norm.text[start:end].split())))
     return found

@@ -41,14 +41,25 @@ ENTITY_TYPES = (
     "PASSPORT",
     "IPV6",
     "IPV4",
+    "PERSON",
+    "ADDRESS",
 )
 
 DEFAULT_INPUT_ACTIONS: dict[str, EntityAction] = dict.fromkeys(ENTITY_TYPES, "mask")
 # A model that writes out a key or a national ID it never saw is leaking training
 # or retrieval data: the answer is stopped, not just redacted.
+#
+# Names and addresses are masked on input (PIPL/GDPR personal data: "a patient's name
+# beside a diagnosis") and allowed on output: an answer that names a public figure or
+# a city's town hall must not be redacted, and the caller's own names come back from
+# their placeholders anyway. "allow" on output also means they are not looked for in
+# answers at all (a name's context may follow it, so a streamed answer would otherwise
+# hold back a window of text; see functions.filtering.tail.PROSE_WINDOW).
 DEFAULT_OUTPUT_ACTIONS: dict[str, EntityAction] = {
     **DEFAULT_INPUT_ACTIONS,
     "SECRET": "block",
+    "PERSON": "allow",
+    "ADDRESS": "allow",
 }
 DEFAULT_LEVELS: dict[str, Level] = {
     "SECRET": Level.SECRET,
@@ -62,6 +73,10 @@ DEFAULT_LEVELS: dict[str, Level] = {
     "EMAIL": Level.INTERNAL,
     "IPV4": Level.INTERNAL,
     "IPV6": Level.INTERNAL,
+    # personal, not sensitive data in PIPL's sense by themselves: the diagnosis beside
+    # a name is what raises a request's level (the lexicons)
+    "PERSON": Level.INTERNAL,
+    "ADDRESS": Level.INTERNAL,
 }
 BUILTIN_LEXICONS = ("builtin:zh", "builtin:en")
 

@@ -25,6 +25,11 @@ _TOKEN_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyz@._%+-:/=~()_")
 # a number whose check reads the 16 characters after it (context words) is live until
 # they are in: any run of 7 or more digits (passport, SSN, landline, card)
 _AFTER = 16
+# names and addresses (when an output policy acts on them) are read from their context
+# on both sides and may chain several parts: a streamed answer holds this many
+# characters whole; findings up to this long are guaranteed the same as the whole
+# answer's
+PROSE_WINDOW = 96
 _WEAK_DIGITS = 7
 _KEY_HEADER = re.compile(r"-----begin [a-z0-9 ]*(?:private key-{0,4})?\Z")
 _BY_RULE = {d.rule: d for d in DETECTORS}

@@ -61,6 +61,15 @@ def mobile(digits: str) -> bool:
     return len(digits) == 11 and digits[:3] in _MOBILE_BLOCKS
 
 
+def nanp(digits: str) -> bool:
+    """A ten-digit North American number: area code and exchange ``[2-9]XX``, neither
+    an ``N11`` service code (411, 911)."""
+    if len(digits) != 10 or not digits.isdigit():
+        return False
+    area, exchange = digits[:3], digits[3:6]
+    return all(part[0] >= "2" and part[1:] != "11" for part in (area, exchange))
+
+
 def landline(digits: str) -> bool:
     """Area code plus local number: 010/02x take 8 digits, other codes 7 or 8."""
     if not digits.startswith("0") or digits.startswith("00"):

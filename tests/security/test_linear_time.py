@@ -94,13 +94,28 @@ BODIES: dict[str, Body] = {
     "open-key-block": Body("a", prefix="-----BEGIN RSA PRIVATE KEY-----\n"),
     "long-token": Body("a", prefix="sk-"),
     "mixed-pii": Body(MIXED_PII),
+    # names and addresses (masked on output too in this module, so streams hold their window)
+    "surnames": Body("王"),
+    "names-in-a-list": Body("王伟、"),
+    "name-context": Body("患者："),
+    "address-keys": Body("路"),
+    "address-chain": Body("北京市朝阳区建国路88号"),
+    "capitalised-words": Body("John "),
+    "capitalised-list": Body("John, "),
+    "titles": Body("Mr. "),
+    "street-words": Body("1 Main "),
+    "city-state-zip": Body("Boston, MA 02118 "),
+    "ship-lines": Body("USNS Kelley, FPO AP 24728 "),
+    "us-phone-heads": Body("(415) 555-"),
 }
 
 
 @pytest.fixture(scope="module")
 def cf() -> ContentFilter:
-    # secrets masked on output too, so an open key block keeps streaming instead of stopping
-    return ContentFilter(FilterPolicy(output_entities={"SECRET": "mask"}))
+    # secrets masked on output too, so an open key block keeps streaming instead of stopping;
+    # names and addresses looked for on output too (by default they are not)
+    output = {"SECRET": "mask", "PERSON": "mask", "ADDRESS": "mask"}
+    return ContentFilter(FilterPolicy(output_entities=output))
 
 
 @pytest.fixture(scope="module")
@@ -202,6 +217,9 @@ def test_the_adversarial_bodies_still_find_what_they_carry(cf: ContentFilter) ->
     assert len(cf.scan(BODIES["emails"].of(1900)).detections) == 100
     mixed = cf.scan(BODIES["mixed-pii"].of(len(MIXED_PII) * 3))
     assert {d.type for d in mixed.detections} >= {"PHONE", "EMAIL", "ID_CARD", "IPV4", "SSN"}
+    assert {d.type for d in mixed.detections} >= {"PERSON"}  # 联系人李雷
+    chain = cf.scan(BODIES["address-chain"].of(120)).detections
+    assert {d.type for d in chain} == {"ADDRESS"}
     assert score_injection(BODIES["newlines-then-heading"].of(1000)).score >= 0.5
     assert score_injection(BODIES["base64-injections"].of(400)).score >= 0.5
 

@@ -31,6 +31,7 @@ Span = tuple[str, int, int]
 class Sample:
     text: str
     spans: tuple[Span, ...]
+    kind: str = ""  # the LABELS key a positive was made for
 
 
 ZH_TEMPLATES = [
@@ -49,6 +50,7 @@ EN_TEMPLATES = [
 ]
 LABELS = {
     "PHONE": ("手机号", "mobile number"),
+    "PHONE_US": ("美国电话", "phone"),
     "LANDLINE": ("办公电话", "office phone"),
     "ID_CARD": ("身份证号", "ID number"),
     "BANK_CARD": ("银行卡号", "card number"),
@@ -60,6 +62,8 @@ LABELS = {
     "SSN": ("美国社会安全号", "SSN"),
     "SECRET": ("密钥", "key"),
 }
+# the entity type a sample kind is labelled with (US phones are PHONE, measured apart)
+ENTITY = {"PHONE_US": "PHONE"}
 _FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
 
 
@@ -97,6 +101,28 @@ class Generator:
         if roll < 0.1 and value.isdigit():
             return f"{value[:3]}-{value[3:7]}-{value[7:]}"
         return "+86 " + value if roll < 0.2 else value
+
+    def us_phone(self) -> str:
+        """Faker's formats (dashes, dots, ``(415)555-…``, ``+1-``, ``001-``, extensions)
+        and the spaced ``+1 415 555 0132``; area code and exchange per the NANP."""
+        area = str(self.rng.randint(2, 9)) + self.digits(2)
+        exchange = str(self.rng.randint(2, 9)) + self.digits(2)
+        if area[1:] == "11" or exchange[1:] == "11":
+            return self.us_phone()
+        line = self.digits(4)
+        forms = [
+            f"{area}-{exchange}-{line}",
+            f"({area}) {exchange}-{line}",
+            f"({area}){exchange}-{line}",
+            f"{area}.{exchange}.{line}",
+            f"+1 {area} {exchange} {line}",
+            f"1-{area}-{exchange}-{line}",
+            f"+1-{area}-{exchange}-{line}x{self.digits(3)}",
+            f"001-{area}-{exchange}-{line}",
+        ]
+        if self.rng.random() < 0.5:
+            return self.en.phone_number()
+        return self.disguise(self.rng.choice(forms))
 
     def landline(self) -> str:
         code = self.rng.choice(["010", "020", "021", "022", "023", "024", "025", "027", "028"])
@@ -185,6 +211,7 @@ class Generator:
     def value(self, type_: str) -> str:
         makers: dict[str, Callable[[], str]] = {
             "PHONE": self.phone,
+            "PHONE_US": self.us_phone,
             "LANDLINE": self.landline,
             "ID_CARD": self.id_card,
             "BANK_CARD": self.bank_card,
@@ -209,7 +236,8 @@ class Generator:
         head, tail = template.split("{v}")
         prefix = head.format(name=name, label=label)
         text = prefix + value + tail.format(name=name, label=label)
-        return Sample(text, ((type_, len(prefix), len(prefix) + len(value)),))
+        kind = ENTITY.get(type_, type_)
+        return Sample(text, ((kind, len(prefix), len(prefix) + len(value)),), type_)
 
     def negatives(self) -> list[str]:
         valid = self.zh.ssn()

@@ -137,3 +137,10 @@ def test_the_ipv4_check_agrees_with_ipaddress() -> None:
     for _ in range(20_000):
         value = ".".join(rng.choice(octets) for _ in range(rng.choice((3, 4, 4, 4, 5))))
         assert validators.ipv4(value) == reference(value), value
+
+
+def test_a_unionpay_number_stands_alone_but_not_a_look_alike() -> None:
+    valid = "6222021234567890128"  # 19 digits, 62, Luhn
+    assert sorted(found(f"王伟，{valid}。")) == [("BANK_CARD", valid), ("PERSON", "王伟")]
+    assert not [t for t, _ in found("编号 6222021234567890127") if t == "BANK_CARD"]  # Luhn
+    assert not [t for t, _ in found("编号 62220212345678903") if t == "BANK_CARD"]  # 17

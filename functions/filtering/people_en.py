@@ -1,0 +1,187 @@
+"""English person names (``PERSON``): a first-name gazetteer and capitalisation, or context.
+
+A capitalised word in the first-name gazetteer (US Census 1990, see
+``scripts/make_first_names.py``; not Faker's lists, which make the test sets) followed
+by capitalised words (the surname), or by a lower-case word inside a sentence (Kelli
+moved), or after a weak context word (and, to, with); or any capitalised words after
+a title or a strong context word (Mr, Dr, patient, Dear, Name:, signed, contact).
+First names that are also common words (Will, May, Grant) need a surname or context.
+
+Letter case is read from the original text (normalisation folds it); the words before
+a run are read lower-cased, as a stream's released context is. Offsets returned are
+normalised, like every finder's.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+
+from functions.filtering.normalise import Normalised
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+_TOKEN = r"[A-Z][a-z]+(?:-[A-Z]?[a-z]+|'[A-Z][a-z]+)?"  # Smith-Jones, O'Brien; not 's
+_CAPS = re.compile(rf"\b{_TOKEN}(?:,? (?:[A-Z]\.|{_TOKEN}))*")
+_WORD = re.compile(rf"[A-Z]\.|{_TOKEN}")
+TITLES = frozenset(_words("mr mrs ms miss mx dr prof sir madam mister dame lady lord"))
+# words after which capitalised words are a name whatever they are
+CONTEXT = frozenset(
+    _words(
+        """name patient customer client contact employee applicant recipient attn dear signed
+    cardholder holder insured beneficiary tenant landlord passenger guest member student
+    sincerely regards by from cc to physician nurse officer agent"""
+    )
+)
+# of those, the ones that are only context in front of a capitalised word
+_WEAK_CONTEXT = frozenset({"by", "from", "cc", "to", "and", "with", "hi", "hello", "thanks"})
+# capitalised words that are not part of a name (first names that are also words are
+# in AMBIGUOUS: they need a surname or context)
+STOP = frozenset(
+    _words(
+        """the a an this that these those i we you he she it they my our your his her its their
+    and or but if then so as at in on of for with without about after before during monday
+    tuesday wednesday thursday friday saturday sunday january february march april may june
+    july august september october november december hello hi hey thanks thank please yes no
+    street st avenue ave road rd drive dr lane ln court ct boulevard blvd suite apt unit
+    company inc ltd llc corp university hospital school bank city county state north south
+    east west new north street group team office department center centre service services
+    customer patient contact name dear mr mrs ms dr prof"""
+    )
+)
+AMBIGUOUS = frozenset(
+    _words(
+        """will may june april august grant mark bill rose hope joy faith art chase frank guy jack
+    pat sue dean don carol ray lee van chance page hunter summer autumn dawn eve ivy iris
+    lily daisy holly ruby pearl crystal amber jade sky star sunny rich price king young brown
+    green white black gray grey long short love honey angel china christian king major
+    sterling lane bell case cash clay cliff dale dell drew ford gay glen hall herb jean
+    jewel joy lou lucky mason miles nick norm page penny rod rock roy sandy shelby storm
+    tad tanner terry ward wash wade will"""
+    )
+)
+
+
+@cache
+def first_names() -> frozenset[str]:
+    """The English first-name gazetteer (lower case; ``data/first_names_en.txt``)."""
+    text = (resources.files("functions.filtering") / "data" / "first_names_en.txt").read_text(
+        encoding="utf-8"
+    )
+    return frozenset(line for line in text.splitlines() if line and not line.startswith("#"))
+
+
+def en_names(norm: Normalised, pos: int) -> list[tuple[int, int, str]]:
+    """English names in ``norm`` starting at or after normalised index ``pos``."""
+    original, found = norm.original, []
+    low_start = norm.span(pos, pos + 1)[0] if pos < len(norm.text) else len(original)
+    names = first_names()
+    for run in _CAPS.finditer(original, low_start):
+        before = original[max(0, run.start() - 24) : run.start()].lower()
+        if _plain_word(run, before, names):
+            continue
+        words = list(_WORD.finditer(original, run.start(), run.end()))
+        for span in _name_spans(words, before, names):
+            start, end = norm.index(span[0]), norm.index(span[1])
+            found.append((start, end, span[2]))
+    return found
+
+
+def _plain_word(run: re.Match[str], before: str, names: frozenset[str]) -> bool:
+    """A lone capitalised word that no rule can make a name (most sentence starts):
+    not a first name, title or context word, and after no title or context word."""
+    word = run.group().lower()
+    if " " in word or word in names or word in TITLES or word in CONTEXT:
+        return False
+    previous = _last_word(before)
+    return previous not in TITLES and (previous not in CONTEXT or previous in _WEAK_CONTEXT)
+
+
+def _name_spans(
+    words: list[re.Match[str]], before: str, names: frozenset[str]
+) -> list[tuple[int, int, str]]:
+    """Names among one run of capitalised words; ``before``: the text before the run."""
+    out: list[tuple[int, int, str]] = []
+    previous = _last_word(before)
+    sentence_start = not before.strip() or before.rstrip()[-1:] in ".!?:\n"
+    i = 0
+    while i < len(words):
+        word = words[i].group().lower().rstrip(".")
+        if word in TITLES or word in CONTEXT or (word in STOP and word not in names):
+            previous, sentence_start, i = word, False, i + 1
+            continue
+        surname = _take_surname(words[i + 1 : i + 3])
+        end = (surname[-1] if surname else words[i]).end()
+        rule = ""
+        if previous in TITLES:
+            rule = "en_title"
+        elif previous in CONTEXT and previous not in _WEAK_CONTEXT:
+            rule = "en_context"
+        elif word in names and surname:
+            # Mark Stanton's, Dean Martinez: (but not "Grant Access")
+            plain = not (sentence_start and i == 0) or _possessive_or_said(surname[-1])
+            if word not in AMBIGUOUS or plain:
+                rule = "en_name"
+        elif (
+            word in names
+            and word not in AMBIGUOUS
+            and (
+                previous in _WEAK_CONTEXT
+                or _possessive_or_said(words[i])
+                or (not sentence_start and _LOWER_NEXT.match(words[i].string, words[i].end()))
+            )
+        ):
+            rule = "en_name"
+        if rule:
+            out.append((words[i].start(), end, rule))
+            i += 1 + len(surname)
+        else:
+            i += 1
+        previous, sentence_start = word, False
+    return out
+
+
+def _take_surname(rest: list[re.Match[str]]) -> list[re.Match[str]]:
+    """The words after a first name that read as middle initial and surname(s)."""
+    taken: list[re.Match[str]] = []
+    for w in rest[:2]:
+        low = w.group().lower().rstrip(".")
+        if low in STOP or low in TITLES or low in CONTEXT:
+            break
+        taken.append(w)
+        if not w.group().endswith("."):  # an initial ("J.") is followed by the surname
+            break
+    if taken and taken[-1].group().endswith("."):
+        taken.pop()
+    return taken
+
+
+# a single first name inside a sentence, followed by a lower-case word (Kelli moved)
+_LOWER_NEXT = re.compile(r" [a-z]")
+_AFTER_NAME = (
+    *("'s ", "’s ", ",", ":", " said", " says", " called", " calls", " wrote", " asked"),
+    *(" told", " replied", " phoned", " emailed", " signed", " is ", " was ", " will ", " has "),
+    *(" and ", " attended", " wants", " asked", " (", " ("),
+)
+
+
+def _possessive_or_said(word: re.Match[str]) -> bool:
+    after = word.string[word.end() : word.end() + 9]
+    return after.startswith(_AFTER_NAME)
+
+
+def _last_word(text: str) -> str:
+    """The word just before a run (lower case); a sentence's last word is not context,
+    only a title is (``the agent. Cultural`` against ``Mr. Smith``)."""
+    m = _LAST_WORD.search(text)
+    if m is None or (m.group(2) == "." and m.group(1) not in _DOTTED_TITLES):
+        return ""
+    return m.group(1)
+
+
+_DOTTED_TITLES = TITLES - {"miss", "sir", "madam", "mister", "dame", "lady", "lord"}
+_LAST_WORD = re.compile(r"([a-z]+)([.:,]?)\s*$")

@@ -1,0 +1,134 @@
+"""Names (PERSON) and addresses (ADDRESS): positives, look-alikes, and the masking round trip."""
+
+from __future__ import annotations
+
+import pytest
+
+from functions.filtering import ContentFilter, FilterPolicy
+from functions.filtering.classify import Level
+from functions.filtering.normalise import normalise
+from functions.filtering.pii import find_pii
+from functions.wire import ChatMessage
+
+
+def found(text: str, type_: str) -> list[str]:
+    return [text[f.start : f.end] for f in find_pii(normalise(text)) if f.type == type_]
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("患者王伟，男，45岁，诊断为糖尿病。", "王伟"),
+        ("联系人：欧阳娜娜，电话13812345678", "欧阳娜娜"),
+        ("李明和王芳一起去了北京", "李明"),
+        ("司马光先生来电", "司马光"),
+        ("主治医生洪小红为病人做了手术。", "洪小红"),
+        ("收件人：王雷\n地址：海南省", "王雷"),
+        ("请把文件交给张小红。", "张小红"),
+        ("姓名：诸葛亮", "诸葛亮"),
+        ("Dear John, thanks.", "John"),
+        ("Patient Mary Johnson was admitted.", "Mary Johnson"),
+        ("Please ask Mr. Smith.", "Smith"),
+        ("Customer Ryan Gallagher called.", "Ryan Gallagher"),
+        ("Laura called about the invoice.", "Laura"),
+        ("Signed, Olivia J. Parker", "Olivia J. Parker"),
+    ],
+)
+def test_names(text: str, name: str) -> None:
+    assert name in found(text, "PERSON")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "我很高兴见到你，王国的历史很长。",
+        "黄金价格上涨，方法其实很简单。",
+        "周末时间安排在高速公路上。",
+        "张开双手，马上出发。",
+        "他说明天去公司开会。",
+        "Will you grant access to the May release?",
+        "Apple and Amazon announced new products.",
+        "Open the Settings page and click Save Changes.",
+        "Mark the date: April 5.",
+    ],
+)
+def test_name_look_alikes(text: str) -> None:
+    assert found(text, "PERSON") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        (
+            "收件地址：广东省深圳市南山区科技园路88号腾讯大厦5栋1201室",
+            "广东省深圳市南山区科技园路88号腾讯大厦5栋1201室",
+        ),
+        ("他住在北京市朝阳区建国路８８号", "北京市朝阳区建国路８８号"),
+        ("吉林省欣县淄川惠州街B座 674391", "吉林省欣县淄川惠州街B座 674391"),
+        ("I live at 12 Main St., Springfield, IL 62704.", "12 Main St., Springfield, IL 62704"),
+        (
+            "Ship to 7631 Johnson Village Suite 690\nAdamsbury, OR 13900 asap",
+            "7631 Johnson Village Suite 690\nAdamsbury, OR 13900",
+        ),
+        ("PSC 8396, Box 0306\nAPO AE 05131", "PSC 8396, Box 0306\nAPO AE 05131"),
+        ("mail it to PO Box 1234 please", "PO Box 1234"),
+    ],
+)
+def test_addresses(text: str, address: str) -> None:
+    assert address in found(text, "ADDRESS")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "城市的街道很干净，我在市区的路上。",
+        "思路和出路都很重要",
+        "We walked 3 miles down the road.",
+        "Turn left at the next street and drive 2 blocks.",
+        "The Main Street project is on track.",
+    ],
+)
+def test_address_look_alikes(text: str) -> None:
+    assert found(text, "ADDRESS") == []
+
+
+def test_names_and_addresses_masked_and_restored() -> None:
+    cf = ContentFilter()
+    user = "患者王伟住在北京市朝阳区建国路88号。Patient Mary Johnson lives at 12 Main St.."
+    masked = cf.mask_conversation([ChatMessage(role="user", content=user)])
+    text = masked.messages[0].text()
+    assert "王伟" not in text and "Mary Johnson" not in text and "建国路" not in text
+    assert {"<PERSON_1>", "<PERSON_2>", "<ADDRESS_1>", "<ADDRESS_2>"} <= set(
+        d.placeholder for d in masked.result.detections
+    )
+    answer = "<PERSON_1>的地址是<ADDRESS_1>；<PERSON_2> lives at <ADDRESS_2>."
+    stream = cf.output_stream(masked)
+    # placeholders split across chunks, one character at a time
+    out = "".join(stream.feed(c) for c in answer) + stream.finish()
+    assert out == "王伟的地址是北京市朝阳区建国路88号；Mary Johnson lives at 12 Main St.."
+
+
+def test_names_in_answers_are_allowed_by_default() -> None:
+    cf = ContentFilter()
+    masked = cf.mask_conversation([ChatMessage(role="user", content="who wrote Hamlet?")])
+    stream = cf.output_stream(masked)
+    answer = "William Shakespeare wrote it; Dr. Johnson praised it. 鲁迅先生也读过。"
+    assert stream.feed(answer) + stream.finish() == answer
+    assert stream.detections == []
+
+
+def test_policy_defaults_and_overrides_for_names_and_addresses() -> None:
+    policy = FilterPolicy()
+    assert policy.entities["PERSON"] == policy.entities["ADDRESS"] == "mask"
+    assert policy.output_entities["PERSON"] == policy.output_entities["ADDRESS"] == "allow"
+    assert policy.levels["PERSON"] == policy.levels["ADDRESS"] == Level.INTERNAL
+    relaxed = ContentFilter(FilterPolicy(entities={"PERSON": "allow"}))
+    masked = relaxed.mask_conversation(
+        [ChatMessage(role="user", content="患者王伟住在北京市朝阳区建国路88号")]
+    )
+    text = masked.messages[0].text()
+    assert "王伟" in text and "<ADDRESS_1>" in text
+    strict = ContentFilter(FilterPolicy(output_entities={"PERSON": "mask"}))
+    stream = strict.output_stream(masked)
+    out = stream.feed("Dear John, thanks.") + stream.finish()
+    assert out == "Dear [REDACTED:PERSON], thanks."
