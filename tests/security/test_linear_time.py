@@ -202,7 +202,7 @@ def test_the_adversarial_bodies_still_find_what_they_carry(cf: ContentFilter) ->
     assert len(cf.scan(BODIES["emails"].of(1900)).detections) == 100
     mixed = cf.scan(BODIES["mixed-pii"].of(len(MIXED_PII) * 3))
     assert {d.type for d in mixed.detections} >= {"PHONE", "EMAIL", "ID_CARD", "IPV4", "SSN"}
-    assert score_injection(BODIES["newlines-then-heading"].of(1000)).score >= 0.5
+    assert "template" in score_injection(BODIES["newlines-then-heading"].of(1000)).reasons
     assert score_injection(BODIES["base64-injections"].of(400)).score >= 0.5
 
 
