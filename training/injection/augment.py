@@ -556,6 +556,12 @@ def augmented(seed: int = 20261202) -> list[Item]:
             it = item(text, 0, "benign", "enclave-augment:chitchat")
             it["lang"], it["split"] = lang, "train"
             found[text] = it
+    for lang, fake in (("zh", zh_fake), ("en", en_fake)):  # plain prose, short and long
+        for _ in range(400):
+            text = fake.text(max_nb_chars=r.choice([80, 200, 600, 1500, 3000]))
+            it = item(text, 0, "prose", "enclave-augment:faker-text")
+            it["lang"], it["split"] = lang, "train"
+            found[text] = it
     for make, label, family, lang, count in generators:
         for _ in range(count):
             text = make(r)

