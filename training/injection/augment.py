@@ -535,6 +535,47 @@ CHITCHAT = {
 }
 
 
+def _task_prompt(r: random.Random, tasks: list[str]) -> str:
+    """A front end's own structured task prompt (chat titles, tags, follow-ups, search
+    queries): headings and rules addressed to the model, sent as a user message."""
+    task = r.choice(
+        [
+            "Generate a concise, 3-5 word title with an emoji summarizing the chat history.",
+            "Generate 1-3 broad tags categorizing the main themes of the chat history.",
+            "Suggest 3-5 relevant follow-up questions the user might ask next.",
+            "Generate search queries to find information relevant to the last user message.",
+            "Continue the user's text with a short, natural completion.",
+            "Summarise the conversation in one sentence.",
+            "根据聊天记录生成一个简短的标题（不超过10个字）。",
+            "根据对话内容生成1-3个分类标签。",
+            "请根据聊天记录推荐3个用户可能会继续提出的问题。",
+        ]
+    )
+    rules = r.choice(
+        [
+            "- The title should clearly represent the main theme.\n- Avoid quotation marks.",
+            "- Use the chat's primary language.\n- Do not answer the question itself.",
+            "- Keep it short.\n- Prioritize accuracy over creativity.",
+            "- 使用与对话相同的语言。\n- 不要回答问题本身。",
+        ]
+    )
+    output = r.choice(
+        [
+            'JSON format: { "title": "..." }',
+            'JSON format: { "tags": [] }',
+            "Plain text only.",
+            'JSON: { "queries": [] }',
+            "只输出JSON。",
+        ]
+    )
+    history = "\n".join(f"USER: {r.choice(tasks)}" for _ in range(r.randint(1, 3)))
+    head = r.choice(["### ", "## ", "", "# "])
+    return (
+        f"{head}Task:\n{task}\n{head}Guidelines:\n{rules}\n{head}Output:\n{output}\n"
+        f"{head}Chat History:\n<chat_history>\n{history}\n</chat_history>"
+    )
+
+
 def augmented(seed: int = 20261202) -> list[Item]:
     """The generated items (training split only: ``split`` is set)."""
     r = random.Random(seed)
@@ -549,6 +590,7 @@ def augmented(seed: int = 20261202) -> list[Item]:
         (_bind(_zh_pii, zh_fake), 0, "benign", "zh", 300),
         (_bind(_en_polite, en_tasks), 0, "benign", "en", 200),
         (_bind(_en_pii, en_fake), 0, "benign", "en", 200),
+        (_bind(_task_prompt, en_tasks + zh_tasks), 0, "benign", "en", 300),
     )
     found: dict[str, Item] = {}
     for lang, texts in CHITCHAT.items():
