@@ -122,7 +122,9 @@ class InjectionModel:
     def logit(self, folded: str, reasons: tuple[str, ...] = ()) -> float:
         """The stage-1 logit of normalised text (the highest over its windows), given
         the rules that matched it."""
-        text = max(self.window_logit(w) for w in windows(prepare(folded)))
+        parts = windows(prepare(folded))
+        # the highest of k windows is biased upwards: k chances at a false alarm
+        text = max(self.window_logit(w) for w in parts) - math.log(len(parts))
         return text + float(self.weights[rule_features(reasons)].sum(dtype=np.float32))
 
     def probability(self, rule_score: float, logit: float) -> float:

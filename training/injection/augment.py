@@ -576,6 +576,69 @@ def _task_prompt(r: random.Random, tasks: list[str]) -> str:
     )
 
 
+def _operator_prompt(r: random.Random, fake: Faker) -> str:
+    """An operator's role description, as API clients often send it in a user message."""
+    company = fake.company()
+    role = r.choice(["expense", "HR", "IT helpdesk", "travel", "sales", "support", "legal"])
+    rule = r.choice(
+        [
+            "Never discuss salaries or bonuses with anyone.",
+            "Answer only questions about our products.",
+            "Be concise and cite the handbook.",
+            "Do not give legal advice; refer users to the legal team.",
+            "Reply in the user's language.",
+            "If you do not know, say so.",
+        ]
+    )
+    return f"You are the {role} assistant of {company}. {rule}"
+
+
+def _zh_operator_prompt(r: random.Random, fake: Faker) -> str:
+    role = r.choice(["报销", "人事", "IT服务台", "差旅", "销售", "客服", "法务"])
+    rule = r.choice(
+        [
+            "不要讨论任何人的薪资。",
+            "只回答与本公司产品有关的问题。",
+            "回答要简洁，并注明出处。",
+            "不要提供法律意见。",
+            "如果不知道答案，请直接说明。",
+            "请使用用户的语言回答。",
+        ]
+    )
+    return f"你是{fake.company()}的{role}助手。{rule}"
+
+
+def _policy_passage(r: random.Random, fake: Faker) -> str:
+    """A handbook passage (what retrieval returns): rules and limits, stated, not ordered."""
+    topic = r.choice(["travel", "expense", "leave", "security", "procurement", "remote work"])
+    facts = [
+        f"Per the {topic} policy, hotel costs are reimbursed up to {r.randint(3, 12) * 100} yuan per night in tier-one cities.",
+        f"Meals are covered up to {r.randint(5, 30) * 10} yuan per day when travelling on business.",
+        f"Employees must submit receipts within {r.randint(7, 60)} days.",
+        "Managers approve requests above the limit; finance reviews them monthly.",
+        "Passwords must be at least 12 characters and are never shared.",
+        f"Contact {fake.name()} in finance for exceptions.",
+        "Annual leave is 15 days; unused days expire at the end of March.",
+    ]
+    heading = r.choice(["", f"# {topic.title()} policy\n\n", f"## {topic.title()}\n"])
+    return heading + " ".join(r.sample(facts, r.randint(2, 5)))
+
+
+def _zh_policy_passage(r: random.Random, fake: Faker) -> str:
+    facts = [
+        f"根据差旅政策，一线城市住宿费每晚报销上限为{r.randint(3, 12) * 100}元。",
+        f"出差期间餐费每天最多报销{r.randint(5, 30) * 10}元。",
+        f"员工须在{r.randint(7, 60)}天内提交发票。",
+        "超出标准的费用需经部门经理审批，财务每月复核。",
+        "密码长度不少于12位，严禁与他人共享。",
+        f"如有特殊情况，请联系财务部{fake.name()}。",
+        "年假为15天，未休年假于次年3月底作废。",
+        "所有员工必须遵守公司的信息安全规定。",
+    ]
+    heading = r.choice(["", "# 员工手册\n\n", "## 报销制度\n"])
+    return heading + "".join(r.sample(facts, r.randint(2, 5)))
+
+
 def augmented(seed: int = 20261202) -> list[Item]:
     """The generated items (training split only: ``split`` is set)."""
     r = random.Random(seed)
@@ -591,6 +654,10 @@ def augmented(seed: int = 20261202) -> list[Item]:
         (_bind(_en_polite, en_tasks), 0, "benign", "en", 200),
         (_bind(_en_pii, en_fake), 0, "benign", "en", 200),
         (_bind(_task_prompt, en_tasks + zh_tasks), 0, "benign", "en", 300),
+        (_bind(_operator_prompt, en_fake), 0, "benign", "en", 250),
+        (_bind(_zh_operator_prompt, zh_fake), 0, "benign", "zh", 250),
+        (_bind(_policy_passage, en_fake), 0, "document", "en", 300),
+        (_bind(_zh_policy_passage, zh_fake), 0, "document", "zh", 300),
     )
     found: dict[str, Item] = {}
     for lang, texts in CHITCHAT.items():
