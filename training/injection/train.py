@@ -9,15 +9,18 @@ Steps, all seeded:
    (``tests/functions/filtering/injection_zh_heldout.jsonl``) and the issue's
    examples are never used;
 2. split by group (a jailbreak template and its fills, a document and its injected
-   copy stay together): 60% train, 20% calibration, 20% test. The test split is
-   written to ``tests/functions/filtering/injection_heldout.jsonl`` for
+   copy stay together): 60% train, 20% calibration, 20% test; generated items
+   (:mod:`.augment`) go to train only. Each split also gets long synthetic
+   documents glued from its own items, some with one attack inside. The test split
+   is written to ``tests/functions/filtering/injection_heldout.jsonl`` for
    ``test_injection_quality.py``;
-3. fit stage 1 (logistic regression over the hashed n-grams of
-   :mod:`functions.filtering.classifier`) on train, its C chosen on calibration;
-4. fit the calibration [rule score, stage-1 logit] -> probability on the
-   calibration split, then move its intercept so that 0.5 (the default
-   ``injection_threshold``) sits where the calibration split's false-positive
-   rate is :data:`TARGET_FPR`;
+3. fit stage 1 (logistic regression over the hashed n-grams and rule indicators of
+   :mod:`functions.filtering.classifier`; each cell language x label weighs the
+   same) on train, its C chosen on calibration;
+4. Platt-scale the stage-1 logit on the calibration split's natural items, then
+   move the intercept so that 0.5 (the default ``injection_threshold``) holds the
+   false-positive rate at :data:`TARGET_FPR` in each language and at
+   :data:`LOOK_ALIKE_FPR` on the look-alike prompts alone;
 5. print the figures on the test split and the Chinese held-out set.
 """
 
