@@ -408,6 +408,15 @@ def signals(
     return rules, logit
 
 
+# Rules that score this much on their own (an explicit "ignore previous instructions",
+# a system-prompt extraction, a payload that decodes to one) are a floor under the
+# calibrated score. Training on hand-written look-alikes ("the previous instructions in
+# the manual are outdated") taught the model to discount the rule indicators, and it
+# then scored the canonical attacks, plain or encoded, under the threshold; the floor
+# costs nothing on the held-out look-alikes (measured: same TPR/FPR at 0.8 and 0.85).
+STRONG_RULES = 0.85
+
+
 def score_injection(
     text: str, folded: str | None = None, model: InjectionModel | None = None
 ) -> InjectionScore:
@@ -419,4 +428,7 @@ def score_injection(
     model = InjectionModel.load() if model is None else model
     rules, logit = signals(text, folded, model)
     reasons = (*rules.reasons, "classifier") if logit > 0 else rules.reasons
-    return InjectionScore(round(model.probability(rules.score, logit), 4), reasons)
+    probability = model.probability(rules.score, logit)
+    if rules.score >= STRONG_RULES:  # the model may raise a strong rule's score, never lower it
+        probability = max(probability, rules.score)
+    return InjectionScore(round(probability, 4), reasons)

@@ -60,6 +60,9 @@ HERE = Path(__file__).parent
 MODEL = ROOT / "functions/filtering/data/injection_model.npz"
 HELDOUT = ROOT / "tests/functions/filtering/injection_heldout.jsonl"
 ZH_HELDOUT = ROOT / "tests/functions/filtering/injection_zh_heldout.jsonl"
+# hand-written look-alikes (hard benign prompts beside attacks of six families), written in
+# another style than handwritten_lookalikes.jsonl: never trained or calibrated on
+LOOKALIKE_HELDOUT = ROOT / "tests/functions/filtering/injection_lookalike_heldout.jsonl"
 TARGET_FPR = 0.015  # half the goal (0.03): calibration and test splits differ
 # the look-alike pool is small (~60) and hard by construction: 3% of it is one prompt,
 # which is the point: the owner measures FPR on prompts written to look suspicious
@@ -93,8 +96,15 @@ def assemble(cache: Path) -> list[Item]:
         item(text, int(label), "v1-" + origin, "tests/functions/filtering/injection_set.py")
         for text, label, origin in labelled()
     ]
-    candidates = [*_jsonl(HERE / "handwritten.jsonl"), *v1, *augmented(), *public(cache)]
-    banned = {near_key(x["text"]) for x in _jsonl(ZH_HELDOUT)}  # type: ignore[arg-type]
+    candidates = [
+        *_jsonl(HERE / "handwritten.jsonl"),
+        *_jsonl(HERE / "handwritten_lookalikes.jsonl"),
+        *v1,
+        *augmented(),
+        *public(cache),
+    ]
+    held_out = [*_jsonl(ZH_HELDOUT), *_jsonl(LOOKALIKE_HELDOUT)]
+    banned = {near_key(x["text"]) for x in held_out}  # type: ignore[arg-type]
     kept: dict[str, Item] = {}
     for it in candidates:
         text = str(it["text"])
@@ -294,8 +304,12 @@ def main() -> None:
     with HELDOUT.open("w", encoding="utf-8") as out:
         for it in test:
             out.write(json.dumps(it, ensure_ascii=False) + "\n")
-    zh = _jsonl(ZH_HELDOUT)
-    for name, part in (("test split", test), ("zh held-out", zh)):
+    zh, lookalikes = _jsonl(ZH_HELDOUT), _jsonl(LOOKALIKE_HELDOUT)
+    for name, part in (
+        ("test split", test),
+        ("zh held-out", zh),
+        ("look-alike held-out", lookalikes),
+    ):
         r = rules(part)
         report(f"{name}: rules alone", part, r)
         z = logits(model, part)
