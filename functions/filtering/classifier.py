@@ -23,7 +23,7 @@ long retrieved passage is not diluted by the rest of it, and a long benign text
 does not get one more chance at a false alarm per window.
 
 The weights (float16, zlib-compressed) and the calibration of the final score
-ship in ``data/injection_model.npz``; ``training/injection/train.py`` reproduces
+ship in ``data/injection_model.npz``; ``infra/training/injection/train.py`` reproduces
 them (``just train-injection``). :func:`functions.filtering.injection.score_injection`
 combines this logit with the rule score through :meth:`InjectionModel.probability`.
 """

