@@ -49,16 +49,18 @@ def test_node_tokens_per_second(benchmark: Any, stack: Stack) -> None:
 def raw_llama(stack: Stack) -> Iterator[Any]:
     from llama_cpp import Llama
 
-    from inference_node.engines.llama_cpp import bundled_smollm2
+    from functions.settings import NodeSettings
+    from inference_node.engines.llama_cpp import bundled_smollm2, model_params
 
     stack.stop_all()  # nothing else competes for the cores
-    llm = Llama(
-        model_path=str(bundled_smollm2()),
-        n_ctx=2048,
-        n_threads=1,
-        n_threads_batch=1,
-        verbose=False,
-    )
+    with model_params(use_extra_bufts=NodeSettings().llama_extra_buffers):  # as the node
+        llm = Llama(
+            model_path=str(bundled_smollm2()),
+            n_ctx=2048,
+            n_threads=1,
+            n_threads_batch=1,
+            verbose=False,
+        )
     yield llm
     llm.close()
 

@@ -176,6 +176,11 @@ class NodeSettings(BaseModel):
     adapter_path: Path | None = None
     threads: int = Field(default=1, ge=1, description="1 on 2 cores: 2 threads collapse")
     gpu_layers: int = Field(default=0, ge=-1, description="layers offloaded to a GPU; -1 all")
+    # llama.cpp's repacked weight layouts ("extra buffer types": AMX tiles, interleaved
+    # quants). Off by default: on an AMX CPU inside a VM (this project's CI machine, a
+    # Sapphire Rapids guest) the AMX matrix kernel crashes the process on the first token.
+    # Turn on for bare metal, after one answered chat.
+    llama_extra_buffers: bool = Field(default=False, description="llama.cpp repacked layouts")
     context_tokens: int = Field(default=2048, ge=128)
     max_concurrency: int = Field(default=1, ge=1, description="generations at once")
     max_queue: int = Field(default=8, ge=0, description="waiting requests before 503")

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
+import importlib
 import importlib.resources
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,27 @@ def bundled_smollm2() -> Path:
     return Path(str(path))
 
 
+@contextlib.contextmanager
+def model_params(**fields: Any) -> Iterator[None]:
+    """Models loaded inside start from llama.cpp's default model parameters with ``fields``
+    set: ``Llama()`` exposes no argument for some of them (``use_extra_bufts``), and reads
+    the defaults from this one function while it loads. Loading happens once, at start-up."""
+    low: Any = importlib.import_module("llama_cpp.llama_cpp")  # what llama.py calls it from
+    default = low.llama_model_default_params
+
+    def with_fields() -> Any:
+        params = default()
+        for name, value in fields.items():
+            setattr(params, name, value)
+        return params
+
+    low.llama_model_default_params = with_fields
+    try:
+        yield
+    finally:
+        low.llama_model_default_params = default
+
+
 class LlamaCppEngine:
     def __init__(self, settings: NodeSettings) -> None:
         path = settings.model_path or bundled_smollm2()
@@ -49,15 +72,16 @@ class LlamaCppEngine:
         self.identity = model_identity(path, adapter=settings.adapter_path)
         # llama.cpp loads GGUF LoRA: a PEFT directory is converted (and cached) first
         lora = gguf_adapter(settings.adapter_path, path) if settings.adapter_path else None
-        self._llm = Llama(
-            model_path=str(path),
-            lora_path=str(lora) if lora else None,
-            n_ctx=settings.context_tokens,
-            n_threads=settings.threads,
-            n_threads_batch=settings.threads,
-            n_gpu_layers=settings.gpu_layers,
-            verbose=False,
-        )
+        with model_params(use_extra_bufts=settings.llama_extra_buffers):
+            self._llm = Llama(
+                model_path=str(path),
+                lora_path=str(lora) if lora else None,
+                n_ctx=settings.context_tokens,
+                n_threads=settings.threads,
+                n_threads_batch=settings.threads,
+                n_gpu_layers=settings.gpu_layers,
+                verbose=False,
+            )
         template = self._llm.metadata.get("tokenizer.chat_template")
         if not template:
             raise ValueError(f"{path} has no chat template in its metadata")

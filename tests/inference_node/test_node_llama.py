@@ -190,3 +190,19 @@ def test_an_interactive_request_overtakes_a_background_one_on_a_single_slot(
         ("question", "interactive"),
         ("tags", "background"),
     ]
+
+
+def test_model_params_set_what_llama_exposes_no_argument_for_then_restore_the_default() -> None:
+    """llama.cpp's repacked layouts are off unless the node is told otherwise (the AMX kernel
+    crashed every generation in a VM guest): the override reaches the loader, then goes."""
+    import llama_cpp.llama_cpp as low
+
+    from inference_node.engines.llama_cpp import model_params
+
+    default = low.llama_model_default_params
+    assert low.llama_model_default_params().use_extra_bufts  # llama.cpp's own default: on
+    with model_params(use_extra_bufts=False):
+        assert not low.llama_model_default_params().use_extra_bufts
+    assert low.llama_model_default_params is default
+    assert NodeSettings().llama_extra_buffers is False
+    assert NodeSettings(llama_extra_buffers=True).llama_extra_buffers
