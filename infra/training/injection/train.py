@@ -36,8 +36,8 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from scipy import sparse  # type: ignore[import-untyped]
-from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
+from scipy import sparse
+from sklearn.linear_model import LogisticRegression
 
 from functions.filtering.classifier import (
     BITS,
