@@ -18,7 +18,7 @@ import orjson
 
 from functions.filtering import fields
 from functions.filtering.classify import Level, highest
-from functions.filtering.injection import score_injection
+from functions.filtering.injection import InjectionScore, score_injection, score_rules
 from functions.filtering.lexicon import Lexicon
 from functions.filtering.masking import StreamRestorer, Vault
 from functions.filtering.normalise import Normalised, normalise
@@ -65,6 +65,12 @@ class ContentFilter:
     def __init__(self, policy: FilterPolicy | None = None, lexicon: Lexicon | None = None) -> None:
         self.policy = policy or FilterPolicy()
         self.lexicon = lexicon if lexicon is not None else Lexicon.load(self.policy.lexicons)
+
+    def _injection(self, text: str, folded: str | None = None) -> InjectionScore:
+        """The rules' score, or the rules and the learned model when the policy opts in."""
+        if self.policy.injection_model:
+            return score_injection(text, folded)
+        return score_rules(text, folded)
 
     def detect(self, norm: Normalised, direction: Direction) -> list[Hit]:
         """Disjoint lexicon and PII hits in ``norm``, with this policy's actions and levels."""
@@ -113,7 +119,7 @@ class ContentFilter:
         whole: list[Detection] = []
         score, reasons = 0.0, tuple[str, ...]()
         if direction == "input" and score_injection_too:
-            injection = score_injection(text, norm.text)
+            injection = self._injection(text, norm.text)
             score, reasons = injection.score, injection.reasons
             if score >= self.policy.injection_threshold:
                 whole.append(
@@ -195,7 +201,7 @@ class ContentFilter:
 
     def carries_instructions(self, text: str) -> bool:
         """Whether a retrieved passage tries to instruct the model (indirect injection)."""
-        return score_injection(text).score >= self.policy.injection_threshold
+        return self._injection(text).score >= self.policy.injection_threshold
 
     def output_guard(self, system_prompt: str | None = None) -> OutputGuard:
         """A guard for one streamed answer (``system_prompt``: as the model saw it)."""

@@ -122,6 +122,11 @@ class FilterPolicy(BaseModel):
     lexicons: tuple[str, ...] = BUILTIN_LEXICONS
     injection_threshold: float = Field(default=0.5, ge=0, le=1)
     injection_action: Literal["block", "flag"] = "block"
+    # the learned injection model beside the rules (functions/filtering/classifier.py).
+    # Off by default: it still refuses some plain questions ("Tell me more about the
+    # history of trains in Europe and their routes." scores 0.73), and a refused user is
+    # the cost of each false positive; its held-out figures are in test_injection_quality.py
+    injection_model: bool = False
     default_level: Level = Level.INTERNAL
     unreadable_content: UnreadableAction = "classify"
     unreadable_level: Level = Level.CONFIDENTIAL
