@@ -22,6 +22,7 @@ from benchmarks.conftest import ms_stats, report
 from functions.filtering import ContentFilter, FilterPolicy, MaskedConversation, score_injection
 from functions.filtering.classifier import InjectionModel
 from functions.filtering.normalise import normalise
+from functions.filtering.semantic import SecondStage
 from functions.wire import ChatMessage
 
 SIZES = (200, 3000)
@@ -137,3 +138,55 @@ def test_injection_score(benchmark: Any, lang: str, size: int) -> None:
     assert result.score < 0.5
     median, mean = ms_stats(benchmark)
     report(benchmark, f"injection score {lang}-{size}", median_ms=median, mean_ms=mean)
+
+
+# Injection stage 2 (functions/filtering/semantic.py): a message stage 1 is sure of never
+# reaches it; one it is unsure of costs one e5 embedding, paid in a worker thread before
+# the scan (functions/filtering/escalate.py), then a dot product.
+PLAIN = {
+    "en": "Could you tell me when the next board meeting is scheduled and which rooms are "
+    "free on Thursday afternoon? I need space for twelve people, a projector and a video "
+    "link to the Shanghai office for an hour.",
+    "zh": "请帮我查一下下周三下午哪个会议室有空，需要能坐十二个人，带投影仪，还要能和上海办公室视频"
+    "连线大约一个小时。另外请提醒我提前订好午餐，预算每人五十元左右，谢谢。顺便把上次会议纪要"
+    "也发给我一份，我想再看看关于预算的那部分讨论内容。",
+}
+GREY = {  # ordinary questions stage 1 alone is unsure of
+    "en": "What were the instructions for the assembly of the bookshelf we bought last week? "
+    "I lost the leaflet and the drawer rails do not fit the frame the way I set them up.",
+    "zh": "手机的开发者选项在哪里打开？我用的是小米手机，想打开USB调试把照片导到电脑上，"
+    "但是设置里找不到这个选项，请一步一步告诉我怎么操作。",
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_input_step_stage1_only(benchmark: Any, content_filter: ContentFilter, lang: str) -> None:
+    """The whole input step (masking included) for a ~200-character message that stage 1
+    decides: what almost every message pays."""
+    assert content_filter.policy.injection_model
+    text = PLAIN[lang]
+    assert content_filter.prepare_injection([text]) == 0  # not escalated
+    messages = [ChatMessage(role="user", content=text)]
+    result = benchmark(content_filter.mask_conversation, messages)
+    assert not result.result.blocked
+    median, mean = ms_stats(benchmark)
+    report(benchmark, f"input step stage 1 {lang}-{len(text)}", median_ms=median, mean_ms=mean)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_one_escalation(benchmark: Any, lang: str) -> None:
+    """One escalated ~200-character message: stage 1, the e5 embedding (cache emptied each
+    round) and the head; five rounds only (the embedding takes 50-200 ms)."""
+    second = SecondStage.default()
+    cf = ContentFilter(FilterPolicy(injection_model=True), second=second)
+    text = GREY[lang]
+    second.vectors.embed(["warm-up"])  # the engine loads once per process
+
+    def escalate() -> int:
+        second.vectors.clear()
+        return cf.prepare_injection([text])
+
+    assert benchmark.pedantic(escalate, rounds=5, iterations=1) == 1
+    assert cf.scan(text).injection_score < cf.policy.injection_threshold
+    median, mean = ms_stats(benchmark)
+    report(benchmark, f"injection escalation {lang}-{len(text)}", median_ms=median, mean_ms=mean)

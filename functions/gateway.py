@@ -52,6 +52,7 @@ from functions.errors import AuthenticationError, EnclaveError, ServiceUnavailab
 from functions.experiments import make_assign, usable
 from functions.feedback import feedback_route, feedback_store, make_remember
 from functions.filtering.engine import FilterSet
+from functions.filtering.escalate import make_prepare_injection
 from functions.filtering.scanner import Scanner
 from functions.filtering.steps import filter_route, make_comply, make_filter_input
 from functions.keys import key_store
@@ -102,6 +103,8 @@ def chat_steps(
     """
     return (
         ("retrieval", retrieve),
+        # injection stage 2's embeddings, in a thread: the filter then masks on the loop
+        ("injection", make_prepare_injection(filters)),
         ("filter", make_filter_input(filters, scanner)),
         ("route", route),
         ("comply", make_comply(filters)),

