@@ -143,14 +143,6 @@ def test_injection_score(benchmark: Any, lang: str, size: int) -> None:
 # Injection stage 2 (functions/filtering/semantic.py): a message stage 1 is sure of never
 # reaches it; one it is unsure of costs one e5 embedding, paid in a worker thread before
 # the scan (functions/filtering/escalate.py), then a dot product.
-PLAIN = {
-    "en": "Could you tell me when the next board meeting is scheduled and which rooms are "
-    "free on Thursday afternoon? I need space for twelve people, a projector and a video "
-    "link to the Shanghai office for an hour.",
-    "zh": "请帮我查一下下周三下午哪个会议室有空，需要能坐十二个人，带投影仪，还要能和上海办公室视频"
-    "连线大约一个小时。另外请提醒我提前订好午餐，预算每人五十元左右，谢谢。顺便把上次会议纪要"
-    "也发给我一份，我想再看看关于预算的那部分讨论内容。",
-}
 GREY = {  # ordinary questions stage 1 alone is unsure of
     "en": "What were the instructions for the assembly of the bookshelf we bought last week? "
     "I lost the leaflet and the drawer rails do not fit the frame the way I set them up.",
@@ -161,10 +153,10 @@ GREY = {  # ordinary questions stage 1 alone is unsure of
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_input_step_stage1_only(benchmark: Any, content_filter: ContentFilter, lang: str) -> None:
-    """The whole input step (masking included) for a ~200-character message that stage 1
-    decides: what almost every message pays."""
+    """The whole input step (masking included) for a 200-character message that stage 1
+    decides, as three quarters of benign messages are: the step's p50."""
     assert content_filter.policy.injection_model
-    text = PLAIN[lang]
+    text = _message(lang, 200)
     assert content_filter.prepare_injection([text]) == 0  # not escalated
     messages = [ChatMessage(role="user", content=text)]
     result = benchmark(content_filter.mask_conversation, messages)
