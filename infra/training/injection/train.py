@@ -21,7 +21,14 @@ Steps, all seeded:
    move the intercept so that 0.5 (the default ``injection_threshold``) holds the
    false-positive rate at :data:`TARGET_FPR` in each language and at
    :data:`LOOK_ALIKE_FPR` on the look-alike prompts alone;
-5. print the figures on the test split and the Chinese held-out set.
+5. fit stage 2 (:mod:`.head`: the e5 head, the band that escalates to it and the
+   combination of both logits) on a seeded subset of the training split plus the
+   hand-written ordinary questions (``handwritten_ordinary.jsonl``), calibrated on the
+   calibration split; the e5 vectors are cached in ``.cache/injection-e5`` (a first
+   run embeds ~3,500 texts: 15-25 minutes on two cores); ``--stage2-only`` keeps the
+   shipped stage 1;
+6. print the figures of the rules, stage 1 and both stages on the test split, the
+   Chinese held-out set and the look-alike held-out set.
 """
 
 from __future__ import annotations
