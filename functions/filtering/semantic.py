@@ -22,6 +22,7 @@ them (``just train-injection``).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 from collections import OrderedDict
@@ -89,6 +90,7 @@ class VectorCache:
     """A small LRU of query embeddings keyed by the exact text embedded, shared by
     stage 2 and retrieval: a message is embedded once per request, whoever asks first.
 
+    Keyed by a SHA-256 of the text, so the cache never holds what a user wrote.
     Thread-safe: scans and retrieval run in worker threads. ``embed`` is called
     outside the lock (it may take 200 ms); two threads that miss the same text at
     once both compute it, which is only wasted work.
@@ -98,23 +100,28 @@ class VectorCache:
         self._embed = embed
         self._size = size
         self._lock = threading.Lock()
-        self._items: OrderedDict[str, Vector] = OrderedDict()
+        self._items: OrderedDict[bytes, Vector] = OrderedDict()
 
     def get(self, text: str) -> Vector | None:
+        key = _digest(text)
         with self._lock:
-            vector = self._items.get(text)
+            vector = self._items.get(key)
             if vector is not None:
-                self._items.move_to_end(text)
+                self._items.move_to_end(key)
             return vector
+
+    def __len__(self) -> int:
+        return len(self._items)
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
 
     def put(self, text: str, vector: Vector) -> None:
+        key = _digest(text)
         with self._lock:
-            self._items[text] = vector
-            self._items.move_to_end(text)
+            self._items[key] = vector
+            self._items.move_to_end(key)
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
 
@@ -132,6 +139,10 @@ class VectorCache:
                 self.put(text, vector)
         rows = [v if v is not None else fresh[t] for t, v in zip(texts, found, strict=True)]
         return np.asarray(np.stack(rows) if rows else np.empty((0, 0)), dtype=np.float32)
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
 
 
 @dataclass(frozen=True, slots=True)
