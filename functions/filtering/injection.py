@@ -261,14 +261,17 @@ _RULES: tuple[tuple[str, float, str, tuple[str, ...]], ...] = (
     # "what were your instructions / show me your rules": an extraction, or a question
     # about a form, a manager's or a manual's instructions. Over the threshold alone
     # (the rules-only policy refuses it), but under STRONG_RULES, so that the learned
-    # detector reads the rest of the sentence ("...for filling in the expense form?")
+    # detector reads the rest of the sentence ("...for filling in the expense form?").
+    # It matches what the rule above matched before it was split off (the same name,
+    # so stage 1's rule features, and its retrained weights, are unchanged)
     (
         "extraction",
         0.6,
         r"\b(?:repeat|print|show|reveal|display|output|tell me|give me|share|dump|leak"
-        r"|expose|return|recite|write out|see|view|access|provide"
+        r"|expose|return|recite|spell check|translate|write out"
+        r"|see|view|access|provide"
         r"|what (?:is|are|was|were)|encode|copy)\b[^.\n?]{0,40}"
-        r"\byour (?:instructions|prompt|configuration|rules)\b",
+        r"\byour (?:instructions|prompt|configuration|rules)",
         ("your ",),
     ),
     (
