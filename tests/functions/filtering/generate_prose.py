@@ -168,6 +168,28 @@ EN_E = [
     "{name} from accounting approved the refund.",
     "Officer {name} responded to a call at {addr}.",
 ]
+# split F, written with E before any tuning and not run until the work on E was done: the
+# figure for templates nobody looked at (insurance, school, court, logistics, chat)
+ZH_F = [
+    "理赔专员{name}已受理您的报案，案件号CL20240512。",
+    "班主任{name}提醒家长注意孩子的饮食。",
+    "原告{name}诉称，被告{name2}拖欠货款至今未还。",
+    "快递员{name}说包裹放在{addr}的快递柜里了。",
+    "谢谢{name}帮忙，改天请你吃饭！",
+    "会计{name}负责核对本月的发票。",
+    "出院小结：患者{name}，因肺炎住院七天，现已好转。",
+    "{name}向派出所报案称手机被盗。",
+]
+EN_F = [
+    "Claims adjuster {name} will contact you within two business days.",
+    "Teacher {name} asked parents to sign the permission slip.",
+    "Plaintiff {name} alleges that {name2} breached the contract.",
+    "The courier left the parcel with {name} at {addr}.",
+    "Thanks, {name}! See you at lunch.",
+    "Accountant {name} is reconciling the March invoices.",
+    "Discharge note: {name} was treated for pneumonia and is stable.",
+    "{name} reported the phone stolen to the police.",
+]
 NEGATIVES_E = [
     "建议患者明日空腹复查血常规，如有不适及时就诊。",
     "经理批准了报销，请财务部尽快付款。",
@@ -327,13 +349,15 @@ class ProseGenerator:
         final: bool = False,
         last: bool = False,
         split_e: bool = False,
+        split_f: bool = False,
     ) -> None:
         self.rng = random.Random(seed)
         self.held_out = held_out
         self.fresh = fresh
         self.final = final
         self.last = last
-        self.split_e = split_e
+        self.split_e = split_e or split_f
+        self.split_f = split_f
         self.faker = held_out if faker_values is None else faker_values
         self.zh, self.en = Faker("zh_CN"), Faker("en_US")
         self.zh.seed_instance(seed)
@@ -392,6 +416,8 @@ class ProseGenerator:
             templates = ZH_LAST if zh else EN_LAST
         if self.split_e:
             templates = ZH_E if zh else EN_E
+        if self.split_f:
+            templates = ZH_F if zh else EN_F
         template = self.rng.choice(templates)
         values = {
             "name": ("PERSON", self.zh_name() if zh else self.en_name()),
@@ -421,13 +447,14 @@ def prose_samples(
     final: bool = False,
     last: bool = False,
     split_e: bool = False,
+    split_f: bool = False,
 ) -> list[Sample]:
     """``n`` samples with names and addresses (half zh, half en), then the negatives.
 
     ``faker_values``: tuning templates with Faker's values (a second tuning set);
-    ``fresh``, ``final``, ``last``, ``split_e``: the second to fifth held-out templates
-    (with Faker's values when ``held_out``)."""
-    gen = ProseGenerator(seed, held_out, faker_values, fresh, final, last, split_e)
+    ``fresh``, ``final``, ``last``, ``split_e``, ``split_f``: the second to sixth held-out
+    templates (with Faker's values when ``held_out``; E and F draw names wider, see ``ZH_E``)."""
+    gen = ProseGenerator(seed, held_out, faker_values, fresh, final, last, split_e, split_f)
     out = [gen.sample(zh=i % 2 == 0) for i in range(n)]
-    out += [Sample(text, ()) for text in NEGATIVES + (NEGATIVES_E if split_e else [])]
+    out += [Sample(text, ()) for text in NEGATIVES + (NEGATIVES_E if split_e or split_f else [])]
     return out
