@@ -89,6 +89,7 @@ COMMON_WORDS = frozenset(
         古典 吉他 简介 车间 连忙 项羽 田野 田地 董事 袁术 于今 余生 叶片 程式 魏国 吕后
         任职 姜汤 钟表 谭嗣 陆地 陆续 汪洋 范围 金钱 石家 贾宝 邹城 孟子 熊市 秦国 江湖
         尹喜 段落 雷雨 侯爵 龙虾 史记 陶瓷 黎明 贺卡 顾客 顾问 毛病 毛巾 郝家
+        明日 于周 于本 于明 于次 于下 于上 于近 于昨 于当 于每 于该 于此 于同 于日 于年
         """
     )
 )
@@ -101,6 +102,21 @@ _STRONG_BEFORE = _words(
     "演员 导演 司机 学员 房客 户主 法定代表人 监护人 紧急联系人 经手人 "
     "审核人 批准人 填表人 借款人 出借人 担保人 收款人 付款人 领款人"
 )
+# job titles and roles in front of a name (经理黄志明批准…, 护士长吴欣妤已…): as strong as
+# a field label, but a common word after them is still rejected (经理高兴地说)
+_ROLE_BEFORE = _words(
+    "经理 副经理 总经理 客户经理 主任 副主任 总监 主管 董事长 董事 老师 班主任 辅导员 "
+    "校长 院长 主任医师 副主任医师 主治医师 医师 住院医师 药师 技师 护士 护士长 护师 "
+    "律师 代理律师 法官 审判长 审判员 书记员 检察官 民警 警官 值班民警 辅警 所长 "
+    "会计 出纳 柜员 复核员 审批人 面试官 候选人 应聘者 求职者 实习生 新员工 同学 "
+    "教练 工程师 技术员 业务员 营业员 销售 专员 助理 秘书 社工 网格员 调解员 "
+    "科长 处长 局长 部长 厂长 站长 组长 队长 班长 村长 镇长 书记 主席 理事长 "
+    "被保险人 理赔员 核保员 快递员 配送员 保安 技工 工人 职工 干部 党员 村民 居民 "
+    "股东 法人代表 收件方 寄件方 经理人 责任人 值班员 讲师 嘉宾 专家 研究员"
+)
+# role words right after a name (建议孙丽患者…): like _STRONG_AFTER, but the candidate is
+# checked as on weak evidence (高血压患者 is no name)
+_ROLE_AFTER = _words("患者 病人 病患 家属 本人 夫妇 一家 母子 父子")
 _STRONG_AFTER = _words(
     "先生 女士 小姐 老师 医生 大夫 护士 教授 经理 主任 总监 同学 师傅 "
     "阿姨 叔叔 律师 院长 校长 书记 局长 处长 科长 部长 董事长 总经理 博士 "
@@ -109,7 +125,9 @@ _STRONG_AFTER = _words(
 _WEAK_AFTER = _words(
     "的 说 表示 指出 来电 致电 打电话 签字 签名 确认 提交 反馈 告诉 认为 "
     "今天 昨天 明天 于 在 和 与 及 、 ， , 。 ： : ； ; （ ( ） "
-    ") 是 已 已经 也 还 都 曾 将 要 就 家 住 同意 发现 称 回答 问"
+    ") 是 已 已经 也 还 都 曾 将 要 就 家 住 同意 发现 称 回答 问 批准 审批 签署 "
+    "担保 接到 收到 完成 入职 离职 办理 申请 报案 报警 投诉 承诺 拒绝 核实 填写 "
+    "领取 支付 转账 借款 还款 主持 主讲 主刀 接诊 出院 入院 就诊 复查 陈述 证实"
 )
 # verbs and time words: evidence on one side only when the given name looks like one
 _HALF_AFTER = _words(
@@ -120,7 +138,9 @@ _HALF_AFTER = _words(
 _HALF_BEFORE = _words(
     "今天 昨天 明天 上午 下午 晚上 早上 中午 当时 后来 然后 但是 因为 所以 如果 "
     "告诉 通知 联系 感谢 谢谢 恭喜 祝贺 邀请 委托 拜访 看望 采访 交给 转给 发给 "
-    "寄给 通知 我是 他是 她是 找 和 与 及 、 ， , 。 ： : ； ; （ ( \n"
+    "寄给 通知 我是 他是 她是 找 和 与 及 、 ， , 。 ： : ； ; （ ( \n 认为 提醒 表扬 "
+    "批评 推荐 任命 聘请 安排 派 提名 转告 问候 转账给 汇款给 付给 借给 还给 打给 "
+    "建议 嘱 嘱咐 授权 指派 接待 陪同 协助 帮助 经"
 )
 _WEAK_BEFORE = _words(
     "和 与 及 、 ， , 。 ： : ； ; （ ( 由 给 向 让 请 找 问 把 被 叫 是 跟 同 对"
@@ -148,12 +168,16 @@ _FIRSTS = "".join(sorted(set(SURNAMES) | {c[0] for c in COMPOUND_SURNAMES}))
 _COMPOUND_HEAD = "".join(sorted({c[0] for c in COMPOUND_SURNAMES}))
 _COMPOUND_TAIL = "".join(sorted({c[1] for c in COMPOUND_SURNAMES}))
 _SURNAME = rf"[{_FIRSTS}](?:(?<=[{_COMPOUND_HEAD}])[{_COMPOUND_TAIL}])?"
-_AFTER = _alt(_STRONG_AFTER + _WEAK_AFTER)
+_AFTER = _alt(_STRONG_AFTER + _WEAK_AFTER + _ROLE_AFTER)
 _GIVEN_NAME = rf"[{_CJK}](?:(?!{_AFTER})[{_CJK}])?"
 _BY_STRONG_BEFORE = re.compile(
     rf"(?:{_alt(_STRONG_BEFORE, lead=True)})[:：\s]{{0,3}}({_SURNAME}{_GIVEN_NAME})"
 )
-_BEFORE_REACH = max(map(len, _STRONG_BEFORE)) + 3
+_BY_ROLE_BEFORE = re.compile(
+    rf"(?:{_alt(_ROLE_BEFORE, lead=True)})[:：\s]{{0,2}}({_SURNAME}{_GIVEN_NAME})"
+)
+_BY_ROLE_AFTER = re.compile(rf"({_SURNAME}{_GIVEN_NAME})(?:{_alt(_ROLE_AFTER)})")
+_BEFORE_REACH = max(map(len, _STRONG_BEFORE + _ROLE_BEFORE)) + 3
 _BY_STRONG_AFTER = re.compile(rf"({_SURNAME}[{_CJK}]{{1,2}}?)(?:{_alt(_STRONG_AFTER)})")
 _HALF_REACH = max(map(len, _HALF_BEFORE))
 _NAME_CHAR = f"[{''.join(sorted(GIVEN))}]"
@@ -177,8 +201,10 @@ _WEAK_BEFORE_CHARS = frozenset("".join(_WEAK_BEFORE))
 # lookbehinds of fixed width (the pattern still starts with the class, found in C)
 _FIELD_START = rf"(?:(?<=[{re.escape(''.join(sorted(_WEAK_BEFORE_CHARS)))}].)|(?<![{_CJK}a-z].))"
 _SURNAME_AT_FIELD = rf"[{_FIRSTS}]{_FIELD_START}(?:(?<=[{_COMPOUND_HEAD}])[{_COMPOUND_TAIL}])?"
+# a sum of money after a name (转账给赵春美五千元)
+_AMOUNT = "[一二两三四五六七八九十][十百千万]*[元块万]|[一二两三四五六七八九][十百千万]"
 _BY_WEAK = re.compile(
-    rf"({_SURNAME_AT_FIELD}{_GIVEN_NAME})(?=(?:{_alt(_WEAK_AFTER)})|[^{_CJK}a-z]|\Z)"
+    rf"({_SURNAME_AT_FIELD}{_GIVEN_NAME})(?=(?:{_alt(_WEAK_AFTER)})|{_AMOUNT}|[^{_CJK}a-z]|\Z)"
 )
 _BY_HALF_AFTER_FIELD = re.compile(
     rf"({_SURNAME_AT_FIELD}{_NAME_CHAR}(?:(?!{_AFTER}){_NAME_CHAR})?)"
@@ -193,6 +219,8 @@ def zh_names(norm: Normalised, pos: int) -> list[tuple[int, int, str]]:
     # a context word may sit before ``pos`` (a stream's released text)
     _scan(_BY_STRONG_BEFORE, text, pos, _BEFORE_REACH, found, strong=True)
     _scan(_BY_STRONG_AFTER, text, pos, 0, found, strong=True, titled=True)
+    _scan(_BY_ROLE_BEFORE, text, pos, _BEFORE_REACH, found, strong=True)
+    _scan(_BY_ROLE_AFTER, text, pos, 0, found)
     _scan(_BY_WEAK, text, pos, 0, found)
     _scan(_BY_HALF_BEFORE, text, pos, _HALF_REACH, found, strict=True)
     _scan(_BY_HALF_AFTER_FIELD, text, pos, 0, found, strict=True)
@@ -262,13 +290,17 @@ def _keep(
     if _FUNCTION_WORD.match(text, max(0, start - 1)) and start > 0:
         return False  # 由于, 同时: the "surname" ends a function word
     given = word[2:] if word[:2] in _COMPOUND else word[1:]
-    field = strong and _boundary_after(text, end)  # 收件人：王雷\n
+    # 收件人：王雷\n; 护士长李品妤已…: a strong word before and a weak one after
+    field = strong and (_boundary_after(text, end) or _WEAK_AFTER_AT.match(text, end) is not None)
     if not titled and not field and not any(c in GIVEN for c in given):
         return False
     if strict and not all(c in GIVEN for c in given):
         return False
     found.setdefault((start, end), "zh_name")
     return True
+
+
+_WEAK_AFTER_AT = re.compile(_alt(_WEAK_AFTER))
 
 
 def _common_start(word: str) -> bool:
