@@ -66,7 +66,7 @@ _PLACE_BEFORE = frozenset(
     _words("in at near from to across visit visited visiting via toward towards into outside of")
 )
 _GREETINGS = frozenset(_words("hi hello hey dear thanks thank cc attn"))
-_DETERMINERS = frozenset(_words("the a an this that our your its their every"))
+_DETERMINERS = frozenset(_words("the a an our your its their every"))
 # of those, the ones that are only context in front of a capitalised word
 _WEAK_CONTEXT = frozenset({"by", "from", "cc", "to", "and", "with", "hi", "hello", "thanks"})
 # capitalised words that are not part of a name (first names that are also words are

@@ -32,6 +32,18 @@ def found(text: str, type_: str) -> list[str]:
         ("Customer Ryan Gallagher called.", "Ryan Gallagher"),
         ("Laura called about the invoice.", "Laura"),
         ("Signed, Olivia J. Parker", "Olivia J. Parker"),
+        # role words before, role words after, verbs after (the owner's blind-set misses)
+        ("建议孙丽患者明日复查血常规。", "孙丽"),
+        ("经理黄志明批准了这笔报销。", "黄志明"),
+        ("护士长李品妤已完成交接班记录。", "李品妤"),
+        ("转账给赵春美五千元，备注房租。", "赵春美"),
+        ("Sarah O'Connor called yesterday.", "Sarah O'Connor"),
+        ("Please ask Tom Smith-Jones to call.", "Tom Smith-Jones"),
+        ("Email from Sarah McDonald today", "Sarah McDonald"),
+        ("Interviewer: Harry. Candidate: Ryan.", "Ryan"),
+        ("The loan was approved by branch manager Mark O'Hara.", "Mark O'Hara"),
+        ("From: Crystal Peterson\nSubject: invoice", "Crystal Peterson"),
+        ("Hi Victoria, your appointment is confirmed.", "Victoria"),
     ],
 )
 def test_names(text: str, name: str) -> None:
@@ -50,6 +62,14 @@ def test_names(text: str, name: str) -> None:
         "Apple and Amazon announced new products.",
         "Open the Settings page and click Save Changes.",
         "Mark the date: April 5.",
+        "高血压患者应低盐饮食。",
+        "经理高兴地说明天放假。",
+        "请各部门负责人于周五前提交预算。",
+        "护士长期在病房工作。",
+        "Jordan is a country in the Middle East.",
+        "She grew up in Georgia and later moved to Virginia.",
+        "We drove from Austin to Dallas.",
+        "She transfers to the Denver office on Monday.",
     ],
 )
 def test_name_look_alikes(text: str) -> None:

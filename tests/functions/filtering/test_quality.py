@@ -11,9 +11,11 @@ Floors, and why:
 * precision >= 0.95 for every type: a false mask costs the model context;
 * recall >= 0.95 where a checksum, a strict format or a key prefix decides
   (ID_CARD, PHONE, EMAIL, IPV4, IPV6, SECRET, LANDLINE);
-* recall >= 0.85 where a context word or grouping is required by design
+* recall >= 0.97 where a context word or grouping is required by design
   (BANK_CARD, CREDIT_CARD: Luhn alone passes 10% of random digits; PASSPORT, SSN
-  written bare): one sample in ten is written with no label at all;
+  written bare): one sample in ten is written with no label at all, after a name
+  (王佳，G10832458), which is the context then; with seed 777 (not tuned on) recall is
+  0.99 to 1.0 for each of these, precision 1.0;
 * names and addresses (``generate_prose.py``): see the floors by the test below;
 * injection: measured apart, in ``test_injection_quality.py``.
 """
@@ -66,7 +68,7 @@ def test_pii_precision_and_recall_per_type(
         counts = f"{tp[type_]:>5} {fp[entity]:>4} {fn[type_]:>4}"
         print(f"{type_:<12} {counts} {precision:>9.3f} {recall:>7.3f}")
         assert precision >= 0.95, type_
-        assert recall >= (0.95 if type_ in STRICT else 0.85), type_
+        assert recall >= (0.95 if type_ in STRICT else 0.97), type_
 
 
 # Names and addresses (generate_prose.py). Tuned on the tuning split; three held-out
@@ -82,12 +84,29 @@ SPLITS = {
     "held-out-B": {"seed": 424242, "held_out": True, "fresh": True},
     "held-out-C": {"seed": 8675309, "held_out": True, "final": True},
     "held-out-D": {"seed": 31337, "held_out": True, "last": True},
+    "held-out-E": {"seed": 271828, "held_out": True, "split_e": True},
+    "held-out-F": {"seed": 161803, "held_out": True, "split_f": True},
 }
 # D was written after C's fixes; its first run gave PERSON recall zh 0.745, en 0.955
 # (names after role words and before verbs the lists lack: 主讲嘉宾涂欣将分享). One general
 # change followed (a three-character likely name before a verb, after any word: zh 0.795).
-# Its floors are its own: this is the figure for templates nobody tuned on.
-FLOORS = {("held-out-D", "PERSON-zh"): 0.74, ("held-out-D", "PERSON-en"): 0.93}
+# Later work (split E's) added role words that include D's (嘉宾): D is at zh 1.0, en 0.98
+# now, but it has been looked at; F is the unseen one.
+# E (hospital, bank, government, HR; wider names, see generate_prose.py) and F were written
+# together, before any of the work E measured. E's first run: PERSON zh 0.691 (precision
+# 0.994), en 0.825 (precision 0.887: places that are first names). Then general causes
+# were fixed, and E's role words and verbs are among those added, so E is no longer
+# unseen: zh 0.987, en 0.987, precision 1.0. F's first run, after that work: zh 0.974,
+# en 0.935 (one bug of that work: no name after "that"; fixed: en 0.991), precision 1.0.
+# F's floors are its first run's, less a margin: the figure for templates nobody tuned on.
+FLOORS = {
+    ("held-out-D", "PERSON-zh"): 0.95,
+    ("held-out-D", "PERSON-en"): 0.95,
+    ("held-out-E", "PERSON-zh"): 0.95,
+    ("held-out-E", "PERSON-en"): 0.95,
+    ("held-out-F", "PERSON-zh"): 0.93,
+    ("held-out-F", "PERSON-en"): 0.9,
+}
 
 
 def _prose_counts(split: dict[str, object]) -> dict[str, tuple[int, int, int]]:
@@ -114,7 +133,9 @@ def test_names_and_addresses(split: str) -> None:
     for key, (tp, fp, fn) in counts.items():
         precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
         print(f"{key:<12} {tp:>5} {fp:>4} {fn:>4} {precision:>9.3f} {recall:>7.3f}")
-        assert tp + fn >= 80, key
+        # E and F are about names: an address is in two or three templates in sixteen
+        few = split in ("held-out-E", "held-out-F") and key.startswith("ADDRESS")
+        assert tp + fn >= (20 if few else 80), key
         assert precision >= 0.97, key
         floor = FLOORS.get((split, key), 0.95 if key.startswith("PERSON") else 0.97)
         assert recall >= floor, key
