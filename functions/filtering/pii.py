@@ -403,7 +403,8 @@ def find_pii(norm: Normalised, pos: int = 0, prose: bool = True) -> list[Found]:
     is context only (lookbehinds, context words), as for a stream's released text.
     ``prose``: whether to look for names and addresses too.
     """
-    found, bare = [], []
+    found: list[Found] = []
+    bare: list[Found] = []
     text = norm.text
     has_digits = _DIGIT.search(text, pos) is not None
     for detector in DETECTORS:
