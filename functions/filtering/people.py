@@ -89,7 +89,8 @@ COMMON_WORDS = frozenset(
         古典 吉他 简介 车间 连忙 项羽 田野 田地 董事 袁术 于今 余生 叶片 程式 魏国 吕后
         任职 姜汤 钟表 谭嗣 陆地 陆续 汪洋 范围 金钱 石家 贾宝 邹城 孟子 熊市 秦国 江湖
         尹喜 段落 雷雨 侯爵 龙虾 史记 陶瓷 黎明 贺卡 顾客 顾问 毛病 毛巾 郝家
-        明日 于周 于本 于明 于次 于下 于上 于近 于昨 于当 于每 于该 于此 于同 于日 于年
+        但是 但愿 谢谢 明日 于周 于本 于明 于次 于下 于上
+        于近 于昨 于当 于每 于该 于此 于同 于日 于年
         """
     )
 )
@@ -109,14 +110,17 @@ _ROLE_BEFORE = _words(
     "校长 院长 主任医师 副主任医师 主治医师 医师 住院医师 药师 技师 护士 护士长 护师 "
     "律师 代理律师 法官 审判长 审判员 书记员 检察官 民警 警官 值班民警 辅警 所长 "
     "会计 出纳 柜员 复核员 审批人 面试官 候选人 应聘者 求职者 实习生 新员工 同学 "
-    "教练 工程师 技术员 业务员 营业员 销售 专员 助理 秘书 社工 网格员 调解员 "
+    "教练 工程师 技术员 业务员 营业员 专员 助理 秘书 社工 网格员 调解员 "
     "科长 处长 局长 部长 厂长 站长 组长 队长 班长 村长 镇长 书记 主席 理事长 "
     "被保险人 理赔员 核保员 快递员 配送员 保安 技工 工人 职工 干部 党员 村民 居民 "
     "股东 法人代表 收件方 寄件方 经理人 责任人 值班员 讲师 嘉宾 专家 研究员"
 )
 # role words right after a name (建议孙丽患者…): like _STRONG_AFTER, but the candidate is
 # checked as on weak evidence (高血压患者 is no name)
-_ROLE_AFTER = _words("患者 病人 病患 家属 本人 夫妇 一家 母子 父子")
+_ROLE_AFTER = _words(
+    "患者 病人 病患 家属 本人 夫妇 一家 母子 父子 的身份证 的手机 的电话 的账户 的账号 "
+    "的银行卡 的邮箱 的住址 的家庭住址 的病历 的工资 的护照 的社保 的驾驶证 的车牌 的签名"
+)
 _STRONG_AFTER = _words(
     "先生 女士 小姐 老师 医生 大夫 护士 教授 经理 主任 总监 同学 师傅 "
     "阿姨 叔叔 律师 院长 校长 书记 局长 处长 科长 部长 董事长 总经理 博士 "
@@ -168,7 +172,8 @@ _FIRSTS = "".join(sorted(set(SURNAMES) | {c[0] for c in COMPOUND_SURNAMES}))
 _COMPOUND_HEAD = "".join(sorted({c[0] for c in COMPOUND_SURNAMES}))
 _COMPOUND_TAIL = "".join(sorted({c[1] for c in COMPOUND_SURNAMES}))
 _SURNAME = rf"[{_FIRSTS}](?:(?<=[{_COMPOUND_HEAD}])[{_COMPOUND_TAIL}])?"
-_AFTER = _alt(_STRONG_AFTER + _WEAK_AFTER + _ROLE_AFTER)
+# (a one-character verb may end a given name: 刘晓刚, so only the longer ones count)
+_AFTER = _alt(_STRONG_AFTER + _WEAK_AFTER + _ROLE_AFTER + [w for w in _HALF_AFTER if len(w) > 1])
 _GIVEN_NAME = rf"[{_CJK}](?:(?!{_AFTER})[{_CJK}])?"
 _BY_STRONG_BEFORE = re.compile(
     rf"(?:{_alt(_STRONG_BEFORE, lead=True)})[:：\s]{{0,3}}({_SURNAME}{_GIVEN_NAME})"
@@ -290,7 +295,9 @@ def _keep(
     if _FUNCTION_WORD.match(text, max(0, start - 1)) and start > 0:
         return False  # 由于, 同时: the "surname" ends a function word
     given = word[2:] if word[:2] in _COMPOUND else word[1:]
-    # 收件人：王雷\n; 护士长李品妤已…: a strong word before and a weak one after
+    if given in _CONTEXT_WORDS and (len(given) > 1 or given not in GIVEN):
+        return False  # 医生和护士, 老师常说, 班主任通知: the "given name" is a context word
+    # 收件人：王雷\n; 护士长李品妤已…, 会计高雷负责…: a strong word before, a weak one after
     field = strong and (_boundary_after(text, end) or _WEAK_AFTER_AT.match(text, end) is not None)
     if not titled and not field and not any(c in GIVEN for c in given):
         return False
@@ -300,7 +307,10 @@ def _keep(
     return True
 
 
-_WEAK_AFTER_AT = re.compile(_alt(_WEAK_AFTER))
+_CONTEXT_WORDS = frozenset(
+    _STRONG_BEFORE + _ROLE_BEFORE + _STRONG_AFTER + _ROLE_AFTER + _WEAK_AFTER + _HALF_AFTER
+) | frozenset(_HALF_BEFORE + _WEAK_BEFORE)
+_WEAK_AFTER_AT = re.compile(_alt(_WEAK_AFTER + _HALF_AFTER))
 
 
 def _common_start(word: str) -> bool:
