@@ -190,6 +190,28 @@ EN_F = [
     "Discharge note: {name} was treated for pneumonia and is stable.",
     "{name} reported the phone stolen to the police.",
 ]
+# split G, written after F's first run (whose one miss, 会计高雷负责, prompted a general
+# rule) and run once at the end: real estate, travel, telecom, schools, referrals, news
+ZH_G = [
+    "租客{name}反映{addr}的热水器坏了，请物业尽快维修。",
+    "机票已出，乘机人{name}，请提前两小时到达机场。",
+    "您好，我是营业厅的{name}，您的套餐下月到期。",
+    "教务处：{name}同学的补考申请已通过。",
+    "转诊单：现将{name}转至上级医院心内科。",
+    "记者从警方获悉，{name}已被依法刑事拘留。",
+    "{name}和妻子在{addr}经营一家小餐馆。",
+    "感谢{name}对本次活动的大力支持。",
+]
+EN_G = [
+    "Tenant {name} reported a broken heater at {addr}.",
+    "Passenger {name}, please proceed to gate 12.",
+    "Hello, this is {name} from the billing team.",
+    "The registrar approved {name}'s appeal.",
+    "Referral: {name}, 62, to cardiology for evaluation.",
+    "Police said {name} was arrested on Friday.",
+    "{name} and his wife run a small diner at {addr}.",
+    "We thank {name} for supporting this event.",
+]
 NEGATIVES_E = [
     "建议患者明日空腹复查血常规，如有不适及时就诊。",
     "经理批准了报销，请财务部尽快付款。",
@@ -350,14 +372,16 @@ class ProseGenerator:
         last: bool = False,
         split_e: bool = False,
         split_f: bool = False,
+        split_g: bool = False,
     ) -> None:
         self.rng = random.Random(seed)
         self.held_out = held_out
         self.fresh = fresh
         self.final = final
         self.last = last
-        self.split_e = split_e or split_f
+        self.split_e = split_e or split_f or split_g
         self.split_f = split_f
+        self.split_g = split_g
         self.faker = held_out if faker_values is None else faker_values
         self.zh, self.en = Faker("zh_CN"), Faker("en_US")
         self.zh.seed_instance(seed)
@@ -418,6 +442,8 @@ class ProseGenerator:
             templates = ZH_E if zh else EN_E
         if self.split_f:
             templates = ZH_F if zh else EN_F
+        if self.split_g:
+            templates = ZH_G if zh else EN_G
         template = self.rng.choice(templates)
         values = {
             "name": ("PERSON", self.zh_name() if zh else self.en_name()),
@@ -448,13 +474,18 @@ def prose_samples(
     last: bool = False,
     split_e: bool = False,
     split_f: bool = False,
+    split_g: bool = False,
 ) -> list[Sample]:
     """``n`` samples with names and addresses (half zh, half en), then the negatives.
 
     ``faker_values``: tuning templates with Faker's values (a second tuning set);
-    ``fresh``, ``final``, ``last``, ``split_e``, ``split_f``: the second to sixth held-out
-    templates (with Faker's values when ``held_out``; E and F draw names wider, see ``ZH_E``)."""
-    gen = ProseGenerator(seed, held_out, faker_values, fresh, final, last, split_e, split_f)
+    ``fresh``, ``final``, ``last``, ``split_e``, ``split_f``, ``split_g``: the second to
+    seventh held-out templates (with Faker's values when ``held_out``; E to G draw names
+    wider, see ``ZH_E``)."""
+    gen = ProseGenerator(
+        seed, held_out, faker_values, fresh, final, last, split_e, split_f, split_g
+    )
     out = [gen.sample(zh=i % 2 == 0) for i in range(n)]
-    out += [Sample(text, ()) for text in NEGATIVES + (NEGATIVES_E if split_e or split_f else [])]
+    wide = split_e or split_f or split_g
+    out += [Sample(text, ()) for text in NEGATIVES + (NEGATIVES_E if wide else [])]
     return out
