@@ -101,7 +101,8 @@ _STRONG_BEFORE = _words(
     "乘客 租客 业主 房东 寄件人 发件人 报案人 当事人 嫌疑人 老师 医生 教授 "
     "同事 朋友 被告 原告 被告人 证人 被害人 作者 记者 主持人 选手 队员 球员 "
     "演员 导演 司机 学员 房客 户主 法定代表人 监护人 紧急联系人 经手人 "
-    "审核人 批准人 填表人 借款人 出借人 担保人 收款人 付款人 领款人"
+    "审核人 批准人 填表人 借款人 出借人 担保人 收款人 付款人 领款人 乘机人 乘车人 "
+    "旅客 入住人 预订人 订票人 购票人 住客 游客 访客 来访人 缴款人 开票人 经理人"
 )
 # job titles and roles in front of a name (经理黄志明批准…, 护士长吴欣妤已…): as strong as
 # a field label, but a common word after them is still rejected (经理高兴地说)
@@ -144,7 +145,7 @@ _HALF_BEFORE = _words(
     "告诉 通知 联系 感谢 谢谢 恭喜 祝贺 邀请 委托 拜访 看望 采访 交给 转给 发给 "
     "寄给 通知 我是 他是 她是 找 和 与 及 、 ， , 。 ： : ； ; （ ( \n 认为 提醒 表扬 "
     "批评 推荐 任命 聘请 安排 派 提名 转告 问候 转账给 汇款给 付给 借给 还给 打给 "
-    "建议 嘱 嘱咐 授权 指派 接待 陪同 协助 帮助 经"
+    "建议 嘱 嘱咐 授权 指派 接待 陪同 协助 帮助 经 把 将 被"
 )
 _WEAK_BEFORE = _words(
     "和 与 及 、 ， , 。 ： : ； ; （ ( 由 给 向 让 请 找 问 把 被 叫 是 跟 同 对 的"
@@ -196,7 +197,9 @@ _BY_HALF_AFTER = re.compile(rf"({_LIKELY_NAME})(?:{_alt(_HALF_AFTER + _WEAK_AFTE
 _COMMON_GIVEN = frozenset(
     _words(
         "美国 中国 中文 中心 国家 文化 语言 世界 英国 德国 法国 明星 新闻 文明 安全 "
-        "平安 和平 国际 中华 华人 东方 西方 南方 北方 长安 永远 光明 文学 国民 人民"
+        "平安 和平 国际 中华 华人 东方 西方 南方 北方 长安 永远 文学 人民 "
+        "喜欢 希望 知道 成功 威望 东西 中心 信息 发展 国内 国外 家庭 美好 通知 欢迎 "
+        "安全 快乐 成长 生活 文明 和谐 明天 今天 春天 秋天 天下 天然 自然"
     )
 )
 # a likely name that ends a sentence or a field (产权人张凤兰。)
@@ -295,6 +298,8 @@ def _keep(
     if _FUNCTION_WORD.match(text, max(0, start - 1)) and start > 0:
         return False  # 由于, 同时: the "surname" ends a function word
     given = word[2:] if word[:2] in _COMPOUND else word[1:]
+    if not titled and given in _COMMON_GIVEN:
+        return False  # 方喜欢, 国语言: the "given name" is a common word
     if given in _CONTEXT_WORDS and (len(given) > 1 or given not in GIVEN):
         return False  # 医生和护士, 老师常说, 班主任通知: the "given name" is a context word
     # 收件人：王雷\n; 护士长李品妤已…, 会计高雷负责…: a strong word before, a weak one after
@@ -325,4 +330,6 @@ def _boundary_after(text: str, at: int) -> bool:
 
 _COMPOUND = frozenset(COMPOUND_SURNAMES)
 _SINGLE = frozenset(SURNAMES)
-_FUNCTION_WORD = re.compile("[由对关至等属基鉴终免][于]|[同当及这那有按临准随届暂平][时]")
+_FUNCTION_WORD = re.compile(
+    "[由对关至等属基鉴终免][于]|[同当及这那有按临准随届暂平][时]|[走面方转偏导倾趋指朝一][向]"
+)

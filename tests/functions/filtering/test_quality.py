@@ -86,6 +86,7 @@ SPLITS = {
     "held-out-D": {"seed": 31337, "held_out": True, "last": True},
     "held-out-E": {"seed": 271828, "held_out": True, "split_e": True},
     "held-out-F": {"seed": 161803, "held_out": True, "split_f": True},
+    "held-out-G": {"seed": 57721, "held_out": True, "split_g": True},
 }
 # D was written after C's fixes; its first run gave PERSON recall zh 0.745, en 0.955
 # (names after role words and before verbs the lists lack: 主讲嘉宾涂欣将分享). One general
@@ -98,7 +99,11 @@ SPLITS = {
 # were fixed, and E's role words and verbs are among those added, so E is no longer
 # unseen: zh 0.987, en 0.987, precision 1.0. F's first run, after that work: zh 0.974,
 # en 0.935 (one bug of that work: no name after "that"; fixed: en 0.991), precision 1.0.
-# F's floors are its first run's, less a margin: the figure for templates nobody tuned on.
+# One of F's misses (会计高雷负责) then prompted a general rule (a role word before, a verb
+# after): zh 0.978. G was written then and run once at the end: zh 0.835 (one template,
+# 现将{name}转至…: 将 and 把 before a name were not evidence; 乘机人 was no role word),
+# en 0.99, precision 1.0. Those general causes were fixed after it: zh 0.975.
+# Floors sit at or below each split's first run: the figure for templates nobody tuned on.
 FLOORS = {
     ("held-out-D", "PERSON-zh"): 0.95,
     ("held-out-D", "PERSON-en"): 0.95,
@@ -106,6 +111,8 @@ FLOORS = {
     ("held-out-E", "PERSON-en"): 0.95,
     ("held-out-F", "PERSON-zh"): 0.93,
     ("held-out-F", "PERSON-en"): 0.9,
+    ("held-out-G", "PERSON-zh"): 0.83,
+    ("held-out-G", "PERSON-en"): 0.95,
 }
 
 
@@ -133,8 +140,8 @@ def test_names_and_addresses(split: str) -> None:
     for key, (tp, fp, fn) in counts.items():
         precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
         print(f"{key:<12} {tp:>5} {fp:>4} {fn:>4} {precision:>9.3f} {recall:>7.3f}")
-        # E and F are about names: an address is in two or three templates in sixteen
-        few = split in ("held-out-E", "held-out-F") and key.startswith("ADDRESS")
+        # E to G are about names: an address is in two or three templates in sixteen
+        few = split in ("held-out-E", "held-out-F", "held-out-G") and key.startswith("ADDRESS")
         assert tp + fn >= (20 if few else 80), key
         assert precision >= 0.97, key
         floor = FLOORS.get((split, key), 0.95 if key.startswith("PERSON") else 0.97)
