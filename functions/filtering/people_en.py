@@ -112,13 +112,17 @@ def en_names(norm: Normalised, pos: int) -> list[tuple[int, int, str]]:
     names = first_names()
     for run in _CAPS.finditer(original, low_start):
         before = original[max(0, run.start() - 24) : run.start()].lower()
-        if _plain_word(run, before, names):
+        if _plain_word(run, before, names) or _HOUSE_NUMBER.search(before):
             continue
         words = list(_WORD.finditer(original, run.start(), run.end()))
         for span in _name_spans(words, before, names):
             start, end = norm.index(span[0]), norm.index(span[1])
             found.append((start, end, span[2]))
     return found
+
+
+# a house number right before a run: 5004 Anthony Via is a street, not a person
+_HOUSE_NUMBER = re.compile(r"\d \Z")
 
 
 def _plain_word(run: re.Match[str], before: str, names: frozenset[str]) -> bool:

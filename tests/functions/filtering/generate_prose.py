@@ -448,10 +448,11 @@ class ProseGenerator:
         values = {
             "name": ("PERSON", self.zh_name() if zh else self.en_name()),
             "name2": ("PERSON", self.zh_name() if zh else self.en_name()),
-            "name3": ("PERSON", self.zh_name() if zh else self.en_name()),
             "addr": ("ADDRESS", self.zh_addr() if zh else self.en_addr()),
             "age": ("", str(self.rng.randint(18, 90))),
         }
+        if "{name3}" in template:  # drawn last and only then: older splits stay as they were
+            values["name3"] = ("PERSON", self.zh_name() if zh else self.en_name())
         text, spans = "", []
         for piece in re.split(r"(\{\w+\})", template):
             if piece.startswith("{"):

@@ -82,6 +82,7 @@ def test_names(text: str, name: str) -> None:
         "She grew up in Georgia and later moved to Virginia.",
         "We drove from Austin to Dallas.",
         "She transfers to the Denver office on Monday.",
+        "The parcel is at 5004 Anthony Via, Lake Elizabeth, CO 38410.",
     ],
 )
 def test_name_look_alikes(text: str) -> None:
