@@ -18,6 +18,8 @@ The finder returns ``(start, end, rule)`` in normalised offsets.
 from __future__ import annotations
 
 import re
+from functools import cache
+from importlib import resources
 
 from functions.filtering.normalise import Normalised
 
@@ -50,7 +52,7 @@ GIVEN = frozenset(
     "子轩然航思琪诗雅嘉瑶晓小蕾璐露莉菲薇晴悦妍月洁蓉莹琴岚婕媛嫣婉彤馨瑞祥福庆德仁义礼智信忠"
     "孝勤永长立成功业兴盛昌隆宝贵富天星辰光朗晖东南西北中正方安康泰和顺达通远道家庭振毅坚武威"
     "胜卫士民友彩虹霓松柏竹菊荷莲桃杏梨枫桐楠桦森木柳杨江河湖泉溪源深澈纯真善美好良优豪雄壮巧"
-    "聪灵乐喜笑容颜珠翠琼瑾瑜璇琅琦珊佩环芝芬芸茜茹荔莎菁萌蓓蕊晗曦昕昊旻炜烨煜熙焕炎钰铭锋锐"
+    "雷聪灵乐喜笑容颜珠翠琼瑾瑜璇琅琦珊佩环芝芬芸茜茹荔莎菁萌蓓蕊晗曦昕昊旻炜烨煜熙焕炎钰铭锋锐"
     "铮钧锦坤垚培基城均增喆哲恩慈惠忆恒宸宪宣宜宾寒尧崇巍嵩川州希廷彦征徽心怀悟惟懿才扬承捷政"
     "敬斐昆易春昭晋晏景智暖曼朝望杉果柔栋树格楚毓汉池沁沐沛泓泽津洪润淼滢潇澜澄瀚炯烁照熠牧玥"
     "玮珂珏琛瑛璞甜生田男畅皓盈睿知硕祎祺禧秋程穆童竞笛筠素紫绍羽翔翰耀舒艺芊芮苗若茂茗茵萧蔚"
@@ -189,6 +191,11 @@ _HALF_REACH = max(map(len, _HALF_BEFORE))
 _NAME_CHAR = f"[{''.join(sorted(GIVEN))}]"
 _LIKELY_NAME = rf"{_SURNAME}{_NAME_CHAR}(?:(?!{_AFTER}){_NAME_CHAR})?"
 _BY_HALF_BEFORE = re.compile(rf"(?:{_alt(_HALF_BEFORE, lead=True)})\s?({_LIKELY_NAME})")
+# half evidence on both sides (感谢张宥辰对…): a given name needs one common name character
+_BY_HALF_BOTH = re.compile(
+    rf"(?:{_alt(_HALF_BEFORE, lead=True)})\s?({_SURNAME}{_GIVEN_NAME})"
+    rf"(?={_alt(_HALF_AFTER + _WEAK_AFTER)})"
+)
 # every pattern that names no word before the name starts with the surname class, so sre
 # skips to surname characters in C; what the character before must be is checked in
 # Python (a leading lookbehind would be tried at every position)
@@ -218,6 +225,11 @@ _BY_HALF_AFTER_FIELD = re.compile(
     rf"({_SURNAME_AT_FIELD}{_NAME_CHAR}(?:(?!{_AFTER}){_NAME_CHAR})?)"
     rf"(?:{_alt(_HALF_AFTER + _WEAK_AFTER)})"
 )
+# a field's start and a verb after it (徐品妤向派出所报案): both sides, one name character
+_LONG_HALF_AFTER = _alt([w for w in _HALF_AFTER if len(w) > 1])
+_BY_HALF_AFTER_AT_FIELD = re.compile(
+    rf"({_SURNAME_AT_FIELD}{_GIVEN_NAME})(?:{_LONG_HALF_AFTER}|[向对给把被让])"
+)
 
 
 def zh_names(norm: Normalised, pos: int) -> list[tuple[int, int, str]]:
@@ -232,6 +244,8 @@ def zh_names(norm: Normalised, pos: int) -> list[tuple[int, int, str]]:
     _scan(_BY_WEAK, text, pos, 0, found)
     _scan(_BY_HALF_BEFORE, text, pos, _HALF_REACH, found, strict=True)
     _scan(_BY_HALF_AFTER_FIELD, text, pos, 0, found, strict=True)
+    _scan(_BY_HALF_BOTH, text, pos, _HALF_REACH, found)
+    _scan(_BY_HALF_AFTER_AT_FIELD, text, pos, 0, found)
     # a three-character likely name before a verb or particle, after any word (嘉宾涂欣将)
     _scan(_BY_HALF_AFTER, text, pos, 0, found, strict=True, three=True)
     for start, end in _sentence_ends(text, pos):
@@ -295,6 +309,8 @@ def _keep(
     # 国际报告, 时间名称: the surname and the first given character are a common word
     if not titled and (word in COMMON_WORDS or _common_start(word)):
         return False
+    if not strong and _in_a_word(text, start, word):
+        return False
     if _FUNCTION_WORD.match(text, max(0, start - 1)) and start > 0:
         return False  # 由于, 同时: the "surname" ends a function word
     given = word[2:] if word[:2] in _COMPOUND else word[1:]
@@ -316,6 +332,31 @@ _CONTEXT_WORDS = frozenset(
     _STRONG_BEFORE + _ROLE_BEFORE + _STRONG_AFTER + _ROLE_AFTER + _WEAK_AFTER + _HALF_AFTER
 ) | frozenset(_HALF_BEFORE + _WEAK_BEFORE)
 _WEAK_AFTER_AT = re.compile(_alt(_WEAK_AFTER + _HALF_AFTER))
+
+
+@cache
+def common_words() -> tuple[frozenset[str], frozenset[str]]:
+    """Frequent words that begin or end with a surname character, and two-character words
+    that are only rejected whole (``data/common_words_zh.txt``, from jieba's dictionary:
+    see ``infra/training/make_common_words_zh.py``)."""
+    path = resources.files("functions.filtering") / "data" / "common_words_zh.txt"
+    lines = [x for x in path.read_text(encoding="utf-8").splitlines() if x and x[0] != "#"]
+    whole = frozenset(x[:-2] for x in lines if x.endswith(" ="))
+    return frozenset(x for x in lines if not x.endswith(" =")), whole
+
+
+def _in_a_word(text: str, start: int, word: str) -> bool:
+    """On weak evidence: the candidate is a frequent word or begins with one (居然, 温馨,
+    房间小), or its surname ends one with the character before it (非常好, 过程中)."""
+    words, whole = common_words()
+    if word in words or word in whole or word[:2] in words:
+        return True
+    if text[max(0, start - 8) : start].endswith(_CONTEXT_ENDS):
+        return False  # 昨天马杰, 产权人马秀兰: a word ends before it (天马, 人马 are words too)
+    return text[max(0, start - 1) : start + 1] in words
+
+
+_CONTEXT_ENDS = tuple(_CONTEXT_WORDS) + tuple("人者员生师长")
 
 
 def _common_start(word: str) -> bool:
