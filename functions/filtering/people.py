@@ -301,6 +301,8 @@ def _keep(
 ) -> bool:
     """Record ``text[start:end]`` unless it is a common word, a place's start, or (on
     weak evidence) a given name of characters rare in names."""
+    if end - start == 3 and text[end - 1] in _PARTICLES:
+        end -= 1  # 网格员张娜了解: no given name ends in a particle
     if text[end : end + 1] in _PLACE_KEYS:
         return False
     word = text[start:end]
@@ -314,6 +316,8 @@ def _keep(
     if _FUNCTION_WORD.match(text, max(0, start - 1)) and start > 0:
         return False  # 由于, 同时: the "surname" ends a function word
     given = word[2:] if word[:2] in _COMPOUND else word[1:]
+    if _PARTICLES.intersection(given):
+        return False  # 满意的, 门口: no given name holds a particle
     if not titled and given in _COMMON_GIVEN:
         return False  # 方喜欢, 国语言: the "given name" is a common word
     if given in _CONTEXT_WORDS and (len(given) > 1 or given not in GIVEN):
@@ -356,6 +360,7 @@ def _in_a_word(text: str, start: int, word: str) -> bool:
     return text[max(0, start - 1) : start + 1] in words
 
 
+_PARTICLES = frozenset("的了吗呢吧啊么着过们")
 _CONTEXT_ENDS = tuple(_CONTEXT_WORDS) + tuple("人者员生师长")
 
 
