@@ -65,6 +65,15 @@ PLACES = frozenset(
 _PLACE_BEFORE = frozenset(
     _words("in at near from to across visit visited visiting via toward towards into outside of")
 )
+# function words that are also in the census list (An, In): never a first name
+_NEVER = frozenset(_words("an in on at to as so or if by do is it of no"))
+_PLACE_TAILS = frozenset(
+    _words(
+        """kong city county beach island islands valley springs falls heights bay harbor
+    harbour lake river mountains hills state province republic kingdom airport station
+    park square bridge canyon desert coast peninsula"""
+    )
+)
 _GREETINGS = frozenset(_words("hi hello hey dear thanks thank cc attn"))
 _DETERMINERS = frozenset(_words("the a an our your its their every"))
 # of those, the ones that are only context in front of a capitalised word
@@ -145,7 +154,12 @@ def _name_spans(
     i = 0
     while i < len(words):
         word = words[i].group().lower().rstrip(".")
-        if word in TITLES or word in CONTEXT or (word in STOP and word not in names):
+        if (
+            word in TITLES
+            or word in CONTEXT
+            or word in _NEVER
+            or (word in STOP and word not in names)
+        ):
             previous, sentence_start, i = word, False, i + 1
             continue
         surname = _take_surname(words[i + 1 : i + 3])
@@ -193,6 +207,8 @@ def _plausible(
         return True
     if previous in _DETERMINERS:
         return False
+    if surname and surname[-1].group().lower() in _PLACE_TAILS:
+        return False  # Hong Kong, Virginia Beach, Jordan Valley
     if surname or word not in PLACES:
         return True
     after = first.string[first.end() : first.end() + 9]

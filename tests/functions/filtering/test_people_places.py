@@ -89,6 +89,9 @@ def test_names(text: str, name: str) -> None:
         "We drove from Austin to Dallas.",
         "She transfers to the Denver office on Monday.",
         "The parcel is at 5004 Anthony Via, Lake Elizabeth, CO 38410.",
+        "Which standards are accepted in Hong Kong?",
+        "An unaccredited individual stated otherwise.",
+        "In Kotlin, why do I need the open keyword?",
     ],
 )
 def test_name_look_alikes(text: str) -> None:
