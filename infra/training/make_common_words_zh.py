@@ -23,7 +23,7 @@ from functions.filtering.people import COMPOUND_SURNAMES, SURNAMES
 OUT = (
     Path(__file__).resolve().parents[2] / "functions" / "filtering" / "data" / "common_words_zh.txt"
 )
-MIN_FREQ = 100  # jieba's counts
+MIN_FREQ = 100  # jieba's counts (30 drops 6% more false finds on reviews, for more risk to names)
 MIN_FREQ_NR = 500
 HEADER = (
     "# Frequent Chinese words that begin or end with a surname character, from jieba 0.42.1's\n"
