@@ -339,21 +339,19 @@ _WEAK_AFTER_AT = re.compile(_alt(_WEAK_AFTER + _HALF_AFTER))
 
 
 @cache
-def common_words() -> tuple[frozenset[str], frozenset[str]]:
-    """Frequent words that begin or end with a surname character, and two-character words
-    that are only rejected whole (``data/common_words_zh.txt``, from jieba's dictionary:
-    see ``infra/training/make_common_words_zh.py``)."""
+def common_words() -> frozenset[str]:
+    """Frequent words that begin or end with a surname character (``data/common_words_zh.txt``,
+    from jieba's dictionary: see ``infra/training/make_common_words_zh.py``)."""
     path = resources.files("functions.filtering") / "data" / "common_words_zh.txt"
-    lines = [x for x in path.read_text(encoding="utf-8").splitlines() if x and x[0] != "#"]
-    whole = frozenset(x[:-2] for x in lines if x.endswith(" ="))
-    return frozenset(x for x in lines if not x.endswith(" =")), whole
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return frozenset(x for x in lines if x and not x.startswith("#"))
 
 
 def _in_a_word(text: str, start: int, word: str) -> bool:
     """On weak evidence: the candidate is a frequent word or begins with one (居然, 温馨,
     房间小), or its surname ends one with the character before it (非常好, 过程中)."""
-    words, whole = common_words()
-    if word in words or word in whole or word[:2] in words:
+    words = common_words()
+    if word in words or word[:2] in words:
         return True
     if text[max(0, start - 8) : start].endswith(_CONTEXT_ENDS):
         return False  # 昨天马杰, 产权人马秀兰: a word ends before it (天马, 人马 are words too)

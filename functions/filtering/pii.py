@@ -63,8 +63,10 @@ def _run(lo: int, hi: int | None = None) -> str:
 
 
 def _near(norm: Normalised, start: int, end: int, words: re.Pattern[str]) -> bool:
-    """Whether a context word is within 24 characters before or 16 after the span."""
-    return bool(words.search(norm.text, max(0, start - 24), start)) or bool(
+    """Whether a context word is within 28 characters before or 16 after the span (English
+    labels run long: "passport number on file to"; :data:`.output.CONTEXT`, 32, must cover
+    this reach and a lookbehind or two)."""
+    return bool(words.search(norm.text, max(0, start - 28), start)) or bool(
         words.search(norm.text, end, end + 16)
     )
 

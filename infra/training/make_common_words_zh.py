@@ -5,9 +5,9 @@ A name candidate on weak evidence is rejected when it is, or begins with, one of
 words, or when its surname is the end of one with the character before it (非常好: 常好
 is no name). Source: jieba's dictionary (``jieba/dict.txt``: word, frequency, part of
 speech) in the PyPI sdist ``jieba==0.42.1`` (MIT); words rarer than ``MIN_FREQ`` are
-left out, and so are three-character words tagged as person names (``nr``: mostly real
-names); jieba tags many ordinary two-character words ``nr`` too, and those reject only a
-candidate that is exactly the word. Not Faker's data.
+left out, and so are words tagged as person names (``nr``…): jieba tags many ordinary
+words so (智慧, 温泉), but also real names (李鹏, 高峰) that must stay names. Not Faker's
+data.
 
 Usage: ``pip download jieba==0.42.1 --no-deps --no-binary :all: -d /tmp/j``, unpack it,
 then ``python infra/training/make_common_words_zh.py /tmp/j/jieba-0.42.1/jieba/dict.txt``.
@@ -24,12 +24,10 @@ OUT = (
     Path(__file__).resolve().parents[2] / "functions" / "filtering" / "data" / "common_words_zh.txt"
 )
 MIN_FREQ = 100  # jieba's counts (30 drops 6% more false finds on reviews, for more risk to names)
-MIN_FREQ_NR = 500
 HEADER = (
     "# Frequent Chinese words that begin or end with a surname character, from jieba 0.42.1's\n"
-    "# dict.txt (MIT). Made by infra/training/make_common_words_zh.py. A line ending in ' ='\n"
-    "# is a two-character word jieba tags as a name (nr) that is mostly an ordinary word\n"
-    "# (明白, 智慧, 温泉): it rejects only a candidate that is exactly that word.\n"
+    "# dict.txt (MIT; words tagged as names left out). Made by\n"
+    "# infra/training/make_common_words_zh.py.\n"
 )
 
 
@@ -46,11 +44,9 @@ def main(dictionary: str) -> None:
         if word[:2] in compounds or word[1] == "家":
             continue  # 欧阳, 董家 ("the Dong family"): the start of a name, not a word
         if not tag.startswith("nr"):
+            # words tagged as names are left out: jieba tags many ordinary words nr
+            # (智慧, 温泉), but also 李鹏, 李俊, 高峰, names a candidate must keep
             words[word] = word
-        elif tag == "nr" and len(word) == 2 and int(freq) >= MIN_FREQ_NR:
-            # three-character nr words are mostly real names (韦小宝): left out; so are
-            # two-character ones below MIN_FREQ_NR (周瑜, 316) and nrfg/nrt (李强)
-            words.setdefault(word, word + " =")
     OUT.write_text(HEADER + "\n".join(sorted(words.values())) + "\n", encoding="utf-8")
     print(f"{len(words)} words -> {OUT}")
 
