@@ -8,8 +8,9 @@ socket on 127.0.0.1 behaving badly, and the gateway's own classification of it.
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 
 import httpx
@@ -21,6 +22,15 @@ from functions.transport import pooled
 # a socket of an event loop that asyncio.run already closed may be collected during a later
 # test ("fd is not registered"): the fixtures' loops, not the transport under test
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+@pytest.fixture(autouse=True)
+def _collected() -> Iterator[None]:
+    """Collect this test's sockets and stream writers now, under this module's filter, not
+    in whichever test the garbage collector happens to run next."""
+    yield
+    gc.collect()
+
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
