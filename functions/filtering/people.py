@@ -18,6 +18,8 @@ The finder returns ``(start, end, rule)`` in normalised offsets.
 from __future__ import annotations
 
 import re
+from functools import cache
+from importlib import resources
 
 from functions.filtering.normalise import Normalised
 
@@ -50,7 +52,7 @@ GIVEN = frozenset(
     "子轩然航思琪诗雅嘉瑶晓小蕾璐露莉菲薇晴悦妍月洁蓉莹琴岚婕媛嫣婉彤馨瑞祥福庆德仁义礼智信忠"
     "孝勤永长立成功业兴盛昌隆宝贵富天星辰光朗晖东南西北中正方安康泰和顺达通远道家庭振毅坚武威"
     "胜卫士民友彩虹霓松柏竹菊荷莲桃杏梨枫桐楠桦森木柳杨江河湖泉溪源深澈纯真善美好良优豪雄壮巧"
-    "聪灵乐喜笑容颜珠翠琼瑾瑜璇琅琦珊佩环芝芬芸茜茹荔莎菁萌蓓蕊晗曦昕昊旻炜烨煜熙焕炎钰铭锋锐"
+    "雷聪灵乐喜笑容颜珠翠琼瑾瑜璇琅琦珊佩环芝芬芸茜茹荔莎菁萌蓓蕊晗曦昕昊旻炜烨煜熙焕炎钰铭锋锐"
     "铮钧锦坤垚培基城均增喆哲恩慈惠忆恒宸宪宣宜宾寒尧崇巍嵩川州希廷彦征徽心怀悟惟懿才扬承捷政"
     "敬斐昆易春昭晋晏景智暖曼朝望杉果柔栋树格楚毓汉池沁沐沛泓泽津洪润淼滢潇澜澄瀚炯烁照熠牧玥"
     "玮珂珏琛瑛璞甜生田男畅皓盈睿知硕祎祺禧秋程穆童竞笛筠素紫绍羽翔翰耀舒艺芊芮苗若茂茗茵萧蔚"
@@ -89,6 +91,8 @@ COMMON_WORDS = frozenset(
         古典 吉他 简介 车间 连忙 项羽 田野 田地 董事 袁术 于今 余生 叶片 程式 魏国 吕后
         任职 姜汤 钟表 谭嗣 陆地 陆续 汪洋 范围 金钱 石家 贾宝 邹城 孟子 熊市 秦国 江湖
         尹喜 段落 雷雨 侯爵 龙虾 史记 陶瓷 黎明 贺卡 顾客 顾问 毛病 毛巾 郝家
+        但是 但愿 谢谢 明日 于周 于本 于明 于次 于下 于上
+        于近 于昨 于当 于每 于该 于此 于同 于日 于年
         """
     )
 )
@@ -99,7 +103,26 @@ _STRONG_BEFORE = _words(
     "乘客 租客 业主 房东 寄件人 发件人 报案人 当事人 嫌疑人 老师 医生 教授 "
     "同事 朋友 被告 原告 被告人 证人 被害人 作者 记者 主持人 选手 队员 球员 "
     "演员 导演 司机 学员 房客 户主 法定代表人 监护人 紧急联系人 经手人 "
-    "审核人 批准人 填表人 借款人 出借人 担保人 收款人 付款人 领款人"
+    "审核人 批准人 填表人 借款人 出借人 担保人 收款人 付款人 领款人 乘机人 乘车人 "
+    "旅客 入住人 预订人 订票人 购票人 住客 游客 访客 来访人 缴款人 开票人 经理人"
+)
+# job titles and roles in front of a name (经理黄志明批准…, 护士长吴欣妤已…): as strong as
+# a field label, but a common word after them is still rejected (经理高兴地说)
+_ROLE_BEFORE = _words(
+    "经理 副经理 总经理 客户经理 主任 副主任 总监 主管 董事长 董事 老师 班主任 辅导员 "
+    "校长 院长 主任医师 副主任医师 主治医师 医师 住院医师 药师 技师 护士 护士长 护师 "
+    "律师 代理律师 法官 审判长 审判员 书记员 检察官 民警 警官 值班民警 辅警 所长 "
+    "会计 出纳 柜员 复核员 审批人 面试官 候选人 应聘者 求职者 实习生 新员工 同学 "
+    "教练 工程师 技术员 业务员 营业员 专员 助理 秘书 社工 网格员 调解员 "
+    "科长 处长 局长 部长 厂长 站长 组长 队长 班长 村长 镇长 书记 主席 理事长 "
+    "被保险人 理赔员 核保员 快递员 配送员 保安 技工 工人 职工 干部 党员 村民 居民 "
+    "股东 法人代表 收件方 寄件方 经理人 责任人 值班员 讲师 嘉宾 专家 研究员"
+)
+# role words right after a name (建议孙丽患者…): like _STRONG_AFTER, but the candidate is
+# checked as on weak evidence (高血压患者 is no name)
+_ROLE_AFTER = _words(
+    "患者 病人 病患 家属 本人 夫妇 一家 母子 父子 的身份证 的手机 的电话 的账户 的账号 "
+    "的银行卡 的邮箱 的住址 的家庭住址 的病历 的工资 的护照 的社保 的驾驶证 的车牌 的签名"
 )
 _STRONG_AFTER = _words(
     "先生 女士 小姐 老师 医生 大夫 护士 教授 经理 主任 总监 同学 师傅 "
@@ -109,7 +132,9 @@ _STRONG_AFTER = _words(
 _WEAK_AFTER = _words(
     "的 说 表示 指出 来电 致电 打电话 签字 签名 确认 提交 反馈 告诉 认为 "
     "今天 昨天 明天 于 在 和 与 及 、 ， , 。 ： : ； ; （ ( ） "
-    ") 是 已 已经 也 还 都 曾 将 要 就 家 住 同意 发现 称 回答 问"
+    ") 是 已 已经 也 还 都 曾 将 要 就 家 住 同意 发现 称 回答 问 批准 审批 签署 "
+    "担保 接到 收到 完成 入职 离职 办理 申请 报案 报警 投诉 承诺 拒绝 核实 填写 "
+    "领取 支付 转账 借款 还款 主持 主讲 主刀 接诊 出院 入院 就诊 复查 陈述 证实"
 )
 # verbs and time words: evidence on one side only when the given name looks like one
 _HALF_AFTER = _words(
@@ -120,10 +145,12 @@ _HALF_AFTER = _words(
 _HALF_BEFORE = _words(
     "今天 昨天 明天 上午 下午 晚上 早上 中午 当时 后来 然后 但是 因为 所以 如果 "
     "告诉 通知 联系 感谢 谢谢 恭喜 祝贺 邀请 委托 拜访 看望 采访 交给 转给 发给 "
-    "寄给 通知 我是 他是 她是 找 和 与 及 、 ， , 。 ： : ； ; （ ( \n"
+    "寄给 通知 我是 他是 她是 找 和 与 及 、 ， , 。 ： : ； ; （ ( \n 认为 提醒 表扬 "
+    "批评 推荐 任命 聘请 安排 派 提名 转告 问候 转账给 汇款给 付给 借给 还给 打给 "
+    "建议 嘱 嘱咐 授权 指派 接待 陪同 协助 帮助 经 把 将 被"
 )
 _WEAK_BEFORE = _words(
-    "和 与 及 、 ， , 。 ： : ； ; （ ( 由 给 向 让 请 找 问 把 被 叫 是 跟 同 对"
+    "和 与 及 、 ， , 。 ： : ； ; （ ( 由 给 向 让 请 找 问 把 被 叫 是 跟 同 对 的"
 )
 _PLACE_KEYS = frozenset("省市区县旗镇乡村路街巷弄道")
 
@@ -148,17 +175,27 @@ _FIRSTS = "".join(sorted(set(SURNAMES) | {c[0] for c in COMPOUND_SURNAMES}))
 _COMPOUND_HEAD = "".join(sorted({c[0] for c in COMPOUND_SURNAMES}))
 _COMPOUND_TAIL = "".join(sorted({c[1] for c in COMPOUND_SURNAMES}))
 _SURNAME = rf"[{_FIRSTS}](?:(?<=[{_COMPOUND_HEAD}])[{_COMPOUND_TAIL}])?"
-_AFTER = _alt(_STRONG_AFTER + _WEAK_AFTER)
+# (a one-character verb may end a given name: 刘晓刚, so only the longer ones count)
+_AFTER = _alt(_STRONG_AFTER + _WEAK_AFTER + _ROLE_AFTER + [w for w in _HALF_AFTER if len(w) > 1])
 _GIVEN_NAME = rf"[{_CJK}](?:(?!{_AFTER})[{_CJK}])?"
 _BY_STRONG_BEFORE = re.compile(
     rf"(?:{_alt(_STRONG_BEFORE, lead=True)})[:：\s]{{0,3}}({_SURNAME}{_GIVEN_NAME})"
 )
-_BEFORE_REACH = max(map(len, _STRONG_BEFORE)) + 3
+_BY_ROLE_BEFORE = re.compile(
+    rf"(?:{_alt(_ROLE_BEFORE, lead=True)})[:：\s]{{0,2}}({_SURNAME}{_GIVEN_NAME})"
+)
+_BY_ROLE_AFTER = re.compile(rf"({_SURNAME}{_GIVEN_NAME})(?:{_alt(_ROLE_AFTER)})")
+_BEFORE_REACH = max(map(len, _STRONG_BEFORE + _ROLE_BEFORE)) + 3
 _BY_STRONG_AFTER = re.compile(rf"({_SURNAME}[{_CJK}]{{1,2}}?)(?:{_alt(_STRONG_AFTER)})")
 _HALF_REACH = max(map(len, _HALF_BEFORE))
 _NAME_CHAR = f"[{''.join(sorted(GIVEN))}]"
 _LIKELY_NAME = rf"{_SURNAME}{_NAME_CHAR}(?:(?!{_AFTER}){_NAME_CHAR})?"
 _BY_HALF_BEFORE = re.compile(rf"(?:{_alt(_HALF_BEFORE, lead=True)})\s?({_LIKELY_NAME})")
+# half evidence on both sides (感谢张宥辰对…): a given name needs one common name character
+_BY_HALF_BOTH = re.compile(
+    rf"(?:{_alt(_HALF_BEFORE, lead=True)})\s?({_SURNAME}{_GIVEN_NAME})"
+    rf"(?={_alt(_HALF_AFTER + _WEAK_AFTER)})"
+)
 # every pattern that names no word before the name starts with the surname class, so sre
 # skips to surname characters in C; what the character before must be is checked in
 # Python (a leading lookbehind would be tried at every position)
@@ -167,7 +204,9 @@ _BY_HALF_AFTER = re.compile(rf"({_LIKELY_NAME})(?:{_alt(_HALF_AFTER + _WEAK_AFTE
 _COMMON_GIVEN = frozenset(
     _words(
         "美国 中国 中文 中心 国家 文化 语言 世界 英国 德国 法国 明星 新闻 文明 安全 "
-        "平安 和平 国际 中华 华人 东方 西方 南方 北方 长安 永远 光明 文学 国民 人民"
+        "平安 和平 国际 中华 华人 东方 西方 南方 北方 长安 永远 文学 人民 "
+        "喜欢 希望 知道 成功 威望 东西 中心 信息 发展 国内 国外 家庭 美好 通知 欢迎 "
+        "安全 快乐 成长 生活 文明 和谐 明天 今天 春天 秋天 天下 天然 自然"
     )
 )
 # a likely name that ends a sentence or a field (产权人张凤兰。)
@@ -177,12 +216,19 @@ _WEAK_BEFORE_CHARS = frozenset("".join(_WEAK_BEFORE))
 # lookbehinds of fixed width (the pattern still starts with the class, found in C)
 _FIELD_START = rf"(?:(?<=[{re.escape(''.join(sorted(_WEAK_BEFORE_CHARS)))}].)|(?<![{_CJK}a-z].))"
 _SURNAME_AT_FIELD = rf"[{_FIRSTS}]{_FIELD_START}(?:(?<=[{_COMPOUND_HEAD}])[{_COMPOUND_TAIL}])?"
+# a sum of money after a name (转账给赵春美五千元)
+_AMOUNT = "[一二两三四五六七八九十][十百千万]*[元块万]|[一二两三四五六七八九][十百千万]"
 _BY_WEAK = re.compile(
-    rf"({_SURNAME_AT_FIELD}{_GIVEN_NAME})(?=(?:{_alt(_WEAK_AFTER)})|[^{_CJK}a-z]|\Z)"
+    rf"({_SURNAME_AT_FIELD}{_GIVEN_NAME})(?=(?:{_alt(_WEAK_AFTER)})|{_AMOUNT}|[^{_CJK}a-z]|\Z)"
 )
 _BY_HALF_AFTER_FIELD = re.compile(
     rf"({_SURNAME_AT_FIELD}{_NAME_CHAR}(?:(?!{_AFTER}){_NAME_CHAR})?)"
     rf"(?:{_alt(_HALF_AFTER + _WEAK_AFTER)})"
+)
+# a field's start and a verb after it (徐品妤向派出所报案): both sides, one name character
+_LONG_HALF_AFTER = _alt([w for w in _HALF_AFTER if len(w) > 1])
+_BY_HALF_AFTER_AT_FIELD = re.compile(
+    rf"({_SURNAME_AT_FIELD}{_GIVEN_NAME})(?:{_LONG_HALF_AFTER}|[向对给把被让])"
 )
 
 
@@ -193,9 +239,13 @@ def zh_names(norm: Normalised, pos: int) -> list[tuple[int, int, str]]:
     # a context word may sit before ``pos`` (a stream's released text)
     _scan(_BY_STRONG_BEFORE, text, pos, _BEFORE_REACH, found, strong=True)
     _scan(_BY_STRONG_AFTER, text, pos, 0, found, strong=True, titled=True)
+    _scan(_BY_ROLE_BEFORE, text, pos, _BEFORE_REACH, found, strong=True)
+    _scan(_BY_ROLE_AFTER, text, pos, 0, found)
     _scan(_BY_WEAK, text, pos, 0, found)
     _scan(_BY_HALF_BEFORE, text, pos, _HALF_REACH, found, strict=True)
     _scan(_BY_HALF_AFTER_FIELD, text, pos, 0, found, strict=True)
+    _scan(_BY_HALF_BOTH, text, pos, _HALF_REACH, found)
+    _scan(_BY_HALF_AFTER_AT_FIELD, text, pos, 0, found)
     # a three-character likely name before a verb or particle, after any word (嘉宾涂欣将)
     _scan(_BY_HALF_AFTER, text, pos, 0, found, strict=True, three=True)
     for start, end in _sentence_ends(text, pos):
@@ -251,6 +301,8 @@ def _keep(
 ) -> bool:
     """Record ``text[start:end]`` unless it is a common word, a place's start, or (on
     weak evidence) a given name of characters rare in names."""
+    if end - start == 3 and text[end - 1] in _PARTICLES:
+        end -= 1  # 网格员张娜了解: no given name ends in a particle
     if text[end : end + 1] in _PLACE_KEYS:
         return False
     word = text[start:end]
@@ -259,16 +311,55 @@ def _keep(
     # 国际报告, 时间名称: the surname and the first given character are a common word
     if not titled and (word in COMMON_WORDS or _common_start(word)):
         return False
+    if not strong and _in_a_word(text, start, word):
+        return False
     if _FUNCTION_WORD.match(text, max(0, start - 1)) and start > 0:
         return False  # 由于, 同时: the "surname" ends a function word
     given = word[2:] if word[:2] in _COMPOUND else word[1:]
-    field = strong and _boundary_after(text, end)  # 收件人：王雷\n
+    if _PARTICLES.intersection(given):
+        return False  # 满意的, 门口: no given name holds a particle
+    if not titled and given in _COMMON_GIVEN:
+        return False  # 方喜欢, 国语言: the "given name" is a common word
+    if given in _CONTEXT_WORDS and (len(given) > 1 or given not in GIVEN):
+        return False  # 医生和护士, 老师常说, 班主任通知: the "given name" is a context word
+    # 收件人：王雷\n; 护士长李品妤已…, 会计高雷负责…: a strong word before, a weak one after
+    field = strong and (_boundary_after(text, end) or _WEAK_AFTER_AT.match(text, end) is not None)
     if not titled and not field and not any(c in GIVEN for c in given):
         return False
     if strict and not all(c in GIVEN for c in given):
         return False
     found.setdefault((start, end), "zh_name")
     return True
+
+
+_CONTEXT_WORDS = frozenset(
+    _STRONG_BEFORE + _ROLE_BEFORE + _STRONG_AFTER + _ROLE_AFTER + _WEAK_AFTER + _HALF_AFTER
+) | frozenset(_HALF_BEFORE + _WEAK_BEFORE)
+_WEAK_AFTER_AT = re.compile(_alt(_WEAK_AFTER + _HALF_AFTER))
+
+
+@cache
+def common_words() -> frozenset[str]:
+    """Frequent words that begin or end with a surname character (``data/common_words_zh.txt``,
+    from jieba's dictionary: see ``infra/training/make_common_words_zh.py``)."""
+    path = resources.files("functions.filtering") / "data" / "common_words_zh.txt"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return frozenset(x for x in lines if x and not x.startswith("#"))
+
+
+def _in_a_word(text: str, start: int, word: str) -> bool:
+    """On weak evidence: the candidate is a frequent word or begins with one (居然, 温馨,
+    房间小), or its surname ends one with the character before it (非常好, 过程中)."""
+    words = common_words()
+    if word in words or word[:2] in words:
+        return True
+    if text[max(0, start - 8) : start].endswith(_CONTEXT_ENDS):
+        return False  # 昨天马杰, 产权人马秀兰: a word ends before it (天马, 人马 are words too)
+    return text[max(0, start - 1) : start + 1] in words
+
+
+_PARTICLES = frozenset("的了吗呢吧啊么着过们")
+_CONTEXT_ENDS = tuple(_CONTEXT_WORDS) + tuple("人者员生师长")
 
 
 def _common_start(word: str) -> bool:
@@ -283,4 +374,6 @@ def _boundary_after(text: str, at: int) -> bool:
 
 _COMPOUND = frozenset(COMPOUND_SURNAMES)
 _SINGLE = frozenset(SURNAMES)
-_FUNCTION_WORD = re.compile("[由对关至等属基鉴终免][于]|[同当及这那有按临准随届暂平][时]")
+_FUNCTION_WORD = re.compile(
+    "[由对关至等属基鉴终免][于]|[同当及这那有按临准随届暂平][时]|[走面方转偏导倾趋指朝一][向]"
+)

@@ -25,7 +25,9 @@ def _words(text: str) -> list[str]:
     return text.split()
 
 
-_TOKEN = r"[A-Z][a-z]+(?:-[A-Z]?[a-z]+|'[A-Z][a-z]+)?"  # Smith-Jones, O'Brien; not 's
+# Smith-Jones, O'Brien, D'Angelo, McDonald, Murphy-O'Neil; not 's
+_PREFIX = r"(?:[A-Z]['’](?=[A-Z])|Ma?c(?=[A-Z]))"
+_TOKEN = rf"{_PREFIX}?[A-Z][a-z]+(?:-(?:[A-Z]['’])?[A-Z]?[a-z]+|['’][A-Z][a-z]+)?"
 _CAPS = re.compile(rf"\b{_TOKEN}(?:,? (?:[A-Z]\.|{_TOKEN}))*")
 _WORD = re.compile(rf"[A-Z]\.|{_TOKEN}")
 TITLES = frozenset(_words("mr mrs ms miss mx dr prof sir madam mister dame lady lord"))
@@ -37,6 +39,43 @@ CONTEXT = frozenset(
     sincerely regards by from cc to physician nurse officer agent"""
     )
 )
+# jobs and roles: a name after them when its first word is a first name or a surname
+# follows (Candidate: Ryan; branch manager Mark O'Hara; not "Teacher Appreciation")
+ROLES = frozenset(
+    _words(
+        """candidate interviewer interviewee witness plaintiff defendant teacher accountant
+    adjuster manager supervisor director worker caseworker doctor surgeon therapist
+    pharmacist technician clerk teller cashier courier driver representative rep advisor
+    adviser counselor coach instructor professor guardian spouse owner borrower lender
+    guarantor payee sender speaker reviewer approver attorney lawyer counsel judge detective
+    sergeant captain lieutenant deputy inspector paramedic dentist midwife caregiver
+    resident intern trainee volunteer"""
+    )
+)
+# first names that are also places: alone, a name only before a possessive or a verb of
+# speech, never after a place preposition (Jordan is a country; moved to Virginia)
+PLACES = frozenset(
+    _words(
+        """jordan georgia virginia florence austin dallas charlotte victoria sydney madison
+    denver houston orlando savannah aurora raleigh tyler chelsea paris india kenya israel
+    lincoln jackson carolina dakota nevada helena augusta cleveland kent sofia santiago
+    florida phoenix london berlin vienna china cuba peru chad"""
+    )
+)
+_PLACE_BEFORE = frozenset(
+    _words("in at near from to across visit visited visiting via toward towards into outside of")
+)
+# function words that are also in the census list (An, In): never a first name
+_NEVER = frozenset(_words("an in on at to as so or if by do is it of no"))
+_PLACE_TAILS = frozenset(
+    _words(
+        """kong city county beach island islands valley springs falls heights bay harbor
+    harbour lake river mountains hills state province republic kingdom airport station
+    park square bridge canyon desert coast peninsula"""
+    )
+)
+_GREETINGS = frozenset(_words("hi hello hey dear thanks thank cc attn"))
+_DETERMINERS = frozenset(_words("the a an our your its their every"))
 # of those, the ones that are only context in front of a capitalised word
 _WEAK_CONTEXT = frozenset({"by", "from", "cc", "to", "and", "with", "hi", "hello", "thanks"})
 # capitalised words that are not part of a name (first names that are also words are
@@ -82,13 +121,17 @@ def en_names(norm: Normalised, pos: int) -> list[tuple[int, int, str]]:
     names = first_names()
     for run in _CAPS.finditer(original, low_start):
         before = original[max(0, run.start() - 24) : run.start()].lower()
-        if _plain_word(run, before, names):
+        if _plain_word(run, before, names) or _HOUSE_NUMBER.search(before):
             continue
         words = list(_WORD.finditer(original, run.start(), run.end()))
         for span in _name_spans(words, before, names):
             start, end = norm.index(span[0]), norm.index(span[1])
             found.append((start, end, span[2]))
     return found
+
+
+# a house number right before a run: 5004 Anthony Via is a street, not a person
+_HOUSE_NUMBER = re.compile(r"\d \Z")
 
 
 def _plain_word(run: re.Match[str], before: str, names: frozenset[str]) -> bool:
@@ -111,7 +154,12 @@ def _name_spans(
     i = 0
     while i < len(words):
         word = words[i].group().lower().rstrip(".")
-        if word in TITLES or word in CONTEXT or (word in STOP and word not in names):
+        if (
+            word in TITLES
+            or word in CONTEXT
+            or word in _NEVER
+            or (word in STOP and word not in names)
+        ):
             previous, sentence_start, i = word, False, i + 1
             continue
         surname = _take_surname(words[i + 1 : i + 3])
@@ -121,6 +169,8 @@ def _name_spans(
             rule = "en_title"
         elif previous in CONTEXT and previous not in _WEAK_CONTEXT:
             rule = "en_context"
+        elif previous in ROLES and (word in names or surname):
+            rule = "en_role"
         elif word in names and surname:
             # Mark Stanton's, Dean Martinez: (but not "Grant Access")
             plain = not (sentence_start and i == 0) or _possessive_or_said(surname[-1])
@@ -136,6 +186,8 @@ def _name_spans(
             )
         ):
             rule = "en_name"
+        if rule and not _plausible(word, previous, rule, surname, words[i]):
+            rule = ""
         if rule:
             out.append((words[i].start(), end, rule))
             i += 1 + len(surname)
@@ -143,6 +195,26 @@ def _name_spans(
             i += 1
         previous, sentence_start = word, False
     return out
+
+
+def _plausible(
+    word: str, previous: str, rule: str, surname: list[re.Match[str]], first: re.Match[str]
+) -> bool:
+    """Whether a gazetteer match is a person rather than a place or a thing: not after
+    a determiner (the Denver office), and a first name that is also a place, alone, only
+    before a possessive or a verb of speech and never after a place preposition."""
+    if rule != "en_name":
+        return True
+    if previous in _DETERMINERS:
+        return False
+    if surname and surname[-1].group().lower() in _PLACE_TAILS:
+        return False  # Hong Kong, Virginia Beach, Jordan Valley
+    if surname or word not in PLACES:
+        return True
+    after = first.string[first.end() : first.end() + 9]
+    if previous in _GREETINGS:
+        return True
+    return previous not in _PLACE_BEFORE and after.startswith(_SPEECH)
 
 
 def _take_surname(rest: list[re.Match[str]]) -> list[re.Match[str]]:
@@ -169,9 +241,14 @@ _AFTER_NAME = (
 )
 
 
+_SPEECH = (*_AFTER_NAME[:2], *_AFTER_NAME[4:15])  # not " is ", " was ", " and "…
+# a verb in the past after a name (Craig approved, Jill O'Sullivan signed)
+_PAST_VERB = re.compile(r" (?:from |[a-z]{3,}ed\b)")
+
+
 def _possessive_or_said(word: re.Match[str]) -> bool:
     after = word.string[word.end() : word.end() + 9]
-    return after.startswith(_AFTER_NAME)
+    return after.startswith(_AFTER_NAME) or _PAST_VERB.match(word.string, word.end()) is not None
 
 
 def _last_word(text: str) -> str:
@@ -180,7 +257,12 @@ def _last_word(text: str) -> str:
     m = _LAST_WORD.search(text)
     if m is None or (m.group(2) == "." and m.group(1) not in _DOTTED_TITLES):
         return ""
+    if m.group(2) == ":" and m.group(1) in _HEADERS:
+        return "contact"  # a mail header (From: Crystal Peterson) is a strong context
     return m.group(1)
+
+
+_HEADERS = frozenset(_words("from to cc bcc"))
 
 
 _DOTTED_TITLES = TITLES - {"miss", "sir", "madam", "mister", "dame", "lady", "lord"}

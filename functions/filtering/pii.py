@@ -16,13 +16,19 @@ it (``手机13812345678``). Weak formats need a context word nearby: bank cards
 (unless written in groups of four), landlines written without a separator,
 passports, SSNs not written ``123-45-6789``, and US phone numbers written as ten bare
 digits. A 15-digit American Express number (34/37, Luhn) and a 16- or 19-digit UnionPay
-number (62, Luhn) stand on their own.
+number (62, Luhn) stand on their own. A weak format with no context word (a passport,
+a bare SSN or card number, ten bare digits) also stands when it follows a person's name
+and a separator (王佳，G10832458): a record's shape is its label.
+
+Past 400 lines on purpose: :data:`DETECTORS` is one table read top to bottom in priority
+order, with each detector's check beside it; split up, the order would be scattered.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import ipaddress
 import re
 from collections.abc import Callable
@@ -62,8 +68,10 @@ def _run(lo: int, hi: int | None = None) -> str:
 
 
 def _near(norm: Normalised, start: int, end: int, words: re.Pattern[str]) -> bool:
-    """Whether a context word is within 24 characters before or 16 after the span."""
-    return bool(words.search(norm.text, max(0, start - 24), start)) or bool(
+    """Whether a context word is within 28 characters before or 16 after the span (English
+    labels run long: "passport number on file to"; :data:`.output.CONTEXT`, 32, must cover
+    this reach and a lookbehind or two)."""
+    return bool(words.search(norm.text, max(0, start - 28), start)) or bool(
         words.search(norm.text, end, end + 16)
     )
 
@@ -115,7 +123,7 @@ def _grouped(raw: str) -> bool:
     return fours or lengths == [4, 6, 5] or lengths == [6, 13]
 
 
-def _card(m: re.Match[str], norm: Normalised) -> tuple[int, int, str] | None:
+def _card(m: re.Match[str], norm: Normalised, bare: bool = False) -> tuple[int, int, str] | None:
     raw = m.group()
     digits = _SEP.sub("", raw)
     if digits[0] in "01789":
@@ -130,7 +138,8 @@ def _card(m: re.Match[str], norm: Normalised) -> tuple[int, int, str] | None:
         if scheme is None:
             continue
         start, stop = m.start(), m.start() + end
-        if _grouped(raw[:end]) or _stands_alone(value) or _near(norm, start, stop, _CARD_WORDS):
+        near = bare or _near(norm, start, stop, _CARD_WORDS)
+        if near or _grouped(raw[:end]) or _stands_alone(value):
             return start, stop, value
     return None
 
@@ -148,23 +157,36 @@ def _card_type(canonical: str) -> str:
     return validators.card_scheme(canonical) or "CREDIT_CARD"
 
 
-def _ssn(m: re.Match[str], norm: Normalised) -> tuple[int, int, str] | None:
+def _ssn(m: re.Match[str], norm: Normalised, bare: bool = False) -> tuple[int, int, str] | None:
     value = _digits(m)
     if not validators.ssn(value):
         return None
-    if m.group().count("-") != 2 and not _near(norm, m.start(), m.end(), _SSN_WORDS):
+    if m.group().count("-") != 2 and not bare and not _near(norm, m.start(), m.end(), _SSN_WORDS):
         return None
     return m.start(), m.end(), value
 
 
-def _nanp(m: re.Match[str], norm: Normalised) -> tuple[int, int, str] | None:
+def _nanp(m: re.Match[str], norm: Normalised, bare: bool = False) -> tuple[int, int, str] | None:
     value = _NON_DIGIT.sub("", m.group(1)) + m.group(3)
     if not validators.nanp(value):
         return None
     # written as bare digits it could be any ten-digit number: it needs a context word
-    if m.group().isdigit() and not _near(norm, m.start(), m.end(), _NANP_WORDS):
+    if m.group().isdigit() and not bare and not _near(norm, m.start(), m.end(), _NANP_WORDS):
         return None
     return m.start(), m.end(), "+1" + value
+
+
+def _bare(check: Callable[..., tuple[int, int, str] | None]) -> Check:
+    """``check`` without its context word (see :attr:`Detector.bare`)."""
+
+    def bare(m: re.Match[str], norm: Normalised) -> tuple[int, int, str] | None:
+        return check(m, norm, bare=True)
+
+    return bare
+
+
+def _shape(m: re.Match[str], norm: Normalised) -> tuple[int, int, str] | None:
+    return m.start(), m.end(), m.group()
 
 
 def _with_words(words: re.Pattern[str]) -> Check:
@@ -248,6 +270,10 @@ class Detector:
     # or cannot match unless this cheaper, digit-led pattern is found (a pattern that
     # starts with a lookbehind is tried at every position; this one is skipped to in C)
     gate: re.Pattern[str] | None = None
+    # the check without its context word: what it passes stands when it follows a
+    # person's name and a separator (王佳，G10832458; James Hester: 5648570047), a
+    # record's shape that needs no label
+    bare: Check | None = None
 
     @property
     def numeric(self) -> bool:
@@ -259,8 +285,10 @@ class Detector:
         return not self.hints or any(hint in text for hint in self.hints)
 
 
-def _d(type_: str, rule: str, pattern: str, check: Check, *hints: str) -> Detector:
-    return Detector(type_, rule, re.compile(pattern), check, hints)
+def _d(
+    type_: str, rule: str, pattern: str, check: Check, *hints: str, bare: Check | None = None
+) -> Detector:
+    return Detector(type_, rule, re.compile(pattern), check, hints, bare=bare)
 
 
 SECRET_KEYS = (
@@ -328,8 +356,8 @@ DETECTORS: tuple[Detector, ...] = (
         "@",
     ),
     _d("ID_CARD", "prc_id", rf"{_run(17)}{_S}[0-9x]{_R}", _id_card),
-    _d("CARD", "card", rf"{_run(13, 19)}{_R}", _card),
-    _d("SSN", "ssn", rf"{_D}\d{{2}}([ \-]?)\d{{2}}\1\d{{4}}{_R}", _ssn),
+    _d("CARD", "card", rf"{_run(13, 19)}{_R}", _card, bare=_bare(_card)),
+    _d("SSN", "ssn", rf"{_D}\d{{2}}([ \-]?)\d{{2}}\1\d{{4}}{_R}", _ssn, bare=_bare(_ssn)),
     _d("PHONE", "mobile", rf"{_L}(?:(?:\+|00)86{_S})?(1{_S}[3-9](?:{_S}\d){{9}}){_R}", _mobile),
     # NANP: (415) 555-0132, 415-555-0132, 415.555.0132, +1 415 555 0132, 1-415-555-0132,
     # 001-415-555-0132; the separators between the three groups must agree
@@ -342,6 +370,7 @@ DETECTORS: tuple[Detector, ...] = (
             r"(?: ?(?:x|ext\.?) ?\d{1,6})?(?![0-9a-z])(?![\-.]\d)"
         ),
         _nanp,
+        bare=_bare(_nanp),
         # exactly ten digits when bare: not every mainland mobile (11) passes the gate
         gate=re.compile(r"\d{3}[ \-.)]{1,2}\d{3}[ \-.]?\d{4}|\d(?<!\d\d)\d{9}(?!\d)"),
     ),
@@ -356,6 +385,7 @@ DETECTORS: tuple[Detector, ...] = (
         "prc_passport",
         rf"{_L}(?:[eg]\d{{8}}|e[a-hj-np-z]\d{{7}}){_R}",
         _with_words(_PASSPORT_WORDS),
+        bare=_shape,
     ),
     _d(
         "IPV6",
@@ -381,7 +411,8 @@ def find_pii(norm: Normalised, pos: int = 0, prose: bool = True) -> list[Found]:
     is context only (lookbehinds, context words), as for a stream's released text.
     ``prose``: whether to look for names and addresses too.
     """
-    found = []
+    found: list[Found] = []
+    bare: list[Found] = []
     text = norm.text
     has_digits = _DIGIT.search(text, pos) is not None
     for detector in DETECTORS:
@@ -389,15 +420,38 @@ def find_pii(norm: Normalised, pos: int = 0, prose: bool = True) -> list[Found]:
             continue
         for m in detector.pattern.finditer(text, pos):
             checked = detector.check(m, norm)
+            into = found
+            if checked is None and prose and detector.bare is not None:
+                checked, into = detector.bare(m, norm), bare
             if checked is None:
                 continue
             start, end, canonical = checked
             o_start, o_end = norm.span(start, end)
             type_ = _card_type(canonical) if detector.type == "CARD" else detector.type
-            found.append(Found(type_, detector.rule, o_start, o_end, canonical))
+            into.append(Found(type_, detector.rule, o_start, o_end, canonical))
     if prose:
-        found += _prose(norm, pos, has_digits)
+        names = _prose(norm, pos, has_digits)
+        found += names + _after_names(norm.original, bare, names)
     return found
+
+
+_NAME_GAP = frozenset(" \t,，:：;；")
+
+
+def _after_names(original: str, bare: list[Found], names: list[Found]) -> list[Found]:
+    """The findings in ``bare`` that follow a person's name and one to three separators
+    (a set look-up per finding: linear in their number)."""
+    ends = {f.end for f in names if f.type == "PERSON"}
+    return [f for f in bare if _follows(original, f.start, ends)]
+
+
+def _follows(original: str, start: int, ends: set[int]) -> bool:
+    at = start
+    while at > 0 and start - at < 3 and original[at - 1] in _NAME_GAP:
+        at -= 1
+        if at in ends:
+            return True
+    return False
 
 
 def _prose(norm: Normalised, pos: int, has_digits: bool) -> list[Found]:
@@ -411,7 +465,29 @@ def _prose(norm: Normalised, pos: int, has_digits: bool) -> list[Found]:
     if has_digits:
         spans += [("ADDRESS", s) for s in places.en_addresses(norm, pos)]
     found = []
+    inside = _inside_addresses(spans)
     for type_, (start, end, rule) in spans:
+        if type_ == "PERSON" and inside(start, end):
+            continue  # 5004 Anthony Via: a street named after a person
         o_start, o_end = norm.span(start, end)
         found.append(Found(type_, rule, o_start, o_end, " ".join(norm.text[start:end].split())))
     return found
+
+
+def _inside_addresses(
+    spans: list[tuple[str, tuple[int, int, str]]],
+) -> Callable[[int, int], bool]:
+    """Whether a span lies inside an address: a bisection over the addresses' starts and
+    the running maximum of their ends (log time a span, whatever the input)."""
+    addresses = sorted((s, e) for type_, (s, e, _) in spans if type_ == "ADDRESS")
+    starts = [s for s, _ in addresses]
+    reach, top = [], -1
+    for _, e in addresses:
+        top = max(top, e)
+        reach.append(top)
+
+    def inside(start: int, end: int) -> bool:
+        i = bisect.bisect_right(starts, start) - 1
+        return i >= 0 and reach[i] >= end
+
+    return inside

@@ -48,6 +48,22 @@ EN_TEMPLATES = [
     "Customer {name} ({label} {v}) called yesterday.",
     "Please use {label} {v} for the refund.",
 ]
+# held-out templates for identifiers, written after the work on names and run once for
+# the report (``samples(held_out=True)``): other wordings, other places in a sentence
+ZH_HELD_TEMPLATES = [
+    "麻烦把{label}改成{v}，谢谢！",
+    "已核实，{name}提供的{label}（{v}）无误。",
+    "{label}:{v}\n备注：加急",
+    "客服记录：用户报出{label}{v}，要求查询。",
+    "请勿在群里发{label}，比如{v}这种。",
+]
+EN_HELD_TEMPLATES = [
+    "Update the {label} on file to {v} please.",
+    "Verified: {name} gave {label} {v} over the phone.",
+    "{label}:{v}\nNote: urgent",
+    "Support log - caller read out {label} {v} and asked for a refund.",
+    "Never post a {label} like {v} in the channel.",
+]
 LABELS = {
     "PHONE": ("手机号", "mobile number"),
     "PHONE_US": ("美国电话", "phone"),
@@ -68,7 +84,8 @@ _FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
 
 
 class Generator:
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, held_out: bool = False) -> None:
+        self.held_out = held_out
         self.rng = random.Random(seed)
         self.zh = Faker("zh_CN")
         self.en = Faker("en_US")
@@ -227,7 +244,10 @@ class Generator:
 
     def positive(self, type_: str) -> Sample:
         zh = self.rng.random() < 0.5
-        template = self.rng.choice(ZH_TEMPLATES if zh else EN_TEMPLATES)
+        if self.held_out:
+            template = self.rng.choice(ZH_HELD_TEMPLATES if zh else EN_HELD_TEMPLATES)
+        else:
+            template = self.rng.choice(ZH_TEMPLATES if zh else EN_TEMPLATES)
         if self.rng.random() < 0.1:  # no label: the value must stand on its own
             template = "{name}，{v}。" if zh else "{name}: {v}"
         name = (self.zh if zh else self.en).name()
@@ -272,9 +292,10 @@ class Generator:
         ]
 
 
-def samples(seed: int = 20240601, per_type: int = 500) -> list[Sample]:
-    """``per_type`` positives for each entity type, then the hard negatives, shuffled."""
-    gen = Generator(seed)
+def samples(seed: int = 20240601, per_type: int = 500, held_out: bool = False) -> list[Sample]:
+    """``per_type`` positives for each entity type, then the hard negatives, shuffled;
+    ``held_out``: the held-out templates."""
+    gen = Generator(seed, held_out)
     out = [gen.positive(t) for t in LABELS for _ in range(per_type)]
     for _ in range(per_type // 5):
         out += [Sample(text, ()) for text in gen.negatives()]

@@ -144,3 +144,30 @@ def test_a_unionpay_number_stands_alone_but_not_a_look_alike() -> None:
     assert sorted(found(f"王伟，{valid}。")) == [("BANK_CARD", valid), ("PERSON", "王伟")]
     assert not [t for t, _ in found("编号 6222021234567890127") if t == "BANK_CARD"]  # Luhn
     assert not [t for t, _ in found("编号 62220212345678903") if t == "BANK_CARD"]  # 17
+
+
+@pytest.mark.parametrize(
+    ("text", "type_", "value"),
+    [
+        ("王佳，G10832458。", "PASSPORT", "G10832458"),
+        ("张利，4257068571136521。", "CREDIT_CARD", "4257068571136521"),
+        ("James Hester: 5648570047", "PHONE", "5648570047"),
+        ("王玉梅，448831303。", "SSN", "448831303"),
+    ],
+)
+def test_a_bare_value_after_a_name_is_a_record(text: str, type_: str, value: str) -> None:
+    """A weak format with no label stands when it follows a person's name."""
+    assert (type_, value) in found(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "型号E12345678的零件库存充足",  # no name before it
+        "Tracking number 4111111111111111 shipped today.",
+        "张伟，订单E12345678已发货",  # a word between the name and the value
+        "invoice 448831303 is due",
+    ],
+)
+def test_a_bare_value_without_a_name_needs_its_label(text: str) -> None:
+    assert [t for t, _ in found(text) if t != "PERSON"] == []

@@ -11,9 +11,11 @@ Floors, and why:
 * precision >= 0.95 for every type: a false mask costs the model context;
 * recall >= 0.95 where a checksum, a strict format or a key prefix decides
   (ID_CARD, PHONE, EMAIL, IPV4, IPV6, SECRET, LANDLINE);
-* recall >= 0.85 where a context word or grouping is required by design
+* recall >= 0.97 where a context word or grouping is required by design
   (BANK_CARD, CREDIT_CARD: Luhn alone passes 10% of random digits; PASSPORT, SSN
-  written bare): one sample in ten is written with no label at all;
+  written bare): one sample in ten is written with no label at all, after a name
+  (王佳，G10832458), which is the context then; with seed 777 (not tuned on) recall is
+  0.99 to 1.0 for each of these, precision 1.0;
 * names and addresses (``generate_prose.py``): see the floors by the test below;
 * injection: measured apart, in ``test_injection_quality.py``.
 """
@@ -37,11 +39,20 @@ def _ratio(a: int, b: int) -> float:
     return a / b if b else 1.0
 
 
-@pytest.fixture(scope="module")
-def pii_counts() -> tuple[Counter[str], Counter[str], Counter[str]]:
+# the identifier sets: the templates tuned on, and held-out templates written after the
+# work on names and run once (first run: recall 0.991, PASSPORT 0.898 as "passport number
+# on file to E…" put the label past the 24-character reach; 28 now: 0.999, precision 1.0)
+PII_SETS = {
+    "tuned": {"seed": 20240601, "held_out": False},
+    "held-out": {"seed": 4242, "held_out": True},
+}
+
+
+@pytest.fixture(scope="module", params=list(PII_SETS))
+def pii_counts(request: pytest.FixtureRequest) -> tuple[Counter[str], Counter[str], Counter[str]]:
     cf = ContentFilter()
     tp, fp, fn = Counter[str](), Counter[str](), Counter[str]()
-    for sample in samples(seed=20240601, per_type=500):
+    for sample in samples(per_type=500, **PII_SETS[request.param]):  # type: ignore[arg-type]
         hits = [h for h in cf.detect(normalise(sample.text), "input") if h.source == "pii"]
         for type_, start, end in sample.spans:
             ok = any(h.type == type_ and h.start < end and start < h.end for h in hits)
@@ -66,7 +77,7 @@ def test_pii_precision_and_recall_per_type(
         counts = f"{tp[type_]:>5} {fp[entity]:>4} {fn[type_]:>4}"
         print(f"{type_:<12} {counts} {precision:>9.3f} {recall:>7.3f}")
         assert precision >= 0.95, type_
-        assert recall >= (0.95 if type_ in STRICT else 0.85), type_
+        assert recall >= (0.95 if type_ in STRICT else 0.97), type_
 
 
 # Names and addresses (generate_prose.py). Tuned on the tuning split; three held-out
@@ -82,12 +93,42 @@ SPLITS = {
     "held-out-B": {"seed": 424242, "held_out": True, "fresh": True},
     "held-out-C": {"seed": 8675309, "held_out": True, "final": True},
     "held-out-D": {"seed": 31337, "held_out": True, "last": True},
+    "held-out-E": {"seed": 271828, "held_out": True, "split_e": True},
+    "held-out-F": {"seed": 161803, "held_out": True, "split_f": True},
+    "held-out-G": {"seed": 57721, "held_out": True, "split_g": True},
 }
 # D was written after C's fixes; its first run gave PERSON recall zh 0.745, en 0.955
 # (names after role words and before verbs the lists lack: 主讲嘉宾涂欣将分享). One general
 # change followed (a three-character likely name before a verb, after any word: zh 0.795).
-# Its floors are its own: this is the figure for templates nobody tuned on.
-FLOORS = {("held-out-D", "PERSON-zh"): 0.74, ("held-out-D", "PERSON-en"): 0.93}
+# Later work (split E's) added role words that include D's (嘉宾): D is at zh 1.0, en 0.98
+# now, but it has been looked at; F is the unseen one.
+# E (hospital, bank, government, HR; wider names, see generate_prose.py) and F were written
+# together, before any of the work E measured. E's first run: PERSON zh 0.691 (precision
+# 0.994), en 0.825 (precision 0.887: places that are first names). Then general causes
+# were fixed, and E's role words and verbs are among those added, so E is no longer
+# unseen: zh 0.987, en 0.987, precision 1.0. F's first run, after that work: zh 0.974,
+# en 0.935 (one bug of that work: no name after "that"; fixed: en 0.991), precision 1.0.
+# One of F's misses (会计高雷负责) then prompted a general rule (a role word before, a verb
+# after): zh 0.978. G was written then and run once at the end: zh 0.835 (one template,
+# 现将{name}转至…: 将 and 把 before a name were not evidence; 乘机人 was no role word),
+# en 0.99, precision 1.0. Those general causes were fixed after it: zh 0.975.
+# (E to G's first-run figures were taken while a third name was drawn for every sample;
+# it is drawn only for templates that use it now, so A to D draw what they always drew,
+# and E to G draw other names from the same templates and seeds. After the last round
+# (both-sided half evidence, jieba's frequent words, particles): E zh 0.988, en 0.982;
+# F zh 0.987, en 0.991; G zh 0.985, en 0.995; precision 1.0 on all.)
+# F's and G's floors sit at or below their first runs (templates nobody tuned on); D's and
+# E's below today's figures (they were looked at).
+FLOORS = {
+    ("held-out-D", "PERSON-zh"): 0.95,
+    ("held-out-D", "PERSON-en"): 0.95,
+    ("held-out-E", "PERSON-zh"): 0.95,
+    ("held-out-E", "PERSON-en"): 0.95,
+    ("held-out-F", "PERSON-zh"): 0.93,
+    ("held-out-F", "PERSON-en"): 0.9,
+    ("held-out-G", "PERSON-zh"): 0.83,
+    ("held-out-G", "PERSON-en"): 0.95,
+}
 
 
 def _prose_counts(split: dict[str, object]) -> dict[str, tuple[int, int, int]]:
@@ -114,7 +155,9 @@ def test_names_and_addresses(split: str) -> None:
     for key, (tp, fp, fn) in counts.items():
         precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
         print(f"{key:<12} {tp:>5} {fp:>4} {fn:>4} {precision:>9.3f} {recall:>7.3f}")
-        assert tp + fn >= 80, key
+        # E to G are about names: an address is in two or three templates in sixteen
+        few = split in ("held-out-E", "held-out-F", "held-out-G") and key.startswith("ADDRESS")
+        assert tp + fn >= (20 if few else 80), key
         assert precision >= 0.97, key
         floor = FLOORS.get((split, key), 0.95 if key.startswith("PERSON") else 0.97)
         assert recall >= floor, key
