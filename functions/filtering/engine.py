@@ -19,6 +19,7 @@ import orjson
 from functions.filtering import fields
 from functions.filtering.classifier import InjectionModel
 from functions.filtering.classify import Level, highest
+from functions.filtering.frontend import task_content
 from functions.filtering.injection import (
     InjectionScore,
     StageOne,
@@ -82,15 +83,27 @@ class ContentFilter:
         # stage 2 (the e5 head): shared by every tenant's filter of a FilterSet
         self.second = second if second is not None else SecondStage.default()
 
+    def _stages(self, text: str, folded: str | None = None) -> tuple[StageOne, str | None]:
+        """Stage 1's view of ``text`` and what stage 2 embeds for it (None: stage 1 decides).
+        A frontend's background request (:mod:`.frontend`) is scored without its known
+        template lines, by stage 1 alone; so is a short text (:func:`escalates`)."""
+        task = task_content(text)
+        if task is not None:
+            return stage_one(task), None
+        first = stage_one(text, folded)
+        if not escalates(first, self.second.head, text):
+            return first, None
+        return first, stage2_input(text, InjectionModel.load())
+
     def _injection(self, text: str, folded: str | None = None) -> InjectionScore:
         """The rules' score, or (the policy's ``injection_model``, the default) the learned
         model's: stage 1 decides clear cases, stage 2 reads the ones it is unsure of."""
         if not self.policy.injection_model:
             return score_rules(text, folded)
-        first = stage_one(text, folded)
-        if not escalates(first, self.second.head):
+        first, wanted = self._stages(text, folded)
+        if wanted is None:
             return first.score
-        vector = self.second.vectors.embed([stage2_input(text, InjectionModel.load())])[0]
+        vector = self.second.vectors.embed([wanted])[0]
         return combine_semantic(first, self.second.head.logit(vector), self.second.head)
 
     def injection(self, text: str) -> InjectionScore:
@@ -99,14 +112,7 @@ class ContentFilter:
 
     def _escalated(self, text: str) -> str | None:
         """What stage 2 will embed for ``text``, if stage 1 escalates it."""
-        if not self.policy.injection_model:
-            return None
-        first: StageOne = stage_one(text)
-        return (
-            stage2_input(text, InjectionModel.load())
-            if escalates(first, self.second.head)
-            else None
-        )
+        return self._stages(text)[1] if self.policy.injection_model else None
 
     def prepare_injection(self, texts: Sequence[str]) -> int:
         """Embed, in one batch, the texts among ``texts`` that stage 1 escalates, so that a

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from functions.filtering.classifier import InjectionModel
 from functions.filtering.normalise import normalise
-from functions.filtering.semantic import SemanticHead
+from functions.filtering.semantic import SHORT, SemanticHead
 
 _EN_OVERRIDE_VERB = r"\b(?:ignore|disregard|forget|skip|override|bypass|neglect|drop|abandon)\b"
 _EN_TARGET = (
@@ -483,7 +483,13 @@ def combine_semantic(first: StageOne, head_logit: float, head: SemanticHead) -> 
     return InjectionScore(round(probability, 4), reasons)
 
 
-def escalates(first: StageOne, head: SemanticHead) -> bool:
-    """Whether stage 1 is unsure of a text: its score in the head's band, and no strong
-    rule (which decides alone: the floor would hold whatever stage 2 said)."""
-    return first.rules.score < STRONG_RULES and head.escalates(first.score.score)
+def escalates(first: StageOne, head: SemanticHead, text: str) -> bool:
+    """Whether stage 2 reads ``text``: stage 1 is unsure of it (its score in the head's
+    band), no strong rule matched (it decides alone: the floor would hold whatever stage
+    2 said), and it is not short (:data:`~.semantic.SHORT`: "hi", "你好", "thanks" are
+    most of a chat's messages and too short for an e5 sentence reading to add much)."""
+    return (
+        first.rules.score < STRONG_RULES
+        and len(text.strip()) >= SHORT
+        and head.escalates(first.score.score)
+    )

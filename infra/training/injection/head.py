@@ -186,7 +186,7 @@ def two_stage(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The final scores of ``items`` as the gateway computes them, and which escalated."""
     first = firsts(model, items)
-    up = np.array([escalates(f, head) for f in first])
+    up = np.array([escalates(f, head, str(it["text"])) for f, it in zip(first, items, strict=True)])
     scores = np.array([f.score.score for f in first])
     picked = [it for it, u in zip(items, up, strict=True) if u]
     if picked:

@@ -73,5 +73,5 @@ def test_the_question_that_kept_the_model_opt_in_is_settled_by_stage_two() -> No
     text = ORDINARY[0]
     first = stage_one(text)
     assert first.score.score >= FilterPolicy().injection_threshold
-    assert escalates(first, SecondStage.default().head)
+    assert escalates(first, SecondStage.default().head, text)
     assert ContentFilter().scan(text).injection_score < FilterPolicy().injection_threshold

