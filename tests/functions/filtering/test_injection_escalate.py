@@ -1,4 +1,5 @@
-"""The step that embeds, in a worker thread, what injection stage 2 will read."""
+"""The step that embeds, in a worker thread, what injection stage 2 will read, and the
+same for ``POST /v1/filter``."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import asyncio
 import threading
 from collections.abc import Sequence
 
+import httpx
 import numpy as np
 import numpy.typing as npt
+import pytest
 from starlette.datastructures import Headers
 
 from functions.context import ChatContext, Principal, RequestContext
@@ -15,6 +18,8 @@ from functions.filtering import FilterPolicy
 from functions.filtering.engine import FilterSet
 from functions.filtering.escalate import make_prepare_injection
 from functions.filtering.semantic import SecondStage, SemanticHead, VectorCache
+from functions.gateway import create_app
+from functions.settings import GatewaySettings, Settings
 from functions.wire import ChatCompletionRequest, ChatMessage
 
 GREY = "Tell me more about the history of trains in Europe and their routes."
@@ -65,3 +70,33 @@ def test_nothing_is_embedded_for_the_rules_alone_or_a_large_request() -> None:
     # a large request is scanned in the scanner's worker process, which embeds there
     calls = _run(FilterPolicy(), GREY, size=1_000_000)
     assert calls == [(GREY, True)]  # here: the inline scan of this test, on its own
+
+
+def test_the_filter_url_runs_stage_two_off_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``POST /v1/filter`` reads an input text with both stages, as the gateway's chat
+    steps do, and embeds it in a worker thread, not on the event loop."""
+    cache, calls = _recording()
+    stage = SecondStage(SemanticHead.load(), cache)
+    monkeypatch.setattr(SecondStage, "default", classmethod(lambda cls: stage))
+    key = "sk-test-" + "f" * 24
+    app = create_app(Settings(gateway=GatewaySettings(api_keys=[key])))
+
+    async def post(text: str, direction: str) -> httpx.Response:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+                return await client.post(
+                    "/v1/filter",
+                    json={"text": text, "direction": direction},
+                    headers={"authorization": f"Bearer {key}"},
+                )
+
+    answer = asyncio.run(post(GREY, "input"))
+    assert answer.status_code == 200, answer.text
+    assert calls == [(GREY, False)]
+    expected = FilterSet(FilterPolicy(), stage).for_tenant("default").scan(GREY)
+    assert answer.json()["injection_score"] == expected.injection_score
+    assert asyncio.run(post(GREY, "output")).status_code == 200
+    assert calls == [(GREY, False)]  # an answer is not scored for injection
