@@ -195,7 +195,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
     retrieve = make_retrieve(
         knowledge,
         gateway.aliases,
-        lambda tenant, text: filters.for_tenant(tenant).carries_instructions(text),
+        lambda tenant, texts: filters.for_tenant(tenant).carries_instructions(texts),
     )
     cache_lookup = make_cache_lookup(cache, cache_metrics)
     lengths = ContextLengths(settings.window)

