@@ -119,7 +119,7 @@ def preload() -> None:
     (Modal) calls this before the snapshot, and its restores then get them for free."""
     load()
     importlib.import_module("functions.knowledge.base")
-    importlib.import_module("httpx_aiohttp")  # the relay's transport (aiohttp)
+    importlib.import_module("functions.transport")  # the relay's transport (aiohttp)
 
 
 def create_app(settings: Settings, router: DeploymentRouter | None = None) -> Starlette:
