@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from functions import lifecycle, rbac
+from functions import lifecycle, rbac, tls
 from functions.admin import admin_routes
 from functions.audit.bucket import open_storage
 from functions.audit.local import RequestAudit, resolve_audit
@@ -180,7 +180,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
         cache=cache,
     )
     keys = key_store(settings)
-    oidc_client = httpx.AsyncClient() if gateway.oidc else None
+    oidc_client = httpx.AsyncClient(verify=tls.context()) if gateway.oidc else None
     verify_token = (
         oidc_token_verifier(OIDCVerifier(gateway.oidc, JWKSCache(gateway.oidc, oidc_client)))
         if gateway.oidc and oidc_client

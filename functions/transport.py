@@ -27,6 +27,8 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
+from functions import tls
+
 
 def as_httpx(exc: BaseException) -> httpx.TransportError | None:
     """The httpx error httpcore raises for the event aiohttp reported as ``exc``, or None."""
@@ -97,4 +99,4 @@ def pooled(max_connections: int) -> Transport:
     limits = httpx.Limits(
         max_connections=max_connections, max_keepalive_connections=max_connections
     )
-    return Transport(limits=limits, trust_env=False)
+    return Transport(limits=limits, trust_env=False, verify=tls.context())

@@ -33,6 +33,7 @@ import httpx
 from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from functions import tls
 from functions.errors import (
     DeploymentDownError,
     UpstreamRefusedError,
@@ -93,7 +94,7 @@ class Warmth:
             self._export(registry)
         self._interval, self._probe_timeout = probe_interval_s, probe_timeout_s
         self._wake_timeout = wake_timeout_s
-        self._client = httpx.AsyncClient()
+        self._client: httpx.AsyncClient | None = None  # made on the first probe (TLS: tls.py)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._monitor: asyncio.Task[None] | None = None
 
@@ -175,9 +176,15 @@ class Warmth:
                 task.cancel()
         return waits[next(iter(done))] if done else None
 
+    def client(self) -> httpx.AsyncClient:
+        """The probes' client; no proxy from the environment (destinations: Settings only)."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(verify=tls.context(), trust_env=False)
+        return self._client
+
     async def _probe(self, name: str, limit_s: float, wake: bool = False) -> None:
         try:
-            response = await self._client.get(health_url(self._watched[name]), timeout=limit_s)
+            response = await self.client().get(health_url(self._watched[name]), timeout=limit_s)
             healthy = response.status_code == 200
         except httpx.HTTPError:
             healthy = False
@@ -204,4 +211,5 @@ class Warmth:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self._client.aclose()
+        if self._client is not None:
+            await self._client.aclose()

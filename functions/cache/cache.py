@@ -59,7 +59,6 @@ from functions.cache.store import (
     CacheStore,
     CacheStoreError,
     MemoryStore,
-    RedisStore,
     StoreStats,
     tenant_prefix,
 )
@@ -193,6 +192,8 @@ class ResponseCache:
     ) -> ResponseCache:
         store: CacheStore
         if settings.backend == "redis":
+            from functions.cache.redis import RedisStore  # redis-py: only when configured
+
             store = RedisStore(settings.redis_url.get_secret_value(), settings.redis_prefix)
         else:
             store = MemoryStore(settings.max_entries, settings.max_bytes)

@@ -11,6 +11,11 @@ host (SQLite locks the file), in WAL mode. Two tables:
   time, written with ``synchronous=FULL``: a rating is on disk (fsynced) before its
   200, and a second rating by the same rater replaces the first.
 
+Every answered chat is remembered before its last byte leaves, so remembering is on
+the hot path: group commit, as in the audit writer. While one transaction is being
+written, the requests that arrive queue behind it and the next transaction takes
+them all (one thread hop, one commit); an idle store commits at once, no timer.
+
 The connection is used from worker threads in turn (``asyncio.to_thread``), never on
 the event loop. A database locked past its timeout, or unwritable, is a
 :class:`~functions.errors.StorageUnavailableError`.
@@ -33,6 +38,7 @@ from functions.feedback.model import DAY_S, FeedbackRequest, Rating
 P = ParamSpec("P")
 T = TypeVar("T")
 _PRUNE_EVERY = 1_024  # remembered requests between two prunes of the index
+_Row = tuple[str, str, str | None, str | None, float]  # tenant, request id, experiment, variant, ts
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -63,6 +69,8 @@ class SQLiteFeedback:
         self._lock = threading.Lock()  # one connection, used from worker threads in turn
         self._db: sqlite3.Connection | None = None
         self._remembered = 0
+        self._pending: list[tuple[_Row, asyncio.Future[None]]] = []  # group commit's queue
+        self._committing: asyncio.Task[None] | None = None
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
@@ -84,7 +92,27 @@ class SQLiteFeedback:
     async def remember(
         self, tenant: str, request_id: str, experiment: str | None, variant: str | None
     ) -> None:
-        await _unblocked(self.remember_now, tenant, request_id, experiment, variant)
+        """Remembered (in the database) when this returns; the caller's cancellation
+        does not undo it. Concurrent calls share one transaction (group commit)."""
+        done = asyncio.get_running_loop().create_future()
+        self._pending.append(((tenant, request_id, experiment, variant, time.time()), done))
+        if self._committing is None or self._committing.done():
+            self._committing = asyncio.create_task(self._commit_pending())
+        await asyncio.shield(done)
+
+    async def _commit_pending(self) -> None:
+        while self._pending:
+            taken, self._pending = self._pending, []
+            try:
+                await _unblocked(self._remember_rows, [row for row, _ in taken])
+            except StorageUnavailableError as exc:
+                for _, done in taken:
+                    if not done.done():
+                        done.set_exception(exc)
+            else:
+                for _, done in taken:
+                    if not done.done():
+                        done.set_result(None)
 
     async def rate(
         self, tenant: str, rater: str, body: FeedbackRequest, comment: str | None
@@ -94,16 +122,16 @@ class SQLiteFeedback:
     def remember_now(
         self, tenant: str, request_id: str, experiment: str | None, variant: str | None
     ) -> None:
-        """:meth:`remember`, blocking (from a worker thread)."""
-        now = time.time()
+        """One :meth:`remember`, blocking (from a worker thread)."""
+        self._remember_rows([(tenant, request_id, experiment, variant, time.time())])
+
+    def _remember_rows(self, rows: list[_Row]) -> None:
+        """Remember ``rows`` in one transaction (blocking, from a worker thread)."""
         with self._transaction("NORMAL") as db:
-            db.execute(
-                "INSERT OR REPLACE INTO requests VALUES (?, ?, ?, ?, ?)",
-                (tenant, request_id, experiment, variant, now),
-            )
-            self._remembered += 1
-            if self._remembered % _PRUNE_EVERY == 1:
-                db.execute("DELETE FROM requests WHERE ts < ?", (now - self.window_s,))
+            db.executemany("INSERT OR REPLACE INTO requests VALUES (?, ?, ?, ?, ?)", rows)
+            before, self._remembered = self._remembered, self._remembered + len(rows)
+            if before // _PRUNE_EVERY != self._remembered // _PRUNE_EVERY or before == 0:
+                db.execute("DELETE FROM requests WHERE ts < ?", (time.time() - self.window_s,))
 
     def rate_now(self, tenant: str, rater: str, body: FeedbackRequest, comment: str | None) -> bool:
         """:meth:`rate`, blocking (from a worker thread)."""
@@ -131,6 +159,8 @@ class SQLiteFeedback:
         return [Rating(*row) for row in rows]
 
     async def aclose(self) -> None:
+        if self._committing is not None:
+            await asyncio.gather(self._committing, return_exceptions=True)
         self.close()
 
     def close(self) -> None:

@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from types import MappingProxyType
 
-from bs4 import BeautifulSoup, Tag
-
 
 @dataclass(frozen=True, slots=True)
 class Block:
@@ -115,6 +113,8 @@ _HTML_HEADINGS = {f"h{n}" for n in range(1, 7)}
 
 
 def parse_html(data: bytes, stem: str) -> ParsedDocument:
+    from bs4 import BeautifulSoup, Tag  # on the first HTML upload: off the gateway's start
+
     soup = BeautifulSoup(data, "html.parser")
     for tag in soup(["script", "style", "noscript", "template", "nav"]):
         tag.decompose()

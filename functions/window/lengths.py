@@ -20,6 +20,7 @@ import httpx
 import orjson
 from loguru import logger
 
+from functions import tls
 from functions.settings import Deployment
 from functions.window.settings import WindowSettings
 
@@ -47,12 +48,13 @@ def context_of(listing: Any, model: str) -> int | None:
 class ContextLengths:
     def __init__(self, settings: WindowSettings, client: httpx.AsyncClient | None = None) -> None:
         self._settings = settings
-        self._client = client or httpx.AsyncClient()
+        self._client = client  # made on the first look-up (TLS: functions/tls.py)
         self._known: dict[str, tuple[int | None, float]] = {}  # name -> (length, valid until)
         self._pending: dict[str, asyncio.Task[int | None]] = {}
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
 
     async def of(self, deployment: Deployment) -> int | None:
         if deployment.context_tokens is not None:
@@ -90,6 +92,8 @@ class ContextLengths:
             self._settings.lookup_timeout_s, connect=deployment.connect_timeout_s
         )
         url = f"{deployment.api_base.rstrip('/')}/models"
+        if self._client is None:  # no proxy from the environment: destinations from Settings
+            self._client = httpx.AsyncClient(verify=tls.context(), trust_env=False)
         async with self._client.stream("GET", url, headers=headers, timeout=timeout) as response:
             if response.status_code != 200:
                 raise ValueError(f"/models answered {response.status_code}")

@@ -642,7 +642,7 @@ def test_an_upstreams_http_refusal(
         return httpx.Response(status, content=orjson.dumps(error), headers=headers)
 
     relay = Relay(max_connections=1)
-    relay._client = httpx.AsyncClient(transport=httpx.MockTransport(upstream))
+    relay._http = httpx.MockTransport(upstream)
     with pytest.raises(cls) as raised:
         _open(Deployment(name="d", model="m", api_base="http://upstream/v1"), relay)
     assert type(raised.value) is cls  # only a 429 rests its deployment at once

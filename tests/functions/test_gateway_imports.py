@@ -1,4 +1,4 @@
-"""A gateway starts without what only some requests need: litellm, LanceDB, pyarrow.
+"""A gateway starts without what only some requests need: litellm, LanceDB, pyarrow, redis.
 
 Checked in a fresh interpreter, so nothing another test imported can hide a leak:
 the app is built from Settings, its lifespan started, and one chat answered by a
@@ -22,8 +22,9 @@ from tests.security.conftest import Recorder, rec
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "sk-test-" + "i" * 24
 # what a relayed chat never needs: translation (litellm and the openai SDK it brings),
-# the vector store and its columnar format
-HEAVY = ["litellm", "openai", "lancedb", "pyarrow", "functions.knowledge.store"]
+# the vector store and its columnar format; redis-py (only a shared cache or limiter),
+# BeautifulSoup (only an HTML upload)
+HEAVY = ["litellm", "openai", "lancedb", "pyarrow", "functions.knowledge.store", "redis", "bs4"]
 
 SCRIPT = """
 import asyncio, json, sys

@@ -127,7 +127,7 @@ def test_the_relay_sends_this_services_span_upstream() -> None:
 
     async def main() -> None:
         relay = Relay(max_connections=1)
-        relay._client = httpx.AsyncClient(transport=httpx.MockTransport(upstream))
+        relay._http = httpx.MockTransport(upstream)
         deployment = Deployment(name="d", model="m", api_base="http://upstream/v1")
         token, parent = trace_id.set(TRACE), traceparent.set(PARENT)
         try:

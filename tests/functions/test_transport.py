@@ -10,14 +10,18 @@ from __future__ import annotations
 import asyncio
 import gc
 import socket
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 
 import httpx
 import pytest
 
+from functions import tls
 from functions.errors import UpstreamRefusedError, UpstreamUnreachableError, map_exception
+from functions.settings import Deployment
 from functions.transport import pooled
+from functions.warmth import Warmth
 
 # a socket of an event loop that asyncio.run already closed may be collected during a later
 # test ("fd is not registered"): the fixtures' loops, not the transport under test
@@ -172,3 +176,18 @@ def test_a_stream_cut_midway_raises_an_httpx_error_after_what_arrived() -> None:
 
     with pytest.raises(httpx.TransportError):
         asyncio.run(run())
+
+
+def test_every_upstream_client_shares_one_verifying_tls_context() -> None:
+    """The relay's pool, the warmth probes and the context-length look-ups share one TLS
+    context (each used to load the CA bundle at start-up), and it still verifies."""
+    shared = tls.context()
+    assert shared is tls.context()
+    assert shared.verify_mode == ssl.CERT_REQUIRED and shared.check_hostname
+    assert pooled(2).ssl_context is shared
+    node = Deployment(name="n", model="m", api_base="https://node.invalid/v1")
+    warmth = Warmth([node], probe_interval_s=60, probe_timeout_s=1, wake_timeout_s=1)
+    probes = warmth.client()
+    pool = probes._transport._pool  # type: ignore[attr-defined]  # httpx's own transport
+    assert pool._ssl_context is shared
+    asyncio.run(probes.aclose())

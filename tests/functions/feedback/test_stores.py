@@ -261,6 +261,44 @@ def test_an_unwritable_sqlite_file_is_a_storage_error(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
+def test_concurrent_answers_share_one_sqlite_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Group commit: 40 answers arriving together are remembered in a few transactions,
+    each rateable once its remember() returns."""
+    store = SQLiteFeedback(store_path(tmp_path / "audit"))
+    batches: list[int] = []
+    write = store._remember_rows
+
+    def counted(rows: list[tuple[str, str, str | None, str | None, float]]) -> None:
+        batches.append(len(rows))
+        write(rows)
+
+    monkeypatch.setattr(store, "_remember_rows", counted)
+
+    async def main() -> None:
+        await asyncio.gather(*(store.remember("acme", f"r{n}", None, None) for n in range(40)))
+        rated = [await store.rate("acme", "k", rating(f"r{n}", 1), None) for n in range(40)]
+        assert all(rated)
+        await store.aclose()
+
+    asyncio.run(main())
+    assert sum(batches) == 40
+    assert len(batches) <= 2  # the first alone (an idle store commits at once), then the rest
+
+
+def test_every_waiter_of_a_failed_sqlite_commit_gets_the_storage_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    store = SQLiteFeedback(tmp_path / "file" / "feedback.sqlite3")
+
+    async def main() -> list[BaseException | None]:
+        calls = (store.remember("acme", f"r{n}", None, None) for n in range(5))
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    outcomes = asyncio.run(main())
+    assert all(isinstance(o, StorageUnavailableError) for o in outcomes)
+
+
 def test_the_settings_choose_the_backend(tmp_path: Path, s3_storage: StorageSettings) -> None:
     local = Settings(data_dir=tmp_path)
     assert isinstance(feedback_store(local, tmp_path / "audit"), SQLiteFeedback)
