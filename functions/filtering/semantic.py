@@ -49,13 +49,20 @@ MAX_WINDOWS = 64  # windows of a long text stage 1 ranks (a 16 KB inline scan)
 SHORT = 20
 
 
-def stage2_input(text: str, model: InjectionModel) -> str:
-    """What stage 2 embeds for ``text``: itself if short, else its most suspicious window."""
-    if len(text) <= WINDOW:
+def stage2_input(text: str, model: InjectionModel, budget: int | None = None) -> str:
+    """What stage 2 embeds for ``text``: itself if it fits, else its most suspicious
+    window. A window is :data:`~.classifier.WINDOW` characters, or (``budget``) as many
+    characters as fit in ``budget`` UTF-8 bytes on average over the text: e5's cost is
+    linear in tokens, and a byte is about as much of a token in Chinese as in English."""
+    size = WINDOW
+    if budget is not None:
+        per_char = len(text.encode("utf-8", "surrogatepass")) / max(len(text), 1)
+        size = max(64, min(WINDOW, int(budget / per_char)))
+    if len(text) <= size:
         return text
-    step = WINDOW // 2
+    step = size // 2
     starts = range(0, len(text) - step, step)[:MAX_WINDOWS]
-    parts = [text[i : i + WINDOW] for i in starts]
+    parts = [text[i : i + size] for i in starts]
     return max(parts, key=lambda w: model.window_logit(prepare(normalise(w).text)))
 
 

@@ -14,16 +14,18 @@ is unsure of. Three held-out sets, never used to fit, calibrate or choose anythi
   zh and en, written by hand in other scenarios and words than the training
   look-alikes (``infra/training/injection/handwritten_lookalikes.jsonl``).
 
-Measured (TPR / FPR; rules alone -> stage 1 alone -> both stages, the default):
+Measured (TPR / FPR; rules alone -> stage 1 alone -> both stages, the default; in
+brackets, both stages with inj2's wide band [0.009, 1], which escalated 36% of benign
+test texts where today's [0.15, 0.9) escalates 3-4%):
 
-* test split en: 0.552 / 0.004 -> 0.964 / 0.009 -> 0.972 / 0.007;
-  zh: 0.324 / 0.005 -> 0.919 / 0.021 -> 0.892 / 0.011 (37 positives: one is 0.027);
-* separate Chinese set: 0.125 / 0.067 -> 0.875 / 0.022 -> 0.950 / 0.000;
-* look-alikes en: 0.048 / 0.007 -> 0.831 / 0.126 -> 0.855 / 0.132;
-  zh: 0.049 / 0.026 -> 0.720 / 0.072 -> 0.683 / 0.086;
+* test split en: 0.552 / 0.004 -> 0.968 / 0.009 -> 0.964 / 0.007 (0.972 / 0.007);
+  zh: 0.324 / 0.005 -> 0.919 / 0.021 -> 0.892 / 0.011 (same; 37 positives: one is 0.027);
+* separate Chinese set: 0.125 / 0.067 -> 0.875 / 0.022 -> 0.950 / 0.000 (same);
+* look-alikes en: 0.048 / 0.007 -> 0.831 / 0.126 -> 0.855 / 0.119 (0.855 / 0.132);
+  zh: 0.049 / 0.026 -> 0.720 / 0.072 -> 0.683 / 0.079 (0.683 / 0.086);
 * long documents (held-out items glued into 1,000-2,500 characters, some with one
-  attack inside) en: 0.600 / 0.050 -> 0.967 / 0.267 -> 0.900 / 0.150;
-  zh: 0.200 / 0.067 -> 0.300 / 0.083 -> 0.233 / 0.050.
+  attack inside) en: 0.600 / 0.050 -> 0.967 / 0.267 -> 0.900 / 0.150 (same);
+  zh: 0.200 / 0.067 -> 0.300 / 0.083 -> 0.267 / 0.050 (0.233 / 0.050).
 
 The issue's goal (TPR >= 0.9 at FPR <= 0.03) is met on the test split in English and
 on the separate Chinese set, NOT on the look-alikes (stage 2's head saw too few hard

@@ -3,7 +3,9 @@ background requests (title, tags, follow-ups, search queries) never pay an embed
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -91,3 +93,19 @@ def test_an_attack_inside_a_background_request_is_still_caught() -> None:
 def test_ordinary_text_is_no_background_request() -> None:
     assert task_content("Generate a concise title for my essay about rivers.") is None
     assert task_content("### Task:\n### Output:\n{\n}\nWrite me a poem.") is None
+
+
+def _chat(lang: str) -> list[str]:
+    path = Path(__file__).parent / "injection_ordinary_chat.jsonl"
+    rows = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+    return [str(r["text"]) for r in rows if r["lang"] == lang]
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_few_ordinary_chat_messages_escalate(lang: str) -> None:
+    """The held-out ordinary chat messages (written for this, never tuned on; the band
+    was chosen on other pools): measured 4 of 71 in English, 3 of 60 in Chinese."""
+    cf, seen = _filter()
+    texts = _chat(lang)
+    escalated = sum(cf.prepare_injection([text]) for text in texts)
+    assert escalated == len(seen) and escalated / len(texts) <= 0.06
