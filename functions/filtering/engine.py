@@ -44,7 +44,7 @@ from functions.filtering.results import (
     verdict_of,
     worst,
 )
-from functions.filtering.semantic import SecondStage, stage2_input
+from functions.filtering.semantic import EMBED_BYTES, SecondStage, stage2_input
 from functions.filtering.tail import PROSE_WINDOW, keyed_spans, live_start
 from functions.wire import ChatCompletionRequest, ChatMessage
 
@@ -93,7 +93,7 @@ class ContentFilter:
         first = stage_one(text, folded)
         if not escalates(first, self.second.head, text):
             return first, None
-        return first, stage2_input(text, InjectionModel.load())
+        return first, stage2_input(text, InjectionModel.load(), EMBED_BYTES)
 
     def _injection(self, text: str, folded: str | None = None) -> InjectionScore:
         """The rules' score, or (the policy's ``injection_model``, the default) the learned

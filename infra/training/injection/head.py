@@ -59,6 +59,8 @@ def firsts(model: InjectionModel, items: list[Item]) -> list[StageOne]:
 
 
 def vectors_of(store: DiskVectors, model: InjectionModel, items: list[Item]) -> np.ndarray:
+    """The head is fitted on 512-character windows (no byte budget); the gateway embeds
+    :data:`~functions.filtering.semantic.EMBED_BYTES` (measured by ``band.py``)."""
     return store.embed([stage2_input(str(it["text"]), model) for it in items], progress=True)
 
 
