@@ -15,7 +15,11 @@ and any line an attacker added. A known line is harmless text by construction, s
 recognising it opens no gap; a template that is not listed (customised, or a new
 version's new line) is scored as it is. What is left of a recognised request is
 scored by stage 1 alone (:meth:`~.engine.ContentFilter.injection`): it repeats an
-exchange whose messages were scored when they were sent.
+exchange whose messages were scored when they were sent. The price: an attacker who
+pastes a known line into a message gets stage 1's verdict on the rest, so stage 2
+cannot raise an attack stage 1 was unsure of (on the held-out sets it raised 3 of 40
+in the separate Chinese set and 2 of 83 English look-alikes, and lowered as many
+elsewhere); stage 1 and the rules still read every other line.
 """
 
 from __future__ import annotations
