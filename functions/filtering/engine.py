@@ -21,6 +21,7 @@ from functions.filtering.classify import Level, highest
 from functions.filtering.injection import InjectionScore, score_injection, score_rules
 from functions.filtering.lexicon import Lexicon
 from functions.filtering.masking import StreamRestorer, Vault
+from functions.filtering.memo import Memo, ScanMemo
 from functions.filtering.normalise import Normalised, normalise
 from functions.filtering.output import LeakDetector, OutputGuard, OutputStream
 from functions.filtering.pii import PRIORITY, PROSE, find_pii
@@ -65,6 +66,7 @@ class ContentFilter:
     def __init__(self, policy: FilterPolicy | None = None, lexicon: Lexicon | None = None) -> None:
         self.policy = policy or FilterPolicy()
         self.lexicon = lexicon if lexicon is not None else Lexicon.load(self.policy.lexicons)
+        self.memo = ScanMemo()  # texts seen again (a conversation's earlier turns): memo.py
 
     def _injection(self, text: str, folded: str | None = None) -> InjectionScore:
         """The rules' score, or the rules and the learned model when the policy opts in."""
@@ -103,13 +105,26 @@ class ContentFilter:
         score_injection_too: bool = True,
         restorable: bool = True,
         message: int | None = None,
+        tenant: str | None = None,
     ) -> FilterResult:
         """Check ``text``: masked with placeholders from ``vault`` on input, redacted on output.
 
-        On output, ``system_prompt`` (as the model saw it) enables the leak check.
+        On output, ``system_prompt`` (as the model saw it) enables the leak check. With
+        ``tenant``, what the scan finds is remembered for that tenant's next request
+        carrying the same text (:mod:`.memo`).
         """
-        norm = normalise(text)
-        hits = self.detect(norm, direction)
+        memo: Memo | None = None
+        norm: Normalised | None = None
+        if tenant is not None:
+            key = self.memo.key(tenant, direction, text)
+            memo = self.memo.get(key)
+            if memo is None:
+                norm = normalise(text)
+                memo = self.memo.put(key, self.detect(norm, direction))
+            hits = list(memo.hits)
+        else:
+            norm = normalise(text)
+            hits = self.detect(norm, direction)
         if direction == "input":
             masked, detections = _mask(
                 text, hits, Vault.for_texts([text]) if vault is None else vault, restorable, message
@@ -119,7 +134,11 @@ class ContentFilter:
         whole: list[Detection] = []
         score, reasons = 0.0, tuple[str, ...]()
         if direction == "input" and score_injection_too:
-            injection = self._injection(text, norm.text)
+            injection = memo.injection if memo is not None else None
+            if injection is None:
+                injection = self._injection(text, (norm or normalise(text)).text)
+                if memo is not None:
+                    memo.injection = injection
             score, reasons = injection.score, injection.reasons
             if score >= self.policy.injection_threshold:
                 whole.append(
@@ -150,13 +169,17 @@ class ContentFilter:
         )
 
     def mask_request(
-        self, body: ChatCompletionRequest, retrieved: frozenset[int] = frozenset()
+        self,
+        body: ChatCompletionRequest,
+        retrieved: frozenset[int] = frozenset(),
+        tenant: str | None = None,
     ) -> MaskedConversation:
         """Mask every text field of ``body`` with one vault (see :mod:`.fields`).
 
         ``retrieved``: indices of messages that hold retrieved passages; like the
         operator's system prompt, their values are masked but never restored, and
-        they are not what the leak guard protects.
+        they are not what the leak guard protects. ``tenant``: remember what each
+        text's scan found, for the next turn of the conversation (:meth:`scan`).
         """
         walk = fields.walk(body, retrieved)
         vault = Vault.for_texts([orjson.dumps(walk.data).decode()])
@@ -168,6 +191,7 @@ class ContentFilter:
                 score_injection_too=injection,
                 restorable=restorable,
                 message=message,
+                tenant=tenant,
             )
 
         found = walk.mask(scan)
