@@ -181,9 +181,9 @@ class Lifecycle:
         decisions = owner.decisions
         refusal: EnclaveError | None = None
         try:
+            waits: list[Awaitable[None]] = []
             if owner.kind == "chat" and self.audit is not None and ctx is not None:
-                # shielded: a client that hangs up now must not cost the record
-                await asyncio.shield(
+                waits.append(
                     self.audit.request_durable(
                         _with_decisions(ctx, decisions),
                         status=status,
@@ -194,7 +194,11 @@ class Lifecycle:
                     )
                 )
             if owner.kind == "chat" and status == 200 and self.answered is not None:
-                await asyncio.shield(self.answered(owner))  # rateable once the answer is in
+                waits.append(self.answered(owner))  # rateable once the answer is in
+            # side by side (two commits, two threads); shielded: a client that hangs up now
+            # must not cost the record. The audit's failure is the one that refuses.
+            if waits:
+                await asyncio.shield(asyncio.gather(*waits))
         except EnclaveError as exc:  # fail closed: nobody is answered without a record
             refusal, status, error = exc, exc.status_code, exc.message
         finally:  # counted and logged even when the task is cancelled meanwhile

@@ -30,6 +30,7 @@ from functions.filtering.injection import (
 )
 from functions.filtering.lexicon import Lexicon
 from functions.filtering.masking import StreamRestorer, Vault
+from functions.filtering.memo import Memo, ScanMemo
 from functions.filtering.normalise import Normalised, normalise
 from functions.filtering.output import LeakDetector, OutputGuard, OutputStream
 from functions.filtering.pii import PRIORITY, PROSE, find_pii
@@ -82,6 +83,7 @@ class ContentFilter:
         self.lexicon = lexicon if lexicon is not None else Lexicon.load(self.policy.lexicons)
         # stage 2 (the e5 head): shared by every tenant's filter of a FilterSet
         self.second = second if second is not None else SecondStage.default()
+        self.memo = ScanMemo()  # texts seen again (a conversation's earlier turns): memo.py
 
     def _stages(self, text: str, folded: str | None = None) -> tuple[StageOne, str | None]:
         """Stage 1's view of ``text`` and what stage 2 embeds for it (None: stage 1 decides).
@@ -114,18 +116,25 @@ class ContentFilter:
         """What stage 2 will embed for ``text``, if stage 1 escalates it."""
         return self._stages(text)[1] if self.policy.injection_model else None
 
-    def prepare_injection(self, texts: Sequence[str]) -> int:
+    def prepare_injection(self, texts: Sequence[str], tenant: str | None = None) -> int:
         """Embed, in one batch, the texts among ``texts`` that stage 1 escalates, so that a
-        later scan of them finds their vectors cached. Blocking (50-200 ms per text): call
-        it in a worker thread before the scan, which runs on the event loop. Returns how
-        many texts were escalated."""
+        later scan of them finds their vectors cached. Blocking (tens to hundreds of ms
+        per text): call it in a worker thread before the scan, which runs on the event
+        loop. With ``tenant``, a text whose score the scan memo remembers (an earlier
+        turn of the conversation) is skipped: the scan will not score it again. Returns
+        how many texts were escalated."""
+        if tenant is not None:
+            texts = [t for t in texts if not self.memo.scored(self.memo.key(tenant, "input", t))]
         inputs = [e for e in (self._escalated(t) for t in texts) if e is not None]
         if inputs:
             self.second.vectors.embed(inputs)
         return len(inputs)
 
     def prepare_request(
-        self, body: ChatCompletionRequest, retrieved: frozenset[int] = frozenset()
+        self,
+        body: ChatCompletionRequest,
+        retrieved: frozenset[int] = frozenset(),
+        tenant: str | None = None,
     ) -> int:
         """:meth:`prepare_injection` over the texts :meth:`mask_request` will score (those
         of user, tool and function messages, one per message, as :mod:`.fields` groups them)."""
@@ -136,7 +145,7 @@ class ContentFilter:
             parts = [str(slot.container[slot.key]) for slot in slots]
             joined = len(parts) > 1 and not any(fields.SEP in part for part in parts)
             texts += [fields.SEP.join(parts)] if joined else parts
-        return self.prepare_injection(texts)
+        return self.prepare_injection(texts, tenant)
 
     def detect(self, norm: Normalised, direction: Direction) -> list[Hit]:
         """Disjoint lexicon and PII hits in ``norm``, with this policy's actions and levels."""
@@ -169,13 +178,26 @@ class ContentFilter:
         score_injection_too: bool = True,
         restorable: bool = True,
         message: int | None = None,
+        tenant: str | None = None,
     ) -> FilterResult:
         """Check ``text``: masked with placeholders from ``vault`` on input, redacted on output.
 
-        On output, ``system_prompt`` (as the model saw it) enables the leak check.
+        On output, ``system_prompt`` (as the model saw it) enables the leak check. With
+        ``tenant``, what the scan finds is remembered for that tenant's next request
+        carrying the same text (:mod:`.memo`).
         """
-        norm = normalise(text)
-        hits = self.detect(norm, direction)
+        memo: Memo | None = None
+        norm: Normalised | None = None
+        if tenant is not None:
+            key = self.memo.key(tenant, direction, text)
+            memo = self.memo.get(key)
+            if memo is None:
+                norm = normalise(text)
+                memo = self.memo.put(key, self.detect(norm, direction))
+            hits = list(memo.hits)
+        else:
+            norm = normalise(text)
+            hits = self.detect(norm, direction)
         if direction == "input":
             masked, detections = _mask(
                 text, hits, Vault.for_texts([text]) if vault is None else vault, restorable, message
@@ -185,7 +207,11 @@ class ContentFilter:
         whole: list[Detection] = []
         score, reasons = 0.0, tuple[str, ...]()
         if direction == "input" and score_injection_too:
-            injection = self._injection(text, norm.text)
+            injection = memo.injection if memo is not None else None
+            if injection is None:
+                injection = self._injection(text, (norm or normalise(text)).text)
+                if memo is not None:
+                    memo.injection = injection
             score, reasons = injection.score, injection.reasons
             if score >= self.policy.injection_threshold:
                 whole.append(
@@ -216,13 +242,17 @@ class ContentFilter:
         )
 
     def mask_request(
-        self, body: ChatCompletionRequest, retrieved: frozenset[int] = frozenset()
+        self,
+        body: ChatCompletionRequest,
+        retrieved: frozenset[int] = frozenset(),
+        tenant: str | None = None,
     ) -> MaskedConversation:
         """Mask every text field of ``body`` with one vault (see :mod:`.fields`).
 
         ``retrieved``: indices of messages that hold retrieved passages; like the
         operator's system prompt, their values are masked but never restored, and
-        they are not what the leak guard protects.
+        they are not what the leak guard protects. ``tenant``: remember what each
+        text's scan found, for the next turn of the conversation (:meth:`scan`).
         """
         walk = fields.walk(body, retrieved)
         vault = Vault.for_texts([orjson.dumps(walk.data).decode()])
@@ -234,6 +264,7 @@ class ContentFilter:
                 score_injection_too=injection,
                 restorable=restorable,
                 message=message,
+                tenant=tenant,
             )
 
         found = walk.mask(scan)

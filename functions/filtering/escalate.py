@@ -24,7 +24,8 @@ def make_prepare_injection(filters: FilterSet, inline_bytes: int = INLINE_BYTES)
         cf = filters.for_tenant(ctx.principal.tenant)
         policy = cf.policy
         if policy.enabled and policy.injection_model and ctx.size <= inline_bytes:
-            await asyncio.to_thread(cf.prepare_request, ctx.body, ctx.retrieved)
+            tenant = ctx.principal.tenant  # texts the scan memo has scored are skipped
+            await asyncio.to_thread(cf.prepare_request, ctx.body, ctx.retrieved, tenant)
         return ctx
 
     return prepare_injection

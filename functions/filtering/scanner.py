@@ -47,7 +47,7 @@ def _exit_with(parent: multiprocessing.process.BaseProcess) -> None:
 def _mask_in_worker(
     tenant: str, body: ChatCompletionRequest, retrieved: frozenset[int]
 ) -> MaskedConversation:
-    return _worker_filters[0].for_tenant(tenant).mask_request(body, retrieved)
+    return _worker_filters[0].for_tenant(tenant).mask_request(body, retrieved, tenant)
 
 
 def _ready() -> bool:
@@ -87,7 +87,7 @@ class Scanner:
     ) -> MaskedConversation:
         """:meth:`ContentFilter.mask_request` for a request of ``size`` bytes."""
         if self.inline(size):
-            return self._filters.for_tenant(tenant).mask_request(body, retrieved)
+            return self._filters.for_tenant(tenant).mask_request(body, retrieved, tenant)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self._executor(), _mask_in_worker, tenant, body, retrieved

@@ -122,3 +122,17 @@ def test_retrieved_passages_are_embedded_in_one_batch() -> None:
     verdicts = cf.carries_instructions(passages)
     assert len(verdicts) == 3 and verdicts[2] is False
     assert batches == [passages[:2]]
+
+
+def test_an_earlier_turn_the_scan_memo_has_scored_is_not_prepared_again() -> None:
+    """A frontend resends the whole conversation each turn: a message whose injection
+    score the scan memo remembers costs neither stage 1 nor an embedding again."""
+    cache, calls = _recording()
+    cf = FilterSet(FilterPolicy(), SecondStage(SemanticHead.load(), cache)).for_tenant("acme")
+    body = ChatCompletionRequest(model="m", messages=[ChatMessage(role="user", content=GREY)])
+    assert cf.prepare_request(body, tenant="acme") == 1
+    cf.mask_request(body, tenant="acme")  # the scan: remembers the score
+    cache.clear()  # even with its vector gone from the vector cache
+    assert cf.prepare_request(body, tenant="acme") == 0
+    assert cf.prepare_request(body, tenant="other") == 1  # another tenant's memo is its own
+    assert [text for text, _ in calls] == [GREY, GREY]
