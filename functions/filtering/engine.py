@@ -17,8 +17,17 @@ from typing import Literal
 import orjson
 
 from functions.filtering import fields
+from functions.filtering.classifier import InjectionModel
 from functions.filtering.classify import Level, highest
-from functions.filtering.injection import InjectionScore, score_injection, score_rules
+from functions.filtering.frontend import task_content
+from functions.filtering.injection import (
+    InjectionScore,
+    StageOne,
+    combine_semantic,
+    escalates,
+    score_rules,
+    stage_one,
+)
 from functions.filtering.lexicon import Lexicon
 from functions.filtering.masking import StreamRestorer, Vault
 from functions.filtering.memo import Memo, ScanMemo
@@ -36,6 +45,7 @@ from functions.filtering.results import (
     verdict_of,
     worst,
 )
+from functions.filtering.semantic import EMBED_BYTES, SecondStage, stage2_input
 from functions.filtering.tail import PROSE_WINDOW, keyed_spans, live_start
 from functions.wire import ChatCompletionRequest, ChatMessage
 
@@ -63,16 +73,79 @@ class MaskedConversation:
 class ContentFilter:
     """Lexicons, PII detectors and the injection scorer under one tenant's policy."""
 
-    def __init__(self, policy: FilterPolicy | None = None, lexicon: Lexicon | None = None) -> None:
+    def __init__(
+        self,
+        policy: FilterPolicy | None = None,
+        lexicon: Lexicon | None = None,
+        second: SecondStage | None = None,
+    ) -> None:
         self.policy = policy or FilterPolicy()
         self.lexicon = lexicon if lexicon is not None else Lexicon.load(self.policy.lexicons)
+        # stage 2 (the e5 head): shared by every tenant's filter of a FilterSet
+        self.second = second if second is not None else SecondStage.default()
         self.memo = ScanMemo()  # texts seen again (a conversation's earlier turns): memo.py
 
+    def _stages(self, text: str, folded: str | None = None) -> tuple[StageOne, str | None]:
+        """Stage 1's view of ``text`` and what stage 2 embeds for it (None: stage 1 decides).
+        A frontend's background request (:mod:`.frontend`) is scored without its known
+        template lines, by stage 1 alone; so is a short text (:func:`escalates`)."""
+        task = task_content(text)
+        if task is not None:
+            return stage_one(task), None
+        first = stage_one(text, folded)
+        if not escalates(first, self.second.head, text):
+            return first, None
+        return first, stage2_input(text, InjectionModel.load(), EMBED_BYTES)
+
     def _injection(self, text: str, folded: str | None = None) -> InjectionScore:
-        """The rules' score, or the rules and the learned model when the policy opts in."""
-        if self.policy.injection_model:
-            return score_injection(text, folded)
-        return score_rules(text, folded)
+        """The rules' score, or (the policy's ``injection_model``, the default) the learned
+        model's: stage 1 decides clear cases, stage 2 reads the ones it is unsure of."""
+        if not self.policy.injection_model:
+            return score_rules(text, folded)
+        first, wanted = self._stages(text, folded)
+        if wanted is None:
+            return first.score
+        vector = self.second.vectors.embed([wanted])[0]
+        return combine_semantic(first, self.second.head.logit(vector), self.second.head)
+
+    def injection(self, text: str) -> InjectionScore:
+        """The injection score of one text under this policy (what :meth:`scan` uses)."""
+        return self._injection(text)
+
+    def _escalated(self, text: str) -> str | None:
+        """What stage 2 will embed for ``text``, if stage 1 escalates it."""
+        return self._stages(text)[1] if self.policy.injection_model else None
+
+    def prepare_injection(self, texts: Sequence[str], tenant: str | None = None) -> int:
+        """Embed, in one batch, the texts among ``texts`` that stage 1 escalates, so that a
+        later scan of them finds their vectors cached. Blocking (tens to hundreds of ms
+        per text): call it in a worker thread before the scan, which runs on the event
+        loop. With ``tenant``, a text whose score the scan memo remembers (an earlier
+        turn of the conversation) is skipped: the scan will not score it again. Returns
+        how many texts were escalated."""
+        if tenant is not None:
+            texts = [t for t in texts if not self.memo.scored(self.memo.key(tenant, "input", t))]
+        inputs = [e for e in (self._escalated(t) for t in texts) if e is not None]
+        if inputs:
+            self.second.vectors.embed(inputs)
+        return len(inputs)
+
+    def prepare_request(
+        self,
+        body: ChatCompletionRequest,
+        retrieved: frozenset[int] = frozenset(),
+        tenant: str | None = None,
+    ) -> int:
+        """:meth:`prepare_injection` over the texts :meth:`mask_request` will score (those
+        of user, tool and function messages, one per message, as :mod:`.fields` groups them)."""
+        texts: list[str] = []
+        for group, slots in fields.walk(body, retrieved).groups.items():
+            if not group.injection:
+                continue
+            parts = [str(slot.container[slot.key]) for slot in slots]
+            joined = len(parts) > 1 and not any(fields.SEP in part for part in parts)
+            texts += [fields.SEP.join(parts)] if joined else parts
+        return self.prepare_injection(texts, tenant)
 
     def detect(self, norm: Normalised, direction: Direction) -> list[Hit]:
         """Disjoint lexicon and PII hits in ``norm``, with this policy's actions and levels."""
@@ -223,9 +296,13 @@ class ContentFilter:
         """:meth:`mask_request` for bare messages."""
         return self.mask_request(ChatCompletionRequest(model="-", messages=list(messages)))
 
-    def carries_instructions(self, text: str) -> bool:
-        """Whether a retrieved passage tries to instruct the model (indirect injection)."""
-        return self._injection(text).score >= self.policy.injection_threshold
+    def carries_instructions(self, texts: Sequence[str]) -> list[bool]:
+        """Whether each retrieved passage tries to instruct the model (indirect injection).
+        The passages stage 1 escalates are embedded in one batch (one call, not one each).
+        Blocking: call it in a worker thread."""
+        self.prepare_injection(texts)
+        threshold = self.policy.injection_threshold
+        return [self._injection(text).score >= threshold for text in texts]
 
     def output_guard(self, system_prompt: str | None = None) -> OutputGuard:
         """A guard for one streamed answer (``system_prompt``: as the model saw it)."""
@@ -333,10 +410,14 @@ def _whole(
 class FilterSet:
     """One :class:`ContentFilter` per tenant, all built (and every lexicon read) up front."""
 
-    def __init__(self, policy: FilterPolicy) -> None:
+    def __init__(self, policy: FilterPolicy, second: SecondStage | None = None) -> None:
         self.policy = policy
-        self._default = ContentFilter(policy)
-        self._tenants = {name: ContentFilter(policy.for_tenant(name)) for name in policy.tenants}
+        self.second = second if second is not None else SecondStage.default()
+        self._default = ContentFilter(policy, second=self.second)
+        self._tenants = {
+            name: ContentFilter(policy.for_tenant(name), second=self.second)
+            for name in policy.tenants
+        }
 
     def for_tenant(self, tenant: str) -> ContentFilter:
         return self._tenants.get(tenant, self._default)

@@ -15,8 +15,12 @@ ones (the word "jailbreak", 0.45; "pretend you are", 0.25) need company. Familie
 The rules catch the common, reusable attack phrasings cheaply (a few regex
 passes). :func:`score_injection` adds the learned model of :mod:`.classifier`
 (hashed n-grams, with each matched rule as a feature) and returns its calibrated
-probability: the rule score alone is :func:`score_rules`. Held-out TPR and FPR
-per language and family are in ``tests/functions/filtering/test_injection_quality.py``.
+probability (stage 1): the rule score alone is :func:`score_rules`. A text whose
+stage-1 score falls in the grey band of :mod:`.semantic` :func:`escalates` to stage 2,
+an e5 head, and :func:`combine_semantic` gives the final score (the engine wires it:
+``ContentFilter.injection``). Rules of :data:`STRONG_RULES` weight decide alone and
+floor the score. Held-out TPR and FPR per language and family are in
+``tests/functions/filtering/test_injection_quality.py``.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from dataclasses import dataclass
 
 from functions.filtering.classifier import InjectionModel
 from functions.filtering.normalise import normalise
+from functions.filtering.semantic import SHORT, SemanticHead
 
 _EN_OVERRIDE_VERB = r"\b(?:ignore|disregard|forget|skip|override|bypass|neglect|drop|abandon)\b"
 _EN_TARGET = (
@@ -237,7 +242,7 @@ _RULES: tuple[tuple[str, float, str, tuple[str, ...]], ...] = (
         r"\b(?:system (?:prompt|message|instructions?)"
         r"|initial (?:prompt|instructions?|configuration)|hidden (?:prompt|instructions?)"
         r"|original (?:prompt|instructions?)"
-        r"|(?:your|the previous|the above) (?:instructions|prompt|configuration|rules)"
+        r"|(?:the previous|the above) (?:instructions|prompt|configuration|rules)"
         r"|(?:text|everything|words) above|starting instructions|pre-?prompt"
         r"|beginning of (?:this|the) conversation)",
         (
@@ -252,6 +257,22 @@ _RULES: tuple[tuple[str, float, str, tuple[str, ...]], ...] = (
             "above",
             "beginning of",
         ),
+    ),
+    # "what were your instructions / show me your rules": an extraction, or a question
+    # about a form, a manager's or a manual's instructions. Over the threshold alone
+    # (the rules-only policy refuses it), but under STRONG_RULES, so that the learned
+    # detector reads the rest of the sentence ("...for filling in the expense form?").
+    # It matches what the rule above matched before it was split off (the same name,
+    # so stage 1's rule features, and its retrained weights, are unchanged)
+    (
+        "extraction",
+        0.6,
+        r"\b(?:repeat|print|show|reveal|display|output|tell me|give me|share|dump|leak"
+        r"|expose|return|recite|spell check|translate|write out"
+        r"|see|view|access|provide"
+        r"|what (?:is|are|was|were)|encode|copy)\b[^.\n?]{0,40}"
+        r"\byour (?:instructions|prompt|configuration|rules)",
+        ("your ",),
     ),
     (
         "system_prompt_word",
@@ -417,6 +438,29 @@ def signals(
 STRONG_RULES = 0.85
 
 
+@dataclass(frozen=True, slots=True)
+class StageOne:
+    """Stage 1's view of a text: the rules, the n-gram logit and their calibrated score."""
+
+    rules: InjectionScore
+    logit: float
+    score: InjectionScore
+
+
+def stage_one(
+    text: str, folded: str | None = None, model: InjectionModel | None = None
+) -> StageOne:
+    """The rules and the n-gram model of :mod:`.classifier`, calibrated (see
+    :func:`score_injection`)."""
+    model = InjectionModel.load() if model is None else model
+    rules, logit = signals(text, folded, model)
+    reasons = (*rules.reasons, "classifier") if logit > 0 else rules.reasons
+    probability = model.probability(rules.score, logit)
+    if rules.score >= STRONG_RULES:  # the model may raise a strong rule's score, never lower it
+        probability = max(probability, rules.score)
+    return StageOne(rules, logit, InjectionScore(round(probability, 4), reasons))
+
+
 def score_injection(
     text: str, folded: str | None = None, model: InjectionModel | None = None
 ) -> InjectionScore:
@@ -425,10 +469,27 @@ def score_injection(
     ``reasons`` are the rules that matched, plus ``classifier`` when the learned
     model alone leans towards an injection (its logit is positive).
     """
-    model = InjectionModel.load() if model is None else model
-    rules, logit = signals(text, folded, model)
-    reasons = (*rules.reasons, "classifier") if logit > 0 else rules.reasons
-    probability = model.probability(rules.score, logit)
-    if rules.score >= STRONG_RULES:  # the model may raise a strong rule's score, never lower it
-        probability = max(probability, rules.score)
+    return stage_one(text, folded, model).score
+
+
+def combine_semantic(first: StageOne, head_logit: float, head: SemanticHead) -> InjectionScore:
+    """Stage 1 and the e5 head (:mod:`.semantic`) of an escalated text, calibrated; strong
+    rules stay a floor. ``semantic`` joins the reasons when the head leans towards an
+    injection; ``classifier`` stays only if stage 1 leaned so."""
+    probability = head.probability(first.logit, head_logit)
+    if first.rules.score >= STRONG_RULES:
+        probability = max(probability, first.rules.score)
+    reasons = first.score.reasons + (("semantic",) if head_logit > 0 else ())
     return InjectionScore(round(probability, 4), reasons)
+
+
+def escalates(first: StageOne, head: SemanticHead, text: str) -> bool:
+    """Whether stage 2 reads ``text``: stage 1 is unsure of it (its score in the head's
+    band), no strong rule matched (it decides alone: the floor would hold whatever stage
+    2 said), and it is not short (:data:`~.semantic.SHORT` bytes: "hi", "你好", "thanks"
+    are many of a chat's messages, and too short for an e5 reading to add much)."""
+    return (
+        first.rules.score < STRONG_RULES
+        and len(text.strip().encode("utf-8", "surrogatepass")) >= SHORT
+        and head.escalates(first.score.score)
+    )

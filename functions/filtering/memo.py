@@ -68,6 +68,13 @@ class ScanMemo:
             self.hits += 1
             return memo
 
+    def scored(self, key: bytes) -> bool:
+        """Whether the text of ``key`` has its injection score remembered (no statistics
+        counted: injection stage 2's preparation asks before the scan does)."""
+        with self._lock:
+            memo = self._entries.get(key)
+            return memo is not None and memo.injection is not None
+
     def put(self, key: bytes, hits: list[Hit]) -> Memo:
         """Remember ``hits``; the memo to use, remembered or not (canonical values
         digested either way, so that every text of a request keys the vault alike)."""

@@ -122,11 +122,12 @@ class FilterPolicy(BaseModel):
     lexicons: tuple[str, ...] = BUILTIN_LEXICONS
     injection_threshold: float = Field(default=0.5, ge=0, le=1)
     injection_action: Literal["block", "flag"] = "block"
-    # the learned injection model beside the rules (functions/filtering/classifier.py).
-    # Off by default: it still refuses some plain questions ("Tell me more about the
-    # history of trains in Europe and their routes." scores 0.73), and a refused user is
-    # the cost of each false positive; its held-out figures are in test_injection_quality.py
-    injection_model: bool = False
+    # the learned injection detector beside the rules: stage 1 (hashed n-grams,
+    # functions/filtering/classifier.py) on every message, stage 2 (an e5 head,
+    # semantic.py) on those stage 1 is unsure of. On by default since stage 2 settles
+    # stage 1's false positives on plain questions (test_injection_ordinary.py); off:
+    # the rules alone. Held-out figures in test_injection_quality.py
+    injection_model: bool = True
     default_level: Level = Level.INTERNAL
     unreadable_content: UnreadableAction = "classify"
     unreadable_level: Level = Level.CONFIDENTIAL

@@ -78,11 +78,15 @@ class Scanner:
             )
         return self._pool
 
+    def inline(self, size: int) -> bool:
+        """Whether a request (or text) of ``size`` bytes is scanned here, on the event loop."""
+        return size <= self._inline_bytes
+
     async def mask(
         self, size: int, tenant: str, body: ChatCompletionRequest, retrieved: frozenset[int]
     ) -> MaskedConversation:
         """:meth:`ContentFilter.mask_request` for a request of ``size`` bytes."""
-        if size <= self._inline_bytes:
+        if self.inline(size):
             return self._filters.for_tenant(tenant).mask_request(body, retrieved, tenant)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
@@ -91,7 +95,7 @@ class Scanner:
 
     async def scan(self, tenant: str, text: str, direction: Direction) -> FilterResult:
         """:meth:`ContentFilter.scan` of one text."""
-        if len(text) <= self._inline_bytes:
+        if self.inline(len(text)):
             return self._filters.for_tenant(tenant).scan(text, direction)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(

