@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 from starlette.requests import Request
 
-from functions import lifecycle
+from functions import lifecycle, scope
 from functions.bearer import bearer_token as bearer_token
 from functions.bearer import check_key as check_key
 from functions.context import Principal, RequestContext, Step
@@ -133,13 +133,17 @@ def make_authenticate(
 
     async def authenticate(ctx: RequestContext) -> RequestContext:
         if logins is None:
-            return await identify(ctx)
-        address = logins.address(ctx.client, ctx.headers)
-        logins.check(address)  # a throttled address is refused before its key is read
-        try:
-            return await identify(ctx)
-        except AuthenticationError as exc:
-            logins.failed(address, exc.reason)
-            raise
+            known = await identify(ctx)
+        else:
+            address = logins.address(ctx.client, ctx.headers)
+            logins.check(address)  # a throttled address is refused before its key is read
+            try:
+                known = await identify(ctx)
+            except AuthenticationError as exc:
+                logins.failed(address, exc.reason)
+                raise
+        if known.principal is not None:  # per-tenant caches below the steps: scope.py
+            scope.tenant.set(known.principal.tenant)
+        return known
 
     return authenticate

@@ -23,6 +23,7 @@ import os
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 
+from functions import scope
 from functions.filtering.engine import FilterSet, MaskedConversation
 from functions.filtering.policy import Direction, FilterPolicy
 from functions.filtering.results import FilterResult
@@ -47,6 +48,7 @@ def _exit_with(parent: multiprocessing.process.BaseProcess) -> None:
 def _mask_in_worker(
     tenant: str, body: ChatCompletionRequest, retrieved: frozenset[int]
 ) -> MaskedConversation:
+    scope.tenant.set(tenant)  # a worker process: the gateway's context does not come along
     return _worker_filters[0].for_tenant(tenant).mask_request(body, retrieved, tenant)
 
 
@@ -55,6 +57,7 @@ def _ready() -> bool:
 
 
 def _scan_in_worker(tenant: str, text: str, direction: Direction) -> FilterResult:
+    scope.tenant.set(tenant)
     return _worker_filters[0].for_tenant(tenant).scan(text, direction)
 
 

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from functions import scope
 from functions.filtering.classifier import WINDOW, InjectionModel, prepare
 from functions.filtering.normalise import normalise
 
@@ -107,7 +108,8 @@ class VectorCache:
     """A small LRU of query embeddings keyed by the exact text embedded, shared by
     stage 2 and retrieval: a message is embedded once per request, whoever asks first.
 
-    Keyed by a SHA-256 of the text, so the cache never holds what a user wrote.
+    Keyed by a SHA-256 of the tenant and the text (:mod:`functions.scope`): the cache
+    never holds what a user wrote, and one tenant's vectors are never another's hit.
     Thread-safe: scans and retrieval run in worker threads. ``embed`` is called
     outside the lock (it may take 200 ms); two threads that miss the same text at
     once both compute it, which is only wasted work.
@@ -159,7 +161,9 @@ class VectorCache:
 
 
 def _digest(text: str) -> bytes:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+    """The cache key of ``text`` within the current request's tenant (functions/scope.py)."""
+    scoped = f"{scope.tenant.get()}\0{text}"
+    return hashlib.sha256(scoped.encode("utf-8", "surrogatepass")).digest()
 
 
 @dataclass(frozen=True, slots=True)
