@@ -10,11 +10,13 @@ Every check runs on normalised text; every offset reported is in the original.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import orjson
+from loguru import logger
 
 from functions.filtering import fields
 from functions.filtering.classifier import InjectionModel
@@ -105,7 +107,12 @@ class ContentFilter:
         first, wanted = self._stages(text, folded)
         if wanted is None:
             return first.score
-        vector = self.second.vectors.embed([wanted])[0]
+        vector = self.second.vectors.get(wanted)
+        if vector is None:
+            if _on_event_loop():  # not prepared, or evicted since: never 100 ms on the loop
+                logger.warning("injection stage 2: vector not prepared; stage 1's score stands")
+                return first.score
+            vector = self.second.vectors.embed([wanted])[0]
         return combine_semantic(first, self.second.head.logit(vector), self.second.head)
 
     def injection(self, text: str) -> InjectionScore:
@@ -337,6 +344,15 @@ class ContentFilter:
         )
         restorer = StreamRestorer(conversation.vault, escape) if stage != "guard" else None
         return OutputStream(guard, restorer)
+
+
+def _on_event_loop() -> bool:
+    """Whether this thread runs an event loop (the gateway's), where nothing may block."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _mask(

@@ -13,6 +13,7 @@ import numpy.typing as npt
 import pytest
 from starlette.datastructures import Headers
 
+from functions import scope
 from functions.context import ChatContext, Principal, RequestContext
 from functions.filtering import FilterPolicy
 from functions.filtering.engine import FilterSet
@@ -61,6 +62,23 @@ def test_an_escalated_message_is_embedded_once_off_the_event_loop() -> None:
     assert _run(FilterPolicy(), GREY) == [(GREY, False)]
 
 
+def test_an_unprepared_message_is_not_embedded_on_the_event_loop() -> None:
+    """A vector evicted from the cache (or never prepared) between the step and the
+    scan: on the event loop, stage 1's score stands rather than a 100 ms embedding."""
+    cache, calls = _recording()
+    filters = FilterSet(FilterPolicy(), SecondStage(SemanticHead.load(), cache))
+    cf = filters.for_tenant("acme")
+
+    async def on_loop() -> float:
+        return cf.injection(GREY).score
+
+    alone = asyncio.run(on_loop())
+    assert calls == []
+    assert alone == cf._stages(GREY)[0].score.score  # stage 1's
+    off_loop = cf.injection(GREY).score  # no loop in this thread: embedded here
+    assert calls == [(GREY, True)] and off_loop != alone
+
+
 def test_a_clear_message_is_not_embedded() -> None:
     assert _run(FilterPolicy(), "Thanks, that helps.") == []
 
@@ -96,7 +114,11 @@ def test_the_filter_url_runs_stage_two_off_the_event_loop(
     answer = asyncio.run(post(GREY, "input"))
     assert answer.status_code == 200, answer.text
     assert calls == [(GREY, False)]
-    expected = FilterSet(FilterPolicy(), stage).for_tenant("default").scan(GREY)
+    token = scope.tenant.set("default")  # the request's tenant: its cached vector
+    try:
+        expected = FilterSet(FilterPolicy(), stage).for_tenant("default").scan(GREY)
+    finally:
+        scope.tenant.reset(token)
     assert answer.json()["injection_score"] == expected.injection_score
     assert asyncio.run(post(GREY, "output")).status_code == 200
     assert calls == [(GREY, False)]  # an answer is not scored for injection
