@@ -21,6 +21,13 @@ _lock = threading.Lock()
 _context: ssl.SSLContext | None = None
 
 
+def upstream_client() -> httpx.AsyncClient:
+    """A client for the gateway's side requests to its upstreams (health probes, model
+    listings): the shared context, and no proxy from the environment (where a request
+    goes comes from Settings only)."""
+    return httpx.AsyncClient(verify=context(), trust_env=False)
+
+
 def context() -> ssl.SSLContext:
     """The shared client context: certificates and host names verified."""
     global _context

@@ -177,9 +177,9 @@ class Warmth:
         return waits[next(iter(done))] if done else None
 
     def client(self) -> httpx.AsyncClient:
-        """The probes' client; no proxy from the environment (destinations: Settings only)."""
+        """The probes' client (:func:`functions.tls.upstream_client`), made on first use."""
         if self._client is None:
-            self._client = httpx.AsyncClient(verify=tls.context(), trust_env=False)
+            self._client = tls.upstream_client()
         return self._client
 
     async def _probe(self, name: str, limit_s: float, wake: bool = False) -> None:

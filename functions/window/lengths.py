@@ -92,8 +92,8 @@ class ContextLengths:
             self._settings.lookup_timeout_s, connect=deployment.connect_timeout_s
         )
         url = f"{deployment.api_base.rstrip('/')}/models"
-        if self._client is None:  # no proxy from the environment: destinations from Settings
-            self._client = httpx.AsyncClient(verify=tls.context(), trust_env=False)
+        if self._client is None:
+            self._client = tls.upstream_client()
         async with self._client.stream("GET", url, headers=headers, timeout=timeout) as response:
             if response.status_code != 200:
                 raise ValueError(f"/models answered {response.status_code}")
