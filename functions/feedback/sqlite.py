@@ -103,16 +103,15 @@ class SQLiteFeedback:
     async def _commit_pending(self) -> None:
         while self._pending:
             taken, self._pending = self._pending, []
+            waiters = [done for _, done in taken]
             try:
                 await _unblocked(self._remember_rows, [row for row, _ in taken])
-            except StorageUnavailableError as exc:
-                for _, done in taken:
-                    if not done.done():
-                        done.set_exception(exc)
+            except Exception as exc:  # a storage error, or anything else: each caller hears it
+                _settle(waiters, exc)
             else:
-                for _, done in taken:
-                    if not done.done():
-                        done.set_result(None)
+                _settle(waiters, None)
+            finally:  # only those not told yet: the commit was cancelled (shutdown)
+                _settle(waiters, StorageUnavailableError("feedback index: commit interrupted"))
 
     async def rate(
         self, tenant: str, rater: str, body: FeedbackRequest, comment: str | None
@@ -168,6 +167,16 @@ class SQLiteFeedback:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+
+
+def _settle(waiters: list[asyncio.Future[None]], failure: BaseException | None) -> None:
+    """Tell each waiter not yet told how its commit went."""
+    for done in waiters:
+        if not done.done():
+            if failure is None:
+                done.set_result(None)
+            else:
+                done.set_exception(failure)
 
 
 async def _unblocked(call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

@@ -299,6 +299,26 @@ def test_every_waiter_of_a_failed_sqlite_commit_gets_the_storage_error(tmp_path:
     assert all(isinstance(o, StorageUnavailableError) for o in outcomes)
 
 
+def test_an_unexpected_commit_failure_reaches_every_waiter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not only storage errors: whatever stops a group commit is each caller's to hear;
+    none of them waits for ever."""
+    store = SQLiteFeedback(store_path(tmp_path / "audit"))
+
+    def broken(rows: list[tuple[str, str, str | None, str | None, float]]) -> None:
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(store, "_remember_rows", broken)
+
+    async def main() -> list[BaseException | None]:
+        calls = (store.remember("acme", f"r{n}", None, None) for n in range(3))
+        return await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 10)
+
+    outcomes = asyncio.run(main())
+    assert all(isinstance(o, ValueError) for o in outcomes)
+
+
 def test_the_settings_choose_the_backend(tmp_path: Path, s3_storage: StorageSettings) -> None:
     local = Settings(data_dir=tmp_path)
     assert isinstance(feedback_store(local, tmp_path / "audit"), SQLiteFeedback)
