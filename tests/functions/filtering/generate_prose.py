@@ -376,12 +376,20 @@ class ProseGenerator:
     ) -> None:
         self.rng = random.Random(seed)
         self.held_out = held_out
-        self.fresh = fresh
-        self.final = final
-        self.last = last
-        self.split_e = split_e or split_f or split_g
-        self.split_f = split_f
-        self.split_g = split_g
+        self.split_e = split_e or split_f or split_g  # E to G draw names wider
+        # the templates of the split asked for: the last one named wins (G over F over E…)
+        chosen = (ZH_HELD, EN_HELD) if held_out else (ZH_TUNE, EN_TUNE)
+        for wanted, zh_templates, en_templates in (
+            (fresh, ZH_FRESH, EN_FRESH),
+            (final, ZH_FINAL, EN_FINAL),
+            (last, ZH_LAST, EN_LAST),
+            (split_e, ZH_E, EN_E),
+            (split_f, ZH_F, EN_F),
+            (split_g, ZH_G, EN_G),
+        ):
+            if wanted:
+                chosen = (zh_templates, en_templates)
+        self._templates = {True: chosen[0], False: chosen[1]}
         self.faker = held_out if faker_values is None else faker_values
         self.zh, self.en = Faker("zh_CN"), Faker("en_US")
         self.zh.seed_instance(seed)
@@ -431,20 +439,7 @@ class ProseGenerator:
         return f"{street}, {city}{self.rng.randint(10000, 99999)}"
 
     def sample(self, zh: bool) -> Sample:
-        templates = (ZH_HELD if zh else EN_HELD) if self.held_out else (ZH_TUNE if zh else EN_TUNE)
-        if self.fresh:
-            templates = ZH_FRESH if zh else EN_FRESH
-        if self.final:
-            templates = ZH_FINAL if zh else EN_FINAL
-        if self.last:
-            templates = ZH_LAST if zh else EN_LAST
-        if self.split_e:
-            templates = ZH_E if zh else EN_E
-        if self.split_f:
-            templates = ZH_F if zh else EN_F
-        if self.split_g:
-            templates = ZH_G if zh else EN_G
-        template = self.rng.choice(templates)
+        template = self.rng.choice(self._templates[zh])
         values = {
             "name": ("PERSON", self.zh_name() if zh else self.en_name()),
             "name2": ("PERSON", self.zh_name() if zh else self.en_name()),
