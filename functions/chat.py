@@ -45,6 +45,7 @@ from functions.ratelimit.limiter import prompt_tokens
 from functions.relay import Opened, Relay
 from functions.routing import DeploymentRouter
 from functions.settings import Deployment
+from functions.sse import Event, coalesced
 from functions.warmth import Warmth, down_error, unreachable
 from functions.window.steps import headers as window_headers
 from functions.window.steps import refit
@@ -301,25 +302,30 @@ class Chat:
         self,
         ctx: ChatContext,
         deployment: str,
-        events: AsyncGenerator[bytes],
+        events: AsyncGenerator[list[bytes]],
     ) -> AsyncIterator[bytes]:
         outcome = lifecycle.call()
         chain, status = self._chain(ctx, deployment, whole=False), "200"
         first, generated = True, 0  # generated: chunks with text, about a token each
         try:
-            async for payload in events:
-                if payload == b"[DONE]":
-                    continue  # read on to the end, so the upstream connection is reused
-                chunk = orjson.loads(payload)
-                generated += _carries_text(chunk)
-                if first and _has_content(chunk):
-                    outcome.first_token()
-                    first = False
-                if "error" in chunk:
-                    status = "502"
-                for out in chain(chunk):
-                    data = payload if out is chunk and chain.transparent else orjson.dumps(out)
-                    yield b"data: " + data + b"\n\n"
+            async for batch in events:
+                read: list[Event] = []
+                for payload in batch:
+                    if payload == b"[DONE]":
+                        continue  # read on to the end, so the upstream connection is reused
+                    chunk = orjson.loads(payload)
+                    generated += _carries_text(chunk)
+                    if "error" in chunk:
+                        status = "502"
+                    read.append((chunk, payload))
+                for chunk, raw in coalesced(read) if len(read) > 1 else read:
+                    if first and _has_content(chunk):
+                        outcome.first_token()
+                        first = False
+                    for out in chain(chunk):
+                        as_read = raw is not None and out is chunk and chain.transparent
+                        data = raw if as_read and raw is not None else orjson.dumps(out)
+                        yield b"data: " + data + b"\n\n"
             if status == "200":
                 await self._fill(ctx, chain)
         except Exception as exc:  # after the first byte: report in-band, then end the stream
@@ -380,10 +386,10 @@ class Chat:
             outcome.status = int(status)
 
 
-async def _replayed(chunks: list[dict[str, Any]]) -> AsyncGenerator[bytes]:
+async def _replayed(chunks: list[dict[str, Any]]) -> AsyncGenerator[list[bytes]]:
     """A cached answer's chunks, as the relay reads an upstream's events."""
     for chunk in chunks:
-        yield orjson.dumps(chunk)
+        yield [orjson.dumps(chunk)]
 
 
 def _carries_text(chunk: dict[str, Any]) -> bool:

@@ -1,12 +1,13 @@
 """Sending a chat request to one deployment, and relaying what comes back.
 
 Two paths, one contract. OpenAI-compatible upstreams get the request as JSON
-bytes over a pooled httpx client, and their SSE events are passed on one by one
-as they arrive; the client keeps httpx's API over aiohttp's pool
-(:mod:`functions.transport`), imported in a thread at start-up. Other providers
-go through ``litellm.acompletion``, which translates both ways; litellm is
-imported in a thread of its own, at start-up when a deployment needs it
-(:meth:`Relay.start`), else never. Either way
+bytes over a pooled httpx client, and their SSE events are passed on as they
+arrive, in batches of those that arrived together (:mod:`functions.sse`); the
+client keeps httpx's API over aiohttp's pool (:mod:`functions.transport`),
+imported in a thread at start-up. Other providers go through
+``litellm.acompletion``, which translates both ways; litellm is imported in a
+thread of its own, at start-up when a deployment needs it (:meth:`Relay.start`),
+else never. Either way
 :meth:`Relay.open` raises :class:`UpstreamUnavailableError` when the deployment
 itself failed (refused, timed out, 5xx, 429, misconfigured), so the caller can
 fail over, and :class:`UpstreamError` when the upstream refused the request as
@@ -37,6 +38,7 @@ from functions.lazy import Background
 from functions.llm import load
 from functions.logs import traceparent
 from functions.settings import Deployment
+from functions.sse import sse_batches
 
 # The keywords litellm.acompletion gets from a request; everything that decides where it
 # goes and with which credentials (model, api_base, api_key, provider, retries, timeout)
@@ -88,10 +90,11 @@ def sanitised(message: str, secrets: tuple[str, ...] = ()) -> str:
 
 @dataclass(slots=True)
 class Opened:
-    """An upstream that accepted the request: either a whole body or a stream of SSE payloads."""
+    """An upstream that accepted the request: either a whole body or a stream of SSE
+    payloads, in batches of those that arrived together (:mod:`functions.sse`)."""
 
     body: bytes | None = None
-    events: AsyncGenerator[bytes] | None = None
+    events: AsyncGenerator[list[bytes]] | None = None
     status: int = 200
 
 
@@ -112,18 +115,12 @@ def _secrets(deployment: Deployment) -> tuple[str, ...]:
     return (deployment.api_key.get_secret_value(),) if deployment.api_key is not None else ()
 
 
-async def _sse_payloads(response: httpx.Response) -> AsyncGenerator[bytes]:
-    """The ``data:`` payloads of an SSE stream, each as soon as its event is complete."""
+async def _sse_payloads(response: httpx.Response) -> AsyncGenerator[list[bytes]]:
+    """The ``data:`` payloads of an SSE stream, a batch per network read that completed
+    any (:func:`functions.sse.sse_batches`), each as soon as it is complete."""
     try:
-        data: list[str] = []
-        async for line in response.aiter_lines():
-            if line.startswith("data:"):
-                data.append(line[5:].lstrip())
-            elif not line and data:
-                yield "\n".join(data).encode()
-                data = []
-        if data:
-            yield "\n".join(data).encode()
+        async for batch in sse_batches(response.aiter_bytes()):
+            yield batch
     finally:
         await response.aclose()
 
@@ -146,10 +143,10 @@ def openai_shape(response: Any) -> bytes:
     return orjson.dumps(payload)
 
 
-async def _litellm_payloads(stream: Any) -> AsyncGenerator[bytes]:
+async def _litellm_payloads(stream: Any) -> AsyncGenerator[list[bytes]]:
     async for chunk in stream:
-        yield openai_shape(chunk)
-    yield b"[DONE]"
+        yield [openai_shape(chunk)]
+    yield [b"[DONE]"]
 
 
 def _pooled(max_connections: int) -> httpx.AsyncBaseTransport:

@@ -8,6 +8,8 @@ play every part a test needs:
     QUOTE   quotes the first retrieved passage of the system messages, with its [1]
     TOOL    calls a tool whose JSON arguments carry every placeholder of the request
     ECHO    repeats the user message (rest of it)
+    BURST   as ECHO, but the whole stream in one write, as a fast model's answer reaches
+            a gateway that fell behind
     REFUSE  refuses, repeating the rest in the ``refusal`` field
     REASON  thinks aloud in ``reasoning_content``, repeating the rest
     ALL     repeats every placeholder the request carried, in system messages too
@@ -74,7 +76,7 @@ def _message(body: dict[str, Any], auth: str) -> tuple[dict[str, Any], str, int]
             "function": {"name": "lookup", "arguments": orjson.dumps(args).decode()},
         }
         return {"content": None, "tool_calls": [call]}, "tool_calls", 200
-    if word == "ECHO":
+    if word in ("ECHO", "BURST"):
         return {"content": rest}, "stop", 200
     if word == "REFUSE":
         return {"content": None, "refusal": rest}, "stop", 200
@@ -120,13 +122,23 @@ def _pieces(message: dict[str, Any]) -> list[dict[str, Any]]:
     return deltas
 
 
-async def _stream(message: dict[str, Any], finish: str, n: int) -> AsyncIterator[bytes]:
-    for delta in _pieces(message):
-        yield _chunk([{"index": i, "delta": delta, "finish_reason": None} for i in range(n)])
+def _events(message: dict[str, Any], finish: str, n: int) -> list[bytes]:
+    events = [
+        _chunk([{"index": i, "delta": delta, "finish_reason": None} for i in range(n)])
+        for delta in _pieces(message)
+    ]
+    events.append(_chunk([{"index": i, "delta": {}, "finish_reason": finish} for i in range(n)]))
+    events.append(_chunk([], {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10}))
+    return [*events, b"data: [DONE]\n\n"]
+
+
+async def _stream(events: list[bytes], burst: bool) -> AsyncIterator[bytes]:
+    if burst:
+        yield b"".join(events)
+        return
+    for event in events:
+        yield event
         await asyncio.sleep(0.001)
-    yield _chunk([{"index": i, "delta": {}, "finish_reason": finish} for i in range(n)])
-    yield _chunk([], {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10})
-    yield b"data: [DONE]\n\n"
 
 
 def _record(entry: bytes) -> None:
@@ -146,7 +158,9 @@ async def chat(request: Request) -> Response:
         return Response(orjson.dumps({"error": error}), status, media_type="application/json")
     n = body.get("n") or 1
     if body.get("stream"):
-        return StreamingResponse(_stream(message, finish, n), media_type="text/event-stream")
+        events = _events(message, finish, n)
+        burst = _last_user(body).startswith("BURST ")
+        return StreamingResponse(_stream(events, burst), media_type="text/event-stream")
     full = {"role": "assistant", "content": None, "refusal": None, **message}
     answer = {
         "id": "chatcmpl-rec",

@@ -101,3 +101,30 @@ def test_a_placeholder_the_caller_typed_is_not_resolved(stream: bool, sdk: OpenA
     content = message["content"]
     assert content.startswith("<PHONE_1> and <PHONE_2>, mine is ")
     assert content.endswith(PHONE)
+
+
+def test_a_burst_of_chunks_reaches_the_client_merged_and_restored(
+    sdk: OpenAI, rec_upstream: Recorder
+) -> None:
+    """A whole answer that arrives in one read (a fast model, a gateway that fell behind)
+    is relayed in fewer, longer chunks: each chunk costs the output guard a scan. Its
+    text is the same, every placeholder split across the chunks is restored, and the
+    upstream's usage is passed on."""
+    text = f"Call {PHONE}, 身份证 {ID_CARD}, or write to {EMAIL}. 谢谢！"
+    chunks = list(
+        sdk.chat.completions.create(
+            model="relay",
+            messages=[{"role": "user", "content": f"BURST {text}"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    sent = rec_upstream.last()["messages"][-1]["content"].removeprefix("BURST ")
+    assert PHONE not in sent and "<PHONE_1>" in sent  # the model saw placeholders only
+    with_text = [c for c in chunks if c.choices and c.choices[0].delta.content]
+    assert "".join(c.choices[0].delta.content or "" for c in with_text) == text
+    upstream_chunks = -(-len(sent) // 2)  # two characters a chunk
+    # one read on loopback, as a rule; relayed one by one, the guard would release 14 times
+    assert len(with_text) <= upstream_chunks // 10
+    assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 10
+    assert chunks[-2].choices[0].finish_reason == "stop"
