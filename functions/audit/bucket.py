@@ -107,6 +107,9 @@ class BucketStorage:
                 )
         return found
 
+    def head_slots(self) -> dict[str, tuple[bytes | None, ...]]:
+        return {chain: (data,) for chain, data in self.documents(HEAD).items()}
+
     def put_document(self, chain: str, suffix: str, data: bytes) -> None:
         if suffix not in (HEAD, PRUNED):
             raise ValueError(f"not a signed document's suffix: {suffix!r}")
@@ -154,10 +157,10 @@ class ObjectSink:
             head_data, self._head_etag = head.data, head.etag
         keys = [k for k in self.objects.keys(f"{LOGS}{self.chain}/") if _SEGMENT.match(k)]
         if not keys:
-            return Tail(head_data, None, None)
+            return Tail((head_data,), None, None)
         last = self.objects.get(keys[-1])
         data = last.data if isinstance(last, Blob) else b""
-        return Tail(head_data, keys[-1].split("/")[2], last_line_record(data))
+        return Tail((head_data,), keys[-1].split("/")[2], last_line_record(data))
 
     def _create(self, key: str, data: bytes) -> None:
         try:
@@ -202,7 +205,9 @@ class ObjectSink:
                     "audit: could not delete {} of a failed commit", key
                 )
 
-    def write_head(self, data: bytes) -> None:
+    def write_head(self, doc: dict[str, Any], sign: Callable[[dict[str, Any]], bytes]) -> None:
+        """Replace the one head object, if it is still the one this writer put last."""
+        data = sign(doc)
         earlier = self._unconfirmed  # a head of ours whose put got no answer, if any
         try:
             self._put_head(data)

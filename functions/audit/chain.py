@@ -19,7 +19,8 @@ never an earlier day than the record before it.
 Each :meth:`ChainWriter.append` is one commit: the records are made durable by the
 storage's :class:`~functions.audit.store.ChainSink` (written and fsynced with the
 directories of new files; or one new object), then the head is re-signed to name
-the commit's last record and replaced durably. When ``append`` returns, the
+the commit's last record and replaced durably (in a directory: the older of its two
+slots overwritten in place, see :mod:`functions.audit.store`). When ``append`` returns, the
 records are stored and a verifier that finds fewer records than the head names
 reports the chain ``truncated``: what a caller was told is durable cannot be cut
 off the end unseen. The sealing is the same on every storage, so is ``verify``.
@@ -30,6 +31,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import orjson
@@ -39,7 +41,7 @@ from functions.audit.envelope import WrappedKey, encrypt_content
 from functions.audit.errors import AuditConfigError
 from functions.audit.records import CONTENT, GENESIS, day_of, format_ts, mac_of
 from functions.audit.settings import AuditKeys
-from functions.audit.store import AuditStorage, DayBatch, parse_signed, sign
+from functions.audit.store import AuditStorage, DayBatch, newest_head, sign
 
 RESERVED = frozenset({"seq", "chain", "prev", "mac", "encrypted_content", CONTENT})
 
@@ -76,11 +78,11 @@ class ChainWriter:
 
     def _resume(self) -> ChainState:
         tail = self._sink.resume()
-        head: dict[str, Any] | None = None
-        if tail.head is not None:
-            head, valid = parse_signed(tail.head, self._keys.public)
-            if not valid or head is None:
-                raise AuditConfigError(f"the head of audit chain {self.chain!r} fails its check")
+        head, faults = newest_head(tail.heads, self._keys.public, self.chain)
+        if head is None and any(slot is not None for slot in tail.heads):
+            raise AuditConfigError(f"the head of audit chain {self.chain!r} fails its check")
+        for _, fault in faults:  # a slot torn by a crash, or tampered with: verify reports it
+            logger.error("audit chain {}: {}; resuming from the sound head", self.chain, fault)
         if head is None and tail.day is not None:
             raise AuditConfigError(f"audit chain {self.chain!r} has records but no signed head")
         state = ChainState() if head is None else ChainState(head["seq"], head["mac"])
@@ -160,7 +162,7 @@ class ChainWriter:
         }
         # durable before append returns: it is what makes a cut-off tail visible. A crash
         # before this line leaves records past the head: an unsigned tail, not tampering
-        self._sink.write_head(sign(self._signing, head))
+        self._sink.write_head(head, partial(sign, self._signing))
 
     def close(self) -> None:
         self._sink.close()

@@ -3,7 +3,8 @@
 The layout is in :mod:`functions.audit.store`. One live writer per chain holds
 ``<heads>/<chain>.lock`` (flock: per host, see the package docstring); a commit
 appends each day's lines with one write and one fsync, fsyncs the directories of
-files it created, and is cut back if any part of it fails.
+files it created, and is cut back if any part of it fails; then the head overwrites
+the older of its two slots in place, with one ``fdatasync``.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
 from loguru import logger
 
 from functions.audit.errors import AuditConfigError
 from functions.audit.store import (
     HEAD,
+    HEAD_SLOTS,
     PRUNED,
     DayBatch,
     Segment,
@@ -72,11 +75,15 @@ class LocalStorage:
     def documents(self, suffix: str) -> dict[str, bytes | None]:
         found: dict[str, bytes | None] = {}
         for chain, path in list_documents(self.heads, suffix).items():
-            try:
-                found[chain] = path.read_bytes()
-            except OSError:
-                found[chain] = None  # listed, unreadable: verify reports it
+            found[chain] = _read(path)  # listed, unreadable (None): verify reports it
         return found
+
+    def head_slots(self) -> dict[str, tuple[bytes | None, ...]]:
+        slots = [list_documents(self.heads, suffix) for suffix in HEAD_SLOTS]
+        return {
+            chain: tuple(_read(found.get(chain)) for found in slots)
+            for chain in sorted(set().union(*slots))
+        }
 
     def put_document(self, chain: str, suffix: str, data: bytes) -> None:
         if suffix not in (HEAD, PRUNED):
@@ -122,15 +129,20 @@ class FileSink:
         self._file: IO[bytes] | None = None
         self._file_day = ""
         self._new_entries: set[Path] = set()  # directories to fsync: they gained a file
+        self._slots: list[int] = []  # the head slots' file descriptors, once opened
+        self._sizes: list[int] = []  # their sizes
+        self._next = 0  # the slot the next head goes to
 
     def resume(self) -> Tail:
-        path = head_path(self.heads, self.chain)
-        head = path.read_bytes() if path.exists() else None
+        heads = tuple(_read(head_path(self.heads, self.chain, slot)) for slot in (0, 1))
+        # overwrite first the slot that is missing, unreadable or older (unverified: the
+        # writer checks signatures; a forged newer-looking slot is overwritten second)
+        self._next = min((0, 1), key=lambda slot: _seq_of(heads[slot]))
         logs = list_logs(self.directory).get(self.chain, [])
         if not logs:
-            return Tail(head, None, None)
+            return Tail(heads, None, None)
         day, last_log = logs[-1]
-        return Tail(head, day, last_record(last_log, repair=True))
+        return Tail(heads, day, last_record(last_log, repair=True))
 
     def _open(self, day: str) -> IO[bytes]:
         if self._file is None or self._file_day != day:
@@ -167,13 +179,66 @@ class FileSink:
             raise
         return relative(self.directory, log_path(self.directory, batches[-1].day, self.chain))
 
-    def write_head(self, data: bytes) -> None:
-        write_atomic(head_path(self.heads, self.chain), data)
+    def write_head(self, doc: dict[str, Any], sign: Callable[[dict[str, Any]], bytes]) -> None:
+        """Overwrite the older slot with ``doc``, signed. The first time, write the slots
+        that were missing first (and their names to disk), then the rest: both exist
+        from then on, and one of them is whole at every moment."""
+        order = [self._next]
+        if not self._slots:
+            created = self._open_slots()
+            for slot in created:
+                self._overwrite(slot, sign({**doc, "slot": slot}))
+            if created:
+                fsync_dir(self.heads)
+                order = [slot for slot in (0, 1) if slot not in created]
+        for slot in order:
+            self._overwrite(slot, sign({**doc, "slot": slot}))
+        self._next = 1 - order[-1] if order else 0  # both just made: either is older
+
+    def _open_slots(self) -> list[int]:
+        """Open both slots, creating what is missing; the slots created (or empty)."""
+        created = []
+        for slot in (0, 1):
+            path = head_path(self.heads, self.chain, slot)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            self._slots.append(fd)
+            self._sizes.append(os.fstat(fd).st_size)
+            if not self._sizes[-1]:
+                created.append(slot)
+        return created
+
+    def _overwrite(self, slot: int, data: bytes) -> None:
+        """``data`` over the slot in place, padded with JSON whitespace over what was
+        longer, and on disk."""
+        fd, size = self._slots[slot], self._sizes[slot]
+        os.pwrite(fd, data.ljust(size), 0)
+        os.fdatasync(fd)
+        self._sizes[slot] = max(size, len(data))
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
+        for fd in self._slots:
+            os.close(fd)
+        self._slots.clear()
         self._lock.close()
+
+
+def _read(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes() or None  # an empty slot: created, never written
+    except OSError:
+        return None
+
+
+def _seq_of(head: bytes | None) -> int:
+    """The ``seq`` a head claims, unverified; -1 for a slot missing or unreadable."""
+    try:
+        return int(orjson.loads(head or b"")["doc"]["seq"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return -1
 
 
 def _cut_back(written: list[tuple[IO[bytes], int]]) -> None:

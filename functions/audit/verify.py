@@ -11,9 +11,12 @@ Per chain, records are read in file order (days oldest first) and checked:
                   was cut off or a last day file deleted (the head is re-signed with
                   every commit, so it covers every record a caller was told is durable)
     head_mismatch the record at the head's seq has another MAC than the head
-    forged_head   the head's (or a prune checkpoint's) Ed25519 signature fails
+    forged_head   the head's (or a prune checkpoint's) Ed25519 signature fails, or a
+                  head slot holds another chain's or the other slot's head (a slot
+                  torn by a crash while it was written shows here too: the other
+                  slot, whole, is checked against)
     missing_head  a chain without a signed head (deleted, or its writer died before the
-                  first head): truncation would go unseen
+                  first head): truncation would go unseen; or one of two head slots
     missing_chain a signed head names records but none of the chain is left: a whole
                   writer's records were deleted
     corrupt       a line that is not a record; misplaced: a record of another chain
@@ -37,7 +40,7 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from functions.audit.records import GENESIS, mac_of
-from functions.audit.store import HEAD, PRUNED, AuditStorage, Segment, parse_signed
+from functions.audit.store import PRUNED, AuditStorage, Fault, Segment, newest_head, parse_signed
 
 MAX_ISSUES_PER_CHAIN = 100
 
@@ -211,6 +214,12 @@ def _documents(storage: AuditStorage, suffix: str, key: Ed25519PublicKey) -> Sig
     return {chain: parse_signed(data, key) for chain, data in storage.documents(suffix).items()}
 
 
+def _heads(
+    storage: AuditStorage, key: Ed25519PublicKey
+) -> dict[str, tuple[dict[str, Any] | None, list[Fault]]]:
+    return {chain: newest_head(slots, key, chain) for chain, slots in storage.head_slots().items()}
+
+
 def _lines(storage: AuditStorage, segment: Segment) -> Iterable[tuple[int, bytes, bool]]:
     for number, raw in enumerate(storage.lines(segment), start=1):
         yield number, raw, raw.endswith(b"\n")
@@ -218,7 +227,7 @@ def _lines(storage: AuditStorage, segment: Segment) -> Iterable[tuple[int, bytes
 
 def verify(storage: AuditStorage, public_key: Ed25519PublicKey, hmac_key: bytes) -> VerifyReport:
     """Check every chain in ``storage`` against its signed head; see the module doc."""
-    heads = _documents(storage, HEAD, public_key)  # before the logs: see module doc
+    heads = _heads(storage, public_key)  # before the logs: see module doc
     checkpoints = _documents(storage, PRUNED, public_key)
     logs = storage.segments()
     issues: list[Issue] = []
@@ -238,19 +247,15 @@ def _check_chain(
     hmac_key: bytes,
     storage: AuditStorage,
     logs: list[Segment],
-    heads: Signed,
+    heads: dict[str, tuple[dict[str, Any] | None, list[Fault]]],
     checkpoints: Signed,
 ) -> _Chain:
     check = _Chain(name, hmac_key, storage.unit)
-    head, head_ok = heads.get(name, (None, False))
+    head, faults = heads.get(name, (None, []))
     if name not in heads:
         check.flag("missing_head", "no signed head: truncation of this chain cannot be seen")
-    elif not head_ok or head is None:
-        check.flag("forged_head", "the head's signature does not verify; head ignored")
-        head = None
-    elif head.get("chain") != name:  # another chain's signed head, copied over this one's
-        check.flag("forged_head", f"the head names chain {str(head.get('chain'))[:100]!r}")
-        head = None
+    for kind, detail in faults:
+        check.flag(kind, detail)
     if name in checkpoints:
         point, point_ok = checkpoints[name]
         if point_ok and point is not None and point.get("chain") != name:

@@ -22,7 +22,7 @@ from functions.audit import AuditLog, AuditSettings, load_keys, verify
 from functions.audit import files as files_module
 from functions.audit.errors import AuditUnavailableError
 from functions.audit.local import RequestAudit
-from functions.audit.store import fsync_dir, head_path, read_signed
+from functions.audit.store import fsync_dir, newest_head
 from functions.context import Principal, RequestContext
 from tests.functions.audit.conftest import local, make_settings, request
 from tests.functions.audit.test_writer import assert_verifies, records_of
@@ -43,9 +43,10 @@ def run(settings: AuditSettings, body: Callable[[AuditLog], Awaitable[Any]], **k
 
 
 def head_seq(settings: AuditSettings, chain: str) -> int:
-    doc, valid = read_signed(head_path(settings.heads_dir, chain), load_keys(settings).public)
-    assert valid and doc is not None
-    return int(doc["seq"])
+    slots = local(settings).head_slots()[chain]
+    head, faults = newest_head(slots, load_keys(settings).public, chain)
+    assert head is not None and not faults
+    return int(head["seq"])
 
 
 def test_durable_returns_with_the_record_on_disk_under_the_head(tmp_path: Path) -> None:
@@ -138,12 +139,12 @@ def test_a_head_that_cannot_be_signed_is_not_durable(
 ) -> None:
     settings = make_settings(tmp_path, instance_id="gw")
 
-    def no_head(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
+    def no_head(sink: files_module.FileSink, slot: int, data: bytes) -> None:
         raise OSError(errno.EROFS, "Read-only file system")
 
     async def body(log: AuditLog) -> None:
         await log.durable(request(0, content=False))
-        monkeypatch.setattr(files_module, "write_atomic", no_head)
+        monkeypatch.setattr(files_module.FileSink, "_overwrite", no_head)
         with pytest.raises(AuditUnavailableError) as caught:
             await log.durable(request(1, content=False))
         assert caught.value.reason == "head_write_failed"
@@ -221,9 +222,10 @@ def test_a_new_days_file_and_directory_are_fsynced(
         assert synced == [tmp_path, tmp_path]  # where the new audit and heads folders are
         synced.clear()
         await log.durable(request(0, "2025-03-01", content=False))
-        assert synced == [settings.directory / "2025-03-01", settings.directory]
+        day = settings.directory / "2025-03-01"
+        assert synced == [day, settings.directory, settings.heads_dir]  # the head's two slots
         await log.durable(request(1, "2025-03-01", content=False))
-        assert len(synced) == 2  # an existing file: its data's fsync is enough
+        assert len(synced) == 3  # existing files: their data's fsync is enough
 
     run(settings, body)
 

@@ -139,12 +139,13 @@ def test_wrong_hmac_key_fails_every_record(audit: AuditSettings) -> None:
 def test_records_after_the_head_are_a_warning(audit: AuditSettings) -> None:
     """A crash between the fsync of records and the head's rewrite is not tampering."""
     assert audit.heads_directory is not None
-    path = head_path(audit.heads_directory, "gw-a")
-    before = path.read_bytes()
+    paths = [head_path(audit.heads_directory, "gw-a", slot) for slot in (0, 1)]
+    before = [path.read_bytes() for path in paths]
     writer = ChainWriter(local(audit), "gw-a", load_keys(audit), False)
     writer.append([request(99, DAYS[1], content=False)])
     writer.close()
-    path.write_bytes(before)
+    for path, data in zip(paths, before, strict=True):
+        path.write_bytes(data)
     report = check(audit)
     assert report.ok, report.render()
     assert [w.kind for w in report.warnings] == ["unsigned_tail"]

@@ -222,6 +222,7 @@ def test_a_chain_whose_head_was_deleted_does_not_resume(tmp_path: Path) -> None:
         await log.aclose()
 
     asyncio.run(run())
-    (settings.heads_dir / "gw.head.json").unlink()
+    for slot in settings.heads_dir.glob("gw.head*.json"):  # both of the head's slots
+        slot.unlink()
     with pytest.raises(AuditConfigError, match="no signed head"):
         asyncio.run(run())
