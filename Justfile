@@ -18,6 +18,10 @@ install:
             {{bin}}/python -m pip install --quiet -e '.[local,modal,dev,finetune]'
         touch "$stamp"
     fi
+    # The checkout's own bytecode, as pip compiles an installed package's: where
+    # PYTHONDONTWRITEBYTECODE is set, every process would compile every module again
+    # (0.4 s of a gateway's 2 s start). Quick when nothing changed.
+    {{bin}}/python -m compileall -q functions inference_node infra
 
 # Bring the local stack up (node on :8001, gateway on :8000) and answer a first chat.
 up *ARGS: install

@@ -20,6 +20,7 @@ import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
@@ -31,9 +32,12 @@ from functions.errors import AuthenticationError
 from functions.keys import KeyRecord, KeyStore
 from functions.logins import LoginThrottle
 from functions.logs import trace_id
-from functions.oidc import OIDCVerifier, looks_like_jwt
+from functions.oidc import looks_like_jwt
 from functions.ratelimit.settings import Limits
 from functions.settings import GatewaySettings
+
+if TYPE_CHECKING:  # PyJWT is imported only where an issuer is configured
+    from functions.oidc import OIDCVerifier
 
 # a verifier for bearer JWTs: returns the principal, or raises (401, 403 or 503)
 TokenVerifier = Callable[[str], Awaitable[Principal]]

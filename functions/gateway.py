@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from functions import lifecycle, rbac, tls
+from functions import lifecycle, oidc, rbac, tls
 from functions.admin import admin_routes
 from functions.audit.bucket import open_storage
 from functions.audit.local import RequestAudit, resolve_audit
@@ -62,7 +62,6 @@ from functions.llm import load
 from functions.logins import LoginThrottle
 from functions.logs import trace_id
 from functions.metrics import Metrics
-from functions.oidc import JWKSCache, OIDCVerifier
 from functions.openapi import openapi_route
 from functions.ratelimit.limiter import RateLimiter
 from functions.ratelimit.steps import make_rate_limit
@@ -181,11 +180,10 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
     )
     keys = key_store(settings)
     oidc_client = httpx.AsyncClient(verify=tls.context()) if gateway.oidc else None
-    verify_token = (
-        oidc_token_verifier(OIDCVerifier(gateway.oidc, JWKSCache(gateway.oidc, oidc_client)))
-        if gateway.oidc and oidc_client
-        else None
-    )
+    verify_token = None  # PyJWT is imported only where an issuer is configured
+    if gateway.oidc and oidc_client:
+        jwks = oidc.JWKSCache(gateway.oidc, oidc_client)
+        verify_token = oidc_token_verifier(oidc.OIDCVerifier(gateway.oidc, jwks))
     logins = LoginThrottle(gateway.login_throttle, metrics.registry)
     authenticate = make_authenticate(gateway, keys, verify_token, logins)
     limiter = RateLimiter.from_settings(gateway.rate_limit, settings.data_dir, metrics.registry)

@@ -2,7 +2,8 @@
 
     settings.py  OIDCSettings: issuer, audience, algorithms, claims → tenant/role
     jwks.py      JWKSCache: the issuer's keys, fetched over httpx, cached, fail closed
-    verifier.py  OIDCVerifier.verify(token) -> Identity; looks_like_jwt(token)
+    verifier.py  OIDCVerifier.verify(token) -> Identity
+    shape.py     looks_like_jwt(token): no PyJWT, for every request
     claims.py    Identity; claims → subject, tenant, role
 
 Errors: 401 :class:`~functions.errors.AuthenticationError` for any token that is
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
     from functions.oidc.claims import Identity
     from functions.oidc.jwks import JWKSCache
     from functions.oidc.settings import OIDCSettings
-    from functions.oidc.verifier import OIDCVerifier, looks_like_jwt
+    from functions.oidc.shape import looks_like_jwt
+    from functions.oidc.verifier import OIDCVerifier
 
 # The public names, each imported from its module on first use: Settings holds an
 # OIDCSettings, so ``functions.oidc.settings`` is imported wherever Settings is (the
@@ -31,7 +33,7 @@ _LAZY = {
     "JWKSCache": "jwks",
     "OIDCSettings": "settings",
     "OIDCVerifier": "verifier",
-    "looks_like_jwt": "verifier",
+    "looks_like_jwt": "shape",
 }
 
 

@@ -23,8 +23,17 @@ ROOT = Path(__file__).resolve().parents[2]
 KEY = "sk-test-" + "i" * 24
 # what a relayed chat never needs: translation (litellm and the openai SDK it brings),
 # the vector store and its columnar format; redis-py (only a shared cache or limiter),
-# BeautifulSoup (only an HTML upload)
-HEAVY = ["litellm", "openai", "lancedb", "pyarrow", "functions.knowledge.store", "redis", "bs4"]
+# BeautifulSoup (only an HTML upload), PyJWT (only with an OIDC issuer)
+HEAVY = [
+    "litellm",
+    "openai",
+    "lancedb",
+    "pyarrow",
+    "functions.knowledge.store",
+    "redis",
+    "bs4",
+    "jwt",
+]
 
 SCRIPT = """
 import asyncio, json, sys
