@@ -115,6 +115,20 @@ def child_env(settings: Settings, key: str, node_secret: str) -> dict[str, str]:
     }
 
 
+def host_limits(settings: Settings) -> tuple[Settings, dict[str, str]]:
+    """``enclave up`` runs on one host: unless the operator chose a rate-limit store, the
+    file store, which gateway workers on one host share (so there can be one per core),
+    with the rest of the operator's limits; and the environment that tells the gateway."""
+    limits = settings.gateway.rate_limit
+    if "backend" in limits.model_fields_set:
+        return settings, {}
+    chosen = limits.model_dump(mode="json", exclude_unset=True, exclude={"redis_url"})
+    shared = limits.model_copy(update={"backend": "file"})
+    gateway = settings.gateway.model_copy(update={"rate_limit": shared})
+    env = {"ENCLAVE_GATEWAY_RATE_LIMIT": json.dumps({**chosen, "backend": "file"})}
+    return settings.model_copy(update={"gateway": gateway}), env
+
+
 def gateway_workers(settings: Settings, asked: int | None) -> tuple[int, str | None]:
     """How many gateway processes to run, and why only one when more cores are there.
 
@@ -209,6 +223,7 @@ def up(
 ) -> int:
     """``enclave up``: 0 once stopped by a signal (or after ``--check``), 1 on a failure,
     2 when a port is taken or the gateway workers asked for are refused."""
+    settings, limits = host_limits(settings)
     count, fallback = gateway_workers(settings, workers)
     refused = workers_refusal(settings, count)
     if refused is not None:
@@ -227,8 +242,13 @@ def up(
         print(f"enclave: {exc}", file=sys.stderr)
         return 2
     key = api_key(settings)
-    env = {**child_env(settings, key, node_key(settings)), "ENCLAVE_GATEWAY_WORKERS": str(count)}
-    say(fallback or f"gateway: {count} worker{'s' if count > 1 else ''}")
+    env = {
+        **child_env(settings, key, node_key(settings)),
+        **limits,
+        "ENCLAVE_GATEWAY_WORKERS": str(count),
+    }
+    shared = " sharing the file rate-limit store" if limits and count > 1 else ""
+    say(fallback or f"gateway: {count} worker{'s' if count > 1 else ''}{shared}")
     handlers = {sig: signal.signal(sig, stack.on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     following = threading.Event()
     if verbose:

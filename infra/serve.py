@@ -8,19 +8,25 @@ the engine closed). ``enclave up`` passes the socket it bound as ``fd``.
 Gateway workers: ``workers`` > 1 runs that many gateway processes on the one
 listening socket (uvicorn's supervisor: each spawned worker builds its Settings
 from the same environment, and one that dies is replaced; SIGTERM drains them
-all). What must hold across them is shared or per process by design: keys are
-reloaded from the store every ``key_reload_s``, each process writes an audit
-chain of its own, feedback is one SQLite file. Rate limits are the exception:
-the memory store counts per process, so several workers are refused unless the
-limits live in a store they share (file or redis); see :func:`workers_refusal`.
-Still per worker, and said so in the README: the memory answer cache (a miss in
-one worker may be a hit in another), the failed-login throttle, and ``/metrics``
-(each scrape sees the worker that answered it).
+all, the supervisor stops listening at once, and a worker whose supervisor died
+gets a SIGTERM too). What must hold across them is shared or per process by
+design: keys are reloaded from the store every ``key_reload_s``, each process
+writes an audit chain of its own, feedback is one SQLite file. Rate limits are
+the exception: the memory store counts per process, so several workers are
+refused unless the limits live in a store they share (file or redis); see
+:func:`workers_refusal`. Still per worker, and said so in the README: the memory
+answer cache (a miss in one worker may be a hit in another), the failed-login
+throttle, and ``/metrics`` (each scrape sees the worker that answered it).
 """
 
 from __future__ import annotations
 
+import ctypes
+import multiprocessing
+import os
+import signal
 import socket
+import sys
 from typing import Any
 
 import uvicorn
@@ -36,6 +42,7 @@ from infra.services import DRAIN_S
 
 WORKER_HEALTHCHECK_S = 300  # seconds: a start that imports litellm, on a host under load
 MAX_WORKERS = 64  # as GatewaySettings.workers allows
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 SHARED_LIMIT_STORE = 'ENCLAVE_GATEWAY_RATE_LIMIT=\'{"backend": "file"}\''
 
 
@@ -49,9 +56,37 @@ def gateway_app(settings: Settings) -> Any:
     return create_app(settings)
 
 
+class Supervisor(Multiprocess):
+    """uvicorn's supervisor of gateway workers, which closes its copy of the listening
+    socket as it stops them. uvicorn's keeps it open until the last worker has drained,
+    so for up to ``drain_s`` new callers were queued by the kernel with nobody to accept
+    them, where one process refuses them at once (and a client or balancer tries
+    elsewhere)."""
+
+    def terminate_all(self) -> None:
+        for listening in self.sockets:
+            listening.close()
+        super().terminate_all()
+
+
+def _die_with_parent() -> None:
+    """SIGTERM this worker when its supervisor dies, however it dies (SIGKILL included):
+    else the worker would go on serving the socket, orphaned, past ``enclave up``'s
+    stop. The worker then drains as on any SIGTERM. Linux only (``prctl``)."""
+    parent = multiprocessing.parent_process()
+    if not sys.platform.startswith("linux") or parent is None:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        return
+    if os.getppid() != parent.pid:  # it died before the request was made
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def gateway_worker() -> Any:
     """One worker's app (uvicorn's factory, run in each spawned worker): its Settings come
     from the environment it inherited, as the parent's did."""
+    _die_with_parent()
     settings = Settings()
     configure_logging("gateway", settings.log_level)
     return gateway_app(settings)
@@ -144,7 +179,7 @@ def serve(
             # would be killed and spawned again and again
             timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
         )
-        Multiprocess(config, sockets=sockets or [config.bind_socket()]).run()
+        Supervisor(config, sockets=sockets or [config.bind_socket()]).run()
         return
     if service == "gateway":
         app, host, port = gateway_app(settings), settings.gateway.host, settings.gateway.port

@@ -3,7 +3,11 @@ refusal where a limit would be counted once per process."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from functions.ratelimit.settings import RateLimitSettings
 from functions.settings import Settings
 from infra import launcher
 from infra.cli import main
@@ -68,8 +73,9 @@ def test_other_worker_counts_that_cannot_run_are_refused(
 
 
 def test_up_refuses_workers_asked_for_before_anything_starts(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("ENCLAVE_GATEWAY_RATE_LIMIT", '{"backend": "memory"}')  # chosen
     assert main(["up", "--workers", "2"]) == 2
     assert "rate-limit store they share" in capsys.readouterr().err
     assert not (tmp_path / ".enclave").exists()  # no key, no log: nothing was started
@@ -90,6 +96,33 @@ def test_up_picks_one_worker_per_core_only_with_a_shared_store(
     assert launcher.gateway_workers(Settings(), 3) == (3, None)
     monkeypatch.setenv("ENCLAVE_GATEWAY_WORKERS", "1")
     assert launcher.gateway_workers(Settings(), None) == (1, None)
+
+
+def test_up_shares_the_file_store_unless_the_operator_chose_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One host: ``enclave up`` puts the rate limits where its workers share them, and
+    so runs one per core, keeping every limit the operator set."""
+    monkeypatch.setattr(launcher.os, "cpu_count", lambda: 2)
+    settings, env = launcher.host_limits(Settings())
+    assert settings.gateway.rate_limit.backend == "file"
+    assert launcher.gateway_workers(settings, None) == (2, None)
+    assert json.loads(env["ENCLAVE_GATEWAY_RATE_LIMIT"]) == {"backend": "file"}
+
+    limits = '{"key_limits": {"rpm": 7}, "on_store_error": "fail_open"}'
+    monkeypatch.setenv("ENCLAVE_GATEWAY_RATE_LIMIT", limits)
+    settings, env = launcher.host_limits(Settings())
+    child = RateLimitSettings.model_validate_json(env["ENCLAVE_GATEWAY_RATE_LIMIT"])
+    assert child == settings.gateway.rate_limit
+    assert (child.backend, child.key_limits.rpm, child.on_store_error) == ("file", 7, "fail_open")
+
+    for chosen in ("memory", "redis"):  # the operator's choice stands
+        monkeypatch.setenv("ENCLAVE_GATEWAY_RATE_LIMIT", f'{{"backend": "{chosen}"}}')
+        settings, env = launcher.host_limits(Settings())
+        assert (settings.gateway.rate_limit.backend, env) == (chosen, {})
+    monkeypatch.setenv("ENCLAVE_GATEWAY_RATE_LIMIT", '{"backend": "memory"}')
+    count, why = launcher.gateway_workers(Settings(), None)  # memory: one, and why
+    assert count == 1 and why is not None
 
 
 def _children(pid: int) -> list[int]:
@@ -155,3 +188,105 @@ def test_two_workers_share_the_file_store_and_one_rpm_limit(tmp_path: Path, log_
     # one bucket for the key, in the shared file: rpm answers in all (plus one per 20 s run)
     assert rpm <= statuses.count(200) <= rpm + int(elapsed * rpm / 60)
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)  # stopped with the parent
+
+
+def _two_workers(tmp_path: Path, log_dir: Path, upstream: Server, model: str) -> Server:
+    deployment = {"name": model, "model": model, "api_base": f"{upstream.url}/v1"}
+    port = free_port()
+    env = child_env(
+        ENCLAVE_DATA_DIR=str(tmp_path / "data"),
+        ENCLAVE_GATEWAY_PORT=str(port),
+        ENCLAVE_GATEWAY_RATE_LIMIT=FILE_STORE,
+        **gateway_env([{**deployment, "upstream_model": model}]),
+    )
+    argv = ["infra.cli", "serve", "gateway", "--workers", "2"]
+    gateway = launch("gateway-workers", argv, env, log_dir, port, timeout=300)
+    assert gateway.logged(lambda _: len(_pids(gateway, STARTED)) == 2, timeout=300)
+    return gateway
+
+
+def _running(pid: int) -> bool:
+    """Alive: not gone, and not a zombie waiting to be reaped by whoever adopted it."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_a_stopping_supervisor_refuses_new_callers_and_drains_the_answer_in_flight(
+    tmp_path: Path, log_dir: Path
+) -> None:
+    """uvicorn's supervisor kept the socket listening until the last worker had drained:
+    new callers waited in the kernel's queue for up to the drain time, unanswered."""
+    port = free_port()
+    gated = launch("gated", ["tests.infra.gated_upstream", str(port)], child_env(), log_dir, port)
+    try:
+        gateway = _two_workers(tmp_path, log_dir, gated, "slow")
+        try:
+            body = {
+                "model": "slow",
+                "stream": True,
+                "messages": [{"role": "user", "content": "hi"}],
+            }
+            headers = {"authorization": f"Bearer {API_KEY}"}
+            url = f"{gateway.url}/v1/chat/completions"
+            with (
+                httpx.Client(timeout=120) as client,
+                client.stream("POST", url, json=body, headers=headers) as answer,
+            ):
+                lines = answer.iter_lines()
+                head = next(line for line in lines if '"content"' in line)
+                gateway.proc.send_signal(signal.SIGTERM)
+                deadline = time.monotonic() + 30
+                while _listening(gateway.port) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert not _listening(gateway.port)  # refused at once, the answer in flight
+                httpx.post(f"{gated.url}/open")  # only now its second half
+                rest = [line for line in lines if line]
+            assert gateway.proc.wait(timeout=120) == 0
+        finally:
+            gateway.stop()
+    finally:
+        gated.stop()
+    assert rest[-1] == "data: [DONE]" and all('"error"' not in line for line in rest)
+    text = "".join(
+        json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+        for line in [head, *rest[:-1]]
+    )
+    assert text == "The first half, and the second half after the gate."
+
+
+def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path, log_dir: Path) -> None:
+    """SIGKILL leaves a supervisor no time to stop its workers: they would go on serving
+    the port, orphaned, after `enclave up` said it had stopped."""
+    port = free_port()
+    echo = launch(
+        "echo",
+        ["tests.e2e.echo_upstream", str(port)],
+        child_env(ECHO_RECORD=str(tmp_path / "r")),
+        log_dir,
+        port,
+    )
+    try:
+        gateway = _two_workers(tmp_path, log_dir, echo, "echo")
+        workers = _pids(gateway, STARTED)
+        try:
+            gateway.proc.kill()
+            gateway.proc.wait()
+            deadline = time.monotonic() + 60
+            while any(_running(pid) for pid in workers):
+                assert time.monotonic() < deadline, "a worker outlived its supervisor"
+                time.sleep(0.1)
+            assert not _listening(gateway.port)
+        finally:
+            for pid in workers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+    finally:
+        echo.stop()
