@@ -497,7 +497,9 @@ def _signals(
     if segmented and is_long(folded):
         logit, focus = read_segments(text, model, ruled=bool(rules.reasons))
         # read whole without the rules: they matched in sentences that may be unrelated
-        logit = max(logit, model.logit(folded) - WHOLE_OFFSET)
+        whole = model.logit(folded) - WHOLE_OFFSET
+        if whole > logit:  # suspicious all through: stage 2 reads its top window, as before
+            logit, focus = whole, None
     else:
         logit = model.logit(folded, rules.reasons)
     for payload in hidden:  # read with its own rules too: the text only says "encoded"
@@ -522,7 +524,8 @@ class StageOne:
     rules: InjectionScore
     logit: float
     score: InjectionScore
-    # the segment of a long text that scored highest (what stage 2 reads); None: read whole
+    # the segment of a long text that scored highest (what stage 2 reads); None: the text
+    # was read whole, or its whole reading scored higher
     focus: str | None = None
 
 
