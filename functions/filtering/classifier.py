@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 import re
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -93,6 +94,41 @@ def features(window: str) -> Indices:
     return np.unique(_mix(np.concatenate(parts)) & np.uint64(_MASK))
 
 
+def batch_features(parts: Sequence[str]) -> tuple[Indices, Indices]:
+    """:func:`features` of each of ``parts`` (prepared windows) in one numpy pass: (owner,
+    index) pairs, unique per part. A long text's segments are many and short, and
+    numpy's cost per call would outweigh the work: the parts are read as one array, and
+    an n-gram that would span two parts is dropped."""
+    padded = [f" {part} " for part in parts]
+    codes = np.frombuffer("".join(padded).encode("utf-32-le"), dtype="<u4").astype(np.uint64)
+    owner = np.repeat(np.arange(len(parts), dtype=np.uint64), [len(p) for p in padded])
+    hashes, owners = [], []
+    for n in range(1, 5):
+        if len(codes) < n:
+            break
+        h = codes[: len(codes) - n + 1] + _SALTS[n]
+        for k in range(1, n):
+            h = h * _PRIME + codes[k : len(codes) - n + 1 + k]
+        inside = owner[: len(codes) - n + 1] == owner[n - 1 :]
+        hashes.append(h[inside])
+        owners.append(owner[: len(codes) - n + 1][inside])
+    words = [_WORD.findall(part) for part in parts]
+    crcs = [zlib.crc32(w.encode()) for found in words for w in found]
+    if crcs:
+        wh = np.array(crcs, dtype=np.uint64)
+        word_owner = np.repeat(np.arange(len(parts), dtype=np.uint64), [len(w) for w in words])
+        hashes.append(wh * _PRIME + _SALTS[5])
+        owners.append(word_owner)
+        pair = word_owner[:-1] == word_owner[1:]
+        hashes.append(((wh[:-1] * _PRIME + wh[1:]) * _PRIME + _SALTS[6])[pair])
+        owners.append(word_owner[:-1][pair])
+    keys = (np.concatenate(owners) << np.uint64(BITS)) | (
+        _mix(np.concatenate(hashes)) & np.uint64(_MASK)
+    )
+    keys = np.unique(keys)  # each feature once per part
+    return keys >> np.uint64(BITS), keys & np.uint64(_MASK)
+
+
 def rule_features(reasons: tuple[str, ...]) -> Indices:
     """The feature indices of the rules that matched (by name)."""
     codes = [zlib.crc32(f"rule:{name}".encode()) for name in reasons]
@@ -123,6 +159,14 @@ class InjectionModel:
         idx = features(window)
         total = float(self.weights[idx].sum(dtype=np.float32))
         return self.bias + total / math.sqrt(max(len(idx), MIN_FEATURES))
+
+    def window_logits(self, parts: Sequence[str]) -> npt.NDArray[np.float64]:
+        """:meth:`window_logit` of each of ``parts`` (see :func:`batch_features`)."""
+        owner, idx = batch_features(parts)
+        owner_i = owner.astype(np.intp)
+        total = np.bincount(owner_i, self.weights[idx].astype(np.float32), len(parts))
+        count = np.bincount(owner_i, minlength=len(parts))
+        return self.bias + total / np.sqrt(np.maximum(count, MIN_FEATURES))
 
     def logit(self, folded: str, reasons: tuple[str, ...] = ()) -> float:
         """The stage-1 logit of normalised text (the highest over its windows), given

@@ -471,17 +471,20 @@ def read_segments(
     match it alone: the words of unrelated sentences do not add up), less ``offset``,
     and that segment (what stage 2 reads). ``ruled``: whether any rule matched the whole
     text (if none did, the segments are not searched for one: a third of the cost)."""
-    best, focus = -math.inf, text
+    parts, prepared, ruling = [], [], []
     for part in segments(text, segment_size(text, budget)):
         folded = normalise(part).text
-        prepared = prepare(folded)
-        if not prepared:
-            continue
-        reasons = rule_features(tuple(_rule_weights(folded)) if ruled else ())
-        logit = model.window_logit(prepared) + float(model.weights[reasons].sum(dtype=np.float32))
-        if logit > best:
-            best, focus = logit, part
-    return best - offset, focus
+        window = prepare(folded)
+        if window:
+            parts.append(part)
+            prepared.append(window)
+            reasons = rule_features(tuple(_rule_weights(folded)) if ruled else ())
+            ruling.append(float(model.weights[reasons].sum(dtype=np.float32)))
+    if not parts:
+        return -math.inf, text
+    logits = model.window_logits(prepared) + np.array(ruling)
+    best = int(np.argmax(logits))
+    return float(logits[best]) - offset, parts[best]
 
 
 def _signals(
