@@ -73,6 +73,16 @@ def _mix(h: Indices) -> Indices:
     return h ^ (h >> np.uint64(32))
 
 
+def _unique(keys: Indices) -> Indices:
+    """``np.unique(keys)`` (sorted, each once) by a sort: numpy 2's ``unique`` hashes, and
+    measured here it took 77 µs for the 800 features of a 200-character message, 8 µs so."""
+    ordered = np.sort(keys)
+    first = np.empty(len(ordered), dtype=bool)
+    first[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    return ordered[first]
+
+
 def features(window: str) -> Indices:
     """The hashed feature indices present in one prepared window (sorted, unique)."""
     padded = f" {window} "
@@ -91,7 +101,7 @@ def features(window: str) -> Indices:
         parts.append(wh * _PRIME + _SALTS[5])
         parts.append((wh[:-1] * _PRIME + wh[1:]) * _PRIME + _SALTS[6])
     # each feature once: a repeated line must not add up to an attack
-    return np.unique(_mix(np.concatenate(parts)) & np.uint64(_MASK))
+    return _unique(_mix(np.concatenate(parts)) & np.uint64(_MASK))
 
 
 def batch_features(parts: Sequence[str]) -> tuple[Indices, Indices]:
@@ -125,7 +135,7 @@ def batch_features(parts: Sequence[str]) -> tuple[Indices, Indices]:
     keys = (np.concatenate(owners) << np.uint64(BITS)) | (
         _mix(np.concatenate(hashes)) & np.uint64(_MASK)
     )
-    keys = np.unique(keys)  # each feature once per part
+    keys = _unique(keys)  # each feature once per part
     return keys >> np.uint64(BITS), keys & np.uint64(_MASK)
 
 

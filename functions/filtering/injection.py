@@ -478,8 +478,9 @@ def read_segments(
         if window:
             parts.append(part)
             prepared.append(window)
-            reasons = rule_features(tuple(_rule_weights(folded)) if ruled else ())
-            ruling.append(float(model.weights[reasons].sum(dtype=np.float32)))
+            reasons = tuple(_rule_weights(folded)) if ruled else ()
+            weights = model.weights[rule_features(reasons)] if reasons else None
+            ruling.append(0.0 if weights is None else float(weights.sum(dtype=np.float32)))
     if not parts:
         return -math.inf, text
     logits = model.window_logits(prepared) + np.array(ruling)
