@@ -20,9 +20,11 @@ code points followed by a 64-bit mixer: the same in every process (Python's
 ``hash`` of a str is salted per process, so it cannot be used) and vectorised.
 Each feature counts once per window (a repeated line does not add up). A
 text longer than one window is scored window by window (half overlapping) and
-the highest logit kept, less log(number of windows): an instruction buried in a
-long retrieved passage is not diluted by the rest of it, and a long benign text
-does not get one more chance at a false alarm per window.
+the highest logit kept, less log(number of windows): a long benign text does not
+get one more chance at a false alarm per window. A window of 512 characters still
+dilutes a 20-character instruction buried in a retrieved passage, so
+:func:`functions.filtering.injection.read_segments` also scores a text over 300
+characters by short segments, all in one numpy pass (:func:`batch_features`).
 
 The weights (float16, zlib-compressed) and the calibration of the final score
 ship in ``data/injection_model.npz``; ``infra/training/injection/train.py`` reproduces
