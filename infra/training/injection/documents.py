@@ -17,7 +17,8 @@ calls it). The held-out documents (glued from the test split, in
 ``injection_heldout.jsonl``) are never read here:
 ``tests/functions/filtering/test_injection_quality.py`` measures them.
 
-``python -m infra.training.injection.documents [--embed] [--vectors DIR]``
+``python -m infra.training.injection.documents [--embed] [--vectors DIR]``; its output
+when the shipped values were chosen is in ``documents_tables.txt``.
 """
 
 from __future__ import annotations
@@ -93,6 +94,13 @@ def escalated(r: Reading, model: InjectionModel, head: SemanticHead) -> bool:
     return any(head.escalates(model.probability(r.rules, r.logit - o)) for o in OFFSETS)
 
 
+def _rates(scores: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> str:
+    """TPR/FPR at the default threshold ('-' where a pool has no such texts)."""
+    tpr = f"{(scores[pos] >= 0.5).mean():.3f}" if pos.any() else "-"
+    fpr = f"{(scores[neg] >= 0.5).mean():.3f}" if neg.any() else "-"
+    return f"{tpr}/{fpr}"
+
+
 def row(
     name: str,
     items: list[Item],
@@ -118,9 +126,9 @@ def row(
         pos, neg = mask & (y == 1), mask & (y == 0)
         if not mask.any():
             continue
-        cells = [f"{lang} 1: {(first[pos] >= 0.5).mean():.3f}/{(first[neg] >= 0.5).mean():.3f}"]
+        cells = [f"{lang} 1: {_rates(first, pos, neg)}"]
         if head_logits is not None:
-            cells.append(f"2: {(both[pos] >= 0.5).mean():.3f}/{(both[neg] >= 0.5).mean():.3f}")
+            cells.append(f"2: {_rates(both, pos, neg)}")
         cells.append(f"esc {up[neg].mean() if neg.any() else 0.0:.2f}")
         parts.append(" ".join(cells))
     return f"{name:<22}" + " | ".join(parts)
