@@ -97,7 +97,8 @@ class ContentFilter:
         first = stage_one(text, folded)
         if not escalates(first, self.second.head, text):
             return first, None
-        return first, stage2_input(text, InjectionModel.load(), EMBED_BYTES)
+        # a long text's most suspicious segment (read by stage 1 alone), else the text
+        return first, stage2_input(first.focus or text, InjectionModel.load(), EMBED_BYTES)
 
     def _injection(self, text: str, folded: str | None = None) -> InjectionScore:
         """The rules' score, or (the policy's ``injection_model``, the default) the learned

@@ -15,9 +15,14 @@ ones (the word "jailbreak", 0.45; "pretend you are", 0.25) need company. Familie
 The rules catch the common, reusable attack phrasings cheaply (a few regex
 passes). :func:`score_injection` adds the learned model of :mod:`.classifier`
 (hashed n-grams, with each matched rule as a feature) and returns its calibrated
-probability (stage 1): the rule score alone is :func:`score_rules`. A text whose
-stage-1 score falls in the grey band of :mod:`.semantic` :func:`escalates` to stage 2,
-an e5 head, and :func:`combine_semantic` gives the final score (the engine wires it:
+probability (stage 1): the rule score alone is :func:`score_rules`. A text over 300
+characters (a pasted or retrieved document) is read by sentence-aligned
+segments of ~96 bytes (:mod:`.segments`, :func:`read_segments`): one instruction inside
+a long benign text is scored about as it would be alone, and the suspicious words of
+unrelated sentences do not add up (a strong rule matched anywhere still floors the
+score). A text whose stage-1 score falls in the grey band of :mod:`.semantic`
+:func:`escalates` to stage 2, an e5 head (a long text's top segment), and
+:func:`combine_semantic` gives the final score (the engine wires it:
 ``ContentFilter.injection``). Rules of :data:`STRONG_RULES` weight decide alone and
 floor the score. Held-out TPR and FPR per language and family are in
 ``tests/functions/filtering/test_injection_quality.py``.
@@ -28,11 +33,15 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import math
 import re
 from dataclasses import dataclass
 
-from functions.filtering.classifier import InjectionModel
+import numpy as np
+
+from functions.filtering.classifier import InjectionModel, prepare, rule_features
 from functions.filtering.normalise import normalise
+from functions.filtering.segments import segment_size, segments
 from functions.filtering.semantic import SHORT, SemanticHead
 
 _EN_OVERRIDE_VERB = r"\b(?:ignore|disregard|forget|skip|override|bypass|neglect|drop|abandon)\b"
@@ -415,18 +424,92 @@ def signals(
 ) -> tuple[InjectionScore, float]:
     """The rules' score and the learned model's logit for ``text``, before calibration.
 
-    The model reads the text and every payload decoded from it (base64, hex,
-    rot13), keeping the highest logit.
+    The model reads the text (in half-overlapping windows of
+    :data:`~.classifier.WINDOW` characters, as it was trained) and every payload decoded
+    from it (base64, hex, rot13), keeping the highest logit.
     """
+    rules, logit, _ = _signals(text, folded, model, segmented=False)
+    return rules, logit
+
+
+# A text longer than LONG characters (a pasted or retrieved document) is read
+# segment by segment (:mod:`.segments`): runs of whole sentences of about SEGMENT_BYTES
+# of UTF-8, each scored with the rules that match it, and the highest logit kept, less
+# DOCUMENT_OFFSET (the highest of many segments is biased upwards: more chances at a false
+# alarm). It is read whole too (windows of 512 characters, as before, but without the
+# rules' features), less WHOLE_OFFSET, and the higher reading stands: a long jailbreak is
+# suspicious all through, not in one sentence (read by segments alone, 3% of the
+# calibration split's long attacks were missed; with the whole reading, as many as
+# before). All were chosen on the calibration split only: documents glued from its
+# items, and its long texts (``infra/training/injection/documents.py``).
+SEGMENT_BYTES = 96
+DOCUMENT_OFFSET = 1.0
+WHOLE_OFFSET = 2.0
+# characters from which a text is read by segments too: about three English sentences or
+# ten Chinese ones. Over one window (512) only, a third of the Chinese tuning documents
+# (reviews glued together, under 512 characters, a 20-character attack inside) were still
+# read as one diluted window; from 300, no verdict on the calibration split's natural texts
+# changed (from 256, one English attack was lost); an ordinary 200-character message is
+# read as before, at the same cost
+LONG = 300
+
+
+def is_long(folded: str) -> bool:
+    """Whether stage 1 reads ``folded`` (normalised text) by segments too: it is longer
+    than :data:`LONG` characters."""
+    return len(folded) > LONG and len(prepare(folded)) > LONG
+
+
+def read_segments(
+    text: str,
+    model: InjectionModel,
+    budget: int = SEGMENT_BYTES,
+    offset: float = DOCUMENT_OFFSET,
+    ruled: bool = True,
+) -> tuple[float, str]:
+    """The highest stage-1 logit over the segments of ``text`` (each with the rules that
+    match it alone: the words of unrelated sentences do not add up), less ``offset``,
+    and that segment (what stage 2 reads). ``ruled``: whether any rule matched the whole
+    text (if none did, the segments are not searched for one: a third of the cost)."""
+    parts, prepared, ruling = [], [], []
+    for part in segments(text, segment_size(text, budget)):
+        folded = normalise(part).text
+        window = prepare(folded)
+        if window:
+            parts.append(part)
+            prepared.append(window)
+            reasons = tuple(_rule_weights(folded)) if ruled else ()
+            weights = model.weights[rule_features(reasons)] if reasons else None
+            ruling.append(0.0 if weights is None else float(weights.sum(dtype=np.float32)))
+    if not parts:
+        return -math.inf, text
+    logits = model.window_logits(prepared) + np.array(ruling)
+    best = int(np.argmax(logits))
+    return float(logits[best]) - offset, parts[best]
+
+
+def _signals(
+    text: str, folded: str | None, model: InjectionModel | None, segmented: bool
+) -> tuple[InjectionScore, float, str | None]:
+    """:func:`signals`, a long text read by segments if ``segmented``; and the segment
+    that scored highest (None: the text was read whole)."""
     folded = normalise(text).text if folded is None else folded
     hidden = _hidden_texts(text, folded)
     model = InjectionModel.load() if model is None else model
     rules = _score_rules(folded, hidden)
-    logit = model.logit(folded, rules.reasons)
+    focus = None
+    if segmented and is_long(folded):
+        logit, focus = read_segments(text, model, ruled=bool(rules.reasons))
+        # read whole without the rules: they matched in sentences that may be unrelated
+        whole = model.logit(folded) - WHOLE_OFFSET
+        if whole > logit:  # suspicious all through: stage 2 reads its top window, as before
+            logit, focus = whole, None
+    else:
+        logit = model.logit(folded, rules.reasons)
     for payload in hidden:  # read with its own rules too: the text only says "encoded"
         reasons = tuple(sorted({*rules.reasons, *_rule_weights(payload)}))
         logit = max(logit, model.logit(payload, reasons))
-    return rules, logit
+    return rules, logit, focus
 
 
 # Rules that score this much on their own (an explicit "ignore previous instructions",
@@ -445,20 +528,27 @@ class StageOne:
     rules: InjectionScore
     logit: float
     score: InjectionScore
+    # the segment of a long text that scored highest (what stage 2 reads); None: the text
+    # was read whole, or its whole reading scored higher
+    focus: str | None = None
 
 
 def stage_one(
-    text: str, folded: str | None = None, model: InjectionModel | None = None
+    text: str,
+    folded: str | None = None,
+    model: InjectionModel | None = None,
+    segmented: bool = True,
 ) -> StageOne:
     """The rules and the n-gram model of :mod:`.classifier`, calibrated (see
-    :func:`score_injection`)."""
+    :func:`score_injection`); a long text read by segments (:func:`read_segments`) unless
+    ``segmented`` is false (how stage 2's head was fitted)."""
     model = InjectionModel.load() if model is None else model
-    rules, logit = signals(text, folded, model)
+    rules, logit, focus = _signals(text, folded, model, segmented)
     reasons = (*rules.reasons, "classifier") if logit > 0 else rules.reasons
     probability = model.probability(rules.score, logit)
     if rules.score >= STRONG_RULES:  # the model may raise a strong rule's score, never lower it
         probability = max(probability, rules.score)
-    return StageOne(rules, logit, InjectionScore(round(probability, 4), reasons))
+    return StageOne(rules, logit, InjectionScore(round(probability, 4), reasons), focus)
 
 
 def score_injection(

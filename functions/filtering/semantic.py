@@ -11,7 +11,8 @@ one ordinary chat message in twenty escalates: ``infra/training/injection/band.p
 the final score is a calibrated combination of both logits.
 
 What is embedded is bounded: the text itself when it fits :data:`EMBED_BYTES`
-of UTF-8, else its window of that size that stage 1 finds most suspicious. A message
+of UTF-8, else its window of that size that stage 1 finds most suspicious (a text over
+300 characters: the segment stage 1 scored highest, ``StageOne.focus``). A message
 that fits is embedded exactly as retrieval embeds a query (``"query: "`` + text), so
 one vector serves both (:class:`VectorCache`).
 

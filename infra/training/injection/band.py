@@ -178,7 +178,11 @@ def main() -> None:
             if store is not None:
                 up = escalated(first, items, (min(b[0] for b in bands), 2.0))
                 picked = [it for it, u in zip(items, up, strict=True) if u]
-                texts = [stage2_input(str(it["text"]), model, args.budget or None) for it in picked]
+                texts = [
+                    stage2_input(f.focus or str(it["text"]), model, args.budget or None)
+                    for f, it, u in zip(first, items, up, strict=True)
+                    if u
+                ]
                 x = store.embed(texts) if picked else np.empty((0, 384))
                 logits = x @ head.weights.astype(np.float32) + head.bias
                 z = {str(it["text"]): float(v) for it, v in zip(picked, logits, strict=True)}

@@ -55,7 +55,9 @@ HARD_FAMILIES = {"hard-negative", "hard_negative", "v1-en", "ordinary"}
 
 
 def firsts(model: InjectionModel, items: list[Item]) -> list[StageOne]:
-    return [stage_one(str(it["text"]), model=model) for it in items]
+    """Stage 1 as the head was fitted on it: long texts read whole, in windows (reading
+    them by segments came later, tuned on its own: :mod:`.documents`)."""
+    return [stage_one(str(it["text"]), model=model, segmented=False) for it in items]
 
 
 def vectors_of(store: DiskVectors, model: InjectionModel, items: list[Item]) -> np.ndarray:

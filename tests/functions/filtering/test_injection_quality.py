@@ -23,17 +23,27 @@ test texts where today's [0.15, 0.9) escalates 3-4%):
 * separate Chinese set: 0.125 / 0.067 -> 0.875 / 0.022 -> 0.950 / 0.000 (same);
 * look-alikes en: 0.048 / 0.007 -> 0.831 / 0.126 -> 0.855 / 0.119 (0.855 / 0.132);
   zh: 0.049 / 0.026 -> 0.720 / 0.072 -> 0.683 / 0.079 (0.683 / 0.086);
-* long documents (held-out items glued into 1,000-2,500 characters, some with one
-  attack inside; stage 2 reads their most suspicious 256-byte window, inj2 a
-  512-character one) en: 0.600 / 0.050 -> 0.967 / 0.267 -> 0.933 / 0.217 (0.900 / 0.150);
-  zh: 0.200 / 0.067 -> 0.300 / 0.083 -> 0.333 / 0.050 (0.233 / 0.050).
+* long documents (held-out items glued into up to 2,500 characters, most 500-1,000, some
+  with one attack inside), read by segments (``functions/filtering/segments.py``: runs of
+  sentences of ~96 bytes, each scored alone; stage 2 reads the top one) and whole:
+  en: 0.600 / 0.050 -> 0.900 / 0.050 -> 0.900 / 0.050; zh: 0.200 / 0.067 -> 0.900 / 0.083
+  -> 0.867 / 0.083. Read whole only (before): en 0.967 / 0.267 -> 0.933 / 0.217, zh 0.300 /
+  0.083 -> 0.333 / 0.050. Segment size and offsets were chosen on documents glued from
+  the calibration split (``infra/training/injection/documents.py``); first held-out run
+  (segments from 512 characters, no whole reading): en 0.867 / 0.050, zh 0.800 / 0.083, and
+  the test split's English TPR fell 0.964 -> 0.952 (long jailbreaks). The calibration
+  split's long attacks showed the same loss (3%): the whole reading (less 2.0, without
+  the rules) was added beside the segments and texts over 300 characters read so, chosen
+  there; the second and third runs are the figures above (the test split as before).
 
 The issue's goal (TPR >= 0.9 at FPR <= 0.03) is met on the test split in English and
 on the separate Chinese set, NOT on the look-alikes (stage 2's head saw too few hard
 negatives of that style: calibration look-alikes are all under the threshold, the
-held-out ones are not) nor on Chinese documents. The floors pin today's figures, a
-little under them; :func:`test_the_default_detector_catches_no_less_than_the_rules`
-holds the condition under which the detector is on by default.
+held-out ones are not) nor on documents (FPR 0.05 / 0.08: most of it is a benign item
+that a strong rule matches, which floors the score wherever it sits). The floors pin
+today's figures, a little under them;
+:func:`test_the_default_detector_catches_no_less_than_the_rules` holds the condition
+under which the detector is on by default.
 
 The v1 set (``injection_set.py``) is printed too; most of it is training data now.
 """
@@ -152,16 +162,15 @@ def test_heldout_split_per_language(heldout: Table, lang: str) -> None:
 
 
 def test_long_documents(documents: Table) -> None:
-    """Held-out items glued into 1,000-2,500-character texts, some with one attack inside
-    (the shape of a pasted or retrieved document): the weak spot, floors set low. The
-    English FPR ceiling was 0.2 until stage 2 embedded 256-byte windows instead of
-    512-character ones (chosen on the calibration split's documents, where it changed
-    nothing in English and raised Chinese TPR 0.37 -> 0.50): here it went 0.150 -> 0.217
-    (four of 60 benign documents; stage 1 alone: 0.267)."""
+    """Held-out items glued into texts of up to 2,500 characters, some with one attack
+    inside (the shape of a pasted or retrieved document). Read whole, a 20-character
+    Chinese instruction was a few percent of its window's n-grams (TPR 0.33) and English
+    benign documents added up unrelated suspicious words (FPR 0.22); read by segments,
+    floors under the first held-out run (en 0.867 / 0.050, zh 0.800 / 0.083)."""
     _print("long documents (synthetic, from held-out items)", documents)
     for lang in ("en", "zh"):
         tpr, fpr = _rates(documents["lang", lang])
-        assert tpr >= (0.85 if lang == "en" else 0.2) and fpr <= 0.25, lang
+        assert tpr >= (0.83 if lang == "en" else 0.75) and fpr <= 0.1, lang
 
 
 def test_separate_chinese_set(zh_heldout: Table) -> None:
