@@ -85,18 +85,19 @@ def _unique(keys: Indices) -> Indices:
     return ordered[first]
 
 
+def _ngrams(codes: Indices, n: int) -> Indices:
+    """The polynomial hash of each run of ``n`` code points (unmixed), in order."""
+    h = codes[: len(codes) - n + 1] + _SALTS[n]
+    for k in range(1, n):
+        h = h * _PRIME + codes[k : len(codes) - n + 1 + k]
+    return h
+
+
 def features(window: str) -> Indices:
     """The hashed feature indices present in one prepared window (sorted, unique)."""
     padded = f" {window} "
     codes = np.frombuffer(padded.encode("utf-32-le"), dtype="<u4").astype(np.uint64)
-    parts = []
-    for n in range(1, 5):
-        if len(codes) < n:
-            break
-        h = codes[: len(codes) - n + 1] + _SALTS[n]
-        for k in range(1, n):
-            h = h * _PRIME + codes[k : len(codes) - n + 1 + k]
-        parts.append(h)
+    parts = [_ngrams(codes, n) for n in range(1, 5) if len(codes) >= n]
     words = _WORD.findall(window)
     if words:
         wh = np.fromiter((zlib.crc32(w.encode()) for w in words), np.uint64, len(words))
@@ -118,9 +119,7 @@ def batch_features(parts: Sequence[str]) -> tuple[Indices, Indices]:
     for n in range(1, 5):
         if len(codes) < n:
             break
-        h = codes[: len(codes) - n + 1] + _SALTS[n]
-        for k in range(1, n):
-            h = h * _PRIME + codes[k : len(codes) - n + 1 + k]
+        h = _ngrams(codes, n)
         inside = owner[: len(codes) - n + 1] == owner[n - 1 :]
         hashes.append(h[inside])
         owners.append(owner[: len(codes) - n + 1][inside])
