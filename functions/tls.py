@@ -21,11 +21,18 @@ _lock = threading.Lock()
 _context: ssl.SSLContext | None = None
 
 
+SIDE_CONNECTIONS = 16  # per side client: probes and look-ups are few and short
+
+
 def upstream_client() -> httpx.AsyncClient:
     """A client for the gateway's side requests to its upstreams (health probes, model
     listings): the shared context, and no proxy from the environment (where a request
-    goes comes from Settings only)."""
-    return httpx.AsyncClient(verify=context(), trust_env=False)
+    goes comes from Settings only). On the relay's kind of transport (aiohttp's pool,
+    :mod:`functions.transport`): httpx's own would import httpcore for these alone, 60 ms
+    of a start whose first probe runs beside the first chat."""
+    from functions.transport import pooled  # the relay loads it at start-up anyway
+
+    return httpx.AsyncClient(transport=pooled(SIDE_CONNECTIONS), trust_env=False)
 
 
 def context() -> ssl.SSLContext:

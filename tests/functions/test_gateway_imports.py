@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 KEY = "sk-test-" + "i" * 24
 # what a relayed chat never needs: translation (litellm and the openai SDK it brings),
 # the vector store and its columnar format; redis-py (only a shared cache or limiter),
-# BeautifulSoup (only an HTML upload), PyJWT (only with an OIDC issuer)
+# BeautifulSoup (only an HTML upload), PyJWT (only with an OIDC issuer), httpcore (the
+# relay, probes and look-ups all run on aiohttp's pool)
 HEAVY = [
     "litellm",
     "openai",
@@ -33,6 +34,7 @@ HEAVY = [
     "redis",
     "bs4",
     "jwt",
+    "httpcore",
 ]
 
 SCRIPT = """

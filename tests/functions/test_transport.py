@@ -20,7 +20,7 @@ import pytest
 from functions import tls
 from functions.errors import UpstreamRefusedError, UpstreamUnreachableError, map_exception
 from functions.settings import Deployment
-from functions.transport import pooled
+from functions.transport import Transport, pooled
 from functions.warmth import Warmth
 
 # a socket of an event loop that asyncio.run already closed may be collected during a later
@@ -188,6 +188,7 @@ def test_every_upstream_client_shares_one_verifying_tls_context() -> None:
     node = Deployment(name="n", model="m", api_base="https://node.invalid/v1")
     warmth = Warmth([node], probe_interval_s=60, probe_timeout_s=1, wake_timeout_s=1)
     probes = warmth.client()
-    pool = probes._transport._pool  # type: ignore[attr-defined]  # httpx's own transport
-    assert pool._ssl_context is shared
+    transport = probes._transport  # type: ignore[attr-defined]
+    assert isinstance(transport, Transport)  # the relay's kind: no httpcore for the probes
+    assert transport.ssl_context is shared
     asyncio.run(probes.aclose())
