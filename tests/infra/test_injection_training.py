@@ -1,0 +1,35 @@
+"""The injection detector's generated training items are the same every time.
+
+``just train-injection`` must reproduce the weights shipped in ``functions/filtering/data``;
+the combinatorial items of :mod:`infra.training.injection.augment` are one of its inputs,
+so they must be a function of the seed alone, and keep what the training relies on:
+attacks of every family in both languages beside benign look-alikes, each text once,
+all in the training split.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from infra.training.injection.augment import augmented
+
+
+def test_the_generated_items_are_a_function_of_the_seed() -> None:
+    first, again, other = augmented(1), augmented(1), augmented(2)
+    assert first == again
+    assert first != other
+
+
+def test_attacks_and_look_alikes_of_every_family_in_both_languages() -> None:
+    items = augmented()
+    assert all(i["split"] == "train" and i["label"] in (0, 1) for i in items)
+    texts = [str(i["text"]) for i in items]
+    assert all(text and text == text.strip() for text in texts)
+    assert len(set(texts)) == len(texts)  # a text is one item, labelled once
+    kinds = Counter((i["family"], i["lang"], i["label"]) for i in items)
+    for family in ("override", "roleplay"):
+        assert kinds[(family, "zh", 1)] and kinds[(family, "en", 1)]
+    for family in ("prefix", "extraction", "indirect", "template"):
+        assert kinds[(family, "zh", 1)]
+    for family in ("hard-negative", "document", "prose", "benign"):
+        assert kinds[(family, "zh", 0)] and kinds[(family, "en", 0)]
