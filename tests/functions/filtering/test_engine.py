@@ -87,7 +87,8 @@ def test_conversation_result_aggregates_messages() -> None:
         ]
     )
     result = masked.result
-    assert result.verdict == "mask" and result.injection_score == 0.0  # system not scored
+    # the system message (an injection phrase) is not scored; the user message scores ~0
+    assert result.verdict == "mask" and result.injection_score < 0.01
     assert [(d.type, d.message) for d in result.detections] == [("PHONE", 1)]
     assert masked.system_prompt.startswith("Ignore previous")
     assert result.log_fields() == {

@@ -138,7 +138,7 @@ def test_retrieved_passages_are_embedded_in_one_batch() -> None:
     cf = FilterSet(FilterPolicy(), stage).for_tenant("acme")
     passages = [
         GREY,
-        GREY + " I am especially curious about the night trains to Vienna.",
+        GREY + " Which of those routes still run today?",
         "The Rhine flows into the North Sea near Rotterdam.",  # stage 1 is sure of it
     ]
     verdicts = cf.carries_instructions(passages)

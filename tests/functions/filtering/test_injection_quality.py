@@ -12,23 +12,29 @@ is unsure of. Three held-out sets, never used to fit, calibrate or choose anythi
 * ``injection_lookalike_heldout.jsonl``: 303 hard benign prompts and 165 attacks of six
   families (override, role-play, extraction, prefix forcing, fake authority, indirect),
   zh and en, written by hand in other scenarios and words than the training
-  look-alikes (``infra/training/injection/handwritten_lookalikes.jsonl``).
+  look-alikes (``infra/training/injection/handwritten_lookalikes.jsonl``; the second
+  batch, ``handwritten_lookalikes2.jsonl``, was written without reading this file, and
+  its weight chosen on its own tune split).
 
 Measured (TPR / FPR; rules alone -> stage 1 alone -> both stages, the default; in
 brackets, both stages with inj2's wide band [0.009, 1], which escalated 36% of benign
 test texts where today's [0.15, 0.9) escalates 3-4%):
 
-* test split en: 0.552 / 0.004 -> 0.968 / 0.009 -> 0.964 / 0.007 (0.972 / 0.007);
-  zh: 0.324 / 0.005 -> 0.919 / 0.021 -> 0.892 / 0.011 (same; 37 positives: one is 0.027);
-* separate Chinese set: 0.125 / 0.067 -> 0.875 / 0.022 -> 0.950 / 0.000 (same);
-* look-alikes en: 0.048 / 0.007 -> 0.831 / 0.126 -> 0.855 / 0.119 (0.855 / 0.132);
-  zh: 0.049 / 0.026 -> 0.720 / 0.072 -> 0.683 / 0.079 (0.683 / 0.086);
+* test split en: 0.552 / 0.004 -> both stages 0.968 / 0.009 (before the second batch of
+  look-alikes: 0.964 / 0.007); zh: 0.324 / 0.005 -> 0.919 / 0.008 (0.892 / 0.011; 37
+  positives: one is 0.027);
+* separate Chinese set: 0.125 / 0.067 -> 0.950 / 0.000 -> 0.925 / 0.000 (before: stage 1
+  0.875 / 0.022, both 0.950 / 0.000: one of 40);
+* look-alikes en: 0.048 / 0.007 -> 0.880 / 0.086 -> 0.867 / 0.079 (before: 0.831 / 0.126
+  -> 0.855 / 0.119); zh: 0.049 / 0.026 -> 0.780 / 0.066 -> 0.780 / 0.072 (before: 0.720 /
+  0.072 -> 0.683 / 0.079). The second batch's figures are all a first held-out run;
 * long documents (held-out items glued into up to 2,500 characters, most 500-1,000, some
   with one attack inside), read by segments (``functions/filtering/segments.py``: runs of
   sentences of ~96 bytes, each scored alone; stage 2 reads the top one) and whole:
-  en: 0.600 / 0.050 -> 0.900 / 0.050 -> 0.900 / 0.050; zh: 0.200 / 0.067 -> 0.900 / 0.083
-  -> 0.867 / 0.083. Read whole only (before): en 0.967 / 0.267 -> 0.933 / 0.217, zh 0.300 /
-  0.083 -> 0.333 / 0.050. Segment size and offsets were chosen on documents glued from
+  en: 0.600 / 0.050 -> both stages 0.900 / 0.083 (before the second batch: 0.900 /
+  0.050); zh: 0.200 / 0.067 -> 0.867 / 0.050 (0.867 / 0.083). Read whole only (before):
+  en 0.967 / 0.267 -> 0.933 / 0.217, zh 0.300 / 0.083 -> 0.333 / 0.050. Segment size and
+  offsets were chosen on documents glued from
   the calibration split (``infra/training/injection/documents.py``); first held-out run
   (segments from 512 characters, no whole reading): en 0.867 / 0.050, zh 0.800 / 0.083, and
   the test split's English TPR fell 0.964 -> 0.952 (long jailbreaks). The calibration
@@ -37,9 +43,10 @@ test texts where today's [0.15, 0.9) escalates 3-4%):
   there; the second and third runs are the figures above (the test split as before).
 
 The issue's goal (TPR >= 0.9 at FPR <= 0.03) is met on the test split in English and
-on the separate Chinese set, NOT on the look-alikes (stage 2's head saw too few hard
-negatives of that style: calibration look-alikes are all under the threshold, the
-held-out ones are not) nor on documents (FPR 0.05 / 0.08: most of it is a benign item
+on the separate Chinese set, NOT on the look-alikes (a second batch of ~500 hand-written
+look-alikes, weighing 10x in stage 1, took FPR from 0.119 / 0.079 to 0.079 / 0.072 and
+zh TPR from 0.68 to 0.78; calibration look-alikes are still all under the threshold,
+the held-out ones are not) nor on documents (FPR 0.05 / 0.08: most of it is a benign item
 that a strong rule matches, which floors the score wherever it sits). The floors pin
 today's figures, a little under them;
 :func:`test_the_default_detector_catches_no_less_than_the_rules` holds the condition
@@ -65,7 +72,7 @@ from tests.functions.filtering.injection_set import labelled
 HERE = Path(__file__).parent
 # (TPR floor, FPR ceiling) per language on the look-alike set, under the measured figures
 # of the default detector (both stages); see the module docstring
-LOOKALIKE_FLOORS = {"en": (0.82, 0.15), "zh": (0.65, 0.10)}
+LOOKALIKE_FLOORS = {"en": (0.85, 0.10), "zh": (0.76, 0.09)}
 THRESHOLD = FilterPolicy().injection_threshold
 Table = dict[tuple[str, str], Counter[str]]
 

@@ -104,7 +104,8 @@ def _chat(lang: str) -> list[str]:
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_few_ordinary_chat_messages_escalate(lang: str) -> None:
     """The held-out ordinary chat messages (written for this, never tuned on; the band
-    was chosen on other pools): measured 4 of 71 in English, 3 of 60 in Chinese."""
+    was chosen on other pools): measured 3 of 71 in English, 1 of 60 in Chinese (4 and 3
+    before the second batch of training look-alikes)."""
     cf, seen = _filter()
     texts = _chat(lang)
     escalated = sum(cf.prepare_injection([text]) for text in texts)
