@@ -323,7 +323,7 @@ class Chat:
                         outcome.first_token()
                         first = False
                     for out in chain(chunk):
-                        as_read = raw is not None and out is chunk and chain.transparent
+                        as_read = out is chunk and chain.transparent
                         data = raw if as_read and raw is not None else orjson.dumps(out)
                         yield b"data: " + data + b"\n\n"
             if status == "200":

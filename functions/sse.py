@@ -38,23 +38,31 @@ class EventDecoder:
     """Incremental SSE decoder: bytes in, complete events' ``data:`` payloads out."""
 
     def __init__(self) -> None:
-        self._rest = b""  # an unfinished line, and a CR that may be half a CRLF
+        # the reads of an unfinished line, the last maybe ending in a CR (half a CRLF?):
+        # kept apart until a line ends, so that a long line over many reads is joined
+        # once, not again with every read (linear, not quadratic, in its length)
+        self._rest: list[bytes] = []
         self._data: list[bytes] = []  # the current event's data lines
 
     def feed(self, received: bytes) -> list[bytes]:
         """The payloads of the events that ``received`` completed."""
-        text = self._rest + received
+        held_cr = bool(self._rest) and self._rest[-1].endswith(b"\r")
+        if not held_cr and b"\n" not in received and b"\r" not in received:
+            if received:
+                self._rest.append(received)
+            return []
+        text = b"".join([*self._rest, received])
         cr = text.endswith(b"\r")  # the LF of its CRLF may come in the next read
         lines = _EOL.split(text[:-1] if cr else text)
-        self._rest = lines.pop() + (b"\r" if cr else b"")
+        rest = lines.pop() + (b"\r" if cr else b"")
+        self._rest = [rest] if rest else []
         return self._events(lines)
 
     def finish(self) -> list[bytes]:
         """The payload of an event the stream ended without a blank line after."""
-        lines = _EOL.split(self._rest) if self._rest else []
-        self._rest = b""
-        payloads = self._events([*lines, b""])
-        return payloads
+        lines = _EOL.split(b"".join(self._rest)) if self._rest else []
+        self._rest = []
+        return self._events([*lines, b""])
 
     def _events(self, lines: list[bytes]) -> list[bytes]:
         payloads: list[bytes] = []
@@ -92,18 +100,19 @@ def coalesced(events: list[Event]) -> list[Event]:
     a chunk that is kept keeps them, so they can be passed on as they came.
     """
     out: list[Event] = []
-    merging = False  # whether out[-1] is a copy being extended
+    joinable = False  # out[-1] only adds text: the next chunk of its choice may join it
+    copied = False  # out[-1] is a copy already joined into, not the chunk as read
     for chunk, raw in events:
         text = _text_only(chunk)
-        last = out[-1][0] if out else None
-        if text is None or last is None or _text_only(last) is None or not _same(last, chunk):
+        if text is None or not joinable or not _same(out[-1][0], chunk):
             out.append((chunk, raw))
-            merging = False
+            joinable, copied = text is not None, False
             continue
-        if not merging:
+        last = out[-1][0]
+        if not copied:
             last = _copy(last)
             out[-1] = (last, None)
-            merging = True
+            copied = True
         delta = last["choices"][0]["delta"]
         delta["content"] = (delta.get("content") or "") + text
     return out

@@ -38,6 +38,7 @@ from functions.filtering import (
 from functions.filtering.frontend import task_content
 from functions.filtering.results import Hit, resolve
 from functions.knowledge.chunking import split_sentences
+from functions.sse import EventDecoder
 from functions.wire import ChatMessage
 
 INTERNAL = Level.INTERNAL
@@ -233,3 +234,17 @@ def test_the_adversarial_bodies_still_find_what_they_carry(cf: ContentFilter) ->
 @pytest.mark.parametrize("unit", [".", ". ", "!" + " " * 7, "。", "a.\u201d ", "?\t"])
 def test_sentence_splitting_for_the_knowledge_base_is_linear(unit: str) -> None:
     assert_linear(lambda chars: split_sentences(Body(unit).of(chars)), 20_000)
+
+
+def _sse_line_in_small_reads(size: int) -> None:
+    """An upstream's one SSE line of ``size`` bytes, 64 bytes a read, then its event's end."""
+    decoder, read = EventDecoder(), b"x" * 64
+    decoder.feed(b"data: ")
+    for _ in range(size // 64):
+        decoder.feed(read)
+    assert len(decoder.feed(b"\n\n")[0]) == size // 64 * 64
+
+
+def test_an_upstream_line_over_many_reads_is_decoded_in_linear_time() -> None:
+    """The relay's SSE decoder joins a long line once, not again with every read."""
+    assert_linear(_sse_line_in_small_reads, 64_000)
