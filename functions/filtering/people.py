@@ -178,28 +178,24 @@ _SURNAME = rf"[{_FIRSTS}](?:(?<=[{_COMPOUND_HEAD}])[{_COMPOUND_TAIL}])?"
 # (a one-character verb may end a given name: 刘晓刚, so only the longer ones count)
 _AFTER = _alt(_STRONG_AFTER + _WEAK_AFTER + _ROLE_AFTER + [w for w in _HALF_AFTER if len(w) > 1])
 _GIVEN_NAME = rf"[{_CJK}](?:(?!{_AFTER})[{_CJK}])?"
-_BY_STRONG_BEFORE = re.compile(
-    rf"(?:{_alt(_STRONG_BEFORE, lead=True)})[:：\s]{{0,3}}({_SURNAME}{_GIVEN_NAME})"
-)
-_BY_ROLE_BEFORE = re.compile(
-    rf"(?:{_alt(_ROLE_BEFORE, lead=True)})[:：\s]{{0,2}}({_SURNAME}{_GIVEN_NAME})"
-)
-_BY_ROLE_AFTER = re.compile(rf"({_SURNAME}{_GIVEN_NAME})(?:{_alt(_ROLE_AFTER)})")
+_BY_STRONG_BEFORE = rf"(?:{_alt(_STRONG_BEFORE, lead=True)})[:：\s]{{0,3}}({_SURNAME}{_GIVEN_NAME})"
+_BY_ROLE_BEFORE = rf"(?:{_alt(_ROLE_BEFORE, lead=True)})[:：\s]{{0,2}}({_SURNAME}{_GIVEN_NAME})"
+_BY_ROLE_AFTER = rf"({_SURNAME}{_GIVEN_NAME})(?:{_alt(_ROLE_AFTER)})"
 _BEFORE_REACH = max(map(len, _STRONG_BEFORE + _ROLE_BEFORE)) + 3
-_BY_STRONG_AFTER = re.compile(rf"({_SURNAME}[{_CJK}]{{1,2}}?)(?:{_alt(_STRONG_AFTER)})")
+_BY_STRONG_AFTER = rf"({_SURNAME}[{_CJK}]{{1,2}}?)(?:{_alt(_STRONG_AFTER)})"
 _HALF_REACH = max(map(len, _HALF_BEFORE))
 _NAME_CHAR = f"[{''.join(sorted(GIVEN))}]"
 _LIKELY_NAME = rf"{_SURNAME}{_NAME_CHAR}(?:(?!{_AFTER}){_NAME_CHAR})?"
-_BY_HALF_BEFORE = re.compile(rf"(?:{_alt(_HALF_BEFORE, lead=True)})\s?({_LIKELY_NAME})")
+_BY_HALF_BEFORE = rf"(?:{_alt(_HALF_BEFORE, lead=True)})\s?({_LIKELY_NAME})"
 # half evidence on both sides (感谢张宥辰对…): a given name needs one common name character
-_BY_HALF_BOTH = re.compile(
+_BY_HALF_BOTH = (
     rf"(?:{_alt(_HALF_BEFORE, lead=True)})\s?({_SURNAME}{_GIVEN_NAME})"
     rf"(?={_alt(_HALF_AFTER + _WEAK_AFTER)})"
 )
 # every pattern that names no word before the name starts with the surname class, so sre
 # skips to surname characters in C; what the character before must be is checked in
 # Python (a leading lookbehind would be tried at every position)
-_BY_HALF_AFTER = re.compile(rf"({_LIKELY_NAME})(?:{_alt(_HALF_AFTER + _WEAK_AFTER)})")
+_BY_HALF_AFTER = rf"({_LIKELY_NAME})(?:{_alt(_HALF_AFTER + _WEAK_AFTER)})"
 # two-character words made of name characters (a given name rarely is one of these)
 _COMMON_GIVEN = frozenset(
     _words(
@@ -210,7 +206,7 @@ _COMMON_GIVEN = frozenset(
     )
 )
 # a likely name that ends a sentence or a field (产权人张凤兰。)
-_BY_SENTENCE_END = re.compile(rf"({_LIKELY_NAME})(?=[。，,.；;！!？?\n）)]|\Z)")
+_BY_SENTENCE_END = rf"({_LIKELY_NAME})(?=[。，,.；;！!？?\n）)]|\Z)"
 _WEAK_BEFORE_CHARS = frozenset("".join(_WEAK_BEFORE))
 # the surname at a field's start: checked right after its first character, by two
 # lookbehinds of fixed width (the pattern still starts with the class, found in C)
@@ -218,18 +214,26 @@ _FIELD_START = rf"(?:(?<=[{re.escape(''.join(sorted(_WEAK_BEFORE_CHARS)))}].)|(?
 _SURNAME_AT_FIELD = rf"[{_FIRSTS}]{_FIELD_START}(?:(?<=[{_COMPOUND_HEAD}])[{_COMPOUND_TAIL}])?"
 # a sum of money after a name (转账给赵春美五千元)
 _AMOUNT = "[一二两三四五六七八九十][十百千万]*[元块万]|[一二两三四五六七八九][十百千万]"
-_BY_WEAK = re.compile(
+_BY_WEAK = (
     rf"({_SURNAME_AT_FIELD}{_GIVEN_NAME})(?=(?:{_alt(_WEAK_AFTER)})|{_AMOUNT}|[^{_CJK}a-z]|\Z)"
 )
-_BY_HALF_AFTER_FIELD = re.compile(
+_BY_HALF_AFTER_FIELD = (
     rf"({_SURNAME_AT_FIELD}{_NAME_CHAR}(?:(?!{_AFTER}){_NAME_CHAR})?)"
     rf"(?:{_alt(_HALF_AFTER + _WEAK_AFTER)})"
 )
 # a field's start and a verb after it (徐品妤向派出所报案): both sides, one name character
 _LONG_HALF_AFTER = _alt([w for w in _HALF_AFTER if len(w) > 1])
-_BY_HALF_AFTER_AT_FIELD = re.compile(
+_BY_HALF_AFTER_AT_FIELD = (
     rf"({_SURNAME_AT_FIELD}{_GIVEN_NAME})(?:{_LONG_HALF_AFTER}|[向对给把被让])"
 )
+
+
+@cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    """The patterns above are compiled on first use: their surname and name-character
+    classes take sre a tenth of a second, at every start of a gateway whose first texts
+    may hold no Chinese (:func:`zh_names` runs only on text with CJK characters)."""
+    return re.compile(pattern)
 
 
 def zh_names(norm: Normalised, pos: int) -> list[tuple[int, int, str]]:
@@ -237,17 +241,17 @@ def zh_names(norm: Normalised, pos: int) -> list[tuple[int, int, str]]:
     text = norm.text
     found: dict[tuple[int, int], str] = {}
     # a context word may sit before ``pos`` (a stream's released text)
-    _scan(_BY_STRONG_BEFORE, text, pos, _BEFORE_REACH, found, strong=True)
-    _scan(_BY_STRONG_AFTER, text, pos, 0, found, strong=True, titled=True)
-    _scan(_BY_ROLE_BEFORE, text, pos, _BEFORE_REACH, found, strong=True)
-    _scan(_BY_ROLE_AFTER, text, pos, 0, found)
-    _scan(_BY_WEAK, text, pos, 0, found)
-    _scan(_BY_HALF_BEFORE, text, pos, _HALF_REACH, found, strict=True)
-    _scan(_BY_HALF_AFTER_FIELD, text, pos, 0, found, strict=True)
-    _scan(_BY_HALF_BOTH, text, pos, _HALF_REACH, found)
-    _scan(_BY_HALF_AFTER_AT_FIELD, text, pos, 0, found)
+    _scan(_compiled(_BY_STRONG_BEFORE), text, pos, _BEFORE_REACH, found, strong=True)
+    _scan(_compiled(_BY_STRONG_AFTER), text, pos, 0, found, strong=True, titled=True)
+    _scan(_compiled(_BY_ROLE_BEFORE), text, pos, _BEFORE_REACH, found, strong=True)
+    _scan(_compiled(_BY_ROLE_AFTER), text, pos, 0, found)
+    _scan(_compiled(_BY_WEAK), text, pos, 0, found)
+    _scan(_compiled(_BY_HALF_BEFORE), text, pos, _HALF_REACH, found, strict=True)
+    _scan(_compiled(_BY_HALF_AFTER_FIELD), text, pos, 0, found, strict=True)
+    _scan(_compiled(_BY_HALF_BOTH), text, pos, _HALF_REACH, found)
+    _scan(_compiled(_BY_HALF_AFTER_AT_FIELD), text, pos, 0, found)
     # a three-character likely name before a verb or particle, after any word (嘉宾涂欣将)
-    _scan(_BY_HALF_AFTER, text, pos, 0, found, strict=True, three=True)
+    _scan(_compiled(_BY_HALF_AFTER), text, pos, 0, found, strict=True, three=True)
     for start, end in _sentence_ends(text, pos):
         _keep(found, text, start, end, False, False, True)
     return [(start, end, rule) for (start, end), rule in sorted(found.items())]
@@ -258,7 +262,7 @@ def _sentence_ends(text: str, pos: int) -> list[tuple[int, int]]:
     is not itself a common word (非常美国。: 常美国 is not a name)."""
     spans = []
     at = pos
-    while (m := _BY_SENTENCE_END.search(text, at)) is not None:
+    while (m := _compiled(_BY_SENTENCE_END).search(text, at)) is not None:
         start, end = m.span(1)
         if text[start + 1 : end] not in _COMMON_GIVEN:
             spans.append((start, end))

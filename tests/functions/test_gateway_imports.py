@@ -24,7 +24,8 @@ KEY = "sk-test-" + "i" * 24
 # what a relayed chat never needs: translation (litellm and the openai SDK it brings),
 # the vector store and its columnar format; redis-py (only a shared cache or limiter),
 # BeautifulSoup (only an HTML upload), PyJWT (only with an OIDC issuer), httpcore (the
-# relay, probes and look-ups all run on aiohttp's pool)
+# relay, probes and look-ups all run on aiohttp's pool), httpx's command-line client with
+# rich and pygments (every Enclave process imports ``infra`` first, which keeps it out)
 HEAVY = [
     "litellm",
     "openai",
@@ -35,12 +36,16 @@ HEAVY = [
     "bs4",
     "jwt",
     "httpcore",
+    "httpx._main",
+    "rich",
+    "pygments",
 ]
 
 SCRIPT = """
 import asyncio, json, sys
 from pathlib import Path
 
+import infra  # as the enclave command and the Modal app do, before anything else
 import httpx
 
 from functions.gateway import create_app
@@ -65,7 +70,8 @@ async def main() -> int:
     return answer.status_code
 
 
-print(json.dumps({"status": asyncio.run(main()), "modules": sorted(sys.modules)}))
+status = asyncio.run(main())  # what was imported (a None entry is an import refused)
+print(json.dumps({"status": status, "modules": sorted(k for k, v in sys.modules.items() if v)}))
 """
 
 
