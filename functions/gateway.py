@@ -288,7 +288,7 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         relay.start(gateway.deployments)  # litellm, in a thread, if a deployment translates
         warmth.start()
-        scanner.start()
+        scanner.start_later()  # a second start of a gateway: not beside the first caller
         try:  # fail closed: no gateway without its audit chain and its view of the keys
             if audit_log is not None:
                 await audit_log.start()

@@ -8,11 +8,14 @@ one (measured: 643-807 ms). A worker process has its own interpreter, so the
 event loop keeps serving everyone else at full speed (invariant I4).
 
 The worker builds its own :class:`FilterSet` from the same policy when it starts
-(``spawn``: nothing of the gateway's threads or sockets is inherited). The gateway
-starts it in the background as it starts itself (:meth:`Scanner.start`); a spawned
-child re-imports the gateway's main module, so it is ready a few seconds after the
-gateway (``/health`` details say when), and a large input that arrives before then
-waits for it.
+(``spawn``: nothing of the gateway's threads or sockets is inherited). A spawned
+child re-imports the gateway's main module: as much CPU as the gateway's own start
+(1.5-2 s), and none of it comes from a memory snapshot. So the gateway starts it
+:data:`START_DELAY_S` after itself (:meth:`Scanner.start_later`), when the caller
+that woke a scaled-to-zero gateway has had its answer, rather than beside that first
+request on the one core a small container has. It is ready a few seconds later
+(``/health`` details say when); a large input that arrives before then starts it
+at once and waits for it.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from functions.filtering.engine import FilterSet, MaskedConversation
 from functions.filtering.policy import Direction, FilterPolicy
 from functions.filtering.results import FilterResult
 from functions.wire import ChatCompletionRequest
+
+START_DELAY_S = 2.0  # from the gateway's start to its worker's: past a first plain answer
 
 # The worker process's own filters, set once by its initializer (one per process).
 _worker_filters: list[FilterSet] = []
@@ -70,6 +75,7 @@ class Scanner:
         self._inline_bytes = inline_bytes
         self._pool: ProcessPoolExecutor | None = None
         self._warm: Future[bool] | None = None
+        self._later: asyncio.TimerHandle | None = None
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -108,7 +114,12 @@ class Scanner:
     def start(self) -> None:
         """Start the worker now, in the background: a first large request should not wait
         for a process to start and load the lexicons (nor compete with it for a core)."""
-        self._warm = self._executor().submit(_ready)
+        if self._warm is None:
+            self._warm = self._executor().submit(_ready)
+
+    def start_later(self, delay_s: float = START_DELAY_S) -> None:
+        """:meth:`start`, ``delay_s`` from now (on the running loop)."""
+        self._later = asyncio.get_running_loop().call_later(delay_s, self.start)
 
     @property
     def ready(self) -> bool:
@@ -117,6 +128,8 @@ class Scanner:
         return warm is not None and warm.done() and warm.exception() is None and warm.result()
 
     def close(self) -> None:
+        if self._later is not None:
+            self._later.cancel()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None

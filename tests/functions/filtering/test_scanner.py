@@ -56,6 +56,42 @@ def test_the_worker_reports_ready_once_started() -> None:
         scanner.close()
 
 
+def test_the_gateway_starts_its_worker_after_its_first_caller_not_beside_it() -> None:
+    """A worker's start costs as much CPU as the gateway's own: a scaled-to-zero
+    gateway's first caller should not share a small container's core with it."""
+    scanner = Scanner(FilterSet(FilterPolicy()))
+
+    async def delayed() -> tuple[bool, bool]:
+        scanner.start_later(0.3)
+        await asyncio.sleep(0.1)
+        early = scanner._pool is not None
+        await asyncio.sleep(0.4)
+        return early, scanner._warm is not None
+
+    try:
+        early, started = asyncio.run(delayed())
+        assert not early
+        assert started
+        assert scanner._warm is not None and scanner._warm.result(timeout=120) is True
+    finally:
+        scanner.close()
+
+
+def test_a_large_input_before_the_delayed_start_starts_the_worker_itself() -> None:
+    text = f"call {PHONE} " + "x" * 40_000
+    scanner = Scanner(FilterSet(FilterPolicy()), inline_bytes=1_000)
+
+    async def early() -> object:
+        scanner.start_later(60)
+        return await scanner.scan("default", text, "input")
+
+    try:
+        scanned = asyncio.run(early())
+        assert scanned.masked_text.startswith("call <PHONE_1> ")  # type: ignore[attr-defined]
+    finally:
+        scanner.close()  # and the timer with it
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
