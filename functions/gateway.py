@@ -46,6 +46,7 @@ from functions.cache.steps import CacheMetrics, cache_routes, make_cache_lookup
 from functions.chat import ROUTE, Chat
 from functions.classes import ClassMetrics, background_models, make_classify
 from functions.context import ChatContext, ChatStep, RequestContext
+from functions.delivery import Delivery
 from functions.edge import Edge, http_exception_handler, json_response, read_body
 from functions.endusers import EndUserMetrics, make_identify, pseudonymiser
 from functions.errors import AuthenticationError, EnclaveError, ServiceUnavailableError
@@ -172,11 +173,9 @@ def create_app(settings: Settings, router: DeploymentRouter | None = None) -> St
         relay=relay,
         metrics=metrics,
         warmth=warmth,
-        filters=filters,
-        audit=audit,
+        delivery=Delivery(metrics=metrics, filters=filters, audit=audit, cache=cache),
         cold_wait_s=gateway.cold_wait_s,
         keepalive_s=gateway.keepalive_s,
-        cache=cache,
     )
     keys = key_store(settings)
     oidc_client = httpx.AsyncClient(verify=tls.context()) if gateway.oidc else None

@@ -212,7 +212,7 @@ def test_an_outcome_is_recorded_once_and_a_failed_closed_record_becomes_the_503(
 def test_a_fixed_format_or_a_frontends_task_gets_the_citations_field_only() -> None:
     """A Sources block appended to JSON mode, a JSON schema, or a title request would
     break what the caller parses: those answers cite in the field alone."""
-    from functions.chat import _citing
+    from functions.delivery import citing as _citing
 
     def ctx(**extra: Any) -> ChatContext:
         body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], **extra}
