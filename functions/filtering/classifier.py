@@ -11,7 +11,7 @@ model is unsure of:
   read as ``0``): they cover Chinese, which has no spaces, and survive spelling
   games;
 * word uni- and bigrams of its Latin-script tokens;
-* one indicator per rule of :mod:`.injection` that matched the whole text (value 1,
+* one indicator per rule of :mod:`.injection_rules` that matched the whole text (value 1,
   not scaled by length): the model learns how far to trust each rule, and the
   n-grams around it can outweigh it.
 
@@ -23,7 +23,7 @@ text longer than one window is scored window by window (half overlapping) and
 the highest logit kept, less log(number of windows): a long benign text does not
 get one more chance at a false alarm per window. A window of 512 characters still
 dilutes a 20-character instruction buried in a retrieved passage, so
-:func:`functions.filtering.injection.read_segments` also scores a text over 300
+:func:`functions.filtering.segments.read_segments` also scores a text over 300
 characters by short segments, all in one numpy pass (:func:`batch_features`).
 
 The weights (float16, zlib-compressed) and the calibration of the final score

@@ -5,31 +5,23 @@
   they leave the gateway and returns the vault that restores the answer;
 * :meth:`ContentFilter.output_stream` guards and restores a streamed answer.
 
-Every check runs on normalised text; every offset reported is in the original.
+Every check runs on normalised text; every offset reported is in the original. How a
+text is scored for injection by both stages is :mod:`.two_stage`'s; how found values are
+masked, redacted and reported is :mod:`.apply`'s.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import orjson
-from loguru import logger
 
 from functions.filtering import fields
-from functions.filtering.classifier import InjectionModel
+from functions.filtering.apply import mask_hits, redact_hits, whole_detection
 from functions.filtering.classify import Level, highest
-from functions.filtering.frontend import task_content
-from functions.filtering.injection import (
-    InjectionScore,
-    StageOne,
-    combine_semantic,
-    escalates,
-    score_rules,
-    stage_one,
-)
+from functions.filtering.injection import InjectionScore, score_rules
 from functions.filtering.lexicon import Lexicon
 from functions.filtering.masking import StreamRestorer, Vault
 from functions.filtering.memo import Memo, ScanMemo
@@ -47,8 +39,9 @@ from functions.filtering.results import (
     verdict_of,
     worst,
 )
-from functions.filtering.semantic import EMBED_BYTES, SecondStage, stage2_input
+from functions.filtering.semantic import SecondStage
 from functions.filtering.tail import PROSE_WINDOW, keyed_spans, live_start
+from functions.filtering.two_stage import TwoStage
 from functions.wire import ChatCompletionRequest, ChatMessage
 
 _SYSTEM_ROLES = frozenset({"system", "developer"})
@@ -85,44 +78,19 @@ class ContentFilter:
         self.lexicon = lexicon if lexicon is not None else Lexicon.load(self.policy.lexicons)
         # stage 2 (the e5 head): shared by every tenant's filter of a FilterSet
         self.second = second if second is not None else SecondStage.default()
+        self.two_stage = TwoStage(self.second)  # the learned model's two readings
         self.memo = ScanMemo()  # texts seen again (a conversation's earlier turns): memo.py
-
-    def _stages(self, text: str, folded: str | None = None) -> tuple[StageOne, str | None]:
-        """Stage 1's view of ``text`` and what stage 2 embeds for it (None: stage 1 decides).
-        A frontend's background request (:mod:`.frontend`) is scored without its known
-        template lines, by stage 1 alone; so is a short text (:func:`escalates`)."""
-        task = task_content(text)
-        if task is not None:
-            return stage_one(task), None
-        first = stage_one(text, folded)
-        if not escalates(first, self.second.head, text):
-            return first, None
-        # a long text's most suspicious segment (read by stage 1 alone), else the text
-        return first, stage2_input(first.focus or text, InjectionModel.load(), EMBED_BYTES)
 
     def _injection(self, text: str, folded: str | None = None) -> InjectionScore:
         """The rules' score, or (the policy's ``injection_model``, the default) the learned
         model's: stage 1 decides clear cases, stage 2 reads the ones it is unsure of."""
         if not self.policy.injection_model:
             return score_rules(text, folded)
-        first, wanted = self._stages(text, folded)
-        if wanted is None:
-            return first.score
-        vector = self.second.vectors.get(wanted)
-        if vector is None:
-            if _on_event_loop():  # not prepared, or evicted since: never 100 ms on the loop
-                logger.warning("injection stage 2: vector not prepared; stage 1's score stands")
-                return first.score
-            vector = self.second.vectors.embed([wanted])[0]
-        return combine_semantic(first, self.second.head.logit(vector), self.second.head)
+        return self.two_stage.score(text, folded)
 
     def injection(self, text: str) -> InjectionScore:
         """The injection score of one text under this policy (what :meth:`scan` uses)."""
         return self._injection(text)
-
-    def _escalated(self, text: str) -> str | None:
-        """What stage 2 will embed for ``text``, if stage 1 escalates it."""
-        return self._stages(text)[1] if self.policy.injection_model else None
 
     def prepare_injection(self, texts: Sequence[str], tenant: str | None = None) -> int:
         """Embed, in one batch, the texts among ``texts`` that stage 1 escalates, so that a
@@ -133,10 +101,7 @@ class ContentFilter:
         how many texts were escalated."""
         if tenant is not None:
             texts = [t for t in texts if not self.memo.scored(self.memo.key(tenant, "input", t))]
-        inputs = [e for e in (self._escalated(t) for t in texts) if e is not None]
-        if inputs:
-            self.second.vectors.embed(inputs)
-        return len(inputs)
+        return self.two_stage.prepare(texts) if self.policy.injection_model else 0
 
     def prepare_request(
         self,
@@ -146,14 +111,7 @@ class ContentFilter:
     ) -> int:
         """:meth:`prepare_injection` over the texts :meth:`mask_request` will score (those
         of user, tool and function messages, one per message, as :mod:`.fields` groups them)."""
-        texts: list[str] = []
-        for group, slots in fields.walk(body, retrieved).groups.items():
-            if not group.injection:
-                continue
-            parts = [str(slot.container[slot.key]) for slot in slots]
-            joined = len(parts) > 1 and not any(fields.SEP in part for part in parts)
-            texts += [fields.SEP.join(parts)] if joined else parts
-        return self.prepare_injection(texts, tenant)
+        return self.prepare_injection(fields.walk(body, retrieved).injection_texts(), tenant)
 
     def detect(self, norm: Normalised, direction: Direction) -> list[Hit]:
         """Disjoint lexicon and PII hits in ``norm``, with this policy's actions and levels."""
@@ -207,11 +165,11 @@ class ContentFilter:
             norm = normalise(text)
             hits = self.detect(norm, direction)
         if direction == "input":
-            masked, detections = _mask(
+            masked, detections = mask_hits(
                 text, hits, Vault.for_texts([text]) if vault is None else vault, restorable, message
             )
         else:
-            masked, detections = _redact(text, hits)
+            masked, detections = redact_hits(text, hits)
         whole: list[Detection] = []
         score, reasons = 0.0, tuple[str, ...]()
         if direction == "input" and score_injection_too:
@@ -223,7 +181,7 @@ class ContentFilter:
             score, reasons = injection.score, injection.reasons
             if score >= self.policy.injection_threshold:
                 whole.append(
-                    _whole(
+                    whole_detection(
                         text,
                         "PROMPT_INJECTION",
                         self.policy.injection_action,
@@ -237,7 +195,9 @@ class ContentFilter:
             leak = LeakDetector(system_prompt, self.policy.leak_ngram_chars)
             if leak.feed(text):
                 whole.append(
-                    _whole(text, "SYSTEM_PROMPT_LEAK", "block", "leak", "ngram", Level.SECRET)
+                    whole_detection(
+                        text, "SYSTEM_PROMPT_LEAK", "block", "leak", "ngram", Level.SECRET
+                    )
                 )
         return FilterResult(
             verdict=verdict_of([*hits, *whole]),
@@ -345,83 +305,6 @@ class ContentFilter:
         )
         restorer = StreamRestorer(conversation.vault, escape) if stage != "guard" else None
         return OutputStream(guard, restorer)
-
-
-def _on_event_loop() -> bool:
-    """Whether this thread runs an event loop (the gateway's), where nothing may block."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
-
-
-def _mask(
-    text: str, hits: list[Hit], vault: Vault, restorable: bool, message: int | None
-) -> tuple[str, list[Detection]]:
-    parts: list[str] = []
-    detections: list[Detection] = []
-    last = 0
-    for hit in hits:
-        placeholder = None
-        if hit.action == "mask":
-            value = text[hit.start : hit.end]
-            placeholder = vault.placeholder(hit.type, hit.canonical, value, restorable=restorable)
-            parts += [text[last : hit.start], placeholder]
-            last = hit.end
-        if len(detections) < MAX_REPORTED or hit.action == "block":
-            detections.append(_detection(hit, placeholder, message))
-    parts.append(text[last:])
-    return "".join(parts), detections
-
-
-def _redact(text: str, hits: list[Hit]) -> tuple[str, list[Detection]]:
-    parts, last = [], 0
-    for hit in hits:
-        if hit.action == "mask":
-            parts += [text[last : hit.start], f"[REDACTED:{hit.type}]"]
-            last = hit.end
-    parts.append(text[last:])
-    listed = [h for i, h in enumerate(hits) if i < MAX_REPORTED or h.action == "block"]
-    return "".join(parts), [_detection(hit, None) for hit in listed]
-
-
-def _detection(hit: Hit, placeholder: str | None, message: int | None = None) -> Detection:
-    # built from our own typed Hit: nothing to validate, and 30k findings must stay cheap
-    return Detection.model_construct(
-        type=hit.type,
-        start=hit.start,
-        end=hit.end,
-        action=hit.action,
-        source=hit.source,
-        rule=hit.rule,
-        level=hit.level,
-        placeholder=placeholder,
-        message=message,
-    )
-
-
-def _whole(
-    text: str,
-    type_: str,
-    action: str,
-    source: str,
-    rule: str,
-    level: Level,
-    message: int | None = None,
-) -> Detection:
-    return Detection.model_validate(
-        {
-            "type": type_,
-            "start": 0,
-            "end": len(text),
-            "action": action,
-            "source": source,
-            "rule": rule,
-            "level": level,
-            "message": message,
-        }
-    )
 
 
 class FilterSet:

@@ -106,6 +106,19 @@ class Walk:
             slot.container[slot.key] = orjson.dumps(parsed).decode()
         return results
 
+    def injection_texts(self) -> list[str]:
+        """The texts :meth:`mask` scores for injection (those of user, tool and function
+        messages, one per message where its strings can be joined): what injection stage
+        2 may be asked to read, to be prepared before the scan."""
+        texts: list[str] = []
+        for group, slots in self.groups.items():
+            if not group.injection:
+                continue
+            parts = [str(slot.container[slot.key]) for slot in slots]
+            joined = len(parts) > 1 and not any(SEP in part for part in parts)
+            texts += [SEP.join(parts)] if joined else parts
+        return texts
+
 
 def _scan_batch(
     texts: list[str], scan: Scan, group: _Group

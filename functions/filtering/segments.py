@@ -13,11 +13,23 @@ or two lands whole in some segment, scored about as it would be alone.
 Linear in the length of the text: one pass finds the sentence ends, and each sentence
 is read by at most a few segments (the next segment starts past the previous one's first
 sentence and at or past its middle).
+
+Stage 1's reading of a long text lives here too (:func:`read_long`): the segments scored
+in one numpy pass, each with the rules of :mod:`.injection_rules` that match it alone,
+beside the whole text's reading; :mod:`.injection` calls it for a text over :data:`LONG`
+characters, and ``infra/training/injection/documents.py`` tunes its constants.
 """
 
 from __future__ import annotations
 
+import math
 import re
+
+import numpy as np
+
+from functions.filtering.classifier import InjectionModel, prepare, rule_features
+from functions.filtering.injection_rules import rule_weights
+from functions.filtering.normalise import normalise
 
 # sentence ends, ASCII and full-width (raw text: segments are cut before normalisation,
 # so that stage 2 can embed the segment as the caller wrote it)
@@ -72,3 +84,73 @@ def segment_size(text: str, budget: int) -> int:
     character is 3 bytes and says about as much as a short English word)."""
     per_char = len(text.encode("utf-8", "surrogatepass")) / max(len(text), 1)
     return max(16, int(budget / per_char))
+
+
+# A text longer than LONG characters (a pasted or retrieved document) is read
+# segment by segment (:func:`segments`): runs of whole sentences of about SEGMENT_BYTES
+# of UTF-8, each scored with the rules that match it, and the highest logit kept, less
+# DOCUMENT_OFFSET (the highest of many segments is biased upwards: more chances at a false
+# alarm). It is read whole too (windows of 512 characters, as before, but without the
+# rules' features), less WHOLE_OFFSET, and the higher reading stands: a long jailbreak is
+# suspicious all through, not in one sentence (read by segments alone, 3% of the
+# calibration split's long attacks were missed; with the whole reading, as many as
+# before). All were chosen on the calibration split only: documents glued from its
+# items, and its long texts (``infra/training/injection/documents.py``).
+SEGMENT_BYTES = 96
+DOCUMENT_OFFSET = 1.0
+WHOLE_OFFSET = 2.0
+# characters from which a text is read by segments too: about three English sentences or
+# ten Chinese ones. Over one window (512) only, a third of the Chinese tuning documents
+# (reviews glued together, under 512 characters, a 20-character attack inside) were still
+# read as one diluted window; from 300, no verdict on the calibration split's natural texts
+# changed (from 256, one English attack was lost); an ordinary 200-character message is
+# read as before, at the same cost
+LONG = 300
+
+
+def is_long(folded: str) -> bool:
+    """Whether stage 1 reads ``folded`` (normalised text) by segments too: it is longer
+    than :data:`LONG` characters."""
+    return len(folded) > LONG and len(prepare(folded)) > LONG
+
+
+def read_segments(
+    text: str,
+    model: InjectionModel,
+    budget: int = SEGMENT_BYTES,
+    offset: float = DOCUMENT_OFFSET,
+    ruled: bool = True,
+) -> tuple[float, str]:
+    """The highest stage-1 logit over the segments of ``text`` (each with the rules that
+    match it alone: the words of unrelated sentences do not add up), less ``offset``,
+    and that segment (what stage 2 reads). ``ruled``: whether any rule matched the whole
+    text (if none did, the segments are not searched for one: a third of the cost)."""
+    parts, prepared, ruling = [], [], []
+    for part in segments(text, segment_size(text, budget)):
+        folded = normalise(part).text
+        window = prepare(folded)
+        if window:
+            parts.append(part)
+            prepared.append(window)
+            reasons = tuple(rule_weights(folded)) if ruled else ()
+            weights = model.weights[rule_features(reasons)] if reasons else None
+            ruling.append(0.0 if weights is None else float(weights.sum(dtype=np.float32)))
+    if not parts:
+        return -math.inf, text
+    logits = model.window_logits(prepared) + np.array(ruling)
+    best = int(np.argmax(logits))
+    return float(logits[best]) - offset, parts[best]
+
+
+def read_long(
+    text: str, folded: str, model: InjectionModel, ruled: bool
+) -> tuple[float, str | None]:
+    """Stage 1's logit of a long ``text`` (``folded``: its normalised form): the higher of
+    its segments' reading (:func:`read_segments`) and its whole reading without the rules
+    (they matched in sentences that may be unrelated), less :data:`WHOLE_OFFSET`; and the
+    segment that scored highest (None: the whole reading stood)."""
+    logit, focus = read_segments(text, model, ruled=ruled)
+    whole = model.logit(folded) - WHOLE_OFFSET
+    if whole > logit:  # suspicious all through: stage 2 reads its top window, as before
+        return whole, None
+    return logit, focus

@@ -1,8 +1,9 @@
 """Checksums and number plans that turn a digit pattern into a likely real value.
 
 A pattern alone over-matches badly: any 16 digits pass Luhn one time in ten, so
-the detectors in :mod:`~functions.filtering.pii` only accept what also passes
-these checks (and, where a check is weak, a context word).
+the detectors in :mod:`~functions.filtering.pii` only accept what also passes these
+checks (called from :mod:`~functions.filtering.pii_checks`; where a check is weak, a
+context word is needed too).
 """
 
 from __future__ import annotations

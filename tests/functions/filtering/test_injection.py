@@ -7,7 +7,8 @@ import base64
 import pytest
 
 from functions.filtering import score_injection
-from functions.filtering.injection import _COMPILED, score_rules
+from functions.filtering.injection import score_rules
+from functions.filtering.injection_rules import _COMPILED
 from functions.filtering.normalise import normalise
 from tests.functions.filtering.injection_set import labelled
 

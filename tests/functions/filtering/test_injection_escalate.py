@@ -74,7 +74,7 @@ def test_an_unprepared_message_is_not_embedded_on_the_event_loop() -> None:
 
     alone = asyncio.run(on_loop())
     assert calls == []
-    assert alone == cf._stages(GREY)[0].score.score  # stage 1's
+    assert alone == cf.two_stage.stages(GREY)[0].score.score  # stage 1's
     off_loop = cf.injection(GREY).score  # no loop in this thread: embedded here
     assert calls == [(GREY, True)] and off_loop != alone
 

@@ -1,0 +1,87 @@
+"""Injection scoring in two stages: stage 1 decides the clear cases, stage 2 the grey ones.
+
+Why a module of its own: the engine (:class:`~.engine.ContentFilter`) decides *whether*
+a text is scored and under which policy (the rules alone, or the learned model); how
+the learned model reads it is this: stage 1 (:func:`~.injection.stage_one`, rules and
+n-grams, ~0.15 ms) scores every text, and a text it is unsure of
+(:func:`~.injection.escalates`) is read again by stage 2, the e5 head of :mod:`.semantic`,
+whose embedding costs 50-200 ms. That embedding must never run on the event loop
+(invariant I4): the step of :mod:`.escalate` embeds the escalated texts of a request in
+a worker thread, in one batch (:meth:`TwoStage.prepare`), before the scan on the loop
+finds their vectors cached; a vector not found there leaves stage 1's score standing.
+
+A frontend's background request (:mod:`.frontend`) is scored without its known template
+lines, by stage 1 alone; a long text's most suspicious segment (:mod:`.segments`) is what
+stage 2 embeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from loguru import logger
+
+from functions.filtering.classifier import InjectionModel
+from functions.filtering.frontend import task_content
+from functions.filtering.injection import (
+    InjectionScore,
+    StageOne,
+    combine_semantic,
+    escalates,
+    stage_one,
+)
+from functions.filtering.semantic import EMBED_BYTES, SecondStage, stage2_input
+
+
+@dataclass(frozen=True, slots=True)
+class TwoStage:
+    """Stage 1, and stage 2 (``second``: the e5 head and its vector cache, shared by every
+    tenant's filter of a :class:`~.engine.FilterSet`) for what stage 1 escalates."""
+
+    second: SecondStage
+
+    def stages(self, text: str, folded: str | None = None) -> tuple[StageOne, str | None]:
+        """Stage 1's view of ``text`` and what stage 2 embeds for it (None: stage 1 decides).
+        A frontend's background request (:mod:`.frontend`) is scored without its known
+        template lines, by stage 1 alone; so is a short text (:func:`escalates`)."""
+        task = task_content(text)
+        if task is not None:
+            return stage_one(task), None
+        first = stage_one(text, folded)
+        if not escalates(first, self.second.head, text):
+            return first, None
+        # a long text's most suspicious segment (read by stage 1 alone), else the text
+        return first, stage2_input(first.focus or text, InjectionModel.load(), EMBED_BYTES)
+
+    def score(self, text: str, folded: str | None = None) -> InjectionScore:
+        """The learned model's score of ``text``: stage 1 decides clear cases, stage 2 reads
+        the ones it is unsure of (on the event loop, only with a prepared vector)."""
+        first, wanted = self.stages(text, folded)
+        if wanted is None:
+            return first.score
+        vector = self.second.vectors.get(wanted)
+        if vector is None:
+            if _on_event_loop():  # not prepared, or evicted since: never 100 ms on the loop
+                logger.warning("injection stage 2: vector not prepared; stage 1's score stands")
+                return first.score
+            vector = self.second.vectors.embed([wanted])[0]
+        return combine_semantic(first, self.second.head.logit(vector), self.second.head)
+
+    def prepare(self, texts: Sequence[str]) -> int:
+        """Embed, in one batch, the texts among ``texts`` that stage 1 escalates (blocking:
+        in a worker thread); how many were escalated."""
+        inputs = [e for e in (self.stages(t)[1] for t in texts) if e is not None]
+        if inputs:
+            self.second.vectors.embed(inputs)
+        return len(inputs)
+
+
+def _on_event_loop() -> bool:
+    """Whether this thread runs an event loop (the gateway's), where nothing may block."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
