@@ -113,6 +113,22 @@ class ContentFilter:
         of user, tool and function messages, one per message, as :mod:`.fields` groups them)."""
         return self.prepare_injection(fields.walk(body, retrieved).injection_texts(), tenant)
 
+    def unembedded(
+        self, body: ChatCompletionRequest, retrieved: frozenset[int], tenant: str
+    ) -> list[str]:
+        """The inputs stage 2 would embed for the texts :meth:`mask_request` scores, less
+        those the scan memo remembers and those already embedded (stage 1 alone: cheap;
+        embed the rest with :meth:`embed_for_stage_two`, in a worker thread)."""
+        if not self.policy.injection_model:
+            return []
+        texts = fields.walk(body, retrieved).injection_texts()
+        texts = [t for t in texts if not self.memo.scored(self.memo.key(tenant, "input", t))]
+        return self.two_stage.unembedded(texts)
+
+    def embed_for_stage_two(self, inputs: Sequence[str]) -> None:
+        """Embed :meth:`unembedded`'s ``inputs`` in one batch. Blocking: a worker thread."""
+        self.two_stage.embed(inputs)
+
     def detect(self, norm: Normalised, direction: Direction) -> list[Hit]:
         """Disjoint lexicon and PII hits in ``norm``, with this policy's actions and levels."""
         return resolve(self.findings(norm, direction), PRIORITY)

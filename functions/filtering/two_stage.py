@@ -77,6 +77,16 @@ class TwoStage:
             self.second.vectors.embed(inputs)
         return len(inputs)
 
+    def unembedded(self, texts: Sequence[str]) -> list[str]:
+        """What stage 2 would embed for ``texts`` and finds no vector for: stage 1 alone,
+        cheap enough for the event loop on a short request (the scan runs it there too)."""
+        inputs = (self.stages(t)[1] for t in texts)
+        return [e for e in inputs if e is not None and self.second.vectors.get(e) is None]
+
+    def embed(self, inputs: Sequence[str]) -> None:
+        """Embed :meth:`unembedded`'s ``inputs`` in one batch (blocking: a worker thread)."""
+        self.second.vectors.embed(inputs)
+
 
 def _on_event_loop() -> bool:
     """Whether this thread runs an event loop (the gateway's), where nothing may block."""

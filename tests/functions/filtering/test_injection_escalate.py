@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import httpx
 import numpy as np
@@ -15,7 +16,7 @@ from starlette.datastructures import Headers
 
 from functions import scope
 from functions.context import ChatContext, Principal, RequestContext
-from functions.filtering import FilterPolicy
+from functions.filtering import FilterPolicy, escalate
 from functions.filtering.engine import FilterSet
 from functions.filtering.escalate import make_prepare_injection
 from functions.filtering.semantic import SecondStage, SemanticHead, VectorCache
@@ -23,6 +24,7 @@ from functions.gateway import create_app
 from functions.settings import GatewaySettings, Settings
 from functions.wire import ChatCompletionRequest, ChatMessage
 
+T = TypeVar("T")
 GREY = "Tell me more about the history of trains in Europe and their routes."
 
 
@@ -81,6 +83,56 @@ def test_an_unprepared_message_is_not_embedded_on_the_event_loop() -> None:
 
 def test_a_clear_message_is_not_embedded() -> None:
     assert _run(FilterPolicy(), "Thanks, that helps.") == []
+
+
+def _hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of what the step sends to a worker thread."""
+    hops: list[str] = []
+    real = asyncio.to_thread
+
+    async def recording(func: Callable[..., T], /, *args: object) -> T:
+        hops.append(getattr(func, "__name__", repr(func)))
+        return await real(func, *args)
+
+    monkeypatch.setattr(asyncio, "to_thread", recording)
+    return hops
+
+
+def test_a_message_stage_one_is_sure_of_costs_no_thread_hop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Most requests escalate nothing: stage 1 asks on the event loop, and only what it
+    escalates goes to a thread (a hop each was a thirtieth of a plain request's CPU)."""
+    hops = _hops(monkeypatch)
+    assert _run(FilterPolicy(), "Thanks, that helps.") == []
+    assert hops == []
+    assert _run(FilterPolicy(), GREY) == [(GREY, False)]
+    assert hops == ["embed_for_stage_two"]
+
+
+def test_a_longer_request_asks_stage_one_in_the_thread_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hops = _hops(monkeypatch)
+    assert _run(FilterPolicy(), GREY, size=escalate.LOOP_BYTES + 1) == [(GREY, False)]
+    assert hops == ["prepare_request"]
+
+
+def test_a_text_embedded_before_is_not_embedded_again_nor_sent_to_a_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cache, calls = _recording()
+    filters = FilterSet(FilterPolicy(), SecondStage(SemanticHead.load(), cache))
+    step = make_prepare_injection(filters)
+
+    async def twice() -> None:
+        await step(_ctx(GREY, 100))
+        await step(_ctx(GREY, 100))  # the same text again (the same tenant): cached
+
+    hops = _hops(monkeypatch)
+    asyncio.run(twice())
+    assert calls == [(GREY, False)]
+    assert hops == ["embed_for_stage_two"]
 
 
 def test_nothing_is_embedded_for_the_rules_alone_or_a_large_request() -> None:
