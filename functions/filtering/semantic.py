@@ -123,7 +123,7 @@ class VectorCache:
         self._items: OrderedDict[bytes, Vector] = OrderedDict()
 
     def get(self, text: str) -> Vector | None:
-        key = _digest(text)
+        key = scoped_digest(text)
         with self._lock:
             vector = self._items.get(key)
             if vector is not None:
@@ -138,7 +138,7 @@ class VectorCache:
             self._items.clear()
 
     def put(self, text: str, vector: Vector) -> None:
-        key = _digest(text)
+        key = scoped_digest(text)
         with self._lock:
             self._items[key] = vector
             self._items.move_to_end(key)
@@ -161,7 +161,7 @@ class VectorCache:
         return np.asarray(np.stack(rows) if rows else np.empty((0, 0)), dtype=np.float32)
 
 
-def _digest(text: str) -> bytes:
+def scoped_digest(text: str) -> bytes:
     """The cache key of ``text`` within the current request's tenant (functions/scope.py)."""
     scoped = f"{scope.tenant.get()}\0{text}"
     return hashlib.sha256(scoped.encode("utf-8", "surrogatepass")).digest()

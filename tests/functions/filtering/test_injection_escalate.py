@@ -16,9 +16,10 @@ from starlette.datastructures import Headers
 
 from functions import scope
 from functions.context import ChatContext, Principal, RequestContext
-from functions.filtering import FilterPolicy, escalate
+from functions.filtering import FilterPolicy, escalate, two_stage
 from functions.filtering.engine import FilterSet
 from functions.filtering.escalate import make_prepare_injection
+from functions.filtering.injection import StageOne
 from functions.filtering.semantic import SecondStage, SemanticHead, VectorCache
 from functions.gateway import create_app
 from functions.settings import GatewaySettings, Settings
@@ -133,6 +134,36 @@ def test_a_text_embedded_before_is_not_embedded_again_nor_sent_to_a_thread(
     asyncio.run(twice())
     assert calls == [(GREY, False)]
     assert hops == ["embed_for_stage_two"]
+
+
+def test_stage_one_reads_a_message_once_per_request_and_per_tenant(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The step asks stage 1 what to embed, the scan asks it for the score: one reading.
+    Another tenant sending the same text gets a reading of its own (no timing across
+    tenants, I6)."""
+    readings: list[str] = []
+    real = two_stage.stage_one
+
+    def counting(text: str, folded: str | None = None) -> StageOne:
+        readings.append(text)
+        return real(text, folded)
+
+    monkeypatch.setattr(two_stage, "stage_one", counting)
+    text = "Could you explain how our expense approval workflow handles receipts?"
+    filters = FilterSet(FilterPolicy(), SecondStage(SemanticHead.load(), _recording()[0]))
+    step = make_prepare_injection(filters)
+
+    async def request(tenant: str) -> None:
+        scope.tenant.set(tenant)  # as authentication does
+        ctx = _ctx(text, 100)
+        await step(ctx)
+        filters.for_tenant(tenant).mask_request(ctx.body)
+
+    asyncio.run(request("acme"))
+    assert readings == [text]
+    asyncio.run(request("globex"))
+    assert readings == [text, text]
 
 
 def test_nothing_is_embedded_for_the_rules_alone_or_a_large_request() -> None:
