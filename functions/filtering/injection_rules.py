@@ -20,12 +20,16 @@ weak ones (the word "jailbreak", 0.45; "pretend you are", 0.25) need company. Fa
                  *decoded* text matches these rules)
 
 Each rule carries hints: substrings without one of which its pattern cannot match, so
-that a cheap ``in`` test skips most regex passes on ordinary text.
+that most regex passes are skipped on ordinary text. All the hints are found in one
+Aho-Corasick pass over the text (``ahocorasick_rs``, as the lexicons): an ``in`` test
+per hint was 190 substring searches a message from Python, a third of stage 1.
 """
 
 from __future__ import annotations
 
 import re
+
+import ahocorasick_rs
 
 _EN_OVERRIDE_VERB = r"\b(?:ignore|disregard|forget|skip|override|bypass|neglect|drop|abandon)\b"
 _EN_TARGET = (
@@ -326,14 +330,24 @@ _COMPILED = tuple(
 )
 
 
+_HINTS = sorted({hint for *_, hints in _COMPILED for hint in hints})
+# for each hint (by its index in _HINTS): the rules (indices into _COMPILED) it lets run
+_HINTED = tuple(
+    frozenset(i for i, (*_, hints) in enumerate(_COMPILED) if hint in hints) for hint in _HINTS
+)
+_HINT_FINDER = ahocorasick_rs.AhoCorasick(_HINTS)
+
+
 def rule_weights(text: str) -> dict[str, float]:
     """The weight of each rule (by name; the strongest of a name) that matches ``text``
-    (normalised)."""
+    (normalised). Only the rules one of whose hints occurs in it run their pattern."""
+    hinted: set[int] = set()
+    for hint, _, _ in _HINT_FINDER.find_matches_as_indexes(text, overlapping=True):
+        hinted |= _HINTED[hint]
     found: dict[str, float] = {}
-    for name, weight, pattern, hints in _COMPILED:
-        if weight <= found.get(name, 0.0) or not any(hint in text for hint in hints):
-            continue
-        if pattern.search(text):
+    for index in sorted(hinted):
+        name, weight, pattern, _ = _COMPILED[index]
+        if weight > found.get(name, 0.0) and pattern.search(text):
             found[name] = weight
     return found
 

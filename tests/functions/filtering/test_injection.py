@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from functions.filtering import score_injection
 from functions.filtering.injection import score_rules
-from functions.filtering.injection_rules import _COMPILED
+from functions.filtering.injection_rules import _COMPILED, _HINTS, rule_weights
 from functions.filtering.normalise import normalise
 from tests.functions.filtering.injection_set import labelled
 
@@ -123,6 +125,32 @@ def test_every_rule_matches_only_where_one_of_its_hints_is() -> None:
                 assert any(hint in text for hint in hints), (name, pattern.pattern, text[:80])
     for text, name in _rule_examples():
         assert name in score_injection(text).reasons, (name, text)
+
+
+def _rule_weights_by_in(text: str) -> dict[str, float]:
+    """The definition rule_weights keeps: a rule runs when one of its hints is in the text."""
+    found: dict[str, float] = {}
+    for name, weight, pattern, hints in _COMPILED:
+        hinted = any(h in text for h in hints)
+        if weight > found.get(name, 0.0) and hinted and pattern.search(text):
+            found[name] = weight
+    return found
+
+
+_PIECES = st.sampled_from(
+    [*_HINTS, *(text for text, _ in _rule_examples()), "please", "the", "。", "\n", "你好", " "]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PIECES, max_size=12), st.text(max_size=20))
+def test_one_pass_over_the_hints_runs_the_rules_the_in_tests_would(
+    pieces: list[str], noise: str
+) -> None:
+    """Hints nested in others, repeated, or cut by noise: the same rules match, at the
+    same weights, as with one ``in`` test per hint."""
+    text = normalise(" ".join(pieces) + noise + "".join(reversed(pieces))).text
+    assert rule_weights(text) == _rule_weights_by_in(text)
 
 
 def test_a_heading_after_blank_lines_is_still_a_template_token() -> None:
