@@ -40,6 +40,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--skip", action="append", default=[], choices=["enclave", "litellm"])
     parser.add_argument(
+        "--same-prompt",
+        action="store_true",
+        help="send one message again and again (default: a fresh message each request)",
+    )
+    parser.add_argument(
         "--gateway-arg",
         action="append",
         default=[],
@@ -63,6 +68,7 @@ def run(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
         "rounds": args.rounds,
         "seconds": args.seconds,
         "ttft_count": args.ttft_count,
+        "prompt": "the same message every request" if args.same_prompt else "a fresh message each",
         "gateway_args": " ".join(args.gateway_arg + args.gateway_env),
     }
     with ExitStack() as stack:
@@ -83,11 +89,13 @@ def run(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
         for number in range(args.rounds):  # interleaved: a burst of load elsewhere hits all
             for target in targets:
                 print(f"round {number + 1}: {target.name}…", file=sys.stderr, flush=True)
-                rounds[target.name].append(load.load_round(target, args.seconds))
+                rounds[target.name].append(
+                    load.load_round(target, args.seconds, not args.same_prompt)
+                )
         results = {name: report.medians(r) for name, r in rounds.items()}
         for target in [direct_paced, *targets[1:]]:
             print(f"time to first token: {target.name}…", file=sys.stderr, flush=True)
-            results[target.name].update(load.ttft(target, args.ttft_count))
+            results[target.name].update(load.ttft(target, args.ttft_count, not args.same_prompt))
     meta["load_after"] = _load()
     report.derive(results)
     return {"meta": meta, "results": results, "rounds": rounds}

@@ -10,6 +10,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +21,25 @@ from benchmarks.compare.servers import Target, cpu_seconds
 
 ROUTE = "/v1/chat/completions"
 SCRIPT = Path(__file__).with_name("post.lua")
-PROMPT = [{"role": "user", "content": "Name one colour of the rainbow."}]
+PROMPT = "Name one colour of the rainbow."
+# A fresh message each request (wrk fills in the number, post.lua): users do not send one
+# text ten thousand times, and a gateway that remembers its scans (Enclave's scan memo)
+# would otherwise be measured answering from memory. --same-prompt sends PROMPT alone.
+FRESH = " My ticket is __N__."
 STREAM_CHUNKS = 64
 PACED_WORDS = 16  # 20 ms apart: a third of a second a stream
 
 
-def body(model: str, max_tokens: int, stream: bool) -> bytes:
+def body(model: str, max_tokens: int, stream: bool, fresh: bool = False) -> bytes:
+    messages = [{"role": "user", "content": PROMPT + (FRESH if fresh else "")}]
     return orjson.dumps(
-        {"model": model, "messages": PROMPT, "max_tokens": max_tokens, "stream": stream}
+        {"model": model, "messages": messages, "max_tokens": max_tokens, "stream": stream}
     )
+
+
+def numbered(payload: bytes, number: str) -> bytes:
+    """``payload`` with its fresh message's number filled in (as post.lua does)."""
+    return payload.replace(b"__N__", number.encode())
 
 
 def check(target: Target) -> None:
@@ -57,7 +68,12 @@ def wrk(target: Target, payload: bytes, connections: int, seconds: float) -> dic
     """One wrk run (one thread): requests/s and latency percentiles in ms."""
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is missing: apt-get install -y wrk")
-    env = {**os.environ, "BENCH_BODY": payload.decode(), "BENCH_AUTH": target.key}
+    env = {
+        **os.environ,
+        "BENCH_BODY": payload.decode(),
+        "BENCH_AUTH": target.key,
+        "BENCH_RUN": uuid.uuid4().hex[:8],  # a fresh message's number is new in every run
+    }
     argv = [
         "wrk",
         "-t1",
@@ -90,9 +106,10 @@ def wrk(target: Target, payload: bytes, connections: int, seconds: float) -> dic
     }
 
 
-def load_round(target: Target, seconds: float) -> dict[str, float]:
+def load_round(target: Target, seconds: float, fresh: bool = True) -> dict[str, float]:
     """Sequential latency, plain requests/s at 32 connections, streams/s at 8."""
-    plain, stream = body(target.fast_model, 1, False), body(target.fast_model, STREAM_CHUNKS, True)
+    plain = body(target.fast_model, 1, False, fresh)
+    stream = body(target.fast_model, STREAM_CHUNKS, True, fresh)
     wrk(target, plain, 4, 2)  # warm-up: connections, caches, the JIT of whatever has one
     sequential = wrk(target, plain, 1, seconds / 2)
     # CPU per request: far less swayed than req/s by whatever else the host is running
@@ -134,17 +151,21 @@ async def _first_content(client: httpx.AsyncClient, target: Target, payload: byt
     return first
 
 
-async def _ttft(target: Target, count: int) -> list[float]:
-    payload = body(target.paced_model, PACED_WORDS, True)
+async def _ttft(target: Target, count: int, fresh: bool) -> list[float]:
+    payload = body(target.paced_model, PACED_WORDS, True, fresh)
+    run = uuid.uuid4().hex[:8]
     async with httpx.AsyncClient(timeout=30) as client:
-        for _ in range(3):
-            await _first_content(client, target, payload)
-        return [await _first_content(client, target, payload) for _ in range(count)]
+        for n in range(3):
+            await _first_content(client, target, numbered(payload, f"{run}-w{n}"))
+        return [
+            await _first_content(client, target, numbered(payload, f"{run}-{n}"))
+            for n in range(count)
+        ]
 
 
-def ttft(target: Target, count: int) -> dict[str, float]:
+def ttft(target: Target, count: int, fresh: bool = True) -> dict[str, float]:
     """Time to first content chunk against the paced upstream, sequential: p50, p99 in ms."""
-    times = sorted(asyncio.run(_ttft(target, count)))
+    times = sorted(asyncio.run(_ttft(target, count, fresh)))
     return {
         "ttft_p50_ms": statistics.median(times) * 1000,
         "ttft_p99_ms": times[min(len(times) - 1, round(0.99 * (len(times) - 1)))] * 1000,

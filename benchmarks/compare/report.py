@@ -73,5 +73,6 @@ def summary(meta: dict[str, Any]) -> str:
         f"{meta['cpus']} CPUs ({meta['cpu_model']}), load average before/after: "
         f"{meta['load_before']} / {meta['load_after']}; {meta['rounds']} round(s) of "
         f"{meta['seconds']:g} s per load run (medians), {meta['ttft_count']} paced streams "
-        f"per target; gateway args: {meta['gateway_args'] or '(none)'}"
+        f"per target; {meta.get('prompt', 'the same message every request')}; "
+        f"gateway args: {meta['gateway_args'] or '(none)'}"
     )
