@@ -20,16 +20,14 @@ weak ones (the word "jailbreak", 0.45; "pretend you are", 0.25) need company. Fa
                  *decoded* text matches these rules)
 
 Each rule carries hints: substrings without one of which its pattern cannot match, so
-that most regex passes are skipped on ordinary text. All the hints are found in one
-Aho-Corasick pass over the text (``ahocorasick_rs``, as the lexicons): an ``in`` test
-per hint was 190 substring searches a message from Python, a third of stage 1.
+that most regex passes are skipped on ordinary text (found in one pass: :mod:`.hints`).
 """
 
 from __future__ import annotations
 
 import re
 
-import ahocorasick_rs
+from functions.filtering.hints import HintIndex
 
 _EN_OVERRIDE_VERB = r"\b(?:ignore|disregard|forget|skip|override|bypass|neglect|drop|abandon)\b"
 _EN_TARGET = (
@@ -330,22 +328,14 @@ _COMPILED = tuple(
 )
 
 
-_HINTS = sorted({hint for *_, hints in _COMPILED for hint in hints})
-# for each hint (by its index in _HINTS): the rules (indices into _COMPILED) it lets run
-_HINTED = tuple(
-    frozenset(i for i, (*_, hints) in enumerate(_COMPILED) if hint in hints) for hint in _HINTS
-)
-_HINT_FINDER = ahocorasick_rs.AhoCorasick(_HINTS)
+_HINTS = HintIndex([hints for *_, hints in _COMPILED])  # every rule has hints
 
 
 def rule_weights(text: str) -> dict[str, float]:
     """The weight of each rule (by name; the strongest of a name) that matches ``text``
     (normalised). Only the rules one of whose hints occurs in it run their pattern."""
-    hinted: set[int] = set()
-    for hint, _, _ in _HINT_FINDER.find_matches_as_indexes(text, overlapping=True):
-        hinted |= _HINTED[hint]
     found: dict[str, float] = {}
-    for index in sorted(hinted):
+    for index in sorted(_HINTS.candidates(text)):
         name, weight, pattern, _ = _COMPILED[index]
         if weight > found.get(name, 0.0) and pattern.search(text):
             found[name] = weight

@@ -34,6 +34,7 @@ from typing import NamedTuple
 
 from functions.filtering import people, people_en, places
 from functions.filtering import pii_checks as checks
+from functions.filtering.hints import HintIndex
 from functions.filtering.normalise import Normalised
 
 
@@ -66,8 +67,8 @@ class Detector:
     rule: str
     pattern: re.Pattern[str]
     check: checks.Check
-    # the pattern cannot match unless one of these substrings is in the text: a cheap
-    # ``in`` test that skips most regex passes on ordinary text
+    # the pattern cannot match unless one of these substrings is in the text: most regex
+    # passes are skipped on ordinary text (find_pii finds all hints in one pass: .hints)
     hints: tuple[str, ...] = ()
     # or cannot match unless this cheaper, digit-led pattern is found (a pattern that
     # starts with a lookbehind is tried at every position; this one is skipped to in C)
@@ -226,6 +227,7 @@ DETECTORS: tuple[Detector, ...] = (
     ),
     _d("IPV4", "ipv4", r"(?<![0-9a-z.])(?:\d{1,3}\.){3}\d{1,3}(?![0-9a-z]|\.\d)", checks.ipv4, "."),
 )
+_HINTS = HintIndex([d.hints for d in DETECTORS])  # the hinted ones, found in one pass
 PRIORITY = {"SECRET": 0, "EMAIL": 1, "ID_CARD": 2, "BANK_CARD": 3, "CREDIT_CARD": 3}
 PRIORITY |= {"SSN": 4, "PHONE": 5, "LANDLINE": 6, "PASSPORT": 7, "IPV6": 8, "IPV4": 9}
 PRIORITY |= {"ADDRESS": 10, "PERSON": 11}
@@ -245,8 +247,11 @@ def find_pii(norm: Normalised, pos: int = 0, prose: bool = True) -> list[Found]:
     bare: list[Found] = []
     text = norm.text
     has_digits = _DIGIT.search(text, pos) is not None
-    for detector in DETECTORS:
-        if not detector.applies(text) or (detector.numeric and not has_digits):
+    hinted = _HINTS.candidates(text)
+    for index, detector in enumerate(DETECTORS):
+        if index not in hinted or (detector.numeric and not has_digits):
+            continue
+        if detector.gate is not None and detector.gate.search(text) is None:
             continue
         for m in detector.pattern.finditer(text, pos):
             checked = detector.check(m, norm)
