@@ -48,7 +48,9 @@ ESCALATE = 0.25  # share of benign calibration texts in the band the combination
 # look-alikes, which put benign texts just above it (on the tuning pools an ordinary
 # question at 0.93 and a calibration text at 0.975, both cleared by stage 2; the issue's
 # trains question at 0.9255). Above 0.99 stage 2 escalated a few more benign texts there
-# (one English document in 60) and cleared none; no band lost an attack. Its low end:
+# (one English document in 60) and cleared none; no band lost an attack there (on
+# documents.py's 720 calibration documents, not among those pools, a top above 0.9 lost
+# one or two English attacked documents of 120: documents_tables.txt). Its low end:
 # [0.15, 0.2) changed no verdict, and 0.1 gained one Chinese document for 3.6 points more
 # Chinese escalation.
 BAND = (0.15, 0.99)
