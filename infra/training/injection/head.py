@@ -42,11 +42,18 @@ PER_CELL = 300  # hard ones, per language x label
 SEED = 20261203
 ESCALATE = 0.25  # share of benign calibration texts in the band the combination is fitted on
 # The shipped band (stage-1 scores that escalate), chosen by infra/training/injection/band.py
-# on the tuning pools: 2.3% (en) and 3.3% (zh) of the calibration split's benign texts,
-# 4% / 0% of its ordinary questions and 1% of unseen reviews escalate, for about a third
-# of stage 2's TPR gain and all of its FPR gain there. Above 0.9, stage 2 changed no
-# verdict on those pools.
-BAND = (0.15, 0.9)
+# on the tuning pools (band_tables.txt, section 2): 3.2% (en) and 4.1% (zh) of the
+# calibration split's benign texts, 4% / 0% of its ordinary questions and 1% of unseen
+# reviews escalate. Its top was 0.9 until stage 1 was retrained with the second batch of
+# look-alikes, which put benign texts just above it (on the tuning pools an ordinary
+# question at 0.93 and a calibration text at 0.975, both cleared by stage 2; the issue's
+# trains question at 0.9255). Above 0.99 stage 2 escalated a few more benign texts there
+# (one English document in 60) and cleared none; no band lost an attack there (on
+# documents.py's 720 calibration documents, not among those pools, a top above 0.9 lost
+# one or two English attacked documents of 120: documents_tables.txt). Its low end:
+# [0.15, 0.2) changed no verdict, and 0.1 gained one Chinese document for 3.6 points more
+# Chinese escalation.
+BAND = (0.15, 0.99)
 TARGET_FPR = 0.015
 POOL_FPR = {"look-alike": 0.03, "ordinary": 0.0}
 LOOK_ALIKES = {"benign", "hard-negative", "v1-en", "document", "ordinary"}
