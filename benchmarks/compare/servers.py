@@ -150,7 +150,20 @@ def enclave(
     proc = stack.enter_context(
         process("enclave", argv, full_env, logs / f"enclave-{port}.log", f"{url}/health")
     )
+    _settled(url)
     return Target("enclave", url, FAST, PACED, API_KEY, proc.pid)
+
+
+def _settled(url: str, timeout_s: float = 120) -> None:
+    """Wait for what the gateway starts in the background after it answers (the worker
+    process for large inputs, 2 s later): load measures the steady state, and the
+    worker's start would otherwise be charged to the requests measured beside it."""
+    deadline = time.monotonic() + timeout_s
+    auth = {"authorization": f"Bearer {API_KEY}"}
+    while not httpx.get(f"{url}/health", headers=auth, timeout=10).json()["scanner"]["ready"]:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the gateway's scanner was not ready within {timeout_s:.0f} s")
+        time.sleep(0.1)
 
 
 def litellm(stack: ExitStack, logs: Path, fast: str, paced: str, venv: Path) -> Target:
