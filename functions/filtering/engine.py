@@ -100,8 +100,12 @@ class ContentFilter:
         turn of the conversation) is skipped: the scan will not score it again. Returns
         how many texts were escalated."""
         if tenant is not None:
-            texts = [t for t in texts if not self.memo.scored(self.memo.key(tenant, "input", t))]
+            texts = self._unscored(texts, tenant)
         return self.two_stage.prepare(texts) if self.policy.injection_model else 0
+
+    def _unscored(self, texts: Sequence[str], tenant: str) -> list[str]:
+        """``texts`` less those whose input scan the memo remembers for ``tenant``."""
+        return [t for t in texts if not self.memo.scored(self.memo.key(tenant, "input", t))]
 
     def prepare_request(
         self,
@@ -121,8 +125,7 @@ class ContentFilter:
         embed the rest with :meth:`embed_for_stage_two`, in a worker thread)."""
         if not self.policy.injection_model:
             return []
-        texts = fields.walk(body, retrieved).injection_texts()
-        texts = [t for t in texts if not self.memo.scored(self.memo.key(tenant, "input", t))]
+        texts = self._unscored(fields.walk(body, retrieved).injection_texts(), tenant)
         return self.two_stage.unembedded(texts)
 
     def embed_for_stage_two(self, inputs: Sequence[str]) -> None:

@@ -99,7 +99,7 @@ class TwoStage:
         in a worker thread); how many were escalated."""
         inputs = [e for e in (self.stages(t)[1] for t in texts) if e is not None]
         if inputs:
-            self.second.vectors.embed(inputs)
+            self.embed(inputs)
         return len(inputs)
 
     def unembedded(self, texts: Sequence[str]) -> list[str]:
