@@ -1,48 +1,35 @@
 """The S3 path: LanceDB on s3://bucket/prefix at a real S3-compatible server on 127.0.0.1.
 
-moto's server mode is a real HTTP S3 endpoint running in this process's thread;
-the knowledge base reaches it through LanceDB's object store, with a custom
-endpoint, plain http and fake keys, as it would reach MinIO or Ceph.
+The session's moto server (``tests/s3.py``, the one every bucket test shares) is a
+real HTTP S3 endpoint running in this process's thread; the knowledge base reaches it
+through LanceDB's object store, with a custom endpoint, plain http and fake keys, as
+it would reach MinIO or Ceph. Each test gets its own bucket.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from functions.knowledge import KnowledgeBase, KnowledgeSettings
-from tests.conftest import free_port
+from functions.storage import StorageSettings
 from tests.functions.knowledge.conftest import Caller, write_docs
-
-BUCKET = "enclave-kb"
-KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **KEYS)
-    client.create_bucket(Bucket=BUCKET)
-    yield endpoint
-    server.stop()
+from tests.s3 import CREDENTIALS, s3_client
 
 
 @pytest.fixture
-def s3_settings(s3_endpoint: str, request: pytest.FixtureRequest) -> KnowledgeSettings:
+def s3_settings(s3_storage: StorageSettings) -> KnowledgeSettings:
+    """The knowledge base under ``kb/`` of a new bucket of the session's S3 server."""
+    assert s3_storage.uri is not None
     return KnowledgeSettings.model_validate(
         {
-            "uri": f"s3://{BUCKET}/{request.node.name}",
-            "s3_endpoint": s3_endpoint,
+            "uri": s3_storage.uri.replace("/state", "/kb"),
+            "s3_endpoint": s3_storage.s3_endpoint,
             "s3_allow_http": True,
-            "s3_access_key_id": KEYS["aws_access_key_id"],
-            "s3_secret_access_key": KEYS["aws_secret_access_key"],
+            "s3_access_key_id": CREDENTIALS["aws_access_key_id"],
+            "s3_secret_access_key": CREDENTIALS["aws_secret_access_key"],
         }
     )
 
@@ -55,7 +42,6 @@ def test_storage_options_for_s3(s3_settings: KnowledgeSettings) -> None:
 
 def test_ingest_retrieve_and_replace_on_s3(
     s3_settings: KnowledgeSettings,
-    s3_endpoint: str,
     make_kb: Callable[..., KnowledgeBase],
     tmp_path: Path,
 ) -> None:
@@ -78,6 +64,7 @@ def test_ingest_retrieve_and_replace_on_s3(
     [top] = fresh.retrieve("How much leave?", ["docs"], Caller(), top_k=1)
     assert "40 days" in top.text
 
-    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", **KEYS)
-    listed = client.list_objects_v2(Bucket=BUCKET, Prefix=kb.settings.uri.split("/", 3)[3])
+    assert s3_settings.s3_endpoint is not None
+    bucket, prefix = kb.settings.uri.removeprefix("s3://").split("/", 1)
+    listed = s3_client(s3_settings.s3_endpoint).list_objects_v2(Bucket=bucket, Prefix=prefix)
     assert any(o["Key"].endswith(".lance") for o in listed.get("Contents", []))
