@@ -35,13 +35,16 @@ class Revalidation:
         self._wanted = asyncio.Event()
         self._finished = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
+        self._last = float("-inf")  # when the last refresh began (monotonic)
 
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
     async def start(self) -> None:
-        """Refresh once (a failure is logged and retried), then keep refreshing."""
+        """Refresh once (a failure is logged and retried), then keep refreshing: the
+        next refresh is ``reload_s`` after this one, or sooner if a miss asks."""
+        self._last = time.monotonic()
         await asyncio.to_thread(self._refresh)
         self._task = asyncio.create_task(self._run(), name="key-store-revalidation")
 
@@ -60,14 +63,13 @@ class Revalidation:
                 await self._finished.wait_for(lambda: self._done > begun)
 
     async def _run(self) -> None:
-        last = float("-inf")
         while True:
             # every key_reload_s from the start of the last read (not its end): a
             # revocation then reaches this gateway within key_reload_s plus one read
-            wait = max(0.0, self._reload_s - (time.monotonic() - last))
+            wait = max(0.0, self._reload_s - (time.monotonic() - self._last))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wanted.wait(), wait)
-            last = time.monotonic()
+            self._last = time.monotonic()
             self._wanted.clear()
             self._begun += 1
             begun = self._begun

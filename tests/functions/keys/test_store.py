@@ -26,6 +26,7 @@ from functions.keys import (
     key_store,
 )
 from functions.keys.backend import Change, Seen, T, Unchanged
+from functions.keys.revalidation import Revalidation
 from functions.settings import GatewaySettings, Settings
 from functions.storage import S3Objects, StorageSettings
 from functions.storage.objects import Blob, ObjectStore, WriteConflictError
@@ -259,6 +260,26 @@ def test_an_unknown_key_waits_for_a_fresher_view_while_revalidation_runs(
             await gateway.aclose()
 
     asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_revalidation_reads_once_at_start_and_again_reload_s_later() -> None:
+    """The start's read counts as the first: the next one is reload_s after it (or sooner,
+    if a miss asks), not a second read at once. That second read made a gateway's start
+    read its store twice, and could load a key created meanwhile before a miss asked."""
+    reads: list[float] = []
+    revalidation = Revalidation(lambda: reads.append(time.monotonic()), reload_s=5.0)
+
+    async def scenario() -> None:
+        await revalidation.start()
+        try:
+            await asyncio.sleep(0.3)
+            assert len(reads) == 1  # no second read before reload_s
+            await revalidation.fresher()  # a miss asks: one more read, begun after it
+            assert len(reads) == 2
+        finally:
+            await revalidation.aclose()
+
+    asyncio.run(asyncio.wait_for(scenario(), 20))
 
 
 def test_the_bucket_holds_one_index_and_no_pepper(s3_storage: StorageSettings) -> None:
