@@ -185,6 +185,8 @@ class InjectionModel:
         parts = windows(prepare(folded))
         # the highest of k windows is biased upwards: k chances at a false alarm
         text = max(self.window_logit(w) for w in parts) - math.log(len(parts))
+        if not reasons:  # most texts: a dozen numpy calls on empty arrays, each cold
+            return text
         return text + float(self.weights[rule_features(reasons)].sum(dtype=np.float32))
 
     def probability(self, rule_score: float, logit: float) -> float:
