@@ -10,7 +10,8 @@ only honest source): an address is recognised by the way it is built.
   each other with nothing but their names between them (no punctuation, no function
   words such as 的/在/是): 城市 or 马路 alone are not a chain. A chain is an address
   when it has a road, town or residential area and an administrative level or a
-  number, or three administrative levels (广东省深圳市南山区). A 6-digit postcode
+  number, or three administrative levels (广东省深圳市南山区), or a building and a room
+  or unit (12栋1203室, 3号楼2单元) with nothing else. A 6-digit postcode
   right after it belongs to it.
 * **English (US)**: a house number, street name and USPS street suffix (Publication
   28, not Faker's list) with an optional unit; a ``City, ST 12345(-6789)`` line; PO
@@ -90,13 +91,25 @@ def _is_address(kinds: list[int]) -> bool:
     return kinds.count(_ADMIN_K) >= 3
 
 
+# a numbered building, then a numbered unit or room, ending a chain (searched in the
+# chain's last 20 characters only: a constant cost a chain)
+_ROOMS = re.compile(r"\d{1,4}(?:栋|幢|座|号楼)(?:\d{1,2}单元|(?:\d{1,2}单元)?\d{1,5}室)\Z")
+
+
+def _rooms(text: str, start: int, end: int) -> bool:
+    """A building and a room or unit with no street (锦绣家园3栋1203室, 5号楼2单元): an
+    address by itself, as in a delivery note inside one estate; not 一楼会议室."""
+    return _ROOMS.search(text, max(start, end - 20), end) is not None
+
+
 def zh_addresses(norm: Normalised, pos: int) -> list[tuple[int, int, str]]:
     """Chinese addresses in ``norm`` starting at or after ``pos`` (normalised offsets)."""
     text, found = norm.text, []
     chain: list[tuple[int, int, int]] = []  # (name start, key end, kind)
 
     def close() -> None:
-        if chain and _is_address([kind for _, _, kind in chain]):
+        kinds = [kind for _, _, kind in chain]
+        if chain and (_is_address(kinds) or _rooms(text, chain[0][0], chain[-1][1])):
             end = chain[-1][1]
             post = _POSTCODE.match(text, end)
             found.append((chain[0][0], post.end() if post else end, "zh_address"))

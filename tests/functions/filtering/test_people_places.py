@@ -114,6 +114,8 @@ def test_name_look_alikes(text: str) -> None:
         ),
         ("PSC 8396, Box 0306\nAPO AE 05131", "PSC 8396, Box 0306\nAPO AE 05131"),
         ("mail it to PO Box 1234 please", "PO Box 1234"),
+        ("快递放在3号楼2单元门口了", "3号楼2单元"),  # a building and a room alone
+        ("钥匙放在12栋1203室门口", "12栋1203室"),
     ],
 )
 def test_addresses(text: str, address: str) -> None:
@@ -128,6 +130,8 @@ def test_addresses(text: str, address: str) -> None:
         "We walked 3 miles down the road.",
         "Turn left at the next street and drive 2 blocks.",
         "The Main Street project is on track.",
+        "我在一楼会议室等你",
+        "请到3栋会议室开会",
     ],
 )
 def test_address_look_alikes(text: str) -> None:
