@@ -104,7 +104,8 @@ _STRONG_BEFORE = _words(
     "同事 朋友 被告 原告 被告人 证人 被害人 作者 记者 主持人 选手 队员 球员 "
     "演员 导演 司机 学员 房客 户主 法定代表人 监护人 紧急联系人 经手人 "
     "审核人 批准人 填表人 借款人 出借人 担保人 收款人 付款人 领款人 乘机人 乘车人 "
-    "旅客 入住人 预订人 订票人 购票人 住客 游客 访客 来访人 缴款人 开票人 经理人"
+    "旅客 入住人 预订人 订票人 购票人 住客 游客 访客 来访人 缴款人 开票人 经理人 "
+    "房主 屋主 车主 店主 货主 失主 雇主 摊主 船主 物主"
 )
 # job titles and roles in front of a name (经理黄志明批准…, 护士长吴欣妤已…): as strong as
 # a field label, but a common word after them is still rejected (经理高兴地说)
@@ -122,7 +123,9 @@ _ROLE_BEFORE = _words(
 # checked as on weak evidence (高血压患者 is no name)
 _ROLE_AFTER = _words(
     "患者 病人 病患 家属 本人 夫妇 一家 母子 父子 的身份证 的手机 的电话 的账户 的账号 "
-    "的银行卡 的邮箱 的住址 的家庭住址 的病历 的工资 的护照 的社保 的驾驶证 的车牌 的签名"
+    "的银行卡 的邮箱 的住址 的家庭住址 的病历 的工资 的护照 的社保 的驾驶证 的车牌 的签名 "
+    # a child or a relative named by the person (张秀华小朋友的家长, 王磊的母亲)
+    "小朋友 宝宝 家长 的家长 的父亲 的母亲 的爸爸 的妈妈 的孩子 的儿子 的女儿 的丈夫 的妻子"
 )
 _STRONG_AFTER = _words(
     "先生 女士 小姐 老师 医生 大夫 护士 教授 经理 主任 总监 同学 师傅 "
@@ -312,14 +315,17 @@ def _keep(
     word = text[start:end]
     if word[0] not in _SINGLE and word[:2] not in _COMPOUND:
         return False
-    # 国际报告, 时间名称: the surname and the first given character are a common word
-    if not titled and (word in COMMON_WORDS or _common_start(word)):
+    given = word[2:] if word[:2] in _COMPOUND else word[1:]
+    # 国际报告, 时间名称: the surname and the first given character are a common word; a
+    # title after it (项目部经理) keeps it only when every given character is a name's
+    compound = _compound_name(word, given, strong)
+    named = all(c in GIVEN for c in given)
+    if not compound and (word in COMMON_WORDS or _common_start(word)) and not (titled and named):
         return False
-    if not strong and _in_a_word(text, start, word):
+    if not strong and not compound and _in_a_word(text, start, word):
         return False
     if _FUNCTION_WORD.match(text, max(0, start - 1)) and start > 0:
         return False  # 由于, 同时: the "surname" ends a function word
-    given = word[2:] if word[:2] in _COMPOUND else word[1:]
     if _PARTICLES.intersection(given):
         return False  # 满意的, 门口: no given name holds a particle
     if not titled and given in _COMMON_GIVEN:
@@ -364,6 +370,15 @@ def _in_a_word(text: str, start: int, word: str) -> bool:
 
 _PARTICLES = frozenset("的了吗呢吧啊么着过们")
 _CONTEXT_ENDS = tuple(_CONTEXT_WORDS) + tuple("人者员生师长")
+
+
+def _compound_name(word: str, given: str, strong: bool) -> bool:
+    """A compound surname with a given name (东方秀珠, 司马品睿): 东方 and 司马 are words
+    too, so the common-word checks would drop every such name; on weak evidence the
+    given name must be two characters common in names."""
+    if word[:2] not in _COMPOUND or not given:
+        return False
+    return strong or (len(given) == 2 and all(c in GIVEN for c in given))
 
 
 def _common_start(word: str) -> bool:

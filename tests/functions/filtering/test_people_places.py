@@ -51,6 +51,11 @@ def found(text: str, type_: str) -> list[str]:
         ("The loan was approved by branch manager Mark O'Hara.", "Mark O'Hara"),
         ("From: Crystal Peterson\nSubject: invoice", "Crystal Peterson"),
         ("Hi Victoria, your appointment is confirmed.", "Victoria"),
+        # split H's general causes: children and kin after a name, owners before it,
+        # compound surnames that are words too
+        ("李雨涵小朋友今天没来幼儿园。", "李雨涵"),
+        ("失主许海燕报了警。", "许海燕"),
+        ("申请人：东方明月", "东方明月"),
     ],
 )
 def test_names(text: str, name: str) -> None:
@@ -92,6 +97,7 @@ def test_names(text: str, name: str) -> None:
         "Which standards are accepted in Hong Kong?",
         "An unaccredited individual stated otherwise.",
         "In Kotlin, why do I need the open keyword?",
+        "任命他为项目部经理。",
     ],
 )
 def test_name_look_alikes(text: str) -> None:
