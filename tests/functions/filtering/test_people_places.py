@@ -52,10 +52,16 @@ def found(text: str, type_: str) -> list[str]:
         ("From: Crystal Peterson\nSubject: invoice", "Crystal Peterson"),
         ("Hi Victoria, your appointment is confirmed.", "Victoria"),
         # split H's general causes: children and kin after a name, owners before it,
-        # compound surnames that are words too
+        # compound surnames that are words too, hyphenated first names, initials that are
+        # stop words, "Last, First" in forms and dockets
         ("李雨涵小朋友今天没来幼儿园。", "李雨涵"),
         ("失主许海燕报了警。", "许海燕"),
         ("申请人：东方明月", "东方明月"),
+        ("Please ask Mary-Beth Olsen to call.", "Mary-Beth Olsen"),
+        ("Ann I. Cole called the office.", "Ann I. Cole"),
+        ("Patient: Garcia, Maria R.", "Garcia, Maria R."),
+        ("Motion filed by THOMPSON, Robert J.", "THOMPSON, Robert J."),
+        ('"Nguyen, Linda",555-0100', "Nguyen, Linda"),
     ],
 )
 def test_names(text: str, name: str) -> None:
@@ -98,6 +104,8 @@ def test_names(text: str, name: str) -> None:
         "An unaccredited individual stated otherwise.",
         "In Kotlin, why do I need the open keyword?",
         "任命他为项目部经理。",
+        "Yesterday, Michael.",
+        "Yeah, Rick",
     ],
 )
 def test_name_look_alikes(text: str) -> None:
