@@ -53,6 +53,8 @@ _LONGEST_FIRST = sorted(PROVINCES, key=len, reverse=True)
 _NOT_NAME = frozenset("的了是在我你他她它们这那有与及就也很把被给从向对为说要能没")
 _NAME = re.compile(rf"[{_CJK}0-9a-z#\-]{{1,10}}")
 _POSTCODE = re.compile(r" ?\d{6}(?!\d)")
+# a villagers' group after a village (桃花岭村3组): 组 is no key (小组, 项目组), a number is
+_VILLAGE_GROUP = re.compile(r"(?<=村)(?:\d{1,3}|[一二三四五六七八九十]{1,3})组")
 _CONTEXT = ("住在", "住址", "地址", "位于", "寄到", "寄往", "送到", "送至", "搬到", "来自")
 
 
@@ -111,6 +113,8 @@ def zh_addresses(norm: Normalised, pos: int) -> list[tuple[int, int, str]]:
         kinds = [kind for _, _, kind in chain]
         if chain and (_is_address(kinds) or _rooms(text, chain[0][0], chain[-1][1])):
             end = chain[-1][1]
+            group = _VILLAGE_GROUP.match(text, end)
+            end = group.end() if group else end
             post = _POSTCODE.match(text, end)
             found.append((chain[0][0], post.end() if post else end, "zh_address"))
         chain.clear()

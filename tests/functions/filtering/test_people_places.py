@@ -130,6 +130,7 @@ def test_name_look_alikes(text: str) -> None:
         ("mail it to PO Box 1234 please", "PO Box 1234"),
         ("快递放在3号楼2单元门口了", "3号楼2单元"),  # a building and a room alone
         ("钥匙放在12栋1203室门口", "12栋1203室"),
+        ("户籍：湖南省长沙市岳麓区桃花岭村3组", "湖南省长沙市岳麓区桃花岭村3组"),
     ],
 )
 def test_addresses(text: str, address: str) -> None:
