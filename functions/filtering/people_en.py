@@ -179,6 +179,7 @@ def _name_spans(
             and (
                 previous in _WEAK_CONTEXT
                 or _possessive_or_said(words[i])
+                or _listed(out, words[i])
                 or (not sentence_start and _LOWER_NEXT.match(words[i].string, words[i].end()))
             )
         ):
@@ -192,6 +193,12 @@ def _name_spans(
             i += 1
         previous, sentence_start = word, False
     return out
+
+
+def _listed(out: list[tuple[int, int, str]], word: re.Match[str]) -> bool:
+    """A first name alone right after a name and a comma (Karen Lowe, Brian Ortiz, Meg):
+    an enumeration of people goes on."""
+    return bool(out) and word.string[out[-1][1] : word.start()] == ", "
 
 
 def _plausible(

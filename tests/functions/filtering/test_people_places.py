@@ -62,6 +62,7 @@ def found(text: str, type_: str) -> list[str]:
         ("Patient: Garcia, Maria R.", "Garcia, Maria R."),
         ("Motion filed by THOMPSON, Robert J.", "THOMPSON, Robert J."),
         ('"Nguyen, Linda",555-0100', "Nguyen, Linda"),
+        ("Attendees: Karen Lowe, Brian Ortiz, Shannon", "Shannon"),
     ],
 )
 def test_names(text: str, name: str) -> None:
