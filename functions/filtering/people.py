@@ -75,6 +75,8 @@ _AFTER = _alt(STRONG_AFTER + WEAK_AFTER + ROLE_AFTER + [w for w in HALF_AFTER if
 _GIVEN_NAME = rf"[{_CJK}](?:(?!{_AFTER})[{_CJK}])?"
 _BY_STRONG_BEFORE = rf"(?:{_alt(STRONG_BEFORE, lead=True)})[:：\s]{{0,3}}({_SURNAME}{_GIVEN_NAME})"
 _BY_ROLE_BEFORE = rf"(?:{_alt(ROLE_BEFORE, lead=True)})[:：\s]{{0,2}}({_SURNAME}{_GIVEN_NAME})"
+# any field label for a person (取件人：, 经办人：): a word ending in 人 and a colon
+_BY_PERSON_LABEL = rf"人[:：]\s{{0,2}}({_SURNAME}{_GIVEN_NAME})"
 _BY_ROLE_AFTER = rf"({_SURNAME}{_GIVEN_NAME})(?:{_alt(ROLE_AFTER)})"
 _BEFORE_REACH = max(map(len, STRONG_BEFORE + ROLE_BEFORE)) + 3
 _BY_STRONG_AFTER = rf"({_SURNAME}[{_CJK}]{{1,2}}?)(?:{_alt(STRONG_AFTER)})"
@@ -139,6 +141,7 @@ def zh_names(norm: Normalised, pos: int) -> list[tuple[int, int, str]]:
     _scan(_compiled(_BY_STRONG_BEFORE), text, pos, _BEFORE_REACH, found, strong=True)
     _scan(_compiled(_BY_STRONG_AFTER), text, pos, 0, found, strong=True, titled=True)
     _scan(_compiled(_BY_ROLE_BEFORE), text, pos, _BEFORE_REACH, found, strong=True)
+    _scan(_compiled(_BY_PERSON_LABEL), text, pos, 4, found, strong=True)
     _scan(_compiled(_BY_ROLE_AFTER), text, pos, 0, found)
     _scan(_compiled(_BY_WEAK), text, pos, 0, found)
     _scan(_compiled(_BY_HALF_BEFORE), text, pos, _HALF_REACH, found, strict=True)
@@ -159,10 +162,21 @@ def _sentence_ends(text: str, pos: int) -> list[tuple[int, int]]:
     at = pos
     while (m := _compiled(_BY_SENTENCE_END).search(text, at)) is not None:
         start, end = m.span(1)
-        if text[start + 1 : end] not in _COMMON_GIVEN:
+        if text[start + 1 : end] not in _COMMON_GIVEN and (end - start == 3 or _led(text, start)):
             spans.append((start, end))
         at = m.start() + 1
     return spans
+
+
+def _led(text: str, start: int) -> bool:
+    """A two-character name ending a sentence needs a field's start or a context word
+    before it (本人严霞，产权人万强。, 收方徐雷，; not 提前储水。)."""
+    before = text[start - 1 : start] if start else ""
+    if not before or before in _WEAK_BEFORE_CHARS or not "\u4e00" <= before <= "\u9fff":
+        return True
+    if before in "方主户":
+        return True  # a party's label (收方, 房主, 租户)
+    return text[max(0, start - 8) : start].endswith(_CONTEXT_ENDS)
 
 
 def _scan(
@@ -218,8 +232,8 @@ def _keep(
         return False
     if _FUNCTION_WORD.match(text, max(0, start - 1)) and start > 0:
         return False  # 由于, 同时: the "surname" ends a function word
-    if _PARTICLES.intersection(given):
-        return False  # 满意的, 门口: no given name holds a particle
+    if _PARTICLES.intersection(given) or given in _HONORIFIC:
+        return False  # 满意的, 门口: no given name holds a particle; 张姐, 王总 are no names
     if not titled and given in _COMMON_GIVEN:
         return False  # 方喜欢, 国语言: the "given name" is a common word
     if given in _CONTEXT_WORDS and (len(given) > 1 or given not in GIVEN):
@@ -261,6 +275,7 @@ def _in_a_word(text: str, start: int, word: str) -> bool:
 
 
 _PARTICLES = frozenset("的了吗呢吧啊么着过们")
+_HONORIFIC = frozenset("姐哥总叔姨嫂伯婶爷")  # a form of address after a surname alone
 _CONTEXT_ENDS = tuple(_CONTEXT_WORDS) + tuple("人者员生师长")
 
 

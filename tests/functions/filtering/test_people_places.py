@@ -63,6 +63,14 @@ def found(text: str, type_: str) -> list[str]:
         ("Motion filed by THOMPSON, Robert J.", "THOMPSON, Robert J."),
         ('"Nguyen, Linda",555-0100', "Nguyen, Linda"),
         ("Attendees: Karen Lowe, Brian Ortiz, Shannon", "Shannon"),
+        # split I's general causes: greetings after a name, tenants, person labels (X人：),
+        # compensation verbs, 请 before a name, time words after it
+        ("周建平您好，您的快递到了。", "周建平"),
+        ("租户孙立新已搬走。", "孙立新"),
+        ("提货人：赵一鸣", "赵一鸣"),
+        ("经调解，被告赔偿王丽华两万元。", "王丽华"),
+        ("请刘洋带新同事熟悉环境。", "刘洋"),
+        ("听说王丽华现在住在城里。", "王丽华"),
     ],
 )
 def test_names(text: str, name: str) -> None:
@@ -107,6 +115,9 @@ def test_names(text: str, name: str) -> None:
         "任命他为项目部经理。",
         "Yesterday, Michael.",
         "Yeah, Rick",
+        "张姐：好的，我知道了。",
+        "王总说明天开会。",
+        "请大家提前储水。",
     ],
 )
 def test_name_look_alikes(text: str) -> None:
