@@ -36,7 +36,7 @@ CONTEXT = frozenset(
     _words(
         """name patient customer client contact employee applicant recipient attn dear signed
     cardholder holder insured beneficiary tenant landlord passenger guest member student
-    sincerely regards by from cc to physician nurse officer agent"""
+    sincerely regards by from cc to physician nurse officer agent signature"""
     )
 )
 # jobs and roles: a name after them when its first word is a first name or a surname
@@ -180,6 +180,7 @@ def _name_spans(
                 previous in _WEAK_CONTEXT
                 or _possessive_or_said(words[i])
                 or _listed(out, words[i])
+                or _TIME_NEXT.match(words[i].string, words[i].end()) is not None
                 or (not sentence_start and _LOWER_NEXT.match(words[i].string, words[i].end()))
             )
         ):
@@ -193,6 +194,10 @@ def _name_spans(
             i += 1
         previous, sentence_start = word, False
     return out
+
+
+# a time right after a name: a chat export's header (Gloria  10:02 AM, Ryan 9:41)
+_TIME_NEXT = re.compile(r"[ \t]{1,4}\[?\d{1,2}:\d{2}(?!\d)")
 
 
 def _listed(out: list[tuple[int, int, str]], word: re.Match[str]) -> bool:
@@ -249,7 +254,7 @@ def _last_first(
     if not rest or len(rest) > 2 or (len(rest) == 2 and not _INITIAL.fullmatch(rest[1].group())):
         return []
     first = rest[0].group().lower()
-    if not _first(first, names) or first in AMBIGUOUS or first in STOP:
+    if not _first(first, names) or first in STOP:  # the form decides: Ward, Christian
         return []
     if lead:
         surname = lead[0].group().lower()
@@ -273,7 +278,7 @@ def _last_first(
 def _surname_like(word: str) -> bool:
     return not (
         word in STOP or word in TITLES or word in CONTEXT or word in ROLES or word in _NEVER
-    ) and not (word in PLACES or word in _NOT_SURNAME or word.endswith("ly"))
+    ) and not (word in _NOT_SURNAME or word.endswith("ly"))
 
 
 def _field_start(before: str) -> bool:

@@ -64,13 +64,18 @@ def found(text: str, type_: str) -> list[str]:
         ('"Nguyen, Linda",555-0100', "Nguyen, Linda"),
         ("Attendees: Karen Lowe, Brian Ortiz, Shannon", "Shannon"),
         # split I's general causes: greetings after a name, tenants, person labels (X人：),
-        # compensation verbs, 请 before a name, time words after it
+        # compensation verbs, 请 before a name, time words after it; a signature label,
+        # a chat export's time, an ambiguous first name or a place-like surname in a form
         ("周建平您好，您的快递到了。", "周建平"),
         ("租户孙立新已搬走。", "孙立新"),
         ("提货人：赵一鸣", "赵一鸣"),
         ("经调解，被告赔偿王丽华两万元。", "王丽华"),
         ("请刘洋带新同事熟悉环境。", "刘洋"),
         ("听说王丽华现在住在城里。", "王丽华"),
+        ("Signature: Elizabeth", "Elizabeth"),
+        ("Melissa  10:02 AM\nhi all", "Melissa"),
+        ("Attorney of record (Last, First): Ward, Christian", "Ward, Christian"),
+        ('"JACKSON, Lori",555-0143', "JACKSON, Lori"),
     ],
 )
 def test_names(text: str, name: str) -> None:
