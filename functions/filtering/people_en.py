@@ -6,6 +6,9 @@ by capitalised words (the surname), or by a lower-case word inside a sentence (K
 moved), or after a weak context word (and, to, with); or any capitalised words after
 a title or a strong context word (Mr, Dr, patient, Dear, Name:, signed, contact).
 First names that are also common words (Will, May, Grant) need a surname or context.
+Forms write names their own way: "Last, First" alone in a field (Garcia, Maria R.;
+THOMPSON, Robert J.), hyphenated first names of two census names (Mary-Kate), a first
+name alone that ends a list of names or heads a chat export's line (Melissa  10:02 AM).
 
 Letter case is read from the original text (normalisation folds it); the words before
 a run are read lower-cased, as a stream's released context is. Offsets returned are

@@ -11,8 +11,8 @@ only honest source): an address is recognised by the way it is built.
   words such as 的/在/是): 城市 or 马路 alone are not a chain. A chain is an address
   when it has a road, town or residential area and an administrative level or a
   number, or three administrative levels (广东省深圳市南山区), or a building and a room
-  or unit (12栋1203室, 3号楼2单元) with nothing else. A 6-digit postcode
-  right after it belongs to it.
+  or unit (12栋1203室, 3号楼2单元) with nothing else. A villagers' group (村3组) or a
+  6-digit postcode right after it belongs to it.
 * **English (US)**: a house number, street name and USPS street suffix (Publication
   28, not Faker's list) with an optional unit; a ``City, ST 12345(-6789)`` line; PO
   boxes and military (PSC/APO/FPO) lines. Pieces separated only by a comma or a line
