@@ -22,6 +22,23 @@ from functools import cache
 from importlib import resources
 
 from functions.filtering.normalise import Normalised
+from functions.filtering.people_words import (
+    COMMON_WORDS,
+    COMPOUND_SURNAMES,
+    GIVEN,
+    HALF_AFTER,
+    HALF_BEFORE,
+    ROLE_AFTER,
+    ROLE_BEFORE,
+    STRONG_AFTER,
+    STRONG_BEFORE,
+    SURNAMES,
+    WEAK_AFTER,
+    WEAK_BEFORE,
+)
+
+# the lists other modules read here (the tests' generator, infra/training's word list)
+__all__ = ["COMMON_WORDS", "COMPOUND_SURNAMES", "GIVEN", "SURNAMES", "common_words", "zh_names"]
 
 _CJK = "\u4e00-\u9fff"
 
@@ -30,128 +47,6 @@ def _words(text: str) -> list[str]:
     return text.split()
 
 
-COMPOUND_SURNAMES = _words(
-    "欧阳 司马 诸葛 上官 东方 皇甫 尉迟 公孙 慕容 长孙 宇文 司徒 夏侯 轩辕 令狐 钟离 南宫 西门 "
-    "独孤 端木 百里 呼延 万俟 澹台 公冶 太史 申屠 东郭 闻人 赫连 拓跋 第五 左丘 谷梁 宗政 濮阳"
-)
-SURNAMES = (
-    "赖洪萧王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏"
-    "魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付傅方白邹孟熊秦邱江尹薛闫阎段雷侯龙史陶黎贺顾毛郝"
-    "龚邵万钱严覃武戴莫孔向汤常温康施文牛樊葛邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞"
-    "左柳甘祝包宁尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷盛曲翁冉骆蓝路游辛靳管柴蒙鲍华喻祁蒲房滕"
-    "屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂全佟应臧"
-    "闵苟邬边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝官封谈匡鞠惠荆乐冀郁胥"
-    "南班储原栗燕楚鄢劳谌奚皮粟冼蔺楼盘满闻位厉伊仝区郜海阚花权强帅屠豆朴盖练廉禹井祖漆巴丰支"
-    "卿国狄平计索宣晋相初门云容敬扈晁芮普阙浦戈伏鹿薄邸雍辜羊乌母裘亓修邰赫杭况宿鲜印逯"
-    "隆茹诸战慕危玉银亢嵇公哈湛宾戎勾茅利於呼居揭干但尉冶斯元束檀衣信展阴昝智幸奉植衡富尧闭由"
-)
-# characters common in given names (a hand-made list, not Faker's)
-GIVEN = frozenset(
-    "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀英华玉兰霞平刚桂金梅鹏辉斌宇浩凯健俊帆帅旭宁龙林欢阳"
-    "建国峰晨雪琳晶颖玲丹萍红鑫波飞鸿亮新利清云淑珍凤荣博文彬志宏海兵春燕婷倩慧佳欣怡雨萱梓涵"
-    "子轩然航思琪诗雅嘉瑶晓小蕾璐露莉菲薇晴悦妍月洁蓉莹琴岚婕媛嫣婉彤馨瑞祥福庆德仁义礼智信忠"
-    "孝勤永长立成功业兴盛昌隆宝贵富天星辰光朗晖东南西北中正方安康泰和顺达通远道家庭振毅坚武威"
-    "胜卫士民友彩虹霓松柏竹菊荷莲桃杏梨枫桐楠桦森木柳杨江河湖泉溪源深澈纯真善美好良优豪雄壮巧"
-    "雷聪灵乐喜笑容颜珠翠琼瑾瑜璇琅琦珊佩环芝芬芸茜茹荔莎菁萌蓓蕊晗曦昕昊旻炜烨煜熙焕炎钰铭锋锐"
-    "铮钧锦坤垚培基城均增喆哲恩慈惠忆恒宸宪宣宜宾寒尧崇巍嵩川州希廷彦征徽心怀悟惟懿才扬承捷政"
-    "敬斐昆易春昭晋晏景智暖曼朝望杉果柔栋树格楚毓汉池沁沐沛泓泽津洪润淼滢潇澜澄瀚炯烁照熠牧玥"
-    "玮珂珏琛瑛璞甜生田男畅皓盈睿知硕祎祺禧秋程穆童竞笛筠素紫绍羽翔翰耀舒艺芊芮苗若茂茗茵萧蔚"
-    "蓝蝶衡裕言诚语谦贞贤赛越迪逸遥邦郎鉴钊铄银锡闻雁雯霖青韵颂飘香馥骏高鸣鹤黎默齐桂秀凤霞兰"
-    "三四五六花冬想春夏秋菊萱莺鹃凤娥妹姐兰桂珍淑贞红梅艳丽娟萍玲芳敏静燕华荣坤彪亭岩石山水冰梦婧璐蕊欣宁乾元亨运福禄寿喜财德"
-)
-# two-character words that begin with a surname and read as a name (a candidate that is
-# one of these needs a strong context word)
-COMMON_WORDS = frozenset(
-    _words(
-        """
-        宁夏 甘肃 海南 江苏 江西 云南 吉林 安徽 湖北 南昌 常州 温州 杭州 宁波 成都 郑州
-        兰州 银川 包头 唐山 柳州 桂林 金华 徐州 曲靖 邯郸 沈阳 武汉 南京 苏州 西安 长春
-        高兴 王国 张开 黄金 方法 周末 时间 方面 方向 方便 方式 方案 高级 高速 高度 高中
-        高考 金融 金额 安全 安排 安装 平安 文化 文件 文明 明天 明白 明年 明显 海关 海洋
-        江山 林业 马上 石油 常常 常见 康复 关于 关系 关注 关键 于是 成功 成为 成本 成果
-        成立 成绩 程度 程序 和平 和谐 应该 应用 应当 向前 向上 连续 连接 车辆 车站 项目
-        宁可 宁愿 尚未 甘心 管理 简单 简直 冷静 全部 全面 全国 全体 宗教 师傅 商品 商业
-        商量 沙发 荣誉 封面 谈话 谈判 乐观 原来 原因 原则 满意 满足 伊拉 海外 花园 权利
-        强大 强调 丰富 支持 支付 国家 国际 国内 平时 平台 平均 计划 计算 索引 宣传 相关
-        相信 初步 门口 云南 容易 来自 都是 普通 鲜花 印象 危险 公司 公开 公里 公园 公布
-        元素 信息 信任 展开 展示 幸福 富有 由于 路上 路线 游戏 司机 古代 吉林 简历 景色
-        党员 宫殿 费用 席位 卫生 米饭 柏林 应对 武汉 武器 江苏 江西 湖南 湖北 广东 广西
-        杨树 柳树 梅花 兰花 金属 钱包 史上 龙头 雷达 熊猫 秦朝 余下 余额 任何 任务 任意
-        沈阳 姚明 孔子 向来 汤圆 温度 温暖 施工 牛奶 齐全 易于 乔木 庞大 颜色 庄园 章节
-        岳父 包括 包含 尚且 符合 舒服 童年 毕业 单位 单独 单元 季节 曲线 盛大 谷歌 苗条
-        蓝色 白色 白天 黑色 红色 黄色 华人 华为 时候 时代 时期 穆斯 农业 农民 司法 卓越
-        古老 车主 项链 麦克 景区 冷水 晏子 米兰 宗旨 全新 应急 边界 边境 姬妾 师生 和尚
-        商店 沙漠 荣获 巫师 桑拿 丛林 仲裁 明确 池塘 查询 查看 查找 麻烦 迟到 官方 封锁
-        谈到 匡正 惠州 荆州 乐意 郁闷 南京 南方 班级 储存 楚国 燕子 劳动 皮肤 楼上 楼下
-        盘子 满分 闻到 位置 区域 区别 海南 花费 强烈 屠宰 豆腐 盖子 练习 井水 祖国 巴黎
-        丰收 国王 国外 平等 相同 相当 初中 门票 云端 容量 敬礼 来到 来说 都市 普及 鹿角
-        邓小 曹操 彭湃 夏天 夏季 秋天 金色 石头 杜绝 叶子 苏州 吕布 丁香 余地 东方 东西
-        万一 万元 万分 万物 钱财 严格 严重 武术 戴上 莫名 孔雀 常规 康熙 文章 文字 文学
-        牛肉 安静 安心 齐心 易懂 包装 宁静 解决 解释 解放 艾滋 尤其 阳光 时尚 穆罕 农村
-        古典 吉他 简介 车间 连忙 项羽 田野 田地 董事 袁术 于今 余生 叶片 程式 魏国 吕后
-        任职 姜汤 钟表 谭嗣 陆地 陆续 汪洋 范围 金钱 石家 贾宝 邹城 孟子 熊市 秦国 江湖
-        尹喜 段落 雷雨 侯爵 龙虾 史记 陶瓷 黎明 贺卡 顾客 顾问 毛病 毛巾 郝家
-        但是 但愿 谢谢 明日 于周 于本 于明 于次 于下 于上
-        于近 于昨 于当 于每 于该 于此 于同 于日 于年
-        """
-    )
-)
-_STRONG_BEFORE = _words(
-    "姓名 名字 患者 病人 病患 收件人 收货人 联系人 户名 客户 用户 员工 "
-    "职员 学生 经办人 申请人 投保人 被保险人 持卡人 开户人 签字人 签名 "
-    "负责人 法人 代表人 我叫 名叫 叫做 致 亲爱的 尊敬的 家属 委托人 受益人 "
-    "乘客 租客 业主 房东 寄件人 发件人 报案人 当事人 嫌疑人 老师 医生 教授 "
-    "同事 朋友 被告 原告 被告人 证人 被害人 作者 记者 主持人 选手 队员 球员 "
-    "演员 导演 司机 学员 房客 户主 法定代表人 监护人 紧急联系人 经手人 "
-    "审核人 批准人 填表人 借款人 出借人 担保人 收款人 付款人 领款人 乘机人 乘车人 "
-    "旅客 入住人 预订人 订票人 购票人 住客 游客 访客 来访人 缴款人 开票人 经理人"
-)
-# job titles and roles in front of a name (经理黄志明批准…, 护士长吴欣妤已…): as strong as
-# a field label, but a common word after them is still rejected (经理高兴地说)
-_ROLE_BEFORE = _words(
-    "经理 副经理 总经理 客户经理 主任 副主任 总监 主管 董事长 董事 老师 班主任 辅导员 "
-    "校长 院长 主任医师 副主任医师 主治医师 医师 住院医师 药师 技师 护士 护士长 护师 "
-    "律师 代理律师 法官 审判长 审判员 书记员 检察官 民警 警官 值班民警 辅警 所长 "
-    "会计 出纳 柜员 复核员 审批人 面试官 候选人 应聘者 求职者 实习生 新员工 同学 "
-    "教练 工程师 技术员 业务员 营业员 专员 助理 秘书 社工 网格员 调解员 "
-    "科长 处长 局长 部长 厂长 站长 组长 队长 班长 村长 镇长 书记 主席 理事长 "
-    "被保险人 理赔员 核保员 快递员 配送员 保安 技工 工人 职工 干部 党员 村民 居民 "
-    "股东 法人代表 收件方 寄件方 经理人 责任人 值班员 讲师 嘉宾 专家 研究员"
-)
-# role words right after a name (建议孙丽患者…): like _STRONG_AFTER, but the candidate is
-# checked as on weak evidence (高血压患者 is no name)
-_ROLE_AFTER = _words(
-    "患者 病人 病患 家属 本人 夫妇 一家 母子 父子 的身份证 的手机 的电话 的账户 的账号 "
-    "的银行卡 的邮箱 的住址 的家庭住址 的病历 的工资 的护照 的社保 的驾驶证 的车牌 的签名"
-)
-_STRONG_AFTER = _words(
-    "先生 女士 小姐 老师 医生 大夫 护士 教授 经理 主任 总监 同学 师傅 "
-    "阿姨 叔叔 律师 院长 校长 书记 局长 处长 科长 部长 董事长 总经理 博士 "
-    "同志 老板 主管 专员 工程师 会计 夫妇 一家"
-)
-_WEAK_AFTER = _words(
-    "的 说 表示 指出 来电 致电 打电话 签字 签名 确认 提交 反馈 告诉 认为 "
-    "今天 昨天 明天 于 在 和 与 及 、 ， , 。 ： : ； ; （ ( ） "
-    ") 是 已 已经 也 还 都 曾 将 要 就 家 住 同意 发现 称 回答 问 批准 审批 签署 "
-    "担保 接到 收到 完成 入职 离职 办理 申请 报案 报警 投诉 承诺 拒绝 核实 填写 "
-    "领取 支付 转账 借款 还款 主持 主讲 主刀 接诊 出院 入院 就诊 复查 陈述 证实"
-)
-# verbs and time words: evidence on one side only when the given name looks like one
-_HALF_AFTER = _words(
-    "打来 发来 来了 去了 到了 回复 提到 提出 负责 参加 出席 介绍 没有 不 很 刚 又 "
-    "正在 给 让 被 把 向 对 看 想 买 做 写 送 拿 要求 希望 觉得 知道 请 打 今年 "
-    "同学 同志"
-)
-_HALF_BEFORE = _words(
-    "今天 昨天 明天 上午 下午 晚上 早上 中午 当时 后来 然后 但是 因为 所以 如果 "
-    "告诉 通知 联系 感谢 谢谢 恭喜 祝贺 邀请 委托 拜访 看望 采访 交给 转给 发给 "
-    "寄给 通知 我是 他是 她是 找 和 与 及 、 ， , 。 ： : ； ; （ ( \n 认为 提醒 表扬 "
-    "批评 推荐 任命 聘请 安排 派 提名 转告 问候 转账给 汇款给 付给 借给 还给 打给 "
-    "建议 嘱 嘱咐 授权 指派 接待 陪同 协助 帮助 经 把 将 被"
-)
-_WEAK_BEFORE = _words(
-    "和 与 及 、 ， , 。 ： : ； ; （ ( 由 给 向 让 请 找 问 把 被 叫 是 跟 同 对 的"
-)
 _PLACE_KEYS = frozenset("省市区县旗镇乡村路街巷弄道")
 
 
@@ -176,26 +71,28 @@ _COMPOUND_HEAD = "".join(sorted({c[0] for c in COMPOUND_SURNAMES}))
 _COMPOUND_TAIL = "".join(sorted({c[1] for c in COMPOUND_SURNAMES}))
 _SURNAME = rf"[{_FIRSTS}](?:(?<=[{_COMPOUND_HEAD}])[{_COMPOUND_TAIL}])?"
 # (a one-character verb may end a given name: 刘晓刚, so only the longer ones count)
-_AFTER = _alt(_STRONG_AFTER + _WEAK_AFTER + _ROLE_AFTER + [w for w in _HALF_AFTER if len(w) > 1])
+_AFTER = _alt(STRONG_AFTER + WEAK_AFTER + ROLE_AFTER + [w for w in HALF_AFTER if len(w) > 1])
 _GIVEN_NAME = rf"[{_CJK}](?:(?!{_AFTER})[{_CJK}])?"
-_BY_STRONG_BEFORE = rf"(?:{_alt(_STRONG_BEFORE, lead=True)})[:：\s]{{0,3}}({_SURNAME}{_GIVEN_NAME})"
-_BY_ROLE_BEFORE = rf"(?:{_alt(_ROLE_BEFORE, lead=True)})[:：\s]{{0,2}}({_SURNAME}{_GIVEN_NAME})"
-_BY_ROLE_AFTER = rf"({_SURNAME}{_GIVEN_NAME})(?:{_alt(_ROLE_AFTER)})"
-_BEFORE_REACH = max(map(len, _STRONG_BEFORE + _ROLE_BEFORE)) + 3
-_BY_STRONG_AFTER = rf"({_SURNAME}[{_CJK}]{{1,2}}?)(?:{_alt(_STRONG_AFTER)})"
-_HALF_REACH = max(map(len, _HALF_BEFORE))
+_BY_STRONG_BEFORE = rf"(?:{_alt(STRONG_BEFORE, lead=True)})[:：\s]{{0,3}}({_SURNAME}{_GIVEN_NAME})"
+_BY_ROLE_BEFORE = rf"(?:{_alt(ROLE_BEFORE, lead=True)})[:：\s]{{0,2}}({_SURNAME}{_GIVEN_NAME})"
+# any field label for a person (取件人：, 经办人：): a word ending in 人 and a colon
+_BY_PERSON_LABEL = rf"人[:：]\s{{0,2}}({_SURNAME}{_GIVEN_NAME})"
+_BY_ROLE_AFTER = rf"({_SURNAME}{_GIVEN_NAME})(?:{_alt(ROLE_AFTER)})"
+_BEFORE_REACH = max(map(len, STRONG_BEFORE + ROLE_BEFORE)) + 3
+_BY_STRONG_AFTER = rf"({_SURNAME}[{_CJK}]{{1,2}}?)(?:{_alt(STRONG_AFTER)})"
+_HALF_REACH = max(map(len, HALF_BEFORE))
 _NAME_CHAR = f"[{''.join(sorted(GIVEN))}]"
 _LIKELY_NAME = rf"{_SURNAME}{_NAME_CHAR}(?:(?!{_AFTER}){_NAME_CHAR})?"
-_BY_HALF_BEFORE = rf"(?:{_alt(_HALF_BEFORE, lead=True)})\s?({_LIKELY_NAME})"
+_BY_HALF_BEFORE = rf"(?:{_alt(HALF_BEFORE, lead=True)})\s?({_LIKELY_NAME})"
 # half evidence on both sides (感谢张宥辰对…): a given name needs one common name character
 _BY_HALF_BOTH = (
-    rf"(?:{_alt(_HALF_BEFORE, lead=True)})\s?({_SURNAME}{_GIVEN_NAME})"
-    rf"(?={_alt(_HALF_AFTER + _WEAK_AFTER)})"
+    rf"(?:{_alt(HALF_BEFORE, lead=True)})\s?({_SURNAME}{_GIVEN_NAME})"
+    rf"(?={_alt(HALF_AFTER + WEAK_AFTER)})"
 )
 # every pattern that names no word before the name starts with the surname class, so sre
 # skips to surname characters in C; what the character before must be is checked in
 # Python (a leading lookbehind would be tried at every position)
-_BY_HALF_AFTER = rf"({_LIKELY_NAME})(?:{_alt(_HALF_AFTER + _WEAK_AFTER)})"
+_BY_HALF_AFTER = rf"({_LIKELY_NAME})(?:{_alt(HALF_AFTER + WEAK_AFTER)})"
 # two-character words made of name characters (a given name rarely is one of these)
 _COMMON_GIVEN = frozenset(
     _words(
@@ -207,7 +104,7 @@ _COMMON_GIVEN = frozenset(
 )
 # a likely name that ends a sentence or a field (产权人张凤兰。)
 _BY_SENTENCE_END = rf"({_LIKELY_NAME})(?=[。，,.；;！!？?\n）)]|\Z)"
-_WEAK_BEFORE_CHARS = frozenset("".join(_WEAK_BEFORE))
+_WEAK_BEFORE_CHARS = frozenset("".join(WEAK_BEFORE))
 # the surname at a field's start: checked right after its first character, by two
 # lookbehinds of fixed width (the pattern still starts with the class, found in C)
 _FIELD_START = rf"(?:(?<=[{re.escape(''.join(sorted(_WEAK_BEFORE_CHARS)))}].)|(?<![{_CJK}a-z].))"
@@ -215,14 +112,14 @@ _SURNAME_AT_FIELD = rf"[{_FIRSTS}]{_FIELD_START}(?:(?<=[{_COMPOUND_HEAD}])[{_COM
 # a sum of money after a name (转账给赵春美五千元)
 _AMOUNT = "[一二两三四五六七八九十][十百千万]*[元块万]|[一二两三四五六七八九][十百千万]"
 _BY_WEAK = (
-    rf"({_SURNAME_AT_FIELD}{_GIVEN_NAME})(?=(?:{_alt(_WEAK_AFTER)})|{_AMOUNT}|[^{_CJK}a-z]|\Z)"
+    rf"({_SURNAME_AT_FIELD}{_GIVEN_NAME})(?=(?:{_alt(WEAK_AFTER)})|{_AMOUNT}|[^{_CJK}a-z]|\Z)"
 )
 _BY_HALF_AFTER_FIELD = (
     rf"({_SURNAME_AT_FIELD}{_NAME_CHAR}(?:(?!{_AFTER}){_NAME_CHAR})?)"
-    rf"(?:{_alt(_HALF_AFTER + _WEAK_AFTER)})"
+    rf"(?:{_alt(HALF_AFTER + WEAK_AFTER)})"
 )
 # a field's start and a verb after it (徐品妤向派出所报案): both sides, one name character
-_LONG_HALF_AFTER = _alt([w for w in _HALF_AFTER if len(w) > 1])
+_LONG_HALF_AFTER = _alt([w for w in HALF_AFTER if len(w) > 1])
 _BY_HALF_AFTER_AT_FIELD = (
     rf"({_SURNAME_AT_FIELD}{_GIVEN_NAME})(?:{_LONG_HALF_AFTER}|[向对给把被让])"
 )
@@ -244,6 +141,7 @@ def zh_names(norm: Normalised, pos: int) -> list[tuple[int, int, str]]:
     _scan(_compiled(_BY_STRONG_BEFORE), text, pos, _BEFORE_REACH, found, strong=True)
     _scan(_compiled(_BY_STRONG_AFTER), text, pos, 0, found, strong=True, titled=True)
     _scan(_compiled(_BY_ROLE_BEFORE), text, pos, _BEFORE_REACH, found, strong=True)
+    _scan(_compiled(_BY_PERSON_LABEL), text, pos, 4, found, strong=True)
     _scan(_compiled(_BY_ROLE_AFTER), text, pos, 0, found)
     _scan(_compiled(_BY_WEAK), text, pos, 0, found)
     _scan(_compiled(_BY_HALF_BEFORE), text, pos, _HALF_REACH, found, strict=True)
@@ -264,10 +162,21 @@ def _sentence_ends(text: str, pos: int) -> list[tuple[int, int]]:
     at = pos
     while (m := _compiled(_BY_SENTENCE_END).search(text, at)) is not None:
         start, end = m.span(1)
-        if text[start + 1 : end] not in _COMMON_GIVEN:
+        if text[start + 1 : end] not in _COMMON_GIVEN and (end - start == 3 or _led(text, start)):
             spans.append((start, end))
         at = m.start() + 1
     return spans
+
+
+def _led(text: str, start: int) -> bool:
+    """A two-character name ending a sentence needs a field's start or a context word
+    before it (本人严霞，产权人万强。, 收方徐雷，; not 提前储水。)."""
+    before = text[start - 1 : start] if start else ""
+    if not before or before in _WEAK_BEFORE_CHARS or not "\u4e00" <= before <= "\u9fff":
+        return True
+    if before in "方主户":
+        return True  # a party's label (收方, 房主, 租户)
+    return text[max(0, start - 8) : start].endswith(_CONTEXT_ENDS)
 
 
 def _scan(
@@ -312,16 +221,19 @@ def _keep(
     word = text[start:end]
     if word[0] not in _SINGLE and word[:2] not in _COMPOUND:
         return False
-    # 国际报告, 时间名称: the surname and the first given character are a common word
-    if not titled and (word in COMMON_WORDS or _common_start(word)):
+    given = word[2:] if word[:2] in _COMPOUND else word[1:]
+    # 国际报告, 时间名称: the surname and the first given character are a common word; a
+    # title after it (项目部经理) keeps it only when every given character is a name's
+    compound = _compound_name(word, given, strong)
+    named = all(c in GIVEN for c in given)
+    if not compound and (word in COMMON_WORDS or _common_start(word)) and not (titled and named):
         return False
-    if not strong and _in_a_word(text, start, word):
+    if not strong and not compound and _in_a_word(text, start, word):
         return False
     if _FUNCTION_WORD.match(text, max(0, start - 1)) and start > 0:
         return False  # 由于, 同时: the "surname" ends a function word
-    given = word[2:] if word[:2] in _COMPOUND else word[1:]
-    if _PARTICLES.intersection(given):
-        return False  # 满意的, 门口: no given name holds a particle
+    if _PARTICLES.intersection(given) or given in _HONORIFIC:
+        return False  # 满意的, 门口: no given name holds a particle; 张姐, 王总 are no names
     if not titled and given in _COMMON_GIVEN:
         return False  # 方喜欢, 国语言: the "given name" is a common word
     if given in _CONTEXT_WORDS and (len(given) > 1 or given not in GIVEN):
@@ -337,9 +249,9 @@ def _keep(
 
 
 _CONTEXT_WORDS = frozenset(
-    _STRONG_BEFORE + _ROLE_BEFORE + _STRONG_AFTER + _ROLE_AFTER + _WEAK_AFTER + _HALF_AFTER
-) | frozenset(_HALF_BEFORE + _WEAK_BEFORE)
-_WEAK_AFTER_AT = re.compile(_alt(_WEAK_AFTER + _HALF_AFTER))
+    STRONG_BEFORE + ROLE_BEFORE + STRONG_AFTER + ROLE_AFTER + WEAK_AFTER + HALF_AFTER
+) | frozenset(HALF_BEFORE + WEAK_BEFORE)
+_WEAK_AFTER_AT = re.compile(_alt(WEAK_AFTER + HALF_AFTER))
 
 
 @cache
@@ -363,7 +275,17 @@ def _in_a_word(text: str, start: int, word: str) -> bool:
 
 
 _PARTICLES = frozenset("的了吗呢吧啊么着过们")
+_HONORIFIC = frozenset("姐哥总叔姨嫂伯婶爷")  # a form of address after a surname alone
 _CONTEXT_ENDS = tuple(_CONTEXT_WORDS) + tuple("人者员生师长")
+
+
+def _compound_name(word: str, given: str, strong: bool) -> bool:
+    """A compound surname with a given name (东方秀珠, 司马品睿): 东方 and 司马 are words
+    too, so the common-word checks would drop every such name; on weak evidence the
+    given name must be two characters common in names."""
+    if word[:2] not in _COMPOUND or not given:
+        return False
+    return strong or (len(given) == 2 and all(c in GIVEN for c in given))
 
 
 def _common_start(word: str) -> bool:

@@ -6,6 +6,9 @@ by capitalised words (the surname), or by a lower-case word inside a sentence (K
 moved), or after a weak context word (and, to, with); or any capitalised words after
 a title or a strong context word (Mr, Dr, patient, Dear, Name:, signed, contact).
 First names that are also common words (Will, May, Grant) need a surname or context.
+Forms write names their own way: "Last, First" alone in a field (Garcia, Maria R.;
+THOMPSON, Robert J.), hyphenated first names of two census names (Mary-Kate), a first
+name alone that ends a list of names or heads a chat export's line (Melissa  10:02 AM).
 
 Letter case is read from the original text (normalisation folds it); the words before
 a run are read lower-cased, as a stream's released context is. Offsets returned are
@@ -36,7 +39,7 @@ CONTEXT = frozenset(
     _words(
         """name patient customer client contact employee applicant recipient attn dear signed
     cardholder holder insured beneficiary tenant landlord passenger guest member student
-    sincerely regards by from cc to physician nurse officer agent"""
+    sincerely regards by from cc to physician nurse officer agent signature"""
     )
 )
 # jobs and roles: a name after them when its first word is a first name or a surname
@@ -124,7 +127,8 @@ def en_names(norm: Normalised, pos: int) -> list[tuple[int, int, str]]:
         if _plain_word(run, before, names) or _HOUSE_NUMBER.search(before):
             continue
         words = list(_WORD.finditer(original, run.start(), run.end()))
-        for span in _name_spans(words, before, names):
+        field = original[max(0, run.start() - 24) : run.start()]
+        for span in _last_first(words, field, names) or _name_spans(words, before, names):
             start, end = norm.index(span[0]), norm.index(span[1])
             found.append((start, end, span[2]))
     return found
@@ -138,7 +142,7 @@ def _plain_word(run: re.Match[str], before: str, names: frozenset[str]) -> bool:
     """A lone capitalised word that no rule can make a name (most sentence starts):
     not a first name, title or context word, and after no title or context word."""
     word = run.group().lower()
-    if " " in word or word in names or word in TITLES or word in CONTEXT:
+    if " " in word or _first(word, names) or word in TITLES or word in CONTEXT:
         return False
     previous = _last_word(before)
     return previous not in TITLES and (previous not in CONTEXT or previous in _WEAK_CONTEXT)
@@ -154,12 +158,8 @@ def _name_spans(
     i = 0
     while i < len(words):
         word = words[i].group().lower().rstrip(".")
-        if (
-            word in TITLES
-            or word in CONTEXT
-            or word in _NEVER
-            or (word in STOP and word not in names)
-        ):
+        first = _first(word, names)
+        if word in TITLES or word in CONTEXT or word in _NEVER or (word in STOP and not first):
             previous, sentence_start, i = word, False, i + 1
             continue
         surname = _take_surname(words[i + 1 : i + 3])
@@ -169,19 +169,21 @@ def _name_spans(
             rule = "en_title"
         elif previous in CONTEXT and previous not in _WEAK_CONTEXT:
             rule = "en_context"
-        elif previous in ROLES and (word in names or surname):
+        elif previous in ROLES and (first or surname):
             rule = "en_role"
-        elif word in names and surname:
+        elif first and surname:
             # Mark Stanton's, Dean Martinez: (but not "Grant Access")
             plain = not (sentence_start and i == 0) or _possessive_or_said(surname[-1])
             if word not in AMBIGUOUS or plain:
                 rule = "en_name"
         elif (
-            word in names
+            first
             and word not in AMBIGUOUS
             and (
                 previous in _WEAK_CONTEXT
                 or _possessive_or_said(words[i])
+                or _listed(out, words[i])
+                or _TIME_NEXT.match(words[i].string, words[i].end()) is not None
                 or (not sentence_start and _LOWER_NEXT.match(words[i].string, words[i].end()))
             )
         ):
@@ -195,6 +197,16 @@ def _name_spans(
             i += 1
         previous, sentence_start = word, False
     return out
+
+
+# a time right after a name: a chat export's header (Gloria  10:02 AM, Ryan 9:41)
+_TIME_NEXT = re.compile(r"[ \t]{1,4}\[?\d{1,2}:\d{2}(?!\d)")
+
+
+def _listed(out: list[tuple[int, int, str]], word: re.Match[str]) -> bool:
+    """A first name alone right after a name and a comma (Karen Lowe, Brian Ortiz, Meg):
+    an enumeration of people goes on."""
+    return bool(out) and word.string[out[-1][1] : word.start()] == ", "
 
 
 def _plausible(
@@ -217,12 +229,89 @@ def _plausible(
     return previous not in _PLACE_BEFORE and after.startswith(_SPEECH)
 
 
+# "Last, First" as forms, dockets and rosters write it: a surname (capitalised, or in
+# capitals before the run: SMITH, Ashley), a comma, a first name, an optional initial,
+# alone in its field (after a label, a line's start, a quote or "by"; before a line's
+# or a sentence's end, a bar or a quote)
+_CAPS_SURNAME = re.compile(r"(?<![\w'’])[A-Z][A-Z'’\-]{1,30}, \Z")
+_FIELD_START = re.compile(r"(?:\A|[:\n\"(|\t]|  )[ \t]*\Z")
+_FIELD_END = re.compile(r"[ \t]*(?:[\n.|\")\];,]|\Z)")
+_NOT_SURNAME = frozenset(
+    _words(
+        """yesterday today tomorrow tonight okay ok sorry congrats congratulations welcome hey
+    morning evening afternoon goodbye bye cheers update note reminder also however meanwhile
+    first second third finally again well oh yes no yeah yep nope sure right great cool nice
+    wow"""
+    )
+)
+
+
+def _last_first(
+    words: list[re.Match[str]], field: str, names: frozenset[str]
+) -> list[tuple[int, int, str]]:
+    """One "Last, First" name filling ``words`` (a run), or nothing; ``field``: the
+    original text just before the run."""
+    caps = _CAPS_SURNAME.search(field)
+    lead = words[:0] if caps else words[:1]
+    rest = words[len(lead) :]
+    if not rest or len(rest) > 2 or (len(rest) == 2 and not _INITIAL.fullmatch(rest[1].group())):
+        return []
+    first = rest[0].group().lower()
+    if not _first(first, names) or first in STOP:  # the form decides: Ward, Christian
+        return []
+    if lead:
+        surname = lead[0].group().lower()
+        text = lead[0].string
+        if text[lead[0].end() : rest[0].start()] != ", " or not _surname_like(surname):
+            return []
+        start, before = lead[0].start(), field
+    elif caps is not None:
+        start = rest[0].start() - (len(field) - caps.start())
+        before = field[: caps.start()]
+        if not _surname_like(caps.group()[:-2].lower()):
+            return []
+    else:
+        return []
+    end = rest[-1].end()
+    if _FIELD_END.match(rest[-1].string, end) is None or not _field_start(before):
+        return []
+    return [(start, end, "en_last_first")]
+
+
+def _surname_like(word: str) -> bool:
+    return not (
+        word in STOP or word in TITLES or word in CONTEXT or word in ROLES or word in _NEVER
+    ) and not (word in _NOT_SURNAME or word.endswith("ly"))
+
+
+def _field_start(before: str) -> bool:
+    """A label, a line's start, a quote or a bar before the surname, or a context or
+    role word (filed by, Defendant)."""
+    if _FIELD_START.search(before) is not None:
+        return True
+    previous = _LAST_WORD.search(before.lower())
+    return previous is not None and (previous.group(1) in CONTEXT or previous.group(1) in ROLES)
+
+
+def _first(word: str, names: frozenset[str]) -> bool:
+    """A first name of the gazetteer, or a hyphenated pair of them (Jean-Luc, Mary-Kate,
+    Jo-Ann: the census lists the parts, not the pairs)."""
+    if word in names:
+        return True
+    head, _, tail = word.partition("-")
+    return bool(tail) and head in names and tail in names
+
+
+_INITIAL = re.compile(r"[A-Z]\.")
+
+
 def _take_surname(rest: list[re.Match[str]]) -> list[re.Match[str]]:
     """The words after a first name that read as middle initial and surname(s)."""
     taken: list[re.Match[str]] = []
     for w in rest[:2]:
         low = w.group().lower().rstrip(".")
-        if low in STOP or low in TITLES or low in CONTEXT:
+        initial = _INITIAL.fullmatch(w.group()) is not None
+        if not initial and (low in STOP or low in TITLES or low in CONTEXT):
             break
         taken.append(w)
         if not w.group().endswith("."):  # an initial ("J.") is followed by the surname

@@ -10,8 +10,9 @@ only honest source): an address is recognised by the way it is built.
   each other with nothing but their names between them (no punctuation, no function
   words such as 的/在/是): 城市 or 马路 alone are not a chain. A chain is an address
   when it has a road, town or residential area and an administrative level or a
-  number, or three administrative levels (广东省深圳市南山区). A 6-digit postcode
-  right after it belongs to it.
+  number, or three administrative levels (广东省深圳市南山区), or a building and a room
+  or unit (12栋1203室, 3号楼2单元) with nothing else. A villagers' group (村3组) or a
+  6-digit postcode right after it belongs to it.
 * **English (US)**: a house number, street name and USPS street suffix (Publication
   28, not Faker's list) with an optional unit; a ``City, ST 12345(-6789)`` line; PO
   boxes and military (PSC/APO/FPO) lines. Pieces separated only by a comma or a line
@@ -52,6 +53,8 @@ _LONGEST_FIRST = sorted(PROVINCES, key=len, reverse=True)
 _NOT_NAME = frozenset("的了是在我你他她它们这那有与及就也很把被给从向对为说要能没")
 _NAME = re.compile(rf"[{_CJK}0-9a-z#\-]{{1,10}}")
 _POSTCODE = re.compile(r" ?\d{6}(?!\d)")
+# a villagers' group after a village (桃花岭村3组): 组 is no key (小组, 项目组), a number is
+_VILLAGE_GROUP = re.compile(r"(?<=村)(?:\d{1,3}|[一二三四五六七八九十]{1,3})组")
 _CONTEXT = ("住在", "住址", "地址", "位于", "寄到", "寄往", "送到", "送至", "搬到", "来自")
 
 
@@ -90,14 +93,28 @@ def _is_address(kinds: list[int]) -> bool:
     return kinds.count(_ADMIN_K) >= 3
 
 
+# a numbered building, then a numbered unit or room, ending a chain (searched in the
+# chain's last 20 characters only: a constant cost a chain)
+_ROOMS = re.compile(r"\d{1,4}(?:栋|幢|座|号楼)(?:\d{1,2}单元|(?:\d{1,2}单元)?\d{1,5}室)\Z")
+
+
+def _rooms(text: str, start: int, end: int) -> bool:
+    """A building and a room or unit with no street (锦绣家园3栋1203室, 5号楼2单元): an
+    address by itself, as in a delivery note inside one estate; not 一楼会议室."""
+    return _ROOMS.search(text, max(start, end - 20), end) is not None
+
+
 def zh_addresses(norm: Normalised, pos: int) -> list[tuple[int, int, str]]:
     """Chinese addresses in ``norm`` starting at or after ``pos`` (normalised offsets)."""
     text, found = norm.text, []
     chain: list[tuple[int, int, int]] = []  # (name start, key end, kind)
 
     def close() -> None:
-        if chain and _is_address([kind for _, _, kind in chain]):
+        kinds = [kind for _, _, kind in chain]
+        if chain and (_is_address(kinds) or _rooms(text, chain[0][0], chain[-1][1])):
             end = chain[-1][1]
+            group = _VILLAGE_GROUP.match(text, end)
+            end = group.end() if group else end
             post = _POSTCODE.match(text, end)
             found.append((chain[0][0], post.end() if post else end, "zh_address"))
         chain.clear()

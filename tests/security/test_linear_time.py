@@ -113,6 +113,13 @@ BODIES: dict[str, Body] = {
     "city-state-zip": Body("Boston, MA 02118 "),
     "ship-lines": Body("USNS Kelley, FPO AP 24728 "),
     "us-phone-heads": Body("(415) 555-"),
+    # the forms' names and addresses (Last, First; a chat line's time; rooms; 村N组; X人：)
+    "last-first": Body("SMITH, Lori "),
+    "last-first-initials": Body("Smith, John A. "),
+    "chat-times": Body("Gloria 10:02 "),
+    "rooms": Body("1栋1单元"),
+    "village-groups": Body("村1组"),
+    "person-labels": Body("人：王"),
 }
 
 

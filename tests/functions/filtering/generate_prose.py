@@ -22,7 +22,18 @@ from faker.providers.person import zh_CN as zh_cn_person
 from faker.providers.person import zh_TW as zh_tw_person
 
 from functions.filtering import people, people_en
+from tests.functions.filtering import prose_templates_hi as hi
 from tests.functions.filtering.generate import Sample
+from tests.functions.filtering.prose_templates_efg import (
+    APOSTROPHE,
+    EN_E,
+    EN_F,
+    EN_G,
+    NEGATIVES_E,
+    ZH_E,
+    ZH_F,
+    ZH_G,
+)
 
 ZH_TUNE = [
     "患者{name}，男，{age}岁，诊断为高血压。",
@@ -125,124 +136,6 @@ EN_LAST = [
     "Speaker: {name}\nVenue: {addr}",
     "{name} has been our tenant at {addr} since March.",
     "We spoke with {name} yesterday about the refund.",
-]
-# a fifth, split E, written before any of the work it measures (hospital, bank, government and
-# HR text; role words before names, verbs after them, dialogue, enumerations). Its names are
-# drawn wider than Faker's zh_CN list (131 given names): half pair a Faker surname with a
-# given name from Faker's zh_TW list that GB2312 can encode (simplified-script names not in
-# zh_CN's list), and English surnames are one time in five hyphenated (two Faker surnames)
-# or one time in five Irish or Italian with an apostrophe (``_APOSTROPHE``). The detectors
-# take nothing from these sources. Its own negatives (``NEGATIVES_E``) are role-word prose
-# without a name and place names that are also first names.
-ZH_E = [
-    "建议{name}患者明日空腹复查血常规。",
-    "经理{name}批准了这笔报销，请财务部尽快付款。",
-    "今晨查房，{name}（{age}岁）体温正常，继续观察。",
-    "护士长{name}已完成交接班记录。",
-    "尊敬的{name}：您尾号8812的储蓄卡于今日消费256.00元。",
-    "经审核，{name}的最低生活保障申请符合条件，户籍地址{addr}。",
-    "人事部通知：{name}自下月起调任市场部副经理。",
-    "{name}：好的，我下午三点到{addr}。",
-    "面试记录：面试官{name2}认为{name}的沟通能力较强。",
-    "本笔贷款由{name}担保，借款用途为装修。",
-    "请{name}、{name2}和{name3}于周一到会议室参加培训。",
-    "该户户主{name}家中共有三口人，居住在{addr}。",
-    "{name}医生今天门诊停诊，请患者改约。",
-    "转账给{name}五千元，备注：房租。",
-    "{name}于2024年3月入职，现任技术部工程师。",
-    "值班民警{name}接到报警后赶到{addr}。",
-]
-EN_E = [
-    "Nurse {name} administered the 9 pm dose.",
-    "Patient: {name}\nDOB: 03/14/1962\nMRN: 448213",
-    "Agent {name} reviewed the claim and approved payment.",
-    "The loan was approved by branch manager {name}.",
-    "HR update: {name} transfers to the Denver office on Monday.",
-    "{name} signed the consent form on behalf of {name2}.",
-    "Case worker {name} visited the household at {addr}.",
-    "Dr {name} ordered a chest X-ray.",
-    "Applicant {name} submitted the benefits form on Tuesday.",
-    "Please ask {name} to call the front desk.",
-    "Interviewer: {name}. Candidate: {name2}.",
-    "Account holder {name} reported the card stolen.",
-    "{name} from accounting approved the refund.",
-    "Officer {name} responded to a call at {addr}.",
-]
-# split F, written with E before any tuning and not run until the work on E was done: the
-# figure for templates nobody looked at (insurance, school, court, logistics, chat)
-ZH_F = [
-    "理赔专员{name}已受理您的报案，案件号CL20240512。",
-    "班主任{name}提醒家长注意孩子的饮食。",
-    "原告{name}诉称，被告{name2}拖欠货款至今未还。",
-    "快递员{name}说包裹放在{addr}的快递柜里了。",
-    "谢谢{name}帮忙，改天请你吃饭！",
-    "会计{name}负责核对本月的发票。",
-    "出院小结：患者{name}，因肺炎住院七天，现已好转。",
-    "{name}向派出所报案称手机被盗。",
-]
-EN_F = [
-    "Claims adjuster {name} will contact you within two business days.",
-    "Teacher {name} asked parents to sign the permission slip.",
-    "Plaintiff {name} alleges that {name2} breached the contract.",
-    "The courier left the parcel with {name} at {addr}.",
-    "Thanks, {name}! See you at lunch.",
-    "Accountant {name} is reconciling the March invoices.",
-    "Discharge note: {name} was treated for pneumonia and is stable.",
-    "{name} reported the phone stolen to the police.",
-]
-# split G, written after F's first run (whose one miss, 会计高雷负责, prompted a general
-# rule) and run once at the end: real estate, travel, telecom, schools, referrals, news
-ZH_G = [
-    "租客{name}反映{addr}的热水器坏了，请物业尽快维修。",
-    "机票已出，乘机人{name}，请提前两小时到达机场。",
-    "您好，我是营业厅的{name}，您的套餐下月到期。",
-    "教务处：{name}同学的补考申请已通过。",
-    "转诊单：现将{name}转至上级医院心内科。",
-    "记者从警方获悉，{name}已被依法刑事拘留。",
-    "{name}和妻子在{addr}经营一家小餐馆。",
-    "感谢{name}对本次活动的大力支持。",
-]
-EN_G = [
-    "Tenant {name} reported a broken heater at {addr}.",
-    "Passenger {name}, please proceed to gate 12.",
-    "Hello, this is {name} from the billing team.",
-    "The registrar approved {name}'s appeal.",
-    "Referral: {name}, 62, to cardiology for evaluation.",
-    "Police said {name} was arrested on Friday.",
-    "{name} and his wife run a small diner at {addr}.",
-    "We thank {name} for supporting this event.",
-]
-NEGATIVES_E = [
-    "建议患者明日空腹复查血常规，如有不适及时就诊。",
-    "经理批准了报销，请财务部尽快付款。",
-    "请各部门负责人于周五前提交预算。",
-    "您的银行卡已挂失，请勿继续使用。",
-    "主任医师查房后调整了用药方案。",
-    "高血压患者应低盐饮食，定期监测血压。",
-    "申请人须提交身份证复印件和户口本。",
-    "全体员工请注意：本周五下午进行消防演练。",
-    "该项目由技术部负责，市场部配合。",
-    "Jordan is a country in the Middle East.",
-    "She grew up in Georgia and later moved to Virginia.",
-    "Florence is famous for its museums.",
-    "We drove from Austin to Dallas on Friday.",
-    "Charlotte has one of the busiest airports in the South.",
-    "Victoria is the capital of British Columbia.",
-    "Sydney and Melbourne are the largest cities in Australia.",
-    "Madison is the capital of Wisconsin.",
-    "The nurse checked the chart and the agent closed the claim.",
-]
-_APOSTROPHE = [
-    "O'Connor",
-    "O'Brien",
-    "O'Neill",
-    "O'Sullivan",
-    "O'Hara",
-    "O'Reilly",
-    "D'Angelo",
-    "D'Souza",
-    "O'Donnell",
-    "D'Amico",
 ]
 
 
@@ -373,10 +266,13 @@ class ProseGenerator:
         split_e: bool = False,
         split_f: bool = False,
         split_g: bool = False,
+        split_h: bool = False,
+        split_i: bool = False,
     ) -> None:
         self.rng = random.Random(seed)
         self.held_out = held_out
         self.split_e = split_e or split_f or split_g  # E to G draw names wider
+        self.split_hi = split_h or split_i  # H and I wider still (prose_templates_hi.py)
         # the templates of the split asked for: the last one named wins (G over F over E…)
         chosen = (ZH_HELD, EN_HELD) if held_out else (ZH_TUNE, EN_TUNE)
         for wanted, zh_templates, en_templates in (
@@ -386,6 +282,8 @@ class ProseGenerator:
             (split_e, ZH_E, EN_E),
             (split_f, ZH_F, EN_F),
             (split_g, ZH_G, EN_G),
+            (split_h, hi.ZH_H, hi.EN_H),
+            (split_i, hi.ZH_I, hi.EN_I),
         ):
             if wanted:
                 chosen = (zh_templates, en_templates)
@@ -400,6 +298,8 @@ class ProseGenerator:
         )
 
     def zh_name(self) -> str:
+        if self.split_hi:
+            return hi.zh_name(self.zh, self.rng, self.wide_given)
         if self.split_e and self.rng.random() < 0.5:
             return self.zh.last_name() + self.rng.choice(self.wide_given)
         if self.faker:
@@ -409,18 +309,22 @@ class ProseGenerator:
         return surname + "".join(self.rng.choice(given) for _ in range(self.rng.choice((1, 2))))
 
     def en_name(self) -> str:
+        if self.split_hi:
+            return hi.en_name(self.en, self.rng, APOSTROPHE)
         if self.split_e:
             first, roll = self.en.first_name(), self.rng.random()
             if roll < 0.2:
                 return f"{first} {self.en.last_name()}-{self.en.last_name()}"
             if roll < 0.4:
-                return f"{first} {self.rng.choice(_APOSTROPHE)}"
+                return f"{first} {self.rng.choice(APOSTROPHE)}"
         if self.faker:
             return self.en.name() if self.rng.random() < 0.8 else self.en.first_name()
         first = self.rng.choice(sorted(people_en.first_names())).capitalize()
         return f"{first} {self.rng.choice(_EN_SURNAMES)}"
 
     def zh_addr(self) -> str:
+        if self.split_hi:
+            return hi.zh_addr(self.zh, self.rng)
         if self.faker:
             return self.zh.address()
         number = self.rng.randint(1, 999)
@@ -430,6 +334,8 @@ class ProseGenerator:
         return "".join(parts[self.rng.randint(0, 1) :]) + (room if self.rng.random() < 0.5 else "")
 
     def en_addr(self) -> str:
+        if self.split_hi:
+            return hi.en_addr(self.en, self.rng)
         if self.faker:
             sep = self.rng.choice(["\n", ", "])
             return self.en.address().replace("\n", sep)
@@ -448,6 +354,8 @@ class ProseGenerator:
         }
         if "{name3}" in template:  # drawn last and only then: older splits stay as they were
             values["name3"] = ("PERSON", self.zh_name() if zh else self.en_name())
+        if "{name_lf}" in template:  # "Last, First" (H and I)
+            values["name_lf"] = ("PERSON", hi.en_name_last_first(self.en, self.rng))
         text, spans = "", []
         for piece in re.split(r"(\{\w+\})", template):
             if piece.startswith("{"):
@@ -471,17 +379,19 @@ def prose_samples(
     split_e: bool = False,
     split_f: bool = False,
     split_g: bool = False,
+    split_h: bool = False,
+    split_i: bool = False,
 ) -> list[Sample]:
     """``n`` samples with names and addresses (half zh, half en), then the negatives.
 
     ``faker_values``: tuning templates with Faker's values (a second tuning set);
-    ``fresh``, ``final``, ``last``, ``split_e``, ``split_f``, ``split_g``: the second to
-    seventh held-out templates (with Faker's values when ``held_out``; E to G draw names
-    wider, see ``ZH_E``)."""
-    gen = ProseGenerator(
-        seed, held_out, faker_values, fresh, final, last, split_e, split_f, split_g
-    )
+    ``fresh``, ``final``, ``last``, ``split_e`` to ``split_i``: the second to ninth
+    held-out templates (with Faker's values when ``held_out``; E to G draw names wider,
+    see ``ZH_E``; H and I wider still, see ``prose_templates_hi.py``)."""
+    flags = (fresh, final, last, split_e, split_f, split_g, split_h, split_i)
+    gen = ProseGenerator(seed, held_out, faker_values, *flags)
     out = [gen.sample(zh=i % 2 == 0) for i in range(n)]
-    wide = split_e or split_f or split_g
+    wide = split_e or split_f or split_g or split_h or split_i
     out += [Sample(text, ()) for text in NEGATIVES + (NEGATIVES_E if wide else [])]
+    out += [Sample(text, ()) for text in (hi.NEGATIVES_HI if split_h or split_i else [])]
     return out

@@ -51,6 +51,31 @@ def found(text: str, type_: str) -> list[str]:
         ("The loan was approved by branch manager Mark O'Hara.", "Mark O'Hara"),
         ("From: Crystal Peterson\nSubject: invoice", "Crystal Peterson"),
         ("Hi Victoria, your appointment is confirmed.", "Victoria"),
+        # split H's general causes: children and kin after a name, owners before it,
+        # compound surnames that are words too, hyphenated first names, initials that are
+        # stop words, "Last, First" in forms and dockets
+        ("李雨涵小朋友今天没来幼儿园。", "李雨涵"),
+        ("失主许海燕报了警。", "许海燕"),
+        ("申请人：东方明月", "东方明月"),
+        ("Please ask Mary-Beth Olsen to call.", "Mary-Beth Olsen"),
+        ("Ann I. Cole called the office.", "Ann I. Cole"),
+        ("Patient: Garcia, Maria R.", "Garcia, Maria R."),
+        ("Motion filed by THOMPSON, Robert J.", "THOMPSON, Robert J."),
+        ('"Nguyen, Linda",555-0100', "Nguyen, Linda"),
+        ("Attendees: Karen Lowe, Brian Ortiz, Shannon", "Shannon"),
+        # split I's general causes: greetings after a name, tenants, person labels (X人：),
+        # compensation verbs, 请 before a name, time words after it; a signature label,
+        # a chat export's time, an ambiguous first name or a place-like surname in a form
+        ("周建平您好，您的快递到了。", "周建平"),
+        ("租户孙立新已搬走。", "孙立新"),
+        ("提货人：赵一鸣", "赵一鸣"),
+        ("经调解，被告赔偿王丽华两万元。", "王丽华"),
+        ("请刘洋带新同事熟悉环境。", "刘洋"),
+        ("听说王丽华现在住在城里。", "王丽华"),
+        ("Signature: Elizabeth", "Elizabeth"),
+        ("Melissa  10:02 AM\nhi all", "Melissa"),
+        ("Attorney of record (Last, First): Ward, Christian", "Ward, Christian"),
+        ('"JACKSON, Lori",555-0143', "JACKSON, Lori"),
     ],
 )
 def test_names(text: str, name: str) -> None:
@@ -92,6 +117,12 @@ def test_names(text: str, name: str) -> None:
         "Which standards are accepted in Hong Kong?",
         "An unaccredited individual stated otherwise.",
         "In Kotlin, why do I need the open keyword?",
+        "任命他为项目部经理。",
+        "Yesterday, Michael.",
+        "Yeah, Rick",
+        "张姐：好的，我知道了。",
+        "王总说明天开会。",
+        "请大家提前储水。",
     ],
 )
 def test_name_look_alikes(text: str) -> None:
@@ -114,6 +145,9 @@ def test_name_look_alikes(text: str) -> None:
         ),
         ("PSC 8396, Box 0306\nAPO AE 05131", "PSC 8396, Box 0306\nAPO AE 05131"),
         ("mail it to PO Box 1234 please", "PO Box 1234"),
+        ("快递放在3号楼2单元门口了", "3号楼2单元"),  # a building and a room alone
+        ("钥匙放在12栋1203室门口", "12栋1203室"),
+        ("户籍：湖南省长沙市岳麓区桃花岭村3组", "湖南省长沙市岳麓区桃花岭村3组"),
     ],
 )
 def test_addresses(text: str, address: str) -> None:
@@ -128,6 +162,8 @@ def test_addresses(text: str, address: str) -> None:
         "We walked 3 miles down the road.",
         "Turn left at the next street and drive 2 blocks.",
         "The Main Street project is on track.",
+        "我在一楼会议室等你",
+        "请到3栋会议室开会",
     ],
 )
 def test_address_look_alikes(text: str) -> None:

@@ -96,6 +96,8 @@ SPLITS = {
     "held-out-E": {"seed": 271828, "held_out": True, "split_e": True},
     "held-out-F": {"seed": 161803, "held_out": True, "split_f": True},
     "held-out-G": {"seed": 57721, "held_out": True, "split_g": True},
+    "held-out-H": {"seed": 141421, "held_out": True, "split_h": True},
+    "held-out-I": {"seed": 173205, "held_out": True, "split_i": True},
 }
 # D was written after C's fixes; its first run gave PERSON recall zh 0.745, en 0.955
 # (names after role words and before verbs the lists lack: 主讲嘉宾涂欣将分享). One general
@@ -117,8 +119,29 @@ SPLITS = {
 # and E to G draw other names from the same templates and seeds. After the last round
 # (both-sided half evidence, jieba's frequent words, particles): E zh 0.988, en 0.982;
 # F zh 0.987, en 0.991; G zh 0.985, en 0.995; precision 1.0 on all.)
-# F's and G's floors sit at or below their first runs (templates nobody tuned on); D's and
-# E's below today's figures (they were looked at).
+# H and I (prose_templates_hi.py: waybills, prescriptions, judgments, community notices,
+# deeds, chat logs with 老王/王总, CSV rows, intake forms, dockets, "Last, First", names with
+# initials and hyphens, addresses with 栋/单元/室, 弄, 号楼, 村/组, 工业园, Apt/Suite/PO Box)
+# were written together, before the detectors were read for them. H's first run: PERSON
+# zh 0.941 (precision 0.947), en 0.846 (precision 1.0); ADDRESS zh 0.992, en 1.0.
+# General causes were fixed after it (kin and children after a name: 小朋友, 家长; owners
+# before it: 房主; compound surnames that are words: 东方, 司马; a title after a common
+# word: 项目部经理; hyphenated first names; initials that are stop words; "Last, First";
+# a lone first name ending a list; a building and a room alone; 村N组): H is at zh 0.997,
+# en 0.977, precision 1.0, but has been looked at. I's first run, after that work: PERSON
+# zh 0.820 (precision 0.918: 张姐 as a speaker, 储水 at a sentence's end), en 0.940
+# (precision 1.0); ADDRESS zh 1.0, en 1.0. (One slip before it: a run of the whole file
+# ran I's test, whose failing count showed ADDRESS-en 55 found of 55; nothing else of
+# I was seen before this first run.) Its general causes were fixed after it (张姐 and 王总
+# are forms of address, no names; a two-character name ending a sentence needs a label or
+# a field's start before it; greetings after a name: 您好; tenants; any "X人：" label;
+# compensation verbs and 请 before a name, time words after it; a signature label; a time
+# after a first name, as chat exports write it; "Last, First" with an ambiguous first name
+# or a surname that is also a place): I is at zh 0.976, en 0.972, precision 1.0, and no
+# longer unseen. A to G's figures did not move. The next unseen split is the one to trust.
+# F's, G's and I's floors sit at or below their first runs (templates nobody tuned on); D's,
+# E's and H's below today's figures (they were looked at: H's are the defaults, 0.95 for
+# names and 0.97 for addresses).
 FLOORS = {
     ("held-out-D", "PERSON-zh"): 0.95,
     ("held-out-D", "PERSON-en"): 0.95,
@@ -128,6 +151,8 @@ FLOORS = {
     ("held-out-F", "PERSON-en"): 0.9,
     ("held-out-G", "PERSON-zh"): 0.83,
     ("held-out-G", "PERSON-en"): 0.95,
+    ("held-out-I", "PERSON-zh"): 0.82,
+    ("held-out-I", "PERSON-en"): 0.93,
 }
 
 
@@ -155,8 +180,9 @@ def test_names_and_addresses(split: str) -> None:
     for key, (tp, fp, fn) in counts.items():
         precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
         print(f"{key:<12} {tp:>5} {fp:>4} {fn:>4} {precision:>9.3f} {recall:>7.3f}")
-        # E to G are about names: an address is in two or three templates in sixteen
-        few = split in ("held-out-E", "held-out-F", "held-out-G") and key.startswith("ADDRESS")
+        # E to I are about names: an address is in a few templates in sixteen
+        few = split in ("held-out-E", "held-out-F", "held-out-G", "held-out-H", "held-out-I")
+        few = few and key.startswith("ADDRESS")
         assert tp + fn >= (20 if few else 80), key
         assert precision >= 0.97, key
         floor = FLOORS.get((split, key), 0.95 if key.startswith("PERSON") else 0.97)
