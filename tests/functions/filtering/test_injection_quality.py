@@ -13,29 +13,32 @@ is unsure of. Three held-out sets, never used to fit, calibrate or choose anythi
   families (override, role-play, extraction, prefix forcing, fake authority, indirect),
   zh and en, written by hand in other scenarios and words than the training
   look-alikes (``infra/training/injection/handwritten_lookalikes.jsonl``; the second
-  batch, ``handwritten_lookalikes2.jsonl``, was written without reading this file, and
-  its weight chosen on its own tune split).
+  and third batches, ``handwritten_lookalikes2.jsonl`` and ``handwritten_lookalikes3.jsonl``,
+  were written without reading this file, and their weight chosen on their tune splits).
 
 Measured (TPR / FPR; rules alone -> stage 1 alone -> both stages, the default; in
 brackets, both stages with inj2's wide band [0.009, 1], which escalated 36% of benign
 test texts where today's [0.15, 0.99) escalates 3-5%):
 
-* test split en: 0.552 / 0.004 -> both stages 0.968 / 0.009 (before the second batch of
-  look-alikes: 0.964 / 0.007); zh: 0.324 / 0.005 -> 0.919 / 0.008 (0.892 / 0.011; 37
-  positives: one is 0.027);
-* separate Chinese set: 0.125 / 0.067 -> 0.950 / 0.000 -> 0.925 / 0.000 (before: stage 1
-  0.875 / 0.022, both 0.950 / 0.000: one of 40);
-* look-alikes en: 0.048 / 0.007 -> 0.880 / 0.086 -> 0.867 / 0.073 (0.867 / 0.079 with the
-  band's top at 0.9, its first held-out run; before the second batch: 0.831 / 0.126 ->
-  0.855 / 0.119); zh: 0.049 / 0.026 -> 0.780 / 0.066 -> 0.780 / 0.072 (before: 0.720 /
-  0.072 -> 0.683 / 0.079). The second batch's figures are all a first held-out run, and
-  the band's new top (0.99, chosen on tuning pools: ``band_tables.txt``) changed no other
-  figure here;
+* test split en: 0.552 / 0.004 -> both stages 0.968 / 0.007 (before the third batch of
+  look-alikes: 0.968 / 0.009; before the second: 0.964 / 0.007); zh: 0.324 / 0.005 ->
+  0.892 / 0.008 (before the third batch 0.919 / 0.008: 33 of 37 positives, one fewer;
+  with inj2's band 0.892 / 0.011);
+* separate Chinese set: 0.125 / 0.067 -> 0.925 / 0.000 -> 0.950 / 0.000 (before the third
+  batch: stage 1 0.950 / 0.000, both 0.925 / 0.000; before the second: 0.875 / 0.022,
+  0.950 / 0.000);
+* look-alikes en: 0.048 / 0.007 -> 0.867 / 0.046 -> 0.843 / 0.040 (before the third batch:
+  0.880 / 0.086 -> 0.867 / 0.073, 0.867 / 0.079 with the band's top at 0.9; before the
+  second: 0.831 / 0.126 -> 0.855 / 0.119); zh: 0.049 / 0.026 -> 0.793 / 0.033 -> 0.780 /
+  0.046 (before the third batch: 0.780 / 0.066 -> 0.780 / 0.072; before the second: 0.720
+  / 0.072 -> 0.683 / 0.079). Each batch's figures are a first held-out run, and the band's
+  top (0.99, chosen on tuning pools: ``band_tables.txt``) changed no other figure here;
 * long documents (held-out items glued into up to 2,500 characters, most 500-1,000, some
   with one attack inside), read by segments (``functions/filtering/segments.py``: runs of
   sentences of ~96 bytes, each scored alone; stage 2 reads the top one) and whole:
-  en: 0.600 / 0.050 -> both stages 0.900 / 0.083 (before the second batch: 0.900 /
-  0.050); zh: 0.200 / 0.067 -> 0.867 / 0.050 (0.867 / 0.083). Read whole only (before):
+  en: 0.600 / 0.050 -> both stages 0.833 / 0.050 (before the third batch: 0.900 / 0.083;
+  before the second: 0.900 / 0.050); zh: 0.200 / 0.067 -> 0.800 / 0.033 (0.867 / 0.050;
+  0.867 / 0.083). Read whole only (before):
   en 0.967 / 0.267 -> 0.933 / 0.217, zh 0.300 / 0.083 -> 0.333 / 0.050. Segment size and
   offsets were chosen on documents glued from
   the calibration split (``infra/training/injection/documents.py``); first held-out run
@@ -48,11 +51,13 @@ test texts where today's [0.15, 0.99) escalates 3-5%):
 The issue's goal (TPR >= 0.9 at FPR <= 0.03) is met on the test split in English and
 on the separate Chinese set, NOT on the look-alikes (a second batch of ~500 hand-written
 look-alikes, weighing 10x in stage 1, took FPR from 0.119 / 0.079 to 0.079 / 0.072 and
-zh TPR from 0.68 to 0.78, and the band's top at 0.99 English FPR to 0.073; calibration
-look-alikes are still all under the threshold, the held-out ones are not) nor on
-documents (FPR 0.05 / 0.08: most of it is a benign item that a strong rule matches,
-which floors the score wherever it sits). The floors pin today's figures, a little
-under them;
+zh TPR from 0.68 to 0.78, and the band's top at 0.99 English FPR to 0.073; a third batch
+of 548, all three weighing 40x, took FPR to 0.040 / 0.046 for two English attacks of 83,
+one Chinese test-split attack of 37 and two attacked documents of 30 per language;
+calibration look-alikes are still all under the threshold, the held-out ones are not)
+nor on documents (FPR 0.05 / 0.03: most of it is a benign item that a strong rule
+matches, which floors the score wherever it sits). The floors pin today's figures, a
+little under them;
 :func:`test_the_default_detector_catches_no_less_than_the_rules` holds the condition
 under which the detector is on by default.
 
@@ -76,7 +81,7 @@ from tests.functions.filtering.injection_set import labelled
 HERE = Path(__file__).parent
 # (TPR floor, FPR ceiling) per language on the look-alike set, under the measured figures
 # of the default detector (both stages); see the module docstring
-LOOKALIKE_FLOORS = {"en": (0.85, 0.09), "zh": (0.76, 0.09)}
+LOOKALIKE_FLOORS = {"en": (0.83, 0.05), "zh": (0.76, 0.06)}
 THRESHOLD = FilterPolicy().injection_threshold
 Table = dict[tuple[str, str], Counter[str]]
 
@@ -177,7 +182,8 @@ def test_long_documents(documents: Table) -> None:
     inside (the shape of a pasted or retrieved document). Read whole, a 20-character
     Chinese instruction was a few percent of its window's n-grams (TPR 0.33) and English
     benign documents added up unrelated suspicious words (FPR 0.22); read by segments,
-    floors under the first held-out run (en 0.867 / 0.050, zh 0.800 / 0.083)."""
+    floors under the first held-out run (en 0.867 / 0.050, zh 0.800 / 0.083; since the
+    third batch of look-alikes en 0.833 / 0.050, zh 0.800 / 0.033: 25 and 24 of 30)."""
     _print("long documents (synthetic, from held-out items)", documents)
     for lang in ("en", "zh"):
         tpr, fpr = _rates(documents["lang", lang])

@@ -104,8 +104,9 @@ def _chat(lang: str) -> list[str]:
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_few_ordinary_chat_messages_escalate(lang: str) -> None:
     """The held-out ordinary chat messages (written for this, never tuned on; the band
-    was chosen on other pools): measured 3 of 65 in English, 2 of 53 in Chinese since the
-    band's top went from 0.9 to 0.99 (1 of 53 before: the other, stage 1 at 0.9-0.99, is
+    was chosen on other pools): measured 2 of 65 in English, 3 of 53 in Chinese since the
+    third batch of training look-alikes (3 of 65 and 2 of 53 before it, since the band's
+    top went from 0.9 to 0.99; 1 of 53 before that: the other, stage 1 at 0.9-0.99, is
     refused either way; of the 131 before 13 that the training data has too were dropped:
     3 of 71 and 1 of 60; 4 and 3 before the second batch of training look-alikes)."""
     cf, seen = _filter()
