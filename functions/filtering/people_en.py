@@ -8,7 +8,8 @@ a title or a strong context word (Mr, Dr, patient, Dear, Name:, signed, contact)
 First names that are also common words (Will, May, Grant) need a surname or context.
 Forms write names their own way: "Last, First" alone in a field (Garcia, Maria R.;
 THOMPSON, Robert J.), hyphenated first names of two census names (Mary-Kate), a first
-name alone that ends a list of names or heads a chat export's line (Melissa  10:02 AM).
+name alone that ends a list of names or heads a chat export's line (Melissa  10:02 AM),
+fills a field or a cell (Organizer: Anthony) or heads a label's sentence (S: Alec reports).
 
 Letter case is read from the original text (normalisation folds it); the words before
 a run are read lower-cased, as a stream's released context is. Offsets returned are
