@@ -159,6 +159,12 @@ SPLITS = {
 # 0.987 (precision 0.951: a pet's name after "Patient:", one template, left as it is: no
 # general rule tells a pet from a person there); ADDRESS 1.0, precision 1.0. H went from
 # en 0.977 to 0.996, I from 0.972 to 0.984; A to G did not move. J is no longer unseen.
+# K's first run, after J's fixes and nothing after it (the unseen figure of that code):
+# PERSON zh 0.932 (precision 1.0: misses after 送养人/领养人, before 学员您好, in 兹证明X与Y,
+# after 联系 before a bracket, a compound surname after 献血者：), en 0.975 (precision 0.945:
+# "Warren County" in the negative template, a first name before a place's tail; misses
+# after Assignee:/Reporter:/Ushers:, in a box score, after "I,"); ADDRESS zh 1.0, en 1.0.
+# Nothing was changed for K: its floors sit at or below this first run.
 FLOORS = {
     ("held-out-D", "PERSON-zh"): 0.95,
     ("held-out-D", "PERSON-en"): 0.95,
@@ -172,9 +178,11 @@ FLOORS = {
     ("held-out-I", "PERSON-en"): 0.93,
     ("held-out-J", "PERSON-zh"): 0.95,
     ("held-out-J", "PERSON-en"): 0.95,
+    ("held-out-K", "PERSON-zh"): 0.93,
+    ("held-out-K", "PERSON-en"): 0.97,
 }
-# precision below 0.97, where a known look-alike sits in a template (see J above)
-PRECISION_FLOORS = {("held-out-J", "PERSON-en"): 0.94}
+# precision below 0.97, where a known look-alike sits in a template (see J and K above)
+PRECISION_FLOORS = {("held-out-J", "PERSON-en"): 0.94, ("held-out-K", "PERSON-en"): 0.94}
 
 
 def _prose_counts(split: dict[str, object]) -> dict[str, tuple[int, int, int]]:
