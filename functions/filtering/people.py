@@ -75,8 +75,10 @@ _AFTER = _alt(STRONG_AFTER + WEAK_AFTER + ROLE_AFTER + [w for w in HALF_AFTER if
 _GIVEN_NAME = rf"[{_CJK}](?:(?!{_AFTER})[{_CJK}])?"
 _BY_STRONG_BEFORE = rf"(?:{_alt(STRONG_BEFORE, lead=True)})[:：\s]{{0,3}}({_SURNAME}{_GIVEN_NAME})"
 _BY_ROLE_BEFORE = rf"(?:{_alt(ROLE_BEFORE, lead=True)})[:：\s]{{0,2}}({_SURNAME}{_GIVEN_NAME})"
-# any field label for a person (取件人：, 经办人：): a word ending in 人 and a colon
-_BY_PERSON_LABEL = rf"人[:：]\s{{0,2}}({_SURNAME}{_GIVEN_NAME})"
+# any field label for a person (取件人：, 经办人：): a word ending in 人 and a colon; or a
+# relative's label on a form (父亲：, 配偶：; only with the colon: 妻子和孩子 is no label)
+_KIN = "父亲|母亲|丈夫|妻子|配偶|儿子|女儿|爸爸|妈妈"
+_BY_PERSON_LABEL = rf"(?:人|{_KIN})[:：]\s{{0,2}}({_SURNAME}{_GIVEN_NAME})"
 _BY_ROLE_AFTER = rf"({_SURNAME}{_GIVEN_NAME})(?:{_alt(ROLE_AFTER)})"
 _BEFORE_REACH = max(map(len, STRONG_BEFORE + ROLE_BEFORE)) + 3
 _BY_STRONG_AFTER = rf"({_SURNAME}[{_CJK}]{{1,2}}?)(?:{_alt(STRONG_AFTER)})"

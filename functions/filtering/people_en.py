@@ -8,7 +8,8 @@ a title or a strong context word (Mr, Dr, patient, Dear, Name:, signed, contact)
 First names that are also common words (Will, May, Grant) need a surname or context.
 Forms write names their own way: "Last, First" alone in a field (Garcia, Maria R.;
 THOMPSON, Robert J.), hyphenated first names of two census names (Mary-Kate), a first
-name alone that ends a list of names or heads a chat export's line (Melissa  10:02 AM).
+name alone that ends a list of names or heads a chat export's line (Melissa  10:02 AM),
+fills a field or a cell (Organizer: Anthony) or heads a label's sentence (S: Alec reports).
 
 Letter case is read from the original text (normalisation folds it); the words before
 a run are read lower-cased, as a stream's released context is. Offsets returned are
@@ -52,7 +53,8 @@ ROLES = frozenset(
     adviser counselor coach instructor professor guardian spouse owner borrower lender
     guarantor payee sender speaker reviewer approver attorney lawyer counsel judge detective
     sergeant captain lieutenant deputy inspector paramedic dentist midwife caregiver
-    resident intern trainee volunteer"""
+    resident intern trainee volunteer husband wife son daughter mother father brother sister
+    widow widower fiance fiancee partner complainant victim suspect organizer organiser host"""
     )
 )
 # first names that are also places: alone, a name only before a possessive or a verb of
@@ -74,7 +76,8 @@ _PLACE_TAILS = frozenset(
     _words(
         """kong city county beach island islands valley springs falls heights bay harbor
     harbour lake river mountains hills state province republic kingdom airport station
-    park square bridge canyon desert coast peninsula"""
+    park square bridge canyon desert coast peninsula grove groves garden gardens village
+    township borough estates"""
     )
 )
 _GREETINGS = frozenset(_words("hi hello hey dear thanks thank cc attn"))
@@ -92,7 +95,9 @@ STOP = frozenset(
     street st avenue ave road rd drive dr lane ln court ct boulevard blvd suite apt unit
     company inc ltd llc corp university hospital school bank city county state north south
     east west new north street group team office department center centre service services
-    customer patient contact name dear mr mrs ms dr prof"""
+    customer patient contact name dear mr mrs ms dr prof homeowner homeowners residents
+    neighbor neighbors neighbour neighbours parents friends colleagues everyone valued
+    subscriber subscribers participants shareholders policyholder policyholders voter voters"""
     )
 )
 AMBIGUOUS = frozenset(
@@ -183,6 +188,7 @@ def _name_spans(
                 previous in _WEAK_CONTEXT
                 or _possessive_or_said(words[i])
                 or _listed(out, words[i])
+                or (len(words) == 1 and word not in PLACES and _alone_in_field(words[i], before))
                 or _TIME_NEXT.match(words[i].string, words[i].end()) is not None
                 or (not sentence_start and _LOWER_NEXT.match(words[i].string, words[i].end()))
             )
@@ -201,6 +207,16 @@ def _name_spans(
 
 # a time right after a name: a chat export's header (Gloria  10:02 AM, Ryan 9:41)
 _TIME_NEXT = re.compile(r"[ \t]{1,4}\[?\d{1,2}:\d{2}(?!\d)")
+
+
+def _alone_in_field(word: re.Match[str], before: str) -> bool:
+    """A first name alone in a form's field or a table's cell (Organizer: Anthony;
+    a tab-separated row), or heading a label's sentence (S: Michael reports pain)."""
+    if _FIELD_START.search(before) is None:
+        return False
+    if _FIELD_END.match(word.string, word.end()) is not None:
+        return True
+    return before.rstrip().endswith(":") and _LOWER_NEXT.match(word.string, word.end()) is not None
 
 
 def _listed(out: list[tuple[int, int, str]], word: re.Match[str]) -> bool:
@@ -235,7 +251,7 @@ def _plausible(
 # or a sentence's end, a bar or a quote)
 _CAPS_SURNAME = re.compile(r"(?<![\w'’])[A-Z][A-Z'’\-]{1,30}, \Z")
 _FIELD_START = re.compile(r"(?:\A|[:\n\"(|\t]|  )[ \t]*\Z")
-_FIELD_END = re.compile(r"[ \t]*(?:[\n.|\")\];,]|\Z)")
+_FIELD_END = re.compile(r"[ \t]*(?:[\n\t.|\")\];,]|\Z)")
 _NOT_SURNAME = frozenset(
     _words(
         """yesterday today tomorrow tonight okay ok sorry congrats congratulations welcome hey
@@ -294,12 +310,23 @@ def _field_start(before: str) -> bool:
 
 
 def _first(word: str, names: frozenset[str]) -> bool:
-    """A first name of the gazetteer, or a hyphenated pair of them (Jean-Luc, Mary-Kate,
-    Jo-Ann: the census lists the parts, not the pairs)."""
+    """A first name of the gazetteer, or a hyphenated pair of them (Mary-Kate, Jo-Ann:
+    the census lists the parts, not the pairs; French pairs end in parts it lacks:
+    Jean-Luc, Marie-Yves)."""
     if word in names:
         return True
     head, _, tail = word.partition("-")
-    return bool(tail) and head in names and tail in names
+    return bool(tail) and head in names and (tail in names or tail in _FRENCH_TAILS)
+
+
+# second parts of French compound first names that the US census does not list
+_FRENCH_TAILS = frozenset(
+    _words(
+        """luc baptiste yves francois françois philippe christophe sebastien sébastien
+    noel noël eve ève helene hélène therese thérèse josee josée andre andré rene rené
+    benoit benoît laure aimee aimée"""
+    )
+)
 
 
 _INITIAL = re.compile(r"[A-Z]\.")
@@ -348,6 +375,10 @@ def _last_word(text: str) -> str:
         return ""
     if m.group(2) == ":" and m.group(1) in _HEADERS:
         return "contact"  # a mail header (From: Crystal Peterson) is a strong context
+    if m.group(2) == ":" and m.group(1) == "by":
+        # a label of who did it (Reviewed-by:, Prepared by:) is a role word: a first name
+        # or a surname must follow (not "Prepared by: Accounting Team")
+        return "approver"
     return m.group(1)
 
 

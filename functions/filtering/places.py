@@ -229,6 +229,8 @@ def en_addresses(norm: Normalised, pos: int) -> list[tuple[int, int, str]]:
         at = m.start() - 3  # the state's first letter
         if text[at : at + 2] not in STATES or at < 1 or text[at - 1] not in " \n,":
             continue
+        if text[at : at + 2] == "id" and text[at - 2 : at] != ", ":
+            continue  # Juror ID 20931, Member ID 48213: an identifier's label, not Idaho
         at -= 2 if text[at - 2 : at] == ", " else 1
         start = _city_start(norm, at)
         if text.startswith(("apo", "fpo", "dpo"), start) or start < at:

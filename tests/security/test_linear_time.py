@@ -120,6 +120,11 @@ BODIES: dict[str, Body] = {
     "rooms": Body("1栋1单元"),
     "village-groups": Body("村1组"),
     "person-labels": Body("人：王"),
+    # split J's (a relative's label, tab-separated cells, a label's sentence, ID and digits)
+    "kin-labels": Body("父亲：王"),
+    "tab-cells": Body("\tAnna"),
+    "label-sentences": Body("S: Anna reports "),
+    "id-zips": Body("Juror ID 20931 "),
 }
 
 

@@ -23,6 +23,7 @@ from faker.providers.person import zh_TW as zh_tw_person
 
 from functions.filtering import people, people_en
 from tests.functions.filtering import prose_templates_hi as hi
+from tests.functions.filtering import prose_templates_jk as jk
 from tests.functions.filtering.generate import Sample
 from tests.functions.filtering.prose_templates_efg import (
     APOSTROPHE,
@@ -268,11 +269,12 @@ class ProseGenerator:
         split_g: bool = False,
         split_h: bool = False,
         split_i: bool = False,
+        split_jk: str = "",
     ) -> None:
         self.rng = random.Random(seed)
         self.held_out = held_out
         self.split_e = split_e or split_f or split_g  # E to G draw names wider
-        self.split_hi = split_h or split_i  # H and I wider still (prose_templates_hi.py)
+        self.split_hi = split_h or split_i or bool(split_jk)  # H to K wider still (hi.py)
         # the templates of the split asked for: the last one named wins (G over F over E…)
         chosen = (ZH_HELD, EN_HELD) if held_out else (ZH_TUNE, EN_TUNE)
         for wanted, zh_templates, en_templates in (
@@ -287,6 +289,7 @@ class ProseGenerator:
         ):
             if wanted:
                 chosen = (zh_templates, en_templates)
+        chosen = jk.TEMPLATES[split_jk] if split_jk else chosen  # "J", "K": prose_templates_jk
         self._templates = {True: chosen[0], False: chosen[1]}
         self.faker = held_out if faker_values is None else faker_values
         self.zh, self.en = Faker("zh_CN"), Faker("en_US")
@@ -381,17 +384,16 @@ def prose_samples(
     split_g: bool = False,
     split_h: bool = False,
     split_i: bool = False,
+    split_jk: str = "",
 ) -> list[Sample]:
     """``n`` samples with names and addresses (half zh, half en), then the negatives.
-
-    ``faker_values``: tuning templates with Faker's values (a second tuning set);
-    ``fresh``, ``final``, ``last``, ``split_e`` to ``split_i``: the second to ninth
-    held-out templates (with Faker's values when ``held_out``; E to G draw names wider,
-    see ``ZH_E``; H and I wider still, see ``prose_templates_hi.py``)."""
+    ``faker_values``: tuning templates with Faker's values; ``fresh`` to ``split_i``, and
+    ``split_jk`` ("J", "K"): held-out templates B to K (see each module's docstring)."""
     flags = (fresh, final, last, split_e, split_f, split_g, split_h, split_i)
-    gen = ProseGenerator(seed, held_out, faker_values, *flags)
+    gen = ProseGenerator(seed, held_out, faker_values, *flags, split_jk=split_jk)
     out = [gen.sample(zh=i % 2 == 0) for i in range(n)]
-    wide = split_e or split_f or split_g or split_h or split_i
+    wide = split_e or split_f or split_g or split_h or split_i or bool(split_jk)
     out += [Sample(text, ()) for text in NEGATIVES + (NEGATIVES_E if wide else [])]
     out += [Sample(text, ()) for text in (hi.NEGATIVES_HI if split_h or split_i else [])]
+    out += [Sample(text, ()) for text in (jk.NEGATIVES_JK if split_jk else [])]
     return out

@@ -76,6 +76,18 @@ def found(text: str, type_: str) -> list[str]:
         ("Melissa  10:02 AM\nhi all", "Melissa"),
         ("Attorney of record (Last, First): Ward, Christian", "Ward, Christian"),
         ('"JACKSON, Lori",555-0143', "JACKSON, Lori"),
+        # split J's general causes: a shop's people before a name, marriage verbs, a
+        # relative's label on a form; French compound first names, a "by:" label, a
+        # first name alone in a field or a cell or heading a label's sentence, kin roles
+        ("老板韩梓萱特别热情，下次还来。", "韩梓萱"),
+        ("祖父娶任杰，育有三女。", "任杰"),
+        ("丈夫：东方苡辰\n", "东方苡辰"),
+        ("Please thank Jean-Yves Martin for the draft.", "Jean-Yves Martin"),
+        ("Acked-by: Ray Donovan <ray@example.com>", "Ray Donovan"),
+        ("Chair: Leonard\nNotes: none", "Leonard"),
+        ("4471\tHarriet\tOmaha", "Harriet"),
+        ("O: Roberto denies chest pain.", "Roberto"),
+        ("She leaves behind her son, Dwayne.", "Dwayne"),
     ],
 )
 def test_names(text: str, name: str) -> None:
@@ -123,6 +135,12 @@ def test_names(text: str, name: str) -> None:
         "张姐：好的，我知道了。",
         "王总说明天开会。",
         "请大家提前储水。",
+        # split J's: generic addressees, a place's tail, "by:" before no first name,
+        # a relative's word that is no label
+        "Dear Homeowners, the pool opens Monday.",
+        "The fair is held at Willow Grove every June.",
+        "Prepared by: Accounting Team",
+        "妻子和孩子都很好。",
     ],
 )
 def test_name_look_alikes(text: str) -> None:
@@ -164,6 +182,7 @@ def test_addresses(text: str, address: str) -> None:
         "The Main Street project is on track.",
         "我在一楼会议室等你",
         "请到3栋会议室开会",
+        "Employee ID 48213 was reissued.",  # an identifier's label, not Idaho
     ],
 )
 def test_address_look_alikes(text: str) -> None:

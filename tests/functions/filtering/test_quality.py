@@ -98,6 +98,8 @@ SPLITS = {
     "held-out-G": {"seed": 57721, "held_out": True, "split_g": True},
     "held-out-H": {"seed": 141421, "held_out": True, "split_h": True},
     "held-out-I": {"seed": 173205, "held_out": True, "split_i": True},
+    "held-out-J": {"seed": 662607, "held_out": True, "split_jk": "J"},
+    "held-out-K": {"seed": 299792, "held_out": True, "split_jk": "K"},
 }
 # D was written after C's fixes; its first run gave PERSON recall zh 0.745, en 0.955
 # (names after role words and before verbs the lists lack: 主讲嘉宾涂欣将分享). One general
@@ -142,6 +144,27 @@ SPLITS = {
 # F's, G's and I's floors sit at or below their first runs (templates nobody tuned on); D's,
 # E's and H's below today's figures (they were looked at: H's are the defaults, 0.95 for
 # names and 0.97 for addresses).
+# J and K (prose_templates_jk.py: service receipts, insurance claims, school registers,
+# @-notices, obituaries, award lists, genealogies, Signed-off-by trailers, meeting invites,
+# SOAP notes, voter records, TSV; K in other domains again) were written together, before
+# the detectors were read for them. J's first run: PERSON zh 0.957 (precision 1.0), en
+# 0.918 (precision 0.874: a place after "of" (Maple Grove), a pet's name after "Patient:",
+# "Dear Homeowner"); ADDRESS zh 1.0, en 1.0 (precision 0.867: "Juror ID 20931" after an
+# address). (The test stops at its first failed assertion: the figures were read from
+# the same counts, _prose_counts, in the same run.) General causes were fixed after it
+# (a shop's people before a name: 老板; marriage verbs: 娶; a relative's label: 父亲：;
+# French compound first names: Jean-Luc; a "by:" label; a first name alone in a field or
+# a cell, or heading a label's sentence; kin and parties as roles; generic addressees;
+# grove/garden as place tails; "X ID 12345" is no ZIP line): J is at PERSON zh 0.997, en
+# 0.987 (precision 0.951: a pet's name after "Patient:", one template, left as it is: no
+# general rule tells a pet from a person there); ADDRESS 1.0, precision 1.0. H went from
+# en 0.977 to 0.996, I from 0.972 to 0.984; A to G did not move. J is no longer unseen.
+# K's first run, after J's fixes and nothing after it (the unseen figure of that code):
+# PERSON zh 0.932 (precision 1.0: misses after 送养人/领养人, before 学员您好, in 兹证明X与Y,
+# after 联系 before a bracket, a compound surname after 献血者：), en 0.975 (precision 0.945:
+# "Warren County" in the negative template, a first name before a place's tail; misses
+# after Assignee:/Reporter:/Ushers:, in a box score, after "I,"); ADDRESS zh 1.0, en 1.0.
+# Nothing was changed for K: its floors sit at or below this first run.
 FLOORS = {
     ("held-out-D", "PERSON-zh"): 0.95,
     ("held-out-D", "PERSON-en"): 0.95,
@@ -153,7 +176,13 @@ FLOORS = {
     ("held-out-G", "PERSON-en"): 0.95,
     ("held-out-I", "PERSON-zh"): 0.82,
     ("held-out-I", "PERSON-en"): 0.93,
+    ("held-out-J", "PERSON-zh"): 0.95,
+    ("held-out-J", "PERSON-en"): 0.95,
+    ("held-out-K", "PERSON-zh"): 0.93,
+    ("held-out-K", "PERSON-en"): 0.97,
 }
+# precision below 0.97, where a known look-alike sits in a template (see J and K above)
+PRECISION_FLOORS = {("held-out-J", "PERSON-en"): 0.94, ("held-out-K", "PERSON-en"): 0.94}
 
 
 def _prose_counts(split: dict[str, object]) -> dict[str, tuple[int, int, int]]:
@@ -180,11 +209,11 @@ def test_names_and_addresses(split: str) -> None:
     for key, (tp, fp, fn) in counts.items():
         precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
         print(f"{key:<12} {tp:>5} {fp:>4} {fn:>4} {precision:>9.3f} {recall:>7.3f}")
-        # E to I are about names: an address is in a few templates in sixteen
-        few = split in ("held-out-E", "held-out-F", "held-out-G", "held-out-H", "held-out-I")
+        # E to K are about names: an address is in a few templates in sixteen
+        few = split.startswith("held-out-") and split[-1] in "EFGHIJK"
         few = few and key.startswith("ADDRESS")
         assert tp + fn >= (20 if few else 80), key
-        assert precision >= 0.97, key
+        assert precision >= PRECISION_FLOORS.get((split, key), 0.97), key
         floor = FLOORS.get((split, key), 0.95 if key.startswith("PERSON") else 0.97)
         assert recall >= floor, key
 
