@@ -149,7 +149,8 @@ def read_long(
     its segments' reading (:func:`read_segments`) and its whole reading without the rules
     (they matched in sentences that may be unrelated), less :data:`WHOLE_OFFSET`; and the
     segment that scored highest (None: the whole reading stood)."""
-    logit, focus = read_segments(text, model, ruled=ruled)
+    # the module's constants read at call time (documents.py tries other values)
+    logit, focus = read_segments(text, model, SEGMENT_BYTES, DOCUMENT_OFFSET, ruled)
     whole = model.logit(folded) - WHOLE_OFFSET
     if whole > logit:  # suspicious all through: stage 2 reads its top window, as before
         return whole, None
