@@ -45,6 +45,7 @@ from functions.filtering.semantic import (
 from infra.training.injection.corpora import REVIEWS, Item, item
 from infra.training.injection.data import (
     HANDWRITTEN,
+    HELDOUT,
     HERE,
     LOOKALIKE_HELDOUT,
     LOOKALIKES2,
@@ -61,7 +62,6 @@ from infra.training.injection.vectors import DiskVectors
 from tests.functions.filtering.frontend_tasks import frontend_requests
 
 DOCUMENT_SEED = 20261202  # train.py's
-HELDOUT = ROOT / "tests/functions/filtering/injection_heldout.jsonl"
 CHAT = ROOT / "tests/functions/filtering/injection_ordinary_chat.jsonl"
 
 
