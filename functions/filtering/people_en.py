@@ -275,19 +275,17 @@ def _last_first(
     first = rest[0].group().lower()
     if not _first(first, names) or first in STOP:  # the form decides: Ward, Christian
         return []
-    if lead:
+    if caps is None:  # the surname is the run's first word
         surname = lead[0].group().lower()
         text = lead[0].string
         if text[lead[0].end() : rest[0].start()] != ", " or not _surname_like(surname):
             return []
         start, before = lead[0].start(), field
-    elif caps is not None:
+    else:  # the surname in capitals just before the run
         start = rest[0].start() - (len(field) - caps.start())
         before = field[: caps.start()]
         if not _surname_like(caps.group()[:-2].lower()):
             return []
-    else:
-        return []
     end = rest[-1].end()
     if _FIELD_END.match(rest[-1].string, end) is None or not _field_start(before):
         return []
